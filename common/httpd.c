@@ -1,0 +1,89 @@
+/* httpd.c -- libmicrohttpd listener set-up and reply helpers */
+#include "common/httpd.h"
+#include "common/log.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static void httpd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	log_debug("httpd", "%s", msg);
+}
+
+struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t errlen)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+	                 MHD_USE_TURBO | o->extra_flags;
+	if (o->listen->ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	struct MHD_OptionItem opts[8];
+	int n = 0;
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)&o->listen->ss };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
+		                             o->conn_timeout_s ? o->conn_timeout_s : 30, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_log, NULL };
+	if (o->threads > 1)
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, o->threads, NULL };
+	if (o->conn_limit)
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, o->conn_limit, NULL };
+	if (o->completed)
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)o->completed,
+			                             o->completed_cls };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+
+	struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)addr_port(o->listen), NULL, NULL,
+	                                        o->handler, o->handler_cls,
+	                                        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (!d) {
+		char a[ADDR_STRLEN];
+		snprintf(err, errlen, "cannot listen on %s (address in use or not local?)",
+		         addr_format(o->listen, a, sizeof a));
+	}
+	return d;
+}
+
+void httpd_stop(struct MHD_Daemon *d)
+{
+	if (!d)
+		return;
+	/* Close the listening socket first so no new connection arrives while
+	 * MHD_stop_daemon waits for in-flight requests. */
+	MHD_quiesce_daemon(d);
+	MHD_stop_daemon(d);
+}
+
+enum MHD_Result httpd_reply(struct MHD_Connection *c, unsigned status, const char *content_type,
+                            const void *body, size_t len)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	if (content_type)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+enum MHD_Result httpd_reply_json(struct MHD_Connection *c, unsigned status, const struct buf *b)
+{
+	return httpd_reply(c, status, "application/json", b->data ? b->data : "", b->len);
+}
+
+enum MHD_Result httpd_reply_error(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+	struct buf b = BUF_INIT;
+	buf_puts(&b, "{\"error\":");
+	buf_json_str(&b, msg);
+	buf_puts(&b, "}\n");
+	enum MHD_Result r = httpd_reply_json(c, status, &b);
+	buf_free(&b);
+	return r;
+}

@@ -1,0 +1,36 @@
+/* httpd.h -- a libmicrohttpd listener with the options every minicdn server
+ * uses, and small reply helpers.  The handler is a plain MHD access handler. */
+#ifndef MINICDN_HTTPD_H
+#define MINICDN_HTTPD_H
+
+#include "common/addr.h"
+#include "common/buf.h"
+#include <microhttpd.h>
+#include <stddef.h>
+
+struct httpd_opts {
+	const struct addr *listen;
+	unsigned threads;        /* MHD thread pool size; 0 = one polling thread */
+	unsigned extra_flags;    /* e.g. MHD_ALLOW_SUSPEND_RESUME */
+	unsigned conn_limit;     /* 0 = MHD default */
+	unsigned conn_timeout_s; /* idle connection timeout, 0 = 30 s */
+	MHD_AccessHandlerCallback handler;
+	void *handler_cls;
+	MHD_RequestCompletedCallback completed; /* may be NULL */
+	void *completed_cls;
+};
+
+/* Starts listening.  Returns the daemon, or NULL with the reason in err. */
+struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t errlen);
+/* Stops accepting, lets in-flight requests finish, frees the daemon. */
+void httpd_stop(struct MHD_Daemon *d);
+
+/* Queues a response with a body copied from body/len.  Returns the MHD result. */
+enum MHD_Result httpd_reply(struct MHD_Connection *c, unsigned status, const char *content_type,
+                            const void *body, size_t len);
+/* Queues b's contents as application/json (b is left untouched). */
+enum MHD_Result httpd_reply_json(struct MHD_Connection *c, unsigned status, const struct buf *b);
+/* Queues {"error": msg} as JSON. */
+enum MHD_Result httpd_reply_error(struct MHD_Connection *c, unsigned status, const char *msg);
+
+#endif

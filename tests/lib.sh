@@ -1,0 +1,137 @@
+# tests/lib.sh -- shared helpers for integration and multi-node tests (source it).
+#
+#   . "$(dirname "$0")/../../lib.sh"
+#   t_init NAME              # temp dir in $T_DIR, cleanup trap, counters
+#   port=$(t_free_port)      # a TCP+UDP port free on loopback
+#   t_start NAME cmd args... # background process, PID recorded, log in $T_DIR/NAME.log
+#   t_wait_http URL [secs]   # until the URL answers (any status)
+#   t_stop NAME              # SIGTERM by PID, SIGKILL after 5 s
+#   t_check "message" cmd... # PASS if cmd succeeds, FAIL otherwise
+#   t_eq "message" expected actual
+#   t_done                   # stops everything, prints the tally, exit status
+#
+# Every process is started and stopped by PID; the temp dir is removed at exit.
+# Sanitizer reports in any daemon log count as a failure.
+
+T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${MINICDN_BIN:-$T_ROOT/build/bin}
+T_PASS=0
+T_FAIL=0
+declare -A T_PIDS
+
+t_init() {
+	T_NAME=$1
+	T_DIR=$(mktemp -d "/tmp/minicdn-test-$T_NAME.XXXXXX")
+	trap t_cleanup EXIT
+	trap 'exit 130' INT TERM
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+}
+
+t_pass() { T_PASS=$((T_PASS + 1)); echo "PASS: $T_NAME: $*"; }
+t_fail() { T_FAIL=$((T_FAIL + 1)); echo "FAIL: $T_NAME: $*"; }
+
+t_check() {
+	local msg=$1; shift
+	if "$@" >/dev/null 2>&1; then t_pass "$msg"; else t_fail "$msg"; fi
+}
+
+t_eq() {
+	if [ "$2" = "$3" ]; then t_pass "$1"; else t_fail "$1 (expected '$2', got '$3')"; fi
+}
+
+# A port free for both TCP and UDP on 127.0.0.1; random so parallel runs rarely collide.
+t_free_port() {
+	python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    p = random.randint(20000, 59999)
+    try:
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM); t.bind(("127.0.0.1", p))
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", p))
+        t.close(); u.close(); print(p); break
+    except OSError:
+        pass
+PY
+}
+
+t_start() {
+	local name=$1; shift
+	"$@" >"$T_DIR/$name.log" 2>&1 &
+	T_PIDS[$name]=$!
+}
+
+t_pid() { echo "${T_PIDS[$1]}"; }
+
+t_stop() {
+	local name=$1 pid=${T_PIDS[$1]:-}
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$pid" 2>/dev/null; then
+		t_fail "$name did not stop within 5 s of SIGTERM"
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	unset "T_PIDS[$name]"
+	t_scan_log "$name"
+}
+
+# kill -9: for crash tests.
+t_kill9() {
+	local name=$1 pid=${T_PIDS[$1]:-}
+	[ -n "$pid" ] || return 0
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	unset "T_PIDS[$name]"
+}
+
+t_scan_log() {
+	local log="$T_DIR/$1.log"
+	if [ -f "$log" ] && grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$log"; then
+		t_fail "$1: sanitizer report in its log:"
+		grep -E -A20 'Sanitizer|runtime error:' "$log" | head -40 | sed 's/^/    /'
+	fi
+}
+
+t_wait_http() {
+	local url=$1 secs=${2:-10}
+	for _ in $(seq $((secs * 20))); do
+		curl -s -o /dev/null --max-time 1 "$url" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+t_wait_dns() { # server port name [secs]
+	local secs=${4:-10}
+	for _ in $(seq $((secs * 10))); do
+		dig +time=1 +tries=1 @"$1" -p "$2" "$3" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+t_cleanup() {
+	local name
+	for name in "${!T_PIDS[@]}"; do t_stop "$name"; done
+	if [ "$T_FAIL" -gt 0 ] && [ -n "${T_KEEP_ON_FAIL:-}" ]; then
+		echo "logs kept in $T_DIR"
+	else
+		rm -rf "$T_DIR"
+	fi
+}
+
+t_done() {
+	local name
+	for name in "${!T_PIDS[@]}"; do t_stop "$name"; done
+	if [ "$T_FAIL" -gt 0 ]; then
+		for f in "$T_DIR"/*.log; do
+			[ -f "$f" ] || continue
+			echo "---- $(basename "$f") (last 15 lines)"; tail -15 "$f" | sed 's/^/    /'
+		done
+	fi
+	echo "$T_NAME: $T_PASS passed, $T_FAIL failed"
+	[ "$T_FAIL" -eq 0 ]
+	exit $?
+}

@@ -1,0 +1,76 @@
+#!/bin/bash
+# tests/run.sh -- runs every test and ends with "N passed, N failed".
+#   unit tests (cmocka, TAP output), integration tests (tests/integration/*/run.sh),
+#   multi-node tests (tests/netns/*.sh, as root), a short fuzz run, then unit and
+#   integration again against the sanitizer build (build/asan).
+# Usage: tests/run.sh [--quick]   (--quick: normal build only, no sanitizers, no netns)
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PASS=0 FAIL=0 FAILED=()
+QUICK=0; [ "${1:-}" = --quick ] && QUICK=1
+
+count_tap() { # file name
+	local p f
+	p=$(grep -cE '^ok ' "$1"); f=$(grep -cE '^not ok ' "$1")
+	PASS=$((PASS + p)); FAIL=$((FAIL + f))
+	[ "$f" -gt 0 ] && FAILED+=("$2")
+}
+
+count_lines() { # file name status
+	local p f
+	p=$(grep -cE '^PASS: ' "$1"); f=$(grep -cE '^FAIL: ' "$1")
+	if [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "FAIL: $2 exited with status $3"; fi
+	PASS=$((PASS + p)); FAIL=$((FAIL + f))
+	[ "$f" -gt 0 ] && FAILED+=("$2")
+}
+
+run_units() { # build dir, label
+	local t out
+	for t in "$1"/tests/unit/*/test_*; do
+		[ -x "$t" ] || continue
+		out=$(mktemp)
+		echo "== unit $2 ${t#"$1"/tests/unit/}"
+		CMOCKA_MESSAGE_OUTPUT=TAP timeout 120 "$t" >"$out" 2>&1
+		local rc=$?
+		grep -E '^(not ok|# )' "$out" | head -20
+		count_tap "$out" "unit $2 ${t##*/}"
+		if [ $rc -ne 0 ] && ! grep -q '^not ok' "$out"; then
+			FAIL=$((FAIL + 1)); FAILED+=("unit $2 ${t##*/} (exit $rc)"); tail -20 "$out"
+		fi
+		rm -f "$out"
+	done
+}
+
+run_scripts() { # label, bin dir, scripts...
+	local label=$1 bin=$2 s out rc; shift 2
+	for s in "$@"; do
+		[ -x "$s" ] || continue
+		out=$(mktemp)
+		echo "== $label $s"
+		MINICDN_BIN=$bin timeout 600 "$s" >"$out" 2>&1
+		rc=$?
+		grep -E '^(FAIL|PASS)' "$out" | grep -E '^FAIL' | head -20
+		count_lines "$out" "$label $s" $rc
+		[ $rc -ne 0 ] && tail -40 "$out"
+		rm -f "$out"
+	done
+}
+
+run_units build normal
+run_scripts integration "$ROOT/build/bin" tests/integration/*/run.sh
+if [ $QUICK = 0 ]; then
+	if [ "$(id -u)" -eq 0 ]; then
+		run_scripts netns "$ROOT/build/bin" tests/netns/*.sh
+	else
+		echo "== netns tests skipped: they need root (namespaces)"; FAIL=$((FAIL + 1)); FAILED+=("netns (not root)")
+	fi
+	[ -x tests/fuzz/run.sh ] && run_scripts fuzz "$ROOT/build/bin" tests/fuzz/run.sh
+	run_units build/asan asan
+	run_scripts integration-asan "$ROOT/build/asan/bin" tests/integration/*/run.sh
+fi
+
+echo
+for f in "${FAILED[@]+"${FAILED[@]}"}"; do echo "failed: $f"; done
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
