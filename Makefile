@@ -22,14 +22,14 @@ BUILD   ?= build
 OPT     ?= -O2
 endif
 
-PKGS    := libldns libmicrohttpd lmdb lua5.4 libcurl libsodium libconfig libmaxminddb jansson
+PKGS    := ldns libmicrohttpd lmdb lua5.4 libcurl libsodium libconfig libmaxminddb jansson
 DEPS_OK := $(shell pkg-config --exists $(PKGS) cmocka 2>/dev/null && echo yes)
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Wshadow -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing -pthread -MMD -MP -I.
 ifeq ($(DEPS_OK),yes)
 CFLAGS  += $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lldns -lm -lpthread
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 TESTLIBS = $(shell pkg-config --libs cmocka)
 endif
 LDFLAGS += -pthread -Wl,--as-needed $(filter -fsanitize=%,$(OPT))

@@ -233,7 +233,7 @@ static int load_key(struct loader *ld, const config_setting_t *s, const struct c
 {
 	char *dst = base + k->offset;
 	char tmp[64];
-	const char *text;
+	const char *text = NULL;
 
 	switch (k->type) {
 	case CFG_GROUP:
@@ -249,7 +249,7 @@ static int load_key(struct loader *ld, const config_setting_t *s, const struct c
 		*(size_t *)(base + k->count_offset) = (size_t)n;
 		for (int i = 0; i < n; i++) {
 			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-			char epath[256];
+			char epath[300];
 			snprintf(epath, sizeof epath, "%s[%d]", path, i);
 			if (!config_setting_is_group(e))
 				return fail(ld, e, "'%s' must be a group { ... }", epath);
