@@ -1,0 +1,177 @@
+/* cmd_status.c -- `minicdnctl status`: every node's /healthz, in parallel, as a table.
+ *
+ * A node is "up" when /healthz answers 200 with "status":"ok" (or "degraded",
+ * which still serves); anything else -- no answer within the timeout, another
+ * status code, unparsable JSON -- is "down".  Exit status 1 if any node is down.
+ * A DNS node that reports its view of the edges ("edges": [...]) gets a second
+ * table with that view. */
+#include "common/xmalloc.h"
+#include "origin/ctl/ctl.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct node_state {
+	bool up;
+	const char *why;   /* reason when down; borrowed from the req or a literal */
+	json_t *health;    /* parsed /healthz (owned) or NULL */
+};
+
+static const char *jstr(json_t *o, const char *k, const char *def)
+{
+	json_t *v = o ? json_object_get(o, k) : NULL;
+	return json_is_string(v) ? json_string_value(v) : def;
+}
+
+static void fmt_uptime(json_t *o, char *out, size_t n)
+{
+	json_t *v = o ? json_object_get(o, "uptime_s") : NULL;
+	if (!json_is_number(v)) {
+		snprintf(out, n, "-");
+		return;
+	}
+	long long s = (long long)json_number_value(v);
+	if (s >= 86400)
+		snprintf(out, n, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+	else if (s >= 3600)
+		snprintf(out, n, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+	else if (s >= 60)
+		snprintf(out, n, "%lldm%02llds", s / 60, s % 60);
+	else
+		snprintf(out, n, "%llds", s);
+}
+
+static void fmt_load(json_t *o, char *out, size_t n)
+{
+	json_t *v = o ? json_object_get(o, "load") : NULL;
+	if (json_is_number(v))
+		snprintf(out, n, "%.2f", json_number_value(v));
+	else
+		snprintf(out, n, "-");
+}
+
+/* The DNS server's view of edge health, if it reports one. */
+static void print_dns_view(const char *dns_name, json_t *h)
+{
+	json_t *edges = json_object_get(h, "edges");
+	if (!json_is_array(edges) || json_array_size(edges) == 0)
+		return;
+	printf("\nedges as seen by %s:\n%-16s %-8s %-6s %s\n", dns_name, "EDGE", "REGION", "STATE", "LOAD");
+	size_t i;
+	json_t *e;
+	json_array_foreach(edges, i, e) {
+		const char *state = jstr(e, "state", NULL);
+		json_t *up = json_object_get(e, "up");
+		if (!state)
+			state = json_is_boolean(up) ? (json_is_true(up) ? "up" : "down") : "?";
+		char load[32];
+		fmt_load(e, load, sizeof load);
+		printf("%-16s %-8s %-6s %s\n", jstr(e, "name", "?"), jstr(e, "region", "-"), state, load);
+	}
+}
+
+CTL_COMMAND(status)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			ctl->json = true;
+		} else {
+			fprintf(stderr, "usage: minicdnctl status [--json]\n");
+			return 2;
+		}
+	}
+	size_t n = ctl->cfg.n_nodes;
+	if (n == 0) {
+		fprintf(stderr, "minicdnctl: %s lists no nodes\n", ctl->config_path);
+		return 1;
+	}
+	struct ctl_req *reqs = xcalloc(n, sizeof *reqs);
+	struct node_state *st = xcalloc(n, sizeof *st);
+	for (size_t i = 0; i < n; i++) {
+		reqs[i].method = "GET";
+		reqs[i].url = ctl_url(ctl->cfg.nodes[i].url, "/healthz");
+	}
+	if (ctl_http_run(reqs, n, ctl->cfg.timeout_ms, NULL) < 0) {
+		fprintf(stderr, "minicdnctl: libcurl failed\n");
+		for (size_t i = 0; i < n; i++)
+			ctl_req_clear(&reqs[i]);
+		free(reqs);
+		free(st);
+		return 1;
+	}
+
+	int down = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct ctl_req *r = &reqs[i];
+		if (r->status == 0) {
+			st[i].why = r->error[0] ? r->error : "no response";
+		} else {
+			st[i].health = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL);
+			const char *s = jstr(st[i].health, "status", NULL);
+			if (r->status != 200)
+				st[i].why = "HTTP error";
+			else if (!json_is_object(st[i].health))
+				st[i].why = "healthz is not JSON";
+			else if (!s || (strcmp(s, "ok") != 0 && strcmp(s, "degraded") != 0))
+				st[i].why = "status not ok";
+			else
+				st[i].up = true;
+		}
+		if (!st[i].up)
+			down++;
+	}
+
+	if (ctl->json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++) {
+			const struct ctl_node *nd = &ctl->cfg.nodes[i];
+			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:I}", "name", nd->name, "role", nd->role,
+			                      "url", nd->url, "state", st[i].up ? "up" : "down", "latency_ms",
+			                      reqs[i].latency_ms, "http_status", (json_int_t)reqs[i].status);
+			if (!st[i].up)
+				json_object_set_new(o, "error", json_string(st[i].why));
+			if (st[i].health)
+				json_object_set(o, "healthz", st[i].health);
+			json_array_append_new(arr, o);
+		}
+		json_t *top = json_pack("{s:o, s:i, s:i}", "nodes", arr, "up", (int)(n - (size_t)down), "down", down);
+		char *s = json_dumps(top, JSON_INDENT(2));
+		puts(s);
+		free(s);
+		json_decref(top);
+	} else {
+		printf("%-12s %-7s %-26s %-6s %-7s %-8s %-9s %-6s %s\n", "NAME", "ROLE", "URL", "STATE", "REGION",
+		       "VERSION", "UPTIME", "LOAD", "LATENCY");
+		for (size_t i = 0; i < n; i++) {
+			const struct ctl_node *nd = &ctl->cfg.nodes[i];
+			json_t *h = st[i].health;
+			char up[32], load[32], lat[48];
+			fmt_uptime(st[i].up ? h : NULL, up, sizeof up);
+			fmt_load(st[i].up ? h : NULL, load, sizeof load);
+			if (reqs[i].status)
+				snprintf(lat, sizeof lat, "%.1fms", reqs[i].latency_ms);
+			else
+				snprintf(lat, sizeof lat, "-");
+			printf("%-12s %-7s %-26s %-6s %-7s %-8s %-9s %-6s %s", nd->name, nd->role, nd->url,
+			       st[i].up ? "up" : "down", st[i].up ? jstr(h, "region", "-") : "-",
+			       st[i].up ? jstr(h, "version", "-") : "-", up, load, lat);
+			if (!st[i].up)
+				printf("  (%s)", st[i].why);
+			printf("\n");
+		}
+		for (size_t i = 0; i < n; i++)
+			if (st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns"))
+				print_dns_view(ctl->cfg.nodes[i].name, st[i].health);
+		printf("\n%zu up, %d down\n", n - (size_t)down, down);
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		json_decref(st[i].health);
+		ctl_req_clear(&reqs[i]);
+	}
+	free(reqs);
+	free(st);
+	return down ? 1 : 0;
+}

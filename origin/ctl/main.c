@@ -1,0 +1,121 @@
+/* main.c -- minicdnctl: the operator's command line for a minicdn fleet.
+ *
+ *   minicdnctl [-c FILE] [--json] COMMAND [ARGS...]
+ *
+ * The configuration lists the nodes (name, role, url), the control secret and
+ * the origin's control URL.  Each subcommand lives in origin/ctl/cmd_<name>.c
+ * and is registered by one line in CTL_COMMANDS below. */
+#include "common/log.h"
+#include "common/version.h"
+#include "origin/ctl/ctl.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CTL_DEFAULT_CONFIG "/etc/minicdn/ctl.conf"
+
+/* X(name, arguments, one-line help) -- one line per subcommand. */
+#define CTL_COMMANDS(X) \
+	X(status,   "[--json]",                     "health of every configured node (exit 1 if any is down)") \
+
+#define X_DECL(n, a, h) int cmd_##n(struct ctl *ctl, int argc, char **argv);
+CTL_COMMANDS(X_DECL)
+
+struct ctl_cmd {
+	const char *name;
+	ctl_cmd_fn run;
+	const char *args;
+	const char *help;
+};
+
+#define X_ENTRY(n, a, h) { #n, cmd_##n, a, h },
+static const struct ctl_cmd commands[] = { CTL_COMMANDS(X_ENTRY) };
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "minicdnctl %s -- control a minicdn fleet\n\n"
+	        "Usage: minicdnctl [-c FILE] [--json] COMMAND [ARGS...]\n"
+	        "  -c FILE      configuration [$MINICDNCTL_CONFIG or %s]\n"
+	        "  --json       machine-readable output\n"
+	        "  -h, --help   this help and the configuration reference\n"
+	        "  -V, --version\n\nCommands:\n",
+	        MINICDN_VERSION, CTL_DEFAULT_CONFIG);
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		char head[96];
+		snprintf(head, sizeof head, "%s %s", commands[i].name, commands[i].args);
+		fprintf(out, "  %-44s %s\n", head, commands[i].help);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl ctl;
+	memset(&ctl, 0, sizeof ctl);
+	log_init("minicdnctl", LOG_LVL_WARN);
+	ctl.config_path = getenv("MINICDNCTL_CONFIG");
+	if (!ctl.config_path || !*ctl.config_path)
+		ctl.config_path = CTL_DEFAULT_CONFIG;
+
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			printf("\nConfiguration keys (libconfig syntax, see README):\n");
+			cfg_print_reference(ctl_config_schema, stdout);
+			return 0;
+		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			printf("minicdnctl %s\n", MINICDN_VERSION);
+			return 0;
+		} else if (!strcmp(a, "--json")) {
+			ctl.json = true;
+		} else if (!strcmp(a, "-c")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "minicdnctl: -c needs a file name\n");
+				return 2;
+			}
+			ctl.config_path = argv[++i];
+		} else if (!strcmp(a, "-v")) {
+			log_set_level(LOG_LVL_DEBUG);
+		} else {
+			fprintf(stderr, "minicdnctl: unknown option '%s' (try --help)\n", a);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	const struct ctl_cmd *cmd = NULL;
+	for (size_t k = 0; k < N_COMMANDS; k++)
+		if (!strcmp(commands[k].name, argv[i]))
+			cmd = &commands[k];
+	if (!cmd) {
+		fprintf(stderr, "minicdnctl: unknown command '%s' (try --help)\n", argv[i]);
+		return 2;
+	}
+
+	char err[512];
+	if (cfg_load(ctl.config_path, ctl_config_schema, &ctl.cfg, err, sizeof err) < 0) {
+		fprintf(stderr, "minicdnctl: %s\n", err);
+		return 2;
+	}
+	if (ctl_config_check(&ctl.cfg, err, sizeof err) < 0) {
+		fprintf(stderr, "minicdnctl: %s: %s\n", ctl.config_path, err);
+		cfg_free(ctl_config_schema, &ctl.cfg);
+		return 2;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "minicdnctl: libcurl initialisation failed\n");
+		cfg_free(ctl_config_schema, &ctl.cfg);
+		return 1;
+	}
+	int rc = cmd->run(&ctl, argc - i, argv + i);
+	curl_global_cleanup();
+	cfg_free(ctl_config_schema, &ctl.cfg);
+	return rc;
+}
