@@ -13,12 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CTL_DEFAULT_CONFIG "/etc/minicdn/ctl.conf"
 
 /* X(name, arguments, one-line help) -- one line per subcommand. */
 #define CTL_COMMANDS(X) \
 	X(status,   "[--json]",                     "health of every configured node (exit 1 if any is down)") \
+	X(keygen,   "[--force] [PREFIX]",           "write PREFIX.key (secret, 0600) and PREFIX.pub [keys_dir/origin]") \
+	X(explain,  "[--json] NAME ADDRESS",        "which edge(s) the DNS server answers NAME with for a client at ADDRESS, and why") \
+	X(reload,   "",                             "make every DNS node reload config, zones and map (old data kept on error)") \
 
 #define X_DECL(n, a, h) int cmd_##n(struct ctl *ctl, int argc, char **argv);
 CTL_COMMANDS(X_DECL)
@@ -57,7 +61,8 @@ int main(int argc, char **argv)
 	memset(&ctl, 0, sizeof ctl);
 	log_init("minicdnctl", LOG_LVL_WARN);
 	ctl.config_path = getenv("MINICDNCTL_CONFIG");
-	if (!ctl.config_path || !*ctl.config_path)
+	bool explicit_config = ctl.config_path && *ctl.config_path;
+	if (!explicit_config)
 		ctl.config_path = CTL_DEFAULT_CONFIG;
 
 	int i = 1;
@@ -79,6 +84,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			ctl.config_path = argv[++i];
+			explicit_config = true;
 		} else if (!strcmp(a, "-v")) {
 			log_set_level(LOG_LVL_DEBUG);
 		} else {
@@ -99,8 +105,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* Without -c or $MINICDNCTL_CONFIG a missing default file means an empty
+	 * configuration: `keygen` needs none, the others then say what is missing. */
 	char err[512];
-	if (cfg_load(ctl.config_path, ctl_config_schema, &ctl.cfg, err, sizeof err) < 0) {
+	int rc_load;
+	if (!explicit_config && access(ctl.config_path, F_OK) != 0)
+		rc_load = cfg_load_string("", ctl.config_path, ctl_config_schema, &ctl.cfg, err, sizeof err);
+	else
+		rc_load = cfg_load(ctl.config_path, ctl_config_schema, &ctl.cfg, err, sizeof err);
+	if (rc_load < 0) {
 		fprintf(stderr, "minicdnctl: %s\n", err);
 		return 2;
 	}
