@@ -23,7 +23,7 @@ struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t err
 	                 MHD_USE_TURBO | o->extra_flags;
 	if (o->listen->ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	struct MHD_OptionItem opts[8];
+	struct MHD_OptionItem opts[10];
 	int n = 0;
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)&o->listen->ss };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
@@ -36,6 +36,12 @@ struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t err
 	if (o->completed)
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)o->completed,
 			                             o->completed_cls };
+	if (o->uri_log)
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)o->uri_log,
+			                             o->uri_log_cls };
+	if (o->conn_memory_limit)
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+			                             (intptr_t)o->conn_memory_limit, NULL };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
 	struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)addr_port(o->listen), NULL, NULL,

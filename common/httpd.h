@@ -18,6 +18,11 @@ struct httpd_opts {
 	void *handler_cls;
 	MHD_RequestCompletedCallback completed; /* may be NULL */
 	void *completed_cls;
+	/* Optional: MHD_OPTION_URI_LOG_CALLBACK, sees the raw request-target
+	 * before MHD decodes it; its return value becomes *con_cls. */
+	void *(*uri_log)(void *cls, const char *uri, struct MHD_Connection *c);
+	void *uri_log_cls;
+	size_t conn_memory_limit; /* per-connection buffer (bounds request line + headers); 0 = MHD default */
 };
 
 /* Starts listening.  Returns the daemon, or NULL with the reason in err. */

@@ -1,0 +1,743 @@
+/* cache.c -- LMDB object store with an approximate LRU that survives restarts */
+#include "edge/cache.h"
+#include "edge/cachekey.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define DBKEY_MAX 480      /* below LMDB's 511-byte key limit, with room for the LRU prefix */
+#define DBKEY_KEEP 400     /* bytes kept verbatim when a key is hashed */
+#define TAG_MAX 200
+#define TXN_POOL 128
+#define TOUCH_QUEUE 4096
+#define TOUCH_GRANULARITY 10 /* seconds: an access younger than this is not rewritten */
+
+static const char vary_magic[4] = { 'M', 'C', 'V', '1' };
+
+struct cache {
+	MDB_env *env;
+	MDB_dbi e, a, l, t, m;
+	uint64_t map_size;
+	double high, low;
+	pthread_mutex_t pool_lock;
+	MDB_txn *pool[TXN_POOL];
+	int npool;
+	pthread_mutex_t touch_lock;
+	char *touch[TOUCH_QUEUE];
+	int ntouch;
+	_Atomic uint64_t evicted, store_failed;
+};
+
+/* ---------- keys ---------- */
+
+/* The LMDB key for a (possibly long) storage key.  Writes into out (DBKEY_MAX). */
+static size_t dbkey(const char *key, size_t len, char *out)
+{
+	if (len <= DBKEY_MAX) {
+		memcpy(out, key, len);
+		return len;
+	}
+	unsigned char h[16];
+	crypto_generichash(h, sizeof h, (const unsigned char *)key, len, NULL, 0);
+	memcpy(out, key, DBKEY_KEEP);
+	out[DBKEY_KEEP] = '#';
+	for (int i = 0; i < 16; i++)
+		snprintf(out + DBKEY_KEEP + 1 + 2 * i, 3, "%02x", h[i]);
+	return DBKEY_KEEP + 1 + 32;
+}
+
+static uint64_t now_s(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+static void be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* Accounted size: what an entry costs in the map (overflow pages are whole). */
+static uint64_t cost(size_t klen, size_t vlen)
+{
+	if (vlen > 2000)
+		return ((vlen + 16 + 4095) / 4096) * 4096 + klen + 64;
+	return klen + vlen + 64;
+}
+
+/* ---------- open / close ---------- */
+
+struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen)
+{
+	struct cache *c = xcalloc(1, sizeof *c);
+	MDB_txn *txn = NULL;
+	int rc;
+	if (sodium_init() < 0) {
+		snprintf(err, errlen, "libsodium init failed");
+		goto fail;
+	}
+	if (mkdir(o->path, 0750) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create cache directory %s: %s", o->path, strerror(errno));
+		goto fail;
+	}
+	c->map_size = o->map_size;
+	c->high = o->high_water > 0 ? o->high_water : 0.75;
+	c->low = o->low_water > 0 ? o->low_water : 0.6;
+	pthread_mutex_init(&c->pool_lock, NULL);
+	pthread_mutex_init(&c->touch_lock, NULL);
+	if ((rc = mdb_env_create(&c->env)) ||
+	    (rc = mdb_env_set_mapsize(c->env, (size_t)o->map_size)) ||
+	    (rc = mdb_env_set_maxdbs(c->env, 8)) ||
+	    (rc = mdb_env_set_maxreaders(c->env, o->max_readers ? o->max_readers : 1024))) {
+		snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
+		goto fail;
+	}
+	/* NOTLS: a read transaction belongs to a response, not a thread, and one
+	 * MHD thread serves many responses at once.  NORDAHEAD: random access. */
+	rc = mdb_env_open(c->env, o->path, MDB_NOTLS | MDB_NORDAHEAD, 0640);
+	if (rc) {
+		snprintf(err, errlen, "lmdb: cannot open %s: %s", o->path, mdb_strerror(rc));
+		goto fail;
+	}
+	int dead;
+	mdb_reader_check(c->env, &dead); /* slots of a kill -9'd predecessor */
+	if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) ||
+	    (rc = mdb_dbi_open(txn, "e", MDB_CREATE, &c->e)) ||
+	    (rc = mdb_dbi_open(txn, "a", MDB_CREATE, &c->a)) ||
+	    (rc = mdb_dbi_open(txn, "l", MDB_CREATE, &c->l)) ||
+	    (rc = mdb_dbi_open(txn, "t", MDB_CREATE | MDB_DUPSORT, &c->t)) ||
+	    (rc = mdb_dbi_open(txn, "m", MDB_CREATE, &c->m)) || (rc = mdb_txn_commit(txn))) {
+		txn = NULL;
+		snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
+		goto fail;
+	}
+	return c;
+fail:
+	if (c->env)
+		mdb_env_close(c->env);
+	free(c);
+	return NULL;
+}
+
+void cache_close(struct cache *c)
+{
+	if (!c)
+		return;
+	cache_maintain(c);
+	for (int i = 0; i < c->npool; i++)
+		mdb_txn_abort(c->pool[i]);
+	for (int i = 0; i < c->ntouch; i++)
+		free(c->touch[i]);
+	mdb_env_sync(c->env, 1);
+	mdb_env_close(c->env);
+	pthread_mutex_destroy(&c->pool_lock);
+	pthread_mutex_destroy(&c->touch_lock);
+	free(c);
+}
+
+/* ---------- read transactions (pooled: renew is much cheaper than begin) ---------- */
+
+static MDB_txn *rtxn_get(struct cache *c)
+{
+	MDB_txn *t = NULL;
+	pthread_mutex_lock(&c->pool_lock);
+	if (c->npool)
+		t = c->pool[--c->npool];
+	pthread_mutex_unlock(&c->pool_lock);
+	if (t && mdb_txn_renew(t) == 0)
+		return t;
+	if (t)
+		mdb_txn_abort(t);
+	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &t) != 0)
+		return NULL;
+	return t;
+}
+
+void cache_ref_release(struct cache *c, struct cache_ref *ref)
+{
+	MDB_txn *t = (MDB_txn *)ref;
+	if (!t)
+		return;
+	mdb_txn_reset(t);
+	pthread_mutex_lock(&c->pool_lock);
+	if (c->npool < TXN_POOL) {
+		c->pool[c->npool++] = t;
+		t = NULL;
+	}
+	pthread_mutex_unlock(&c->pool_lock);
+	if (t)
+		mdb_txn_abort(t);
+}
+
+/* ---------- Vary ---------- */
+
+/* Normalised list of Vary field names: lower-case, comma-separated, no spaces. */
+static void vary_names(const char *vary, struct buf *out)
+{
+	const char *p = vary;
+	while (p && *p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		const char *s = p;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+		if (p > s) {
+			if (out->len)
+				buf_append(out, ",", 1);
+			for (const char *q = s; q < p; q++) {
+				char ch = (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q);
+				buf_append(out, &ch, 1);
+			}
+		}
+	}
+}
+
+/* Storage key from a normalised name list (names, len). */
+static void variant_from_names(const char *key, const char *names, size_t len, cache_header_fn hdr,
+                               void *cls, struct buf *out)
+{
+	buf_puts(out, key);
+	char name[128];
+	size_t i = 0;
+	while (i < len) {
+		size_t j = i;
+		while (j < len && names[j] != ',')
+			j++;
+		size_t n = j - i < sizeof name - 1 ? j - i : sizeof name - 1;
+		memcpy(name, names + i, n);
+		name[n] = '\0';
+		const char *v = hdr ? hdr(cls, name) : NULL;
+		char sep = CACHEKEY_VARY_SEP;
+		buf_append(out, &sep, 1);
+		if (v) {
+			/* Whitespace around the value does not select a new variant. */
+			while (*v == ' ' || *v == '\t')
+				v++;
+			size_t vl = strlen(v);
+			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				vl--;
+			buf_append(out, v, vl);
+		}
+		i = j + 1;
+	}
+}
+
+void cache_variant_key(const char *key, const char *vary, cache_header_fn hdr, void *cls,
+                       struct buf *out)
+{
+	struct buf names = BUF_INIT;
+	vary_names(vary, &names);
+	if (names.len)
+		variant_from_names(key, names.data, names.len, hdr, cls, out);
+	else
+		buf_puts(out, key);
+	buf_free(&names);
+}
+
+/* ---------- lookup ---------- */
+
+enum cache_result cache_lookup(struct cache *c, const char *key, cache_header_fn hdr, void *cls,
+                               struct cache_ref **ref, struct entry_view *out,
+                               struct buf *storage_key)
+{
+	*ref = NULL;
+	MDB_txn *t = rtxn_get(c);
+	if (!t)
+		return CACHE_MISS;
+	char kb[DBKEY_MAX];
+	MDB_val k, v;
+	k.mv_data = kb;
+	k.mv_size = dbkey(key, strlen(key), kb);
+	if (mdb_get(t, c->e, &k, &v) != 0)
+		goto miss;
+	enum cache_result vary_res = CACHE_MISS;
+	struct buf sk = BUF_INIT;
+	if (v.mv_size >= 4 && !memcmp(v.mv_data, vary_magic, 4)) {
+		variant_from_names(key, (const char *)v.mv_data + 4, v.mv_size - 4, hdr, cls, &sk);
+		k.mv_size = dbkey(sk.data, sk.len, kb);
+		vary_res = CACHE_VARY_MISS;
+		if (mdb_get(t, c->e, &k, &v) != 0) {
+			buf_free(&sk);
+			cache_ref_release(c, (struct cache_ref *)t);
+			return vary_res;
+		}
+	} else {
+		buf_puts(&sk, key);
+	}
+	if (entry_decode(v.mv_data, v.mv_size, out) < 0) {
+		log_warn("cache", "undecodable entry for %s ignored", key);
+		buf_free(&sk);
+		goto miss;
+	}
+	if (storage_key)
+		buf_append(storage_key, sk.data, sk.len);
+	buf_free(&sk);
+	*ref = (struct cache_ref *)t;
+	return CACHE_HIT;
+miss:
+	cache_ref_release(c, (struct cache_ref *)t);
+	return CACHE_MISS;
+}
+
+/* ---------- accounting and deletion (inside a write txn) ---------- */
+
+static uint64_t bytes_get(struct cache *c, MDB_txn *t)
+{
+	MDB_val k = { 5, "bytes" }, v;
+	uint64_t b = 0;
+	if (mdb_get(t, c->m, &k, &v) == 0 && v.mv_size == 8)
+		memcpy(&b, v.mv_data, 8);
+	return b;
+}
+
+static int bytes_add(struct cache *c, MDB_txn *t, int64_t delta)
+{
+	uint64_t b = bytes_get(c, t);
+	b = delta < 0 && (uint64_t)-delta > b ? 0 : b + (uint64_t)delta;
+	MDB_val k = { 5, "bytes" }, v = { 8, &b };
+	return mdb_put(t, c->m, &k, &v, 0);
+}
+
+/* Removes the LRU and access records of dbkey k. */
+static void lru_del(struct cache *c, MDB_txn *t, const MDB_val *k)
+{
+	MDB_val av;
+	if (mdb_get(t, c->a, (MDB_val *)k, &av) == 0 && av.mv_size == 8) {
+		uint8_t lk[8 + DBKEY_MAX];
+		uint64_t at;
+		memcpy(&at, av.mv_data, 8);
+		be64(lk, at);
+		memcpy(lk + 8, k->mv_data, k->mv_size);
+		MDB_val l = { 8 + k->mv_size, lk };
+		mdb_del(t, c->l, &l, NULL);
+		mdb_del(t, c->a, (MDB_val *)k, NULL);
+	}
+}
+
+static int lru_set(struct cache *c, MDB_txn *t, const MDB_val *k, uint64_t at)
+{
+	lru_del(c, t, k);
+	uint8_t lk[8 + DBKEY_MAX];
+	be64(lk, at);
+	memcpy(lk + 8, k->mv_data, k->mv_size);
+	MDB_val l = { 8 + k->mv_size, lk }, empty = { 0, "" }, av = { 8, &at };
+	int rc = mdb_put(t, c->l, &l, &empty, 0);
+	if (!rc)
+		rc = mdb_put(t, c->a, (MDB_val *)k, &av, 0);
+	return rc;
+}
+
+/* Deletes the record at dbkey k (entry or Vary record) with its tags and LRU
+ * records.  Returns 1 if an entry was removed, 0 otherwise. */
+static int del_record(struct cache *c, MDB_txn *t, MDB_val *k)
+{
+	MDB_val v;
+	if (mdb_get(t, c->e, k, &v) != 0)
+		return 0;
+	int was_entry = 0;
+	struct entry_view ev;
+	if (entry_decode(v.mv_data, v.mv_size, &ev) == 0) {
+		was_entry = 1;
+		for (size_t i = 0; i < ev.tags_len; i += strlen(ev.tags + i) + 1) {
+			MDB_val tk = { strlen(ev.tags + i), (void *)(ev.tags + i) };
+			mdb_del(t, c->t, &tk, k);
+		}
+	}
+	bytes_add(c, t, -(int64_t)cost(k->mv_size, v.mv_size));
+	lru_del(c, t, k);
+	mdb_del(t, c->e, k, NULL);
+	return was_entry;
+}
+
+/* Deletes every record whose dbkey starts with prefix (len bytes). */
+static long del_prefix(struct cache *c, MDB_txn *t, const char *prefix, size_t len)
+{
+	MDB_cursor *cur;
+	long n = 0;
+	if (mdb_cursor_open(t, c->e, &cur) != 0)
+		return 0;
+	MDB_val k = { len, (void *)prefix }, v;
+	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	struct buf todo = BUF_INIT; /* keys to delete after the scan: no cursor invalidation puzzles */
+	size_t cnt = 0;
+	while (rc == 0 && k.mv_size >= len && !memcmp(k.mv_data, prefix, len)) {
+		uint32_t kl = (uint32_t)k.mv_size;
+		buf_append(&todo, &kl, 4);
+		buf_append(&todo, k.mv_data, k.mv_size);
+		cnt++;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	for (size_t off = 0; off < todo.len;) {
+		uint32_t kl;
+		memcpy(&kl, todo.data + off, 4);
+		MDB_val dk = { kl, todo.data + off + 4 };
+		n += del_record(c, t, &dk);
+		off += 4 + kl;
+	}
+	buf_free(&todo);
+	return n;
+}
+
+/* Evicts least-recently-used entries until accounted bytes <= target. */
+static long evict(struct cache *c, MDB_txn *t, uint64_t target)
+{
+	long n = 0;
+	while (bytes_get(c, t) > target) {
+		MDB_cursor *cur;
+		if (mdb_cursor_open(t, c->l, &cur) != 0)
+			break;
+		MDB_val lk, lv;
+		int rc = mdb_cursor_get(cur, &lk, &lv, MDB_FIRST);
+		uint8_t row[8 + DBKEY_MAX];
+		size_t rl = 0;
+		if (rc == 0 && lk.mv_size > 8 && lk.mv_size <= sizeof row) {
+			rl = lk.mv_size;
+			memcpy(row, lk.mv_data, rl);
+		}
+		mdb_cursor_close(cur);
+		if (rc != 0 || rl == 0) {
+			/* Nothing left to evict: the counter drifted; reset it. */
+			uint64_t z = 0;
+			MDB_val mk = { 5, "bytes" }, mv = { 8, &z };
+			mdb_put(t, c->m, &mk, &mv, 0);
+			break;
+		}
+		MDB_val k = { rl - 8, row + 8 };
+		del_record(c, t, &k);
+		/* Whatever del_record found, this row must go, or we would loop. */
+		MDB_val r = { rl, row };
+		mdb_del(t, c->l, &r, NULL);
+		n++;
+	}
+	if (n)
+		c->evicted += (uint64_t)n;
+	return n;
+}
+
+/* ---------- store ---------- */
+
+static int store_txn(struct cache *c, const char *key, const char *vary, cache_header_fn hdr,
+                     void *cls, const struct entry_meta *m, const char *hdrs, size_t hdrs_len,
+                     const char *tags, size_t tags_len, const void *body, uint64_t body_len,
+                     uint64_t evict_to)
+{
+	MDB_txn *t;
+	int rc = mdb_txn_begin(c->env, NULL, 0, &t);
+	if (rc)
+		return rc;
+	size_t vsize = entry_size(hdrs_len, tags_len, body_len);
+	uint64_t need = cost(DBKEY_MAX, vsize);
+	uint64_t high = (uint64_t)((double)c->map_size * c->high);
+	if (evict_to || bytes_get(c, t) + need > high) {
+		uint64_t target = evict_to ? evict_to : (uint64_t)((double)c->map_size * c->low);
+		target = target > need ? target - need : 0;
+		evict(c, t, target);
+		/* Commit the eviction on its own: pages freed in this transaction
+		 * can only be reused by the next one. */
+		if ((rc = mdb_txn_commit(t)) != 0)
+			return rc;
+		if ((rc = mdb_txn_begin(c->env, NULL, 0, &t)) != 0)
+			return rc;
+	}
+
+	char pk[DBKEY_MAX];
+	MDB_val pkey = { dbkey(key, strlen(key), pk), pk };
+	struct buf names = BUF_INIT, sk = BUF_INIT;
+	vary_names(vary, &names);
+	MDB_val old;
+	int have_old = mdb_get(t, c->e, &pkey, &old) == 0;
+	int old_is_vary = have_old && old.mv_size >= 4 && !memcmp(old.mv_data, vary_magic, 4);
+	if (names.len) {
+		/* A Vary record at the primary key; the variant under its own key. */
+		if (have_old && (!old_is_vary || old.mv_size - 4 != names.len ||
+		                 memcmp((char *)old.mv_data + 4, names.data, names.len))) {
+			/* The set of varying headers changed: older variants are unreachable. */
+			del_prefix(c, t, pk, pkey.mv_size);
+			have_old = 0;
+		}
+		if (!have_old) {
+			struct buf vr = BUF_INIT;
+			buf_append(&vr, vary_magic, 4);
+			buf_append(&vr, names.data, names.len);
+			MDB_val vv = { vr.len, vr.data };
+			rc = mdb_put(t, c->e, &pkey, &vv, 0);
+			if (!rc)
+				rc = bytes_add(c, t, (int64_t)cost(pkey.mv_size, vr.len));
+			buf_free(&vr);
+			if (rc)
+				goto fail;
+		}
+		variant_from_names(key, names.data, names.len, hdr, cls, &sk);
+	} else {
+		if (old_is_vary)
+			del_prefix(c, t, pk, pkey.mv_size);
+		buf_puts(&sk, key);
+	}
+	char skb[DBKEY_MAX];
+	MDB_val skey = { dbkey(sk.data, sk.len, skb), skb };
+	del_record(c, t, &skey);
+	MDB_val val = { vsize, NULL };
+	if ((rc = mdb_put(t, c->e, &skey, &val, MDB_RESERVE)) != 0)
+		goto fail;
+	entry_write(val.mv_data, m, hdrs, hdrs_len, tags, tags_len, body, body_len);
+	for (size_t i = 0; i < tags_len; i += strlen(tags + i) + 1) {
+		size_t tl = strlen(tags + i);
+		if (tl == 0 || tl > TAG_MAX)
+			continue;
+		MDB_val tk = { tl, (void *)(tags + i) };
+		if ((rc = mdb_put(t, c->t, &tk, &skey, MDB_NODUPDATA)) != 0 && rc != MDB_KEYEXIST)
+			goto fail;
+	}
+	if ((rc = lru_set(c, t, &skey, now_s())) != 0)
+		goto fail;
+	if ((rc = bytes_add(c, t, (int64_t)cost(skey.mv_size, vsize))) != 0)
+		goto fail;
+	buf_free(&names);
+	buf_free(&sk);
+	return mdb_txn_commit(t);
+fail:
+	buf_free(&names);
+	buf_free(&sk);
+	mdb_txn_abort(t);
+	return rc;
+}
+
+int cache_store(struct cache *c, const char *key, const char *vary, cache_header_fn hdr, void *cls,
+                const struct entry_meta *m, const char *hdrs, size_t hdrs_len, const char *tags,
+                size_t tags_len, const void *body, uint64_t body_len)
+{
+	size_t vsize = entry_size(hdrs_len, tags_len, body_len);
+	if (cost(DBKEY_MAX, vsize) > (uint64_t)((double)c->map_size * c->low) / 2) {
+		c->store_failed++;
+		return -1; /* would evict most of the cache: not worth it */
+	}
+	int rc = store_txn(c, key, vary, hdr, cls, m, hdrs, hdrs_len, tags, tags_len, body, body_len, 0);
+	if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
+		/* Free pages still pinned by readers, or accounting drift: evict
+		 * harder and try once more.  Never an error for the client. */
+		uint64_t to = (uint64_t)((double)c->map_size * c->low * 0.5);
+		rc = store_txn(c, key, vary, hdr, cls, m, hdrs, hdrs_len, tags, tags_len, body, body_len, to);
+	}
+	if (rc) {
+		c->store_failed++;
+		log_warn("cache", "not stored %s: %s", key, mdb_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+int cache_update(struct cache *c, const char *storage_key, const struct entry_meta *m,
+                 const char *hdrs, size_t hdrs_len)
+{
+	MDB_txn *t;
+	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
+		return -1;
+	char kb[DBKEY_MAX];
+	MDB_val k = { dbkey(storage_key, strlen(storage_key), kb), kb }, v;
+	struct entry_view ev;
+	if (mdb_get(t, c->e, &k, &v) != 0 || entry_decode(v.mv_data, v.mv_size, &ev) < 0)
+		goto fail;
+	size_t nsize = entry_size(hdrs_len, ev.tags_len, ev.body_len);
+	/* The new value is built in memory first: the old one lives in the map
+	 * and may be moved by the put. */
+	uint8_t *nv = xmalloc(nsize);
+	entry_write(nv, m, hdrs, hdrs_len, ev.tags, ev.tags_len, ev.body, ev.body_len);
+	int64_t delta = (int64_t)cost(k.mv_size, nsize) - (int64_t)cost(k.mv_size, v.mv_size);
+	MDB_val nval = { nsize, nv };
+	int rc = mdb_put(t, c->e, &k, &nval, 0);
+	free(nv);
+	if (rc || bytes_add(c, t, delta) || lru_set(c, t, &k, now_s()))
+		goto fail;
+	return mdb_txn_commit(t) ? -1 : 0;
+fail:
+	mdb_txn_abort(t);
+	return -1;
+}
+
+/* ---------- purge ---------- */
+
+static long purge_prefix_bytes(struct cache *c, const char *p, size_t len)
+{
+	MDB_txn *t;
+	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
+		return -1;
+	long n = del_prefix(c, t, p, len);
+	if (mdb_txn_commit(t) != 0)
+		return -1;
+	return n;
+}
+
+long cache_purge_key(struct cache *c, const char *key)
+{
+	/* The key itself and "key<SEP>..." variants: the prefix "key" would also
+	 * catch "key2", so delete the exact key, then the SEP-prefixed range. */
+	MDB_txn *t;
+	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
+		return -1;
+	char kb[DBKEY_MAX];
+	MDB_val k = { dbkey(key, strlen(key), kb), kb };
+	long n = del_record(c, t, &k);
+	struct buf p = BUF_INIT;
+	buf_puts(&p, key);
+	char sep = CACHEKEY_VARY_SEP;
+	buf_append(&p, &sep, 1);
+	size_t pl = p.len > DBKEY_KEEP ? DBKEY_KEEP : p.len;
+	n += del_prefix(c, t, p.data, pl);
+	buf_free(&p);
+	if (mdb_txn_commit(t) != 0)
+		return -1;
+	return n;
+}
+
+long cache_purge_prefix(struct cache *c, const char *prefix)
+{
+	size_t len = strlen(prefix);
+	if (prefix[0] != '/')
+		return purge_prefix_bytes(c, prefix, len > DBKEY_KEEP ? DBKEY_KEEP : len);
+	/* A bare path prefix applies to every host: a full scan, O(entries). */
+	MDB_txn *t;
+	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
+		return -1;
+	MDB_cursor *cur;
+	struct buf todo = BUF_INIT;
+	if (mdb_cursor_open(t, c->e, &cur) == 0) {
+		MDB_val k, v;
+		int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			const char *s = k.mv_data;
+			size_t kl = k.mv_size;
+			/* skip "http://host" */
+			const char *e = kl > 7 ? memchr(s + 7, '/', kl - 7) : NULL;
+			if (!e || (size_t)(s + kl - e) < len || memcmp(e, prefix, len))
+				continue;
+			uint32_t l32 = (uint32_t)kl;
+			buf_append(&todo, &l32, 4);
+			buf_append(&todo, s, kl);
+		}
+		mdb_cursor_close(cur);
+	}
+	long n = 0;
+	for (size_t off = 0; off < todo.len;) {
+		uint32_t kl;
+		memcpy(&kl, todo.data + off, 4);
+		MDB_val dk = { kl, todo.data + off + 4 };
+		n += del_record(c, t, &dk);
+		off += 4 + kl;
+	}
+	buf_free(&todo);
+	if (mdb_txn_commit(t) != 0)
+		return -1;
+	return n;
+}
+
+long cache_purge_tag(struct cache *c, const char *tag)
+{
+	size_t tl = strlen(tag);
+	if (tl == 0 || tl > TAG_MAX)
+		return 0;
+	MDB_txn *t;
+	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
+		return -1;
+	MDB_cursor *cur;
+	struct buf todo = BUF_INIT;
+	MDB_val k = { tl, (void *)tag }, v;
+	if (mdb_cursor_open(t, c->t, &cur) == 0) {
+		int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+		for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+			uint32_t l32 = (uint32_t)v.mv_size;
+			buf_append(&todo, &l32, 4);
+			buf_append(&todo, v.mv_data, v.mv_size);
+		}
+		mdb_cursor_close(cur);
+	}
+	long n = 0;
+	for (size_t off = 0; off < todo.len;) {
+		uint32_t kl;
+		memcpy(&kl, todo.data + off, 4);
+		MDB_val dk = { kl, todo.data + off + 4 };
+		n += del_record(c, t, &dk);
+		off += 4 + kl;
+	}
+	buf_free(&todo);
+	MDB_val tk = { tl, (void *)tag };
+	mdb_del(t, c->t, &tk, NULL);
+	if (mdb_txn_commit(t) != 0)
+		return -1;
+	return n;
+}
+
+/* ---------- LRU touches ---------- */
+
+void cache_touch(struct cache *c, const char *storage_key)
+{
+	/* Lossy on purpose: when the queue is full the access is forgotten; the
+	 * LRU is approximate and a hot object is touched again soon. */
+	pthread_mutex_lock(&c->touch_lock);
+	if (c->ntouch < TOUCH_QUEUE) {
+		c->touch[c->ntouch++] = xstrdup(storage_key);
+	}
+	pthread_mutex_unlock(&c->touch_lock);
+}
+
+void cache_maintain(struct cache *c)
+{
+	char **batch;
+	int n;
+	pthread_mutex_lock(&c->touch_lock);
+	n = c->ntouch;
+	if (n == 0) {
+		pthread_mutex_unlock(&c->touch_lock);
+		return;
+	}
+	batch = xmalloc((size_t)n * sizeof *batch);
+	memcpy(batch, c->touch, (size_t)n * sizeof *batch);
+	c->ntouch = 0;
+	pthread_mutex_unlock(&c->touch_lock);
+
+	MDB_txn *t;
+	if (mdb_txn_begin(c->env, NULL, 0, &t) == 0) {
+		uint64_t now = now_s();
+		for (int i = 0; i < n; i++) {
+			char kb[DBKEY_MAX];
+			MDB_val k = { dbkey(batch[i], strlen(batch[i]), kb), kb }, av;
+			if (mdb_get(t, c->a, &k, &av) != 0 || av.mv_size != 8)
+				continue; /* purged meanwhile */
+			uint64_t at;
+			memcpy(&at, av.mv_data, 8);
+			if (at + TOUCH_GRANULARITY > now)
+				continue;
+			lru_set(c, t, &k, now);
+		}
+		mdb_txn_commit(t);
+	}
+	for (int i = 0; i < n; i++)
+		free(batch[i]);
+	free(batch);
+}
+
+void cache_get_stats(struct cache *c, struct cache_stats *s)
+{
+	memset(s, 0, sizeof *s);
+	s->map_size = c->map_size;
+	s->evicted = c->evicted;
+	s->store_failed = c->store_failed;
+	MDB_txn *t = rtxn_get(c);
+	if (!t)
+		return;
+	MDB_stat st;
+	if (mdb_stat(t, c->a, &st) == 0)
+		s->entries = st.ms_entries;
+	s->bytes = bytes_get(c, t);
+	cache_ref_release(c, (struct cache_ref *)t);
+}

@@ -1,0 +1,88 @@
+/* cache.h -- the LMDB object store: lookup, store, update, purge, eviction.
+ *
+ * One environment, five named databases:
+ *   e  storage key -> entry (entry.h) or a Vary record ("MCV1" + header names)
+ *   a  storage key -> last access (u64 seconds), for the approximate LRU
+ *   l  be64(access) + storage key -> "" (oldest first: the eviction order)
+ *   t  tag -> storage key (dupsort), for purge by Surrogate-Key / Cache-Tag
+ *   m  "bytes" -> u64 accounted size of all entries
+ * Each store/update/purge is one write transaction, so readers and crashes
+ * only ever see whole entries.  Thread-safe: any thread may call anything.
+ *
+ * Keys longer than LMDB's 511-byte limit are stored as their first 400 bytes
+ * plus a hash, so prefix purges look at most at the first 400 bytes. */
+#ifndef MINICDN_CACHE_H
+#define MINICDN_CACHE_H
+
+#include "common/buf.h"
+#include "edge/entry.h"
+#include <stddef.h>
+#include <stdint.h>
+
+struct cache;
+struct cache_ref; /* a held read transaction: keeps a hit's bytes valid */
+
+struct cache_opts {
+	const char *path;     /* directory, created if missing */
+	uint64_t map_size;    /* bytes */
+	unsigned max_readers; /* concurrent zero-copy hits in flight */
+	double high_water;    /* evict when accounted bytes exceed this fraction of the map */
+	double low_water;     /* ... down to this fraction */
+};
+
+/* Opens (creating) the store.  Returns NULL with the reason in err. */
+struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen);
+/* Flushes pending LRU touches and closes the environment.  Every cache_ref
+ * must have been released before. */
+void cache_close(struct cache *c);
+
+/* Returns the request header value for name (lower-case), or NULL. */
+typedef const char *(*cache_header_fn)(void *cls, const char *name);
+
+enum cache_result { CACHE_MISS = 0, CACHE_HIT, CACHE_VARY_MISS };
+
+/* Looks up the primary key (cachekey.h).  On CACHE_HIT, *ref holds a read
+ * transaction and out points into the map (zero-copy) until
+ * cache_ref_release(*ref); storage_key (optional) receives the key of the
+ * variant found.  On a miss *ref is NULL.  Vary records are resolved with
+ * hdr(cls, name).  Cost: one B-tree lookup (two for a Vary'd object). */
+enum cache_result cache_lookup(struct cache *c, const char *key, cache_header_fn hdr, void *cls,
+                               struct cache_ref **ref, struct entry_view *out,
+                               struct buf *storage_key);
+/* Ends the read transaction of a hit; may be called from any thread. */
+void cache_ref_release(struct cache *c, struct cache_ref *ref);
+
+/* Builds the storage key of the variant selected by vary (a Vary header value,
+ * may be NULL) for a request. */
+void cache_variant_key(const char *key, const char *vary, cache_header_fn hdr, void *cls,
+                       struct buf *out);
+
+/* Stores a response as if it came from the origin (also used by scripts):
+ * key is the primary key, vary the response's Vary value (or NULL); the
+ * bytes are copied.  Evicts LRU entries first when the store is near full;
+ * returns 0, or -1 if it could not be stored (never fatal for the request). */
+int cache_store(struct cache *c, const char *key, const char *vary, cache_header_fn hdr, void *cls,
+                const struct entry_meta *m, const char *hdrs, size_t hdrs_len, const char *tags,
+                size_t tags_len, const void *body, uint64_t body_len);
+
+/* After a 304: replaces the meta and headers of the entry at storage_key,
+ * keeping tags and body.  Returns 0, or -1 if the entry is gone. */
+int cache_update(struct cache *c, const char *storage_key, const struct entry_meta *m,
+                 const char *hdrs, size_t hdrs_len);
+
+/* Purges; each returns the number of entries removed (variants count one each). */
+long cache_purge_key(struct cache *c, const char *key);     /* the key and its variants */
+long cache_purge_prefix(struct cache *c, const char *prefix); /* "http://host/p" or "/p" (any host) */
+long cache_purge_tag(struct cache *c, const char *tag);
+
+/* Records an access for the LRU (cheap: queued, written by cache_maintain). */
+void cache_touch(struct cache *c, const char *storage_key);
+/* Writes queued touches; call about once a second from one thread. */
+void cache_maintain(struct cache *c);
+
+struct cache_stats {
+	uint64_t entries, bytes, map_size, evicted, store_failed;
+};
+void cache_get_stats(struct cache *c, struct cache_stats *s);
+
+#endif

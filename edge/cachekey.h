@@ -1,0 +1,46 @@
+/* cachekey.h -- request target to cache key; pure string work, no I/O.
+ *
+ * A key is "http://host[:port]/normalised/path?query": host lower-cased and
+ * the default port dropped; the path percent-decoded where that is safe
+ * (unreserved characters), hex upper-cased, dot segments removed (so
+ * "/a/../b" and "/b" share an entry and no path escapes "/"); the query kept,
+ * sorted by parameter, or dropped per the matching rule.  Variants (Vary) add
+ * CACHEKEY_VARY_SEP and the selected request header values. */
+#ifndef MINICDN_CACHEKEY_H
+#define MINICDN_CACHEKEY_H
+
+#include "common/buf.h"
+#include <stddef.h>
+
+#define CACHEKEY_VARY_SEP '\x1f'
+#define CACHEKEY_MAX 4096
+
+enum query_mode { QUERY_KEEP = 0, QUERY_SORT, QUERY_IGNORE };
+
+struct query_rule {
+	char *path;   /* glob: '*' matches any run of characters; owned by the config */
+	char *mode;   /* "keep" | "sort" | "ignore" */
+};
+
+/* Mode of the first rule whose glob matches the normalised path, QUERY_KEEP if none. */
+enum query_mode cachekey_query_mode(const struct query_rule *rules, size_t n, const char *path);
+
+/* Normalises a path (no query) into out.  Returns 0, or -1 if it is not an
+ * origin-form path (does not start with '/', bad %-escape, NUL, control chars). */
+int cachekey_normalize_path(const char *path, size_t len, struct buf *out);
+
+/* Normalises a host[:port] (from Host or the absolute-form authority).
+ * Returns 0, or -1 if empty or containing characters not allowed in a host. */
+int cachekey_normalize_host(const char *host, size_t len, struct buf *out);
+
+/* Builds the key from a request target: origin-form "/p?q" with host from the
+ * Host header, or absolute-form "http://h/p?q" whose authority wins over Host
+ * (RFC 9112 3.2.2).  path_out (optional) receives the normalised path and
+ * query as sent to the origin.  Returns 0 or -1 (target rejected, 400). */
+int cachekey_build(const char *target, const char *host_hdr, const struct query_rule *rules,
+                   size_t nrules, struct buf *key, struct buf *path_out, struct buf *host_out);
+
+/* True if glob (with '*') matches s. */
+int cachekey_glob(const char *glob, const char *s);
+
+#endif

@@ -1,0 +1,78 @@
+/* config.c -- the edge's configuration schema (see common/cfg.h) */
+#include "edge/edge.h"
+
+#include <stddef.h>
+
+#define O(f) offsetof(struct edge_config, f)
+
+static const struct cfg_key cache_keys[] = {
+	{ "path", CFG_STRING, O(cache.path), "/var/lib/minicdn/edge", 0, 0, 0, NULL, 0, 0, NULL,
+	  "LMDB directory (created if missing); the cache survives restarts" },
+	{ "map_size", CFG_SIZE, O(cache.map_size), "256M", 1 << 20, 1ull << 40, 0, NULL, 0, 0, NULL,
+	  "LMDB map size: the most the cache may use; LRU eviction keeps it below" },
+	{ "max_object_size", CFG_SIZE, O(cache.max_object_size), "16M", 0, 1ull << 36, 0, NULL, 0, 0,
+	  NULL, "larger responses stream through without being stored" },
+	{ "max_readers", CFG_INT, O(cache.max_readers), "4096", 16, 1 << 20, 0, NULL, 0, 0, NULL,
+	  "concurrent zero-copy hits (LMDB reader slots)" },
+	{ "heuristic_fraction", CFG_FLOAT, O(cache.heuristic_fraction), "0.1", 0, 1, 0, NULL, 0, 0,
+	  NULL, "heuristic freshness = this fraction of (Date - Last-Modified)" },
+	{ "heuristic_max", CFG_MS, O(cache.heuristic_max_ms), "24h", 0, 0, 0, NULL, 0, 0, NULL,
+	  "cap on heuristic freshness" },
+	{ "stale_if_error", CFG_MS, O(cache.stale_if_error_ms), "0", 0, 0, 0, NULL, 0, 0, NULL,
+	  "default: how long past expiry a stale entry may be served when the origin fails "
+	  "(the response's stale-if-error wins)" },
+	CFG_END
+};
+
+static const struct cfg_key upstream_keys[] = {
+	{ "connect_timeout", CFG_MS, O(upstream.connect_timeout_ms), "2s", 1, 600000, 0, NULL, 0, 0,
+	  NULL, "origin connect timeout" },
+	{ "timeout", CFG_MS, O(upstream.timeout_ms), "30s", 1, 3600000, 0, NULL, 0, 0, NULL,
+	  "origin total transfer timeout" },
+	{ "max_connections", CFG_INT, O(upstream.max_connections), "64", 1, 10000, 0, NULL, 0, 0,
+	  NULL, "kept-alive connections to the origin" },
+	CFG_END
+};
+
+static const struct cfg_key limit_keys[] = {
+	{ "max_header_size", CFG_SIZE, O(limits.max_header_size), "32K", 4096, 1 << 24, 0, NULL, 0, 0,
+	  NULL, "request line + headers; larger requests get 414/431" },
+	{ "max_url", CFG_SIZE, O(limits.max_url), "8K", 256, 1 << 20, 0, NULL, 0, 0, NULL,
+	  "longest request target (414 above)" },
+	{ "max_body", CFG_SIZE, O(limits.max_body), "8M", 0, 1ull << 32, 0, NULL, 0, 0, NULL,
+	  "largest request body forwarded to the origin (413 above)" },
+	CFG_END
+};
+
+static const struct cfg_key rule_keys[] = {
+	{ "path", CFG_STRING, offsetof(struct query_rule, path), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0,
+	  NULL, "path glob ('*' matches anything)" },
+	{ "query", CFG_STRING, offsetof(struct query_rule, mode), "keep", 0, 0, 0, NULL, 0, 0, NULL,
+	  "keep | sort | ignore: how the query string enters the cache key" },
+	CFG_END
+};
+
+const struct cfg_key edge_config_schema[] = {
+	{ "name", CFG_STRING, O(name), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
+	  "node name (healthz, Via, Cache-Status)" },
+	{ "region", CFG_STRING, O(region), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL, "region label" },
+	{ "listen", CFG_ADDR, O(listen), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
+	  "HTTP listener ip:port" },
+	{ "origin", CFG_STRING, O(origin), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
+	  "origin base URL, e.g. \"http://127.0.0.10:8080\"" },
+	{ "control_secret", CFG_STRING, O(control_secret), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
+	  "Bearer secret for /.minicdn/ control requests (purge)" },
+	{ "threads", CFG_INT, O(threads), "2", 1, 256, 0, NULL, 0, 0, NULL, "HTTP worker threads" },
+	{ "capacity", CFG_INT, O(capacity), "1000", 1, 10000000, 0, NULL, 0, 0, NULL,
+	  "in-flight requests at which /healthz load reaches 1.0" },
+	{ "load_override", CFG_FLOAT, O(load_override), "-1", -1, 1000, 0, NULL, 0, 0, NULL,
+	  "if >= 0, /healthz reports this load (tests)" },
+	{ "log_level", CFG_STRING, O(log_level), "info", 0, 0, 0, NULL, 0, 0, NULL,
+	  "error | warn | info | debug" },
+	{ "cache", CFG_GROUP, 0, NULL, 0, 0, 0, cache_keys, 0, 0, NULL, "object store" },
+	{ "upstream", CFG_GROUP, 0, NULL, 0, 0, 0, upstream_keys, 0, 0, NULL, "origin client" },
+	{ "limits", CFG_GROUP, 0, NULL, 0, 0, 0, limit_keys, 0, 0, NULL, "request limits" },
+	{ "query_rules", CFG_LIST, O(query_rules), NULL, 0, 0, 0, rule_keys, sizeof(struct query_rule),
+	  O(nquery_rules), NULL, "per-path query handling in the cache key (first match wins)" },
+	CFG_END
+};

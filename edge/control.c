@@ -1,0 +1,175 @@
+/* control.c -- healthz, metrics and the purge API */
+#include "edge/control.h"
+#include "edge/cachekey.h"
+#include "common/daemon.h"
+#include "common/httpd.h"
+#include "common/log.h"
+#include "common/version.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <string.h>
+#include <strings.h>
+
+static bool authorized(struct edge_req *r)
+{
+	const char *a = edge_req_header(r, "Authorization");
+	const char *secret = r->edge->cfg.control_secret;
+	if (!a || strncasecmp(a, "Bearer ", 7))
+		return false;
+	a += 7;
+	size_t al = strlen(a), sl = strlen(secret);
+	/* Constant time in the secret's content (length is not secret enough to matter). */
+	return al == sl && sl > 0 && sodium_memcmp(a, secret, sl) == 0;
+}
+
+static double load_of(struct edge *e)
+{
+	if (e->cfg.load_override >= 0)
+		return e->cfg.load_override;
+	long in = e->inflight - 1; /* not counting the health check itself */
+	return (double)(in < 0 ? 0 : in) / (double)e->cfg.capacity;
+}
+
+static enum MHD_Result healthz(struct edge_req *r)
+{
+	struct edge *e = r->edge;
+	struct cache_stats cs;
+	cache_get_stats(e->cache, &cs);
+	struct buf b = BUF_INIT;
+	buf_puts(&b, "{\"status\":\"ok\",\"role\":\"edge\",\"name\":");
+	buf_json_str(&b, e->cfg.name);
+	buf_puts(&b, ",\"region\":");
+	buf_json_str(&b, e->cfg.region);
+	buf_printf(&b, ",\"version\":\"%s\",\"uptime_s\":%lld,\"load\":%.3f,\"inflight\":%ld,"
+	               "\"cache\":{\"entries\":%llu,\"bytes\":%llu,\"map_size\":%llu}}\n",
+	           MINICDN_VERSION, (daemon_now_ms() - e->start_ms) / 1000, load_of(e),
+	           (long)e->inflight - 1, (unsigned long long)cs.entries,
+	           (unsigned long long)cs.bytes, (unsigned long long)cs.map_size);
+	enum MHD_Result ret = httpd_reply_json(r->conn, 200, &b);
+	buf_free(&b);
+	return ret;
+}
+
+static enum MHD_Result metrics(struct edge_req *r)
+{
+	struct edge *e = r->edge;
+	struct cache_stats cs;
+	cache_get_stats(e->cache, &cs);
+	struct buf b = BUF_INIT;
+#define C(name, help, v) \
+	buf_printf(&b, "# HELP minicdn_edge_" name " " help "\n# TYPE minicdn_edge_" name " counter\n" \
+	               "minicdn_edge_" name " %lu\n", (unsigned long)(v))
+#define G(name, help, v) \
+	buf_printf(&b, "# HELP minicdn_edge_" name " " help "\n# TYPE minicdn_edge_" name " gauge\n" \
+	               "minicdn_edge_" name " %llu\n", (unsigned long long)(v))
+	C("requests_total", "Requests received.", e->n.requests);
+	C("cache_hits_total", "Requests answered fresh from the cache.", e->n.hits);
+	C("cache_misses_total", "Requests with no usable entry.", e->n.misses);
+	C("stale_served_total", "Stale responses served (stale-while-revalidate, stale-if-error).",
+	  e->n.stale_served);
+	C("revalidated_total", "Entries revalidated with a 304.", e->n.revalidated);
+	C("origin_fetches_total", "Requests sent to the origin.", e->n.origin_fetches);
+	C("origin_errors_total", "Origin failures (network or 5xx).", e->n.origin_errors);
+	C("collapsed_total", "Requests that joined an in-flight fetch.", e->n.collapsed);
+	C("stored_total", "Responses stored.", e->n.stored);
+	C("purged_total", "Entries purged.", e->n.purged);
+	C("bad_requests_total", "Requests refused as malformed.", e->n.bad_requests);
+	C("evicted_total", "Entries evicted by the LRU.", cs.evicted);
+	G("cache_entries", "Entries in the cache.", cs.entries);
+	G("cache_bytes", "Accounted bytes in the cache.", cs.bytes);
+	G("cache_map_bytes", "LMDB map size.", cs.map_size);
+	G("inflight_requests", "Requests in flight.", e->inflight > 0 ? e->inflight - 1 : 0);
+#undef C
+#undef G
+	enum MHD_Result ret = httpd_reply(r->conn, 200, "text/plain; version=0.0.4", b.data, b.len);
+	buf_free(&b);
+	return ret;
+}
+
+long control_purge(struct edge *e, const char *text, size_t len, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *j = json_loadb(text, len, 0, &je);
+	long n = -1;
+	if (!j || !json_is_object(j)) {
+		snprintf(err, errlen, "body must be a JSON object: {\"url\":U} | {\"prefix\":P} | {\"tag\":T}");
+		goto out;
+	}
+	const char *url = json_string_value(json_object_get(j, "url"));
+	const char *prefix = json_string_value(json_object_get(j, "prefix"));
+	const char *tag = json_string_value(json_object_get(j, "tag"));
+	if (!!url + !!prefix + !!tag != 1) {
+		snprintf(err, errlen, "exactly one of url, prefix, tag (strings) is required");
+		goto out;
+	}
+	if (url) {
+		struct buf key = BUF_INIT;
+		/* A URL is normalised exactly like a request target, so every
+		 * spelling of it purges the one entry. */
+		if (cachekey_build(url, NULL, e->cfg.query_rules, e->cfg.nquery_rules, &key, NULL, NULL) < 0) {
+			snprintf(err, errlen, "url must be absolute: http://host/path");
+			buf_free(&key);
+			goto out;
+		}
+		n = cache_purge_key(e->cache, key.data);
+		buf_free(&key);
+	} else if (prefix) {
+		if (!strncasecmp(prefix, "http://", 7) || !strncasecmp(prefix, "https://", 8)) {
+			/* Normalise the host part only: a prefix may end mid-segment. */
+			const char *h = prefix + (prefix[4] == 's' || prefix[4] == 'S' ? 8 : 7);
+			const char *slash = strchr(h, '/');
+			struct buf p = BUF_INIT;
+			buf_puts(&p, "http://");
+			if (cachekey_normalize_host(h, slash ? (size_t)(slash - h) : strlen(h), &p) < 0) {
+				snprintf(err, errlen, "bad host in prefix");
+				buf_free(&p);
+				goto out;
+			}
+			buf_puts(&p, slash ? slash : "/");
+			n = cache_purge_prefix(e->cache, p.data);
+			buf_free(&p);
+		} else if (prefix[0] == '/') {
+			n = cache_purge_prefix(e->cache, prefix);
+		} else {
+			snprintf(err, errlen, "prefix must be http://host/path... or /path...");
+			goto out;
+		}
+	} else {
+		n = cache_purge_tag(e->cache, tag);
+	}
+	if (n < 0)
+		snprintf(err, errlen, "storage error");
+	else
+		e->n.purged += (unsigned long)n;
+out:
+	json_decref(j);
+	return n;
+}
+
+enum MHD_Result control_handle(struct edge_req *r)
+{
+	const char *p = r->path.data;
+	if (!strcmp(p, "/healthz"))
+		return healthz(r);
+	if (!strcmp(p, "/metrics"))
+		return metrics(r);
+	if (!authorized(r))
+		return httpd_reply_error(r->conn, 401, "control API needs Authorization: Bearer <secret>");
+	if (!strcmp(p, "/.minicdn/purge")) {
+		if (strcmp(r->method, "POST"))
+			return httpd_reply_error(r->conn, 405, "use POST");
+		char err[200];
+		long n = control_purge(r->edge, r->body.data ? r->body.data : "", r->body.len, err, sizeof err);
+		if (n < 0)
+			return httpd_reply_error(r->conn, n == -1 && strcmp(err, "storage error") ? 400 : 500, err);
+		log_info("control", "purge %.*s: %ld entries", (int)(r->body.len > 200 ? 200 : r->body.len),
+		         r->body.data ? r->body.data : "", n);
+		struct buf b = BUF_INIT;
+		buf_printf(&b, "{\"purged\":%ld}\n", n);
+		enum MHD_Result ret = httpd_reply_json(r->conn, 200, &b);
+		buf_free(&b);
+		return ret;
+	}
+	return httpd_reply_error(r->conn, 404, "no such control endpoint");
+}

@@ -1,0 +1,16 @@
+/* control.h -- node endpoints: GET /healthz, GET /metrics, and the
+ * authenticated control API under /.minicdn/ (POST /.minicdn/purge). */
+#ifndef MINICDN_CONTROL_H
+#define MINICDN_CONTROL_H
+
+#include "edge/http.h"
+
+/* Answers r (path /healthz, /metrics or /.minicdn/...).  Control requests
+ * need "Authorization: Bearer <control_secret>" (401 otherwise). */
+enum MHD_Result control_handle(struct edge_req *r);
+
+/* Applies a purge request body ({"url":U} | {"prefix":P} | {"tag":T}).
+ * Returns entries removed, or -1 with a reason in err (400). */
+long control_purge(struct edge *e, const char *json, size_t len, char *err, size_t errlen);
+
+#endif

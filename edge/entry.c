@@ -1,0 +1,130 @@
+/* entry.c -- encoding of one cached response as a single LMDB value */
+#include "edge/entry.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const char entry_magic[4] = { 'M', 'C', 'E', '2' };
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+size_t entry_size(size_t hdrs_len, size_t tags_len, uint64_t body_len)
+{
+	return ENTRY_HDR_SIZE + hdrs_len + tags_len + (size_t)body_len;
+}
+
+void entry_patch_meta(void *dst, const struct entry_meta *m)
+{
+	uint8_t *p = dst;
+	memcpy(p, entry_magic, 4);
+	put16(p + 4, (uint16_t)m->status);
+	put16(p + 6, (uint16_t)m->flags);
+	put64(p + 8, (uint64_t)m->request_time);
+	put64(p + 16, (uint64_t)m->response_time);
+	put64(p + 24, (uint64_t)m->date);
+	put64(p + 32, (uint64_t)m->age_value);
+	put32(p + 40, (uint32_t)m->lifetime);
+	put32(p + 44, (uint32_t)m->swr);
+	put32(p + 48, (uint32_t)m->sie);
+}
+
+void entry_write(void *dst, const struct entry_meta *m, const char *hdrs, size_t hdrs_len,
+                 const char *tags, size_t tags_len, const void *body, uint64_t body_len)
+{
+	uint8_t *p = dst;
+	entry_patch_meta(p, m);
+	put32(p + 52, (uint32_t)hdrs_len);
+	put32(p + 56, (uint32_t)tags_len);
+	put32(p + 60, 0);
+	put64(p + 64, body_len);
+	p += ENTRY_HDR_SIZE;
+	if (hdrs_len)
+		memcpy(p, hdrs, hdrs_len);
+	p += hdrs_len;
+	if (tags_len)
+		memcpy(p, tags, tags_len);
+	p += tags_len;
+	if (body_len)
+		memcpy(p, body, (size_t)body_len);
+}
+
+/* A block of NUL-terminated strings must end with a NUL (or be empty). */
+static int block_ok(const char *b, size_t len, int pairs)
+{
+	if (len == 0)
+		return 1;
+	if (b[len - 1] != '\0')
+		return 0;
+	if (!pairs)
+		return 1;
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += b[i] == '\0';
+	return n % 2 == 0 && n / 2 <= ENTRY_MAX_HEADERS;
+}
+
+int entry_decode(const void *data, size_t len, struct entry_view *out)
+{
+	const uint8_t *p = data;
+	if (len < ENTRY_HDR_SIZE || memcmp(p, entry_magic, 4) != 0)
+		return -1;
+	struct entry_meta *m = &out->meta;
+	m->status = get16(p + 4);
+	m->flags = get16(p + 6);
+	m->request_time = (int64_t)get64(p + 8);
+	m->response_time = (int64_t)get64(p + 16);
+	m->date = (int64_t)get64(p + 24);
+	m->age_value = (int64_t)get64(p + 32);
+	m->lifetime = (int32_t)get32(p + 40);
+	m->swr = (int32_t)get32(p + 44);
+	m->sie = (int32_t)get32(p + 48);
+	uint64_t hl = get32(p + 52), tl = get32(p + 56), bl = get64(p + 64);
+	if (m->status < 100 || m->status > 999)
+		return -1;
+	if (hl > len || tl > len || bl > len || ENTRY_HDR_SIZE + hl + tl + bl != len)
+		return -1;
+	out->hdrs = (const char *)p + ENTRY_HDR_SIZE;
+	out->hdrs_len = (size_t)hl;
+	out->tags = out->hdrs + hl;
+	out->tags_len = (size_t)tl;
+	out->body = (const uint8_t *)out->tags + tl;
+	out->body_len = bl;
+	if (!block_ok(out->hdrs, out->hdrs_len, 1) || !block_ok(out->tags, out->tags_len, 0))
+		return -1;
+	return 0;
+}
+
+int entry_next_header(const struct entry_view *v, size_t *pos, struct entry_header *h)
+{
+	if (*pos >= v->hdrs_len)
+		return 0;
+	h->name = v->hdrs + *pos;
+	*pos += strlen(h->name) + 1;
+	h->value = v->hdrs + *pos;
+	*pos += strlen(h->value) + 1;
+	return 1;
+}
+
+const char *entry_get_header(const struct entry_view *v, const char *name)
+{
+	size_t pos = 0;
+	struct entry_header h;
+	while (entry_next_header(v, &pos, &h))
+		if (!strcasecmp(h.name, name))
+			return h.value;
+	return NULL;
+}

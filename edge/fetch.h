@@ -1,0 +1,101 @@
+/* fetch.h -- asynchronous origin client: one thread drives libcurl's multi
+ * interface; requests are submitted from any thread and observed through a
+ * shared, reference-counted struct fetch.
+ *
+ * A fetch is shared by every client connection collapsed onto it: each one
+ * registers a fetch_waiter and is woken (its wake() runs in the fetch thread,
+ * with f->lock held, so it must only resume a connection) when headers, body
+ * bytes or the end arrive.  Body bytes accumulate in f->body; in "discard"
+ * mode (objects streamed through without being stored) bytes every waiter has
+ * read are dropped and the transfer is paused while too much is unread, so
+ * memory stays bounded whatever the object size. */
+#ifndef MINICDN_FETCH_H
+#define MINICDN_FETCH_H
+
+#include "common/buf.h"
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct fetcher;
+struct fetch;
+
+struct fetcher_opts {
+	const char *origin;      /* base URL, e.g. "http://127.0.0.10:8080" (borrowed) */
+	int connect_timeout_ms;
+	int timeout_ms;          /* total, per transfer */
+	unsigned max_connections;/* to the origin, reused (keep-alive) */
+};
+
+struct fetcher *fetcher_start(const struct fetcher_opts *o, char *err, size_t errlen);
+/* Aborts transfers still running and joins the thread; waiters get F_FAILED. */
+void fetcher_stop(struct fetcher *fr);
+
+enum fetch_state { F_PENDING = 0, F_HEADERS, F_DONE, F_FAILED };
+
+struct fetch_waiter {
+	struct fetch_waiter *next;
+	bool waiting;       /* set by the waiter (under f->lock) before suspending */
+	uint64_t pos;       /* absolute stream offset read so far (for discard) */
+	void (*wake)(struct fetch_waiter *w);
+};
+
+/* Called in the fetch thread without f->lock held; may inspect the response
+ * (status, headers: stable once state >= F_HEADERS) and decide about
+ * storing.  on_headers runs before waiters are woken for F_HEADERS, on_done
+ * before they are woken for F_DONE/F_FAILED. */
+struct fetch_hooks {
+	void (*on_headers)(struct fetch *f);
+	void (*on_done)(struct fetch *f);
+	void (*free_ctx)(void *ctx);
+};
+
+struct fetch {
+	pthread_mutex_t lock;
+	int refs;                    /* atomic */
+	/* request, immutable after fetch_submit */
+	char *url, *method;
+	struct curl_slist *req_headers; /* owned */
+	char *req_body; size_t req_body_len;
+	const struct fetch_hooks *hooks;
+	void *ctx;                   /* owned by the hooks' user, freed by free_ctx */
+	/* response, under lock (headers stable once state >= F_HEADERS) */
+	enum fetch_state state;
+	unsigned status;
+	struct buf hdrs;             /* packed "name\0value\0", as received */
+	int64_t content_length;      /* -1 unknown */
+	struct buf body;             /* bytes [body_base, body_base + body.len) */
+	uint64_t body_base;
+	bool complete;               /* whole body received (F_DONE with a full body) */
+	bool discard;                /* drop bytes all waiters have read */
+	bool paused, unpause;
+	bool timed_out;
+	char err[128];
+	int64_t request_time, response_time; /* seconds */
+	struct fetch_waiter *waiters;
+	CURL *easy;
+	struct fetcher *fr;
+	struct fetch *next_q;
+};
+
+/* Creates a fetch for origin URL path (the fetcher's base + path).  Takes
+ * ownership of headers and body (malloc'd, may be NULL).  refs = 1. */
+struct fetch *fetch_new(const char *method, const char *url, struct curl_slist *headers,
+                        char *body, size_t body_len, const struct fetch_hooks *hooks, void *ctx);
+void fetch_ref(struct fetch *f);
+void fetch_unref(struct fetch *f);
+/* Starts the transfer (the fetcher takes its own reference). */
+void fetch_submit(struct fetcher *fr, struct fetch *f);
+
+/* Under f->lock: registers / removes a waiter. */
+void fetch_add_waiter(struct fetch *f, struct fetch_waiter *w);
+void fetch_remove_waiter(struct fetch *f, struct fetch_waiter *w);
+/* Under f->lock, after a waiter advanced w->pos: drops bytes every waiter has
+ * read (discard mode) and un-pauses the transfer when the backlog drains. */
+void fetch_consumed(struct fetch *f);
+
+/* Header lookup in a packed list (case-insensitive); NULL if absent. */
+const char *fetch_header(const struct buf *hdrs, const char *name);
+
+#endif

@@ -1,0 +1,70 @@
+/* freshness.h -- RFC 9111 / RFC 9213 arithmetic over header values and times.
+ *
+ * No I/O, no clocks: every function takes the times it needs, so the rules are
+ * unit-tested in isolation (tests/unit/edge/test_freshness.c). */
+#ifndef MINICDN_FRESHNESS_H
+#define MINICDN_FRESHNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Parsed Cache-Control (or CDN-Cache-Control).  Delta-seconds are -1 when absent. */
+struct cc {
+	bool present;        /* at least one directive seen */
+	bool no_store, no_cache, private_, public_, must_revalidate, proxy_revalidate;
+	bool no_transform, only_if_cached, immutable;
+	int64_t max_age, s_maxage, swr, sie, min_fresh, max_stale;
+};
+
+/* Parses a Cache-Control value (NULL means absent).  Unknown directives are
+ * ignored; a malformed delta makes that directive absent, except max-age /
+ * s-maxage which then count as 0 (RFC 9111 section 4.2.1: treat as stale). */
+void freshness_parse_cc(const char *value, struct cc *out);
+
+/* The inputs of the freshness decision for one response. */
+struct fresh_in {
+	unsigned status;
+	const char *cache_control;     /* NULL if absent */
+	const char *cdn_cache_control; /* NULL if absent */
+	const char *expires;           /* raw header values, NULL if absent */
+	const char *date;
+	const char *last_modified;
+	const char *age;
+	const char *vary;
+	const char *method;            /* request method */
+	bool req_authorization;        /* request carried Authorization */
+	const char *req_cache_control; /* request Cache-Control (no-store honoured) */
+	int64_t request_time, response_time;
+	double heuristic_fraction;     /* e.g. 0.1 */
+	int64_t heuristic_max;         /* cap in seconds */
+};
+
+enum fresh_source { FRESH_NONE, FRESH_CDN_CC, FRESH_S_MAXAGE, FRESH_MAX_AGE, FRESH_EXPIRES, FRESH_HEURISTIC };
+
+struct fresh_out {
+	bool storable;
+	const char *why_not;   /* static reason when !storable */
+	int64_t lifetime;      /* freshness lifetime, seconds (0 = stale at once) */
+	enum fresh_source source;
+	bool must_revalidate;  /* must-revalidate / proxy-revalidate / s-maxage present */
+	bool no_cache;         /* store, but revalidate every use */
+	int64_t swr, sie;      /* -1 if absent */
+	int64_t date;          /* parsed Date, or response_time if absent/invalid */
+	int64_t age_value;     /* parsed Age, 0 if absent/invalid */
+};
+
+/* Decides storability (RFC 9111 section 3) and freshness lifetime (4.2.1),
+ * with the RFC 9213 rule: a valid CDN-Cache-Control replaces Cache-Control
+ * and Expires for this cache. */
+void freshness_evaluate(const struct fresh_in *in, struct fresh_out *out);
+
+/* Current age per RFC 9111 section 4.2.3. */
+int64_t freshness_age(int64_t date, int64_t age_value, int64_t request_time, int64_t response_time,
+                      int64_t now);
+
+/* True if the status is heuristically cacheable (RFC 9110 section 15.1). */
+bool freshness_heuristic_status(unsigned status);
+/* True if status may be stored at all by this cache when explicit freshness is given. */
+bool freshness_cacheable_status(unsigned status);
+
+#endif

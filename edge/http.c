@@ -1,0 +1,574 @@
+/* http.c -- the edge's request dispatch: control -> script -> cache -> origin.
+ *
+ * Seam for edge logic (issue 5, edge/script*.c): dispatch() below is the one
+ * place requests are routed.  A script hook is called between the control
+ * endpoints and the cache with the struct edge_req (http.h: method, target,
+ * normalised path/query/host, headers via edge_req_header(), client address)
+ * and either queues a response on r->conn (returning its MHD result) or
+ * declines, in which case the request continues to the cache.  To cache a
+ * script response use cache_store() (cache.h) with r->key; cache lookups use
+ * cache_lookup(); purges cache_purge_*().  Control paths for bundles
+ * (/.minicdn/scripts) are routed in control.c.
+ *
+ * Threading: MHD runs `threads` worker threads; misses suspend the
+ * connection (MHD_suspend_connection) and the fetch thread resumes it. */
+#include "edge/http.h"
+#include "edge/control.h"
+#include "edge/freshness.h"
+#include "edge/proxy.h"
+#include "common/httpd.h"
+#include "common/httpdate.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* ---------- small helpers ---------- */
+
+const char *edge_req_header(const struct edge_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static const char *req_hdr_cb(void *cls, const char *name)
+{
+	return edge_req_header(cls, name);
+}
+
+bool http_hop_by_hop(const char *n, const char *connection)
+{
+	static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
+		                           "trailer", "transfer-encoding", "upgrade",
+		                           "proxy-authenticate", "proxy-authorization", NULL };
+	for (int i = 0; hop[i]; i++)
+		if (!strcasecmp(n, hop[i]))
+			return true;
+	if (connection) {
+		size_t nl = strlen(n);
+		const char *p = connection;
+		while (*p) {
+			while (*p == ' ' || *p == ',' || *p == '\t')
+				p++;
+			const char *s = p;
+			while (*p && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			if ((size_t)(p - s) == nl && nl && !strncasecmp(s, n, nl))
+				return true;
+		}
+	}
+	return false;
+}
+
+void http_add_cache_status(struct edge_req *r, struct MHD_Response *resp, bool hit,
+                           enum fwd_reason fwd, unsigned fwd_status, bool stored, long ttl,
+                           const char *detail)
+{
+	static const char *const fwds[] = { "", "uri-miss", "vary-miss", "stale", "method", "miss" };
+	char cs[256];
+	int n = snprintf(cs, sizeof cs, "%s", r->edge->cfg.name);
+	if (hit)
+		n += snprintf(cs + n, sizeof cs - (size_t)n, "; hit");
+	if (fwd != FWD_NONE)
+		n += snprintf(cs + n, sizeof cs - (size_t)n, "; fwd=%s", fwds[fwd]);
+	if (fwd_status)
+		n += snprintf(cs + n, sizeof cs - (size_t)n, "; fwd-status=%u", fwd_status);
+	if (stored)
+		n += snprintf(cs + n, sizeof cs - (size_t)n, "; stored");
+	if (ttl != LONG_MIN)
+		n += snprintf(cs + n, sizeof cs - (size_t)n, "; ttl=%ld", ttl);
+	if (detail)
+		snprintf(cs + n, sizeof cs - (size_t)n, "; detail=%s", detail);
+	MHD_add_response_header(resp, "Cache-Status", cs);
+	char via[160];
+	snprintf(via, sizeof via, "1.1 %s (minicdn)", r->edge->cfg.name);
+	MHD_add_response_header(resp, "Via", via);
+}
+
+enum MHD_Result http_error(struct edge_req *r, unsigned status, const char *msg)
+{
+	struct buf b = BUF_INIT;
+	buf_puts(&b, "{\"error\":");
+	buf_json_str(&b, msg);
+	buf_puts(&b, "}\n");
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
+	buf_free(&b);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	http_add_cache_status(r, resp, false, r->fwd, 0, false, LONG_MIN, NULL);
+	if (status == 400 || status == 414 || status == 431)
+		MHD_add_response_header(resp, "Connection", "close");
+	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* ---------- conditionals and ranges (RFC 9110 13, 14) ---------- */
+
+/* Weak comparison of an If-None-Match list against an ETag. */
+static bool etag_in_list(const char *list, const char *etag)
+{
+	if (!etag)
+		return false;
+	const char *e = etag;
+	if (!strncmp(e, "W/", 2))
+		e += 2;
+	size_t el = strlen(e);
+	const char *p = list;
+	while (*p) {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (*p == '*')
+			return true;
+		const char *s = p;
+		if (!strncmp(s, "W/", 2))
+			s += 2;
+		const char *q = s;
+		if (*q == '"') {
+			q = strchr(q + 1, '"');
+			q = q ? q + 1 : s + strlen(s);
+		} else {
+			while (*q && *q != ',')
+				q++;
+		}
+		if ((size_t)(q - s) == el && !strncmp(s, e, el))
+			return true;
+		p = q;
+		while (*p && *p != ',')
+			p++;
+	}
+	return false;
+}
+
+/* True if the client's conditional GET is satisfied (answer 304). */
+bool http_not_modified(struct edge_req *r, const char *etag, const char *last_modified)
+{
+	const char *inm = edge_req_header(r, "If-None-Match");
+	if (inm)
+		return etag_in_list(inm, etag);
+	const char *ims = edge_req_header(r, "If-Modified-Since");
+	if (ims && last_modified) {
+		time_t t = httpdate_parse(ims), lm = httpdate_parse(last_modified);
+		return t >= 0 && lm >= 0 && lm <= t;
+	}
+	return false;
+}
+
+/* Parses a single "bytes=" range against len.  Returns 1 with [*start, *end]
+ * inclusive, 0 to ignore the header (absent, multi-range, other unit,
+ * syntax error), -1 if unsatisfiable (416). */
+int http_parse_range(const char *h, uint64_t len, uint64_t *start, uint64_t *end)
+{
+	if (!h || strncasecmp(h, "bytes=", 6))
+		return 0;
+	const char *p = h + 6;
+	while (*p == ' ')
+		p++;
+	if (strchr(p, ','))
+		return 0; /* multipart ranges: answer the whole object */
+	char *e;
+	if (*p == '-') {
+		unsigned long long n = strtoull(p + 1, &e, 10);
+		if (e == p + 1 || *e)
+			return 0;
+		if (n == 0 || len == 0)
+			return -1;
+		*start = n >= len ? 0 : len - n;
+		*end = len - 1;
+		return 1;
+	}
+	if (*p < '0' || *p > '9')
+		return 0;
+	unsigned long long a = strtoull(p, &e, 10);
+	if (*e != '-')
+		return 0;
+	const char *q = e + 1;
+	unsigned long long b;
+	if (*q == '\0') {
+		b = len ? len - 1 : 0;
+	} else {
+		b = strtoull(q, &e, 10);
+		if (*e || b < a)
+			return 0;
+	}
+	if (a >= len)
+		return -1;
+	if (b >= len)
+		b = len - 1;
+	*start = a;
+	*end = b;
+	return 1;
+}
+
+/* If-Range: a strong ETag must match exactly, a date must equal Last-Modified. */
+bool http_if_range_ok(struct edge_req *r, const char *etag, const char *last_modified)
+{
+	const char *ir = edge_req_header(r, "If-Range");
+	if (!ir)
+		return true;
+	if (ir[0] == '"' || !strncmp(ir, "W/", 2))
+		return etag && ir[0] == '"' && strncmp(etag, "W/", 2) && !strcmp(ir, etag);
+	return last_modified && httpdate_parse(ir) >= 0 &&
+	       httpdate_parse(ir) == httpdate_parse(last_modified);
+}
+
+/* ---------- serving cached entries ---------- */
+
+struct hit_ref {
+	struct cache *cache;
+	struct cache_ref *ref;
+};
+
+static void hit_free(void *cls)
+{
+	struct hit_ref *h = cls;
+	cache_ref_release(h->cache, h->ref);
+	free(h);
+}
+
+bool http_skip_to_client(const char *name)
+{
+	return !strcasecmp(name, "CDN-Cache-Control") || !strcasecmp(name, "Surrogate-Key") ||
+	       !strcasecmp(name, "Cache-Tag") || !strcasecmp(name, "Surrogate-Control");
+}
+
+/* Headers a 304 carries (RFC 9110 15.4.5). */
+bool http_in_304(const char *n)
+{
+	return !strcasecmp(n, "ETag") || !strcasecmp(n, "Cache-Control") || !strcasecmp(n, "Date") ||
+	       !strcasecmp(n, "Expires") || !strcasecmp(n, "Vary") ||
+	       !strcasecmp(n, "Content-Location") || !strcasecmp(n, "Last-Modified");
+}
+
+enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
+                                 const struct entry_view *v, const char *storage_key,
+                                 enum fwd_reason fwd, unsigned fwd_status, const char *detail)
+{
+	struct edge *e = r->edge;
+	int64_t now = (int64_t)time(NULL);
+	int64_t age = freshness_age(v->meta.date, v->meta.age_value, v->meta.request_time,
+	                            v->meta.response_time, now);
+	long ttl = (long)(v->meta.lifetime - age);
+	const char *etag = entry_get_header(v, "ETag");
+	const char *lm = entry_get_header(v, "Last-Modified");
+	unsigned status = v->meta.status;
+	const uint8_t *body = v->body;
+	uint64_t blen = v->body_len;
+	char crange[96] = "";
+	bool is304 = false;
+
+	if (status == 200 && http_not_modified(r, etag, lm)) {
+		is304 = true;
+		status = 304;
+		blen = 0;
+	} else if (status == 200 && (r->is_get || r->is_head) && edge_req_header(r, "Range") &&
+	           http_if_range_ok(r, etag, lm)) {
+		uint64_t a, b;
+		int rr = http_parse_range(edge_req_header(r, "Range"), v->body_len, &a, &b);
+		if (rr < 0) {
+			struct MHD_Response *resp =
+				MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+			snprintf(crange, sizeof crange, "bytes */%llu", (unsigned long long)v->body_len);
+			MHD_add_response_header(resp, "Content-Range", crange);
+			http_add_cache_status(r, resp, fwd == FWD_NONE, fwd, fwd_status, false, ttl, detail);
+			enum MHD_Result ret = MHD_queue_response(r->conn, 416, resp);
+			MHD_destroy_response(resp);
+			cache_ref_release(e->cache, ref);
+			return ret;
+		}
+		if (rr > 0) {
+			status = 206;
+			body += a;
+			blen = b - a + 1;
+			snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)a,
+			         (unsigned long long)b, (unsigned long long)v->body_len);
+		}
+	}
+
+	struct hit_ref *h = xmalloc(sizeof *h);
+	h->cache = e->cache;
+	h->ref = ref;
+	struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
+		(size_t)blen, (void *)body, hit_free, h);
+	if (!resp) {
+		hit_free(h);
+		return MHD_NO;
+	}
+	size_t pos = 0;
+	struct entry_header eh;
+	while (entry_next_header(v, &pos, &eh)) {
+		if (http_skip_to_client(eh.name) || (is304 && !http_in_304(eh.name)))
+			continue;
+		MHD_add_response_header(resp, eh.name, eh.value);
+	}
+	if (crange[0])
+		MHD_add_response_header(resp, "Content-Range", crange);
+	if (status == 200 || status == 206)
+		MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+	char agebuf[24];
+	snprintf(agebuf, sizeof agebuf, "%lld", (long long)(age < 0 ? 0 : age));
+	MHD_add_response_header(resp, "Age", agebuf);
+	http_add_cache_status(r, resp, fwd == FWD_NONE, fwd, fwd_status, false, ttl, detail);
+	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	if (storage_key)
+		cache_touch(e->cache, storage_key);
+	return ret;
+}
+
+/* ---------- the cache step ---------- */
+
+static enum MHD_Result cache_step(struct edge_req *r)
+{
+	struct edge *e = r->edge;
+	struct cache_ref *ref;
+	struct entry_view v;
+	struct buf sk = BUF_INIT;
+	enum cache_result cr = cache_lookup(e->cache, r->key.data, req_hdr_cb, r, &ref, &v, &sk);
+	if (cr != CACHE_HIT) {
+		buf_free(&sk);
+		e->n.misses++;
+		r->fwd = cr == CACHE_VARY_MISS ? FWD_VARY_MISS : FWD_URI_MISS;
+		return proxy_start(r, NULL);
+	}
+	int64_t now = (int64_t)time(NULL);
+	int64_t age = freshness_age(v.meta.date, v.meta.age_value, v.meta.request_time,
+	                            v.meta.response_time, now);
+	bool fresh = age < v.meta.lifetime && !(v.meta.flags & ENTRY_F_NO_CACHE);
+	if (fresh) {
+		e->n.hits++;
+		enum MHD_Result ret = http_serve_entry(r, ref, &v, sk.data, FWD_NONE, 0, NULL);
+		buf_free(&sk);
+		return ret;
+	}
+	struct stale_info st = { sk.data, v.hdrs, v.hdrs_len, v.meta };
+	int64_t stale_for = age - v.meta.lifetime;
+	bool mustrv = v.meta.flags & ENTRY_F_MUST_REVALIDATE;
+	if (!mustrv && !(v.meta.flags & ENTRY_F_NO_CACHE) && v.meta.swr >= 0 && stale_for < v.meta.swr) {
+		/* stale-while-revalidate: answer now, refresh once in the background. */
+		proxy_refresh(r, &st);
+		e->n.stale_served++;
+		enum MHD_Result ret = http_serve_entry(r, ref, &v, sk.data, FWD_NONE, 0,
+		                                       "stale-while-revalidate");
+		buf_free(&sk);
+		return ret;
+	}
+	/* Revalidate; remember whether this stale copy may be served if the origin fails. */
+	int64_t sie = v.meta.sie >= 0 ? v.meta.sie : e->cfg.cache.stale_if_error_ms / 1000;
+	r->has_stale = !mustrv && sie > 0;
+	r->stale_deadline = now + (sie - stale_for);
+	r->fwd = FWD_STALE;
+	enum MHD_Result ret = proxy_start(r, &st);
+	cache_ref_release(e->cache, ref); /* st was copied by proxy_start */
+	buf_free(&sk);
+	return ret;
+}
+
+/* ---------- request validation ---------- */
+
+struct hdr_scan {
+	int content_length, transfer_encoding, host;
+	bool cl_conflict;
+	const char *first_cl;
+};
+
+static enum MHD_Result scan_hdr(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct hdr_scan *s = cls;
+	if (!strcasecmp(key, "Content-Length")) {
+		if (s->content_length++ && s->first_cl && strcmp(s->first_cl, value))
+			s->cl_conflict = true;
+		s->first_cl = value;
+	} else if (!strcasecmp(key, "Transfer-Encoding")) {
+		s->transfer_encoding++;
+	} else if (!strcasecmp(key, "Host")) {
+		s->host++;
+	}
+	return MHD_YES;
+}
+
+/* Returns 0, or the status to refuse the request with (message in *why). */
+static unsigned validate(struct edge_req *r, const char *version, const char **why)
+{
+	struct edge *e = r->edge;
+	if (strlen(r->target) > e->cfg.limits.max_url) {
+		*why = "request target too long";
+		return 414;
+	}
+	struct hdr_scan s = { 0 };
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_hdr, &s);
+	if (s.transfer_encoding && s.content_length) {
+		*why = "both Content-Length and Transfer-Encoding (request smuggling pattern)";
+		return 400;
+	}
+	if (s.cl_conflict || s.transfer_encoding > 1) {
+		*why = "conflicting framing headers";
+		return 400;
+	}
+	if (s.transfer_encoding) {
+		const char *te = edge_req_header(r, "Transfer-Encoding");
+		if (strcasecmp(te, "chunked")) {
+			*why = "unsupported Transfer-Encoding";
+			return 400;
+		}
+	}
+	if (s.host > 1) {
+		*why = "more than one Host header";
+		return 400;
+	}
+	const char *host = edge_req_header(r, "Host");
+	if (!host && strcmp(version, "HTTP/1.0") && strncasecmp(r->target, "http", 4)) {
+		*why = "missing Host";
+		return 400;
+	}
+	char defhost[ADDR_STRLEN];
+	if (!host)
+		host = addr_format(&e->cfg.listen, defhost, sizeof defhost);
+	if (cachekey_build(r->target, host, e->cfg.query_rules, e->cfg.nquery_rules, &r->key, &r->path,
+	                   &r->host) < 0) {
+		*why = "malformed request target or Host";
+		return 400;
+	}
+	const char *q = strchr(r->path.data, '?');
+	r->query = q ? q + 1 : "";
+	return 0;
+}
+
+/* ---------- dispatch ---------- */
+
+static enum MHD_Result dispatch(struct edge_req *r)
+{
+	struct edge *e = r->edge;
+	/* 1. Node endpoints and control API. */
+	const char *p = r->path.data;
+	if (!strcmp(p, "/healthz") || !strcmp(p, "/metrics") || !strncmp(p, "/.minicdn/", 10))
+		return control_handle(r);
+
+	/* 2. Script hook (issue 5) goes here. */
+
+	/* 3. Cache. */
+	if (r->is_get || r->is_head)
+		return cache_step(r);
+
+	/* 4. Origin: everything else passes through (unsafe methods invalidate). */
+	r->fwd = FWD_METHOD;
+	e->n.passes++;
+	return proxy_start(r, NULL);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+	struct edge *e = cls;
+	struct edge_req *r = *con_cls;
+	if (!r)
+		return MHD_NO;
+	if (r->state == RS_NEW) {
+		r->conn = conn;
+		r->method = method;
+		e->n.requests++;
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		r->client = ci ? ci->client_addr : NULL;
+		r->is_get = !strcmp(method, "GET");
+		r->is_head = !strcmp(method, "HEAD");
+		r->is_unsafe = !strcmp(method, "POST") || !strcmp(method, "PUT") ||
+		               !strcmp(method, "DELETE") || !strcmp(method, "PATCH");
+		r->has_auth = edge_req_header(r, "Authorization") != NULL;
+		const char *why = NULL;
+		unsigned st = validate(r, version, &why);
+		if (st) {
+			e->n.bad_requests++;
+			r->state = RS_DONE;
+			log_debug("http", "refused %s: %s", r->target, why);
+			return http_error(r, st, why);
+		}
+		if (!r->is_get && !r->is_head && !r->is_unsafe && strcmp(method, "OPTIONS")) {
+			r->state = RS_DONE;
+			return http_error(r, 501, "method not implemented");
+		}
+		/* Answer on the next call, not this first one: MHD 0.9.7x closes
+		 * the connection when a response is queued before it has looked
+		 * for a request body. */
+		r->state = (r->is_get || r->is_head) ? RS_READY : RS_BODY;
+		return MHD_YES;
+	}
+	if (r->state == RS_BODY) {
+		if (*upload_size) {
+			if (r->body.len + *upload_size > e->cfg.limits.max_body)
+				r->body_too_large = true;
+			else
+				buf_append(&r->body, upload, *upload_size);
+			*upload_size = 0;
+			return MHD_YES;
+		}
+		if (r->body_too_large) {
+			r->state = RS_DONE;
+			return http_error(r, 413, "request body too large");
+		}
+		r->state = RS_READY;
+	}
+	if (r->state == RS_READY) {
+		r->state = RS_DONE;
+		return dispatch(r);
+	}
+	if (r->state == RS_WAIT)
+		return proxy_resume(r);
+	return MHD_YES;
+}
+
+/* MHD hands us the raw request-target here, before it percent-decodes the
+ * path and splits the query: the cache key is built from these bytes. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct edge *e = cls;
+	struct edge_req *r = xcalloc(1, sizeof *r);
+	r->edge = e;
+	r->conn = conn;
+	r->target = xstrdup(uri ? uri : "");
+	e->inflight++;
+	return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct edge *e = cls;
+	struct edge_req *r = *con_cls;
+	if (!r)
+		return;
+	proxy_release(r);
+	buf_free(&r->path);
+	buf_free(&r->host);
+	buf_free(&r->key);
+	buf_free(&r->body);
+	free(r->target);
+	free(r);
+	*con_cls = NULL;
+	e->inflight--;
+}
+
+struct MHD_Daemon *http_start(struct edge *e, char *err, size_t errlen)
+{
+	struct httpd_opts o = {
+		.listen = &e->cfg.listen,
+		.threads = (unsigned)e->cfg.threads,
+		.extra_flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC,
+		.conn_timeout_s = 60,
+		.handler = on_request,
+		.handler_cls = e,
+		.completed = on_completed,
+		.completed_cls = e,
+		.uri_log = on_uri,
+		.uri_log_cls = e,
+		.conn_memory_limit = (size_t)e->cfg.limits.max_header_size,
+	};
+	return httpd_start(&o, err, errlen);
+}

@@ -1,0 +1,87 @@
+/* http.h -- the edge's HTTP front: one request struct, one dispatch.
+ *
+ * Dispatch order (edge/http.c, function dispatch()):
+ *   1. /healthz, /metrics, /.minicdn/... control (edge/control.c)
+ *   2. script hook (issue 5: edge/script*.c adds one call here; it gets the
+ *      struct edge_req below and either queues a response or declines)
+ *   3. cache (GET/HEAD): hit, stale-while-revalidate, revalidation
+ *   4. origin (edge/proxy.c): misses (collapsed), unsafe methods (pass + invalidate)
+ */
+#ifndef MINICDN_HTTP_H
+#define MINICDN_HTTP_H
+
+#include "common/buf.h"
+#include "edge/cache.h"
+#include "edge/edge.h"
+#include "edge/fetch.h"
+#include <microhttpd.h>
+#include <stdbool.h>
+
+enum req_state { RS_NEW = 0, RS_BODY, RS_READY, RS_DONE, RS_WAIT };
+
+/* Why this request goes to the origin (Cache-Status fwd=). */
+enum fwd_reason { FWD_NONE = 0, FWD_URI_MISS, FWD_VARY_MISS, FWD_STALE, FWD_METHOD, FWD_MISS };
+
+/* One client request.  Allocated when MHD has the request line, freed when
+ * MHD reports the request completed.  Strings are owned by the struct unless
+ * marked borrowed. */
+struct edge_req {
+	struct edge *edge;               /* borrowed */
+	struct MHD_Connection *conn;     /* borrowed */
+	const char *method;              /* borrowed from MHD, valid for the request */
+	char *target;                    /* raw request-target as received */
+	struct buf path;                 /* normalised path + "?" + raw query (to the origin) */
+	struct buf host;                 /* normalised host[:port] */
+	struct buf key;                  /* primary cache key */
+	const char *query;               /* into path.data after '?', "" if none */
+	const struct sockaddr *client;   /* borrowed from MHD */
+	bool is_head, is_get, is_unsafe, has_auth;
+	enum req_state state;
+	struct buf body;                 /* request body (unsafe methods), bounded by limits.max_body */
+	bool body_too_large;
+	/* proxy state (edge/proxy.c) */
+	struct fetch *f;                 /* the fetch waited on (a reference) */
+	struct fetch_waiter w;
+	bool leader, waiting_registered;
+	enum fwd_reason fwd;
+	bool has_stale;                  /* a stale entry exists that may be served on error */
+	int64_t stale_deadline;          /* serve-stale-on-error limit (epoch seconds) */
+	bool no_collapse;               /* forwarded individually after a collapse did not fit */
+};
+
+/* Request header value (case-insensitive), borrowed from MHD; NULL if absent. */
+const char *edge_req_header(const struct edge_req *r, const char *name);
+
+/* Starts the listener.  Returns the daemon or NULL with err. */
+struct MHD_Daemon *http_start(struct edge *e, char *err, size_t errlen);
+
+/* Serves a cached entry to r (zero-copy: takes ownership of ref, released by
+ * the response's free callback).  fwd/fwd_status describe how it was
+ * obtained for Cache-Status (FWD_NONE = plain hit).  Also used by proxy.c
+ * after a revalidation and for stale-if-error. */
+enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
+                                 const struct entry_view *v, const char *storage_key,
+                                 enum fwd_reason fwd, unsigned fwd_status, const char *detail);
+
+/* Client conditionals and ranges (RFC 9110 13, 14), shared with proxy.c. */
+bool http_not_modified(struct edge_req *r, const char *etag, const char *last_modified);
+bool http_if_range_ok(struct edge_req *r, const char *etag, const char *last_modified);
+/* Single "bytes=" range against len: 1 with [*start, *end], 0 ignore, -1 unsatisfiable. */
+int http_parse_range(const char *h, uint64_t len, uint64_t *start, uint64_t *end);
+/* Headers a 304 carries (RFC 9110 15.4.5) / headers never sent to clients. */
+bool http_in_304(const char *name);
+bool http_skip_to_client(const char *name);
+
+/* Queues a small error reply with Cache-Status and Via. */
+enum MHD_Result http_error(struct edge_req *r, unsigned status, const char *msg);
+
+/* Adds Via and a Cache-Status built from the parts to resp. */
+void http_add_cache_status(struct edge_req *r, struct MHD_Response *resp, bool hit,
+                           enum fwd_reason fwd, unsigned fwd_status, bool stored, long ttl,
+                           const char *detail);
+
+/* True for header names that are hop-by-hop (RFC 9110 7.6.1) or ours to
+ * strip: never stored, never forwarded. */
+bool http_hop_by_hop(const char *name, const char *connection_value);
+
+#endif

@@ -1,0 +1,123 @@
+/* main.c -- minicdn-edge: the caching HTTP edge server */
+#include "edge/cache.h"
+#include "edge/edge.h"
+#include "edge/fetch.h"
+#include "edge/http.h"
+#include "edge/proxy.h"
+#include "common/daemon.h"
+#include "common/httpd.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int check_config(struct edge_config *c, const char *path, char *err, size_t errlen)
+{
+	if (strncmp(c->origin, "http://", 7) && strncmp(c->origin, "https://", 8)) {
+		snprintf(err, errlen, "%s: origin must be an http:// or https:// URL, not '%s'", path, c->origin);
+		return -1;
+	}
+	size_t ol = strlen(c->origin);
+	while (ol > 8 && c->origin[ol - 1] == '/')
+		c->origin[--ol] = '\0'; /* request paths start with '/' */
+	enum log_level lvl;
+	if (log_level_parse(c->log_level, &lvl) < 0) {
+		snprintf(err, errlen, "%s: log_level must be error, warn, info or debug", path);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nquery_rules; i++) {
+		const char *m = c->query_rules[i].mode;
+		if (strcmp(m, "keep") && strcmp(m, "sort") && strcmp(m, "ignore")) {
+			snprintf(err, errlen, "%s: query_rules[%zu].query must be keep, sort or ignore, not '%s'",
+			         path, i, m);
+			return -1;
+		}
+	}
+	if (!c->control_secret[0]) {
+		snprintf(err, errlen, "%s: control_secret must not be empty", path);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon_opts opts;
+	switch (daemon_parse_args(argc, argv, "minicdn-edge", "caching HTTP edge (RFC 9111, LMDB)",
+	                          "/etc/minicdn/edge.conf", edge_config_schema, &opts)) {
+	case DAEMON_ARGS_RUN: break;
+	case DAEMON_ARGS_EXIT_OK: return 0;
+	default: return 2;
+	}
+	log_init("minicdn-edge", LOG_LVL_INFO);
+	static struct edge e; /* zeroed: cfg_load wants a zeroed struct */
+	char err[512];
+	if (cfg_load(opts.config_path, edge_config_schema, &e.cfg, err, sizeof err) < 0 ||
+	    check_config(&e.cfg, opts.config_path, err, sizeof err) < 0) {
+		fprintf(stderr, "minicdn-edge: %s\n", err);
+		cfg_free(edge_config_schema, &e.cfg);
+		return 1;
+	}
+	if (opts.test_only) {
+		printf("%s: configuration OK\n", opts.config_path);
+		cfg_free(edge_config_schema, &e.cfg);
+		return 0;
+	}
+	enum log_level lvl;
+	log_level_parse(e.cfg.log_level, &lvl);
+	log_set_level(lvl);
+	daemon_block_signals();
+	e.start_ms = daemon_now_ms();
+
+	int rc = 1;
+	struct MHD_Daemon *d = NULL;
+	struct cache_opts co = { e.cfg.cache.path, e.cfg.cache.map_size, (unsigned)e.cfg.cache.max_readers,
+		                 0.75, 0.6 };
+	e.cache = cache_open(&co, err, sizeof err);
+	if (!e.cache)
+		goto fail;
+	struct fetcher_opts fo = { e.cfg.origin, e.cfg.upstream.connect_timeout_ms, e.cfg.upstream.timeout_ms,
+		                   (unsigned)e.cfg.upstream.max_connections };
+	e.fetcher = fetcher_start(&fo, err, sizeof err);
+	if (!e.fetcher)
+		goto fail;
+	e.collapse = collapse_new();
+	d = http_start(&e, err, sizeof err);
+	if (!d)
+		goto fail;
+	char a[ADDR_STRLEN];
+	log_info("main", "%s (region %s) listening on %s, origin %s, cache %s (%llu MiB)", e.cfg.name,
+	         e.cfg.region, addr_format(&e.cfg.listen, a, sizeof a), e.cfg.origin, e.cfg.cache.path,
+	         (unsigned long long)(e.cfg.cache.map_size >> 20));
+	for (;;) {
+		enum daemon_event ev = daemon_wait(1000);
+		if (ev == DAEMON_STOP)
+			break;
+		if (ev == DAEMON_RELOAD)
+			log_info("main", "SIGHUP: nothing to reload (restart to change the configuration)");
+		cache_maintain(e.cache);
+	}
+	log_info("main", "stopping: finishing in-flight requests");
+	/* Stop accepting, let in-flight requests (and suspended misses) finish,
+	 * then stop MHD, the fetcher, and close LMDB last. */
+	MHD_quiesce_daemon(d);
+	long long deadline = daemon_now_ms() + e.cfg.upstream.timeout_ms + 2000;
+	while (e.inflight > 0 && daemon_now_ms() < deadline)
+		daemon_wait(20);
+	MHD_stop_daemon(d);
+	d = NULL;
+	rc = 0;
+fail:
+	if (rc)
+		log_error("main", "%s", err);
+	if (d)
+		MHD_stop_daemon(d);
+	fetcher_stop(e.fetcher);
+	collapse_free(e.collapse);
+	cache_close(e.cache);
+	cfg_free(edge_config_schema, &e.cfg);
+	if (!rc)
+		log_info("main", "stopped");
+	return rc;
+}

@@ -1,0 +1,812 @@
+/* proxy.c -- misses, collapsing, revalidation, streaming and storing */
+#include "edge/proxy.h"
+#include "edge/freshness.h"
+#include "common/httpdate.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define COLLAPSE_BUCKETS 4096
+#define STREAM_BLOCK (64 * 1024)
+
+/* ---------- the collapse table: primary key -> in-flight fetch ---------- */
+
+struct centry {
+	struct centry *next;
+	char *key;
+	struct fetch *f; /* a reference */
+};
+
+struct collapse {
+	pthread_mutex_t lock;
+	struct centry *b[COLLAPSE_BUCKETS];
+};
+
+struct collapse *collapse_new(void)
+{
+	struct collapse *c = xcalloc(1, sizeof *c);
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+void collapse_free(struct collapse *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < COLLAPSE_BUCKETS; i++)
+		while (c->b[i]) {
+			struct centry *n = c->b[i]->next;
+			fetch_unref(c->b[i]->f);
+			free(c->b[i]->key);
+			free(c->b[i]);
+			c->b[i] = n;
+		}
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static unsigned hash_key(const char *s)
+{
+	unsigned h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % COLLAPSE_BUCKETS;
+}
+
+/* Under c->lock. */
+static struct fetch *collapse_find(struct collapse *c, const char *key)
+{
+	for (struct centry *e = c->b[hash_key(key)]; e; e = e->next)
+		if (!strcmp(e->key, key))
+			return e->f;
+	return NULL;
+}
+
+static void collapse_put(struct collapse *c, const char *key, struct fetch *f)
+{
+	struct centry *e = xcalloc(1, sizeof *e);
+	e->key = xstrdup(key);
+	e->f = f;
+	fetch_ref(f);
+	unsigned h = hash_key(key);
+	e->next = c->b[h];
+	c->b[h] = e;
+}
+
+/* Removes key's entry if it is f (takes the lock itself). */
+static void collapse_remove(struct collapse *c, const char *key, struct fetch *f)
+{
+	struct fetch *drop = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (struct centry **p = &c->b[hash_key(key)]; *p; p = &(*p)->next)
+		if ((*p)->f == f && !strcmp((*p)->key, key)) {
+			struct centry *e = *p;
+			*p = e->next;
+			drop = e->f;
+			free(e->key);
+			free(e);
+			break;
+		}
+	pthread_mutex_unlock(&c->lock);
+	fetch_unref(drop);
+}
+
+/* ---------- per-fetch context ---------- */
+
+enum fill_mode { FILL, REVALIDATE, REFRESH, PASS };
+
+struct fill {
+	struct edge *e;
+	enum fill_mode mode;
+	char *key;            /* primary cache key */
+	char *host;           /* normalised host (for Location invalidation) */
+	char *storage_key;    /* REVALIDATE/REFRESH: the entry being revalidated */
+	struct buf req_hdrs;  /* leader's request headers, packed (Vary, Authorization) */
+	bool req_auth;
+	struct buf old_hdrs;  /* REVALIDATE/REFRESH: stored headers for the 304 merge */
+	struct entry_meta old_meta;
+	bool in_table;
+	/* decided in the fetch thread before waiters are woken */
+	bool store, shareable, revalidated;
+	struct fresh_out fo;
+};
+
+static void fill_free(void *p)
+{
+	struct fill *x = p;
+	if (!x)
+		return;
+	free(x->key);
+	free(x->host);
+	free(x->storage_key);
+	buf_free(&x->req_hdrs);
+	buf_free(&x->old_hdrs);
+	free(x);
+}
+
+static const char *fill_hdr(void *cls, const char *name)
+{
+	struct fill *x = cls;
+	return fetch_header(&x->req_hdrs, name);
+}
+
+static enum MHD_Result pack_hdr(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+	struct buf *b = cls;
+	buf_append(b, k, strlen(k) + 1);
+	buf_append(b, v ? v : "", strlen(v ? v : "") + 1);
+	return MHD_YES;
+}
+
+/* ---------- header filtering ---------- */
+
+void proxy_filter_headers(const struct buf *in, struct buf *out, struct buf *tags)
+{
+	const char *conn = fetch_header(in, "Connection");
+	size_t pos = 0;
+	while (pos < in->len) {
+		const char *n = in->data + pos;
+		pos += strlen(n) + 1;
+		const char *v = in->data + pos;
+		pos += strlen(v) + 1;
+		if (http_hop_by_hop(n, conn) || !strcasecmp(n, "Content-Length") || !strcasecmp(n, "Age"))
+			continue;
+		bool sk = !strcasecmp(n, "Surrogate-Key"), ct = !strcasecmp(n, "Cache-Tag");
+		if (sk || ct) {
+			if (!tags)
+				continue;
+			/* Surrogate-Key is space-separated, Cache-Tag comma-separated. */
+			const char *p = v;
+			while (*p) {
+				while (*p == ' ' || *p == ',' || *p == '\t')
+					p++;
+				const char *s = p;
+				while (*p && *p != ' ' && *p != ',' && *p != '\t')
+					p++;
+				if (p > s) {
+					buf_append(tags, s, (size_t)(p - s));
+					buf_append(tags, "", 1);
+				}
+			}
+			continue;
+		}
+		buf_append(out, n, strlen(n) + 1);
+		buf_append(out, v, strlen(v) + 1);
+	}
+}
+
+/* ---------- fetch hooks (run in the fetch thread) ---------- */
+
+static void fill_evaluate(struct fill *x, struct fetch *f, const struct buf *hdrs)
+{
+	struct fresh_in in = {
+		.status = f->status,
+		.cache_control = fetch_header(hdrs, "Cache-Control"),
+		.cdn_cache_control = fetch_header(hdrs, "CDN-Cache-Control"),
+		.expires = fetch_header(hdrs, "Expires"),
+		.date = fetch_header(hdrs, "Date"),
+		.last_modified = fetch_header(hdrs, "Last-Modified"),
+		.age = fetch_header(hdrs, "Age"),
+		.vary = fetch_header(hdrs, "Vary"),
+		.method = "GET",
+		.req_authorization = x->req_auth,
+		.req_cache_control = fetch_header(&x->req_hdrs, "Cache-Control"),
+		.request_time = f->request_time,
+		.response_time = f->response_time,
+		.heuristic_fraction = x->e->cfg.cache.heuristic_fraction,
+		.heuristic_max = x->e->cfg.cache.heuristic_max_ms / 1000,
+	};
+	freshness_evaluate(&in, &x->fo);
+}
+
+static void meta_from(struct fill *x, struct fetch *f, unsigned status, struct entry_meta *m)
+{
+	memset(m, 0, sizeof *m);
+	m->status = status;
+	m->request_time = f->request_time;
+	m->response_time = f->response_time;
+	m->date = x->fo.date;
+	m->age_value = x->fo.age_value;
+	m->lifetime = (int32_t)(x->fo.lifetime > INT32_MAX ? INT32_MAX : x->fo.lifetime);
+	m->swr = (int32_t)(x->fo.swr > INT32_MAX ? INT32_MAX : x->fo.swr);
+	m->sie = (int32_t)(x->fo.sie > INT32_MAX ? INT32_MAX : x->fo.sie);
+	if (x->fo.must_revalidate)
+		m->flags |= ENTRY_F_MUST_REVALIDATE;
+	if (x->fo.no_cache)
+		m->flags |= ENTRY_F_NO_CACHE;
+	if (x->fo.source == FRESH_HEURISTIC)
+		m->flags |= ENTRY_F_HEURISTIC;
+}
+
+/* Invalidates the cache key of a same-host URL (absolute or path). */
+static void invalidate_url(struct fill *x, const char *url)
+{
+	if (!url)
+		return;
+	struct buf key = BUF_INIT, host = BUF_INIT;
+	if (cachekey_build(url, x->host, x->e->cfg.query_rules, x->e->cfg.nquery_rules, &key, NULL,
+	                   &host) == 0 &&
+	    !strcmp(host.data, x->host)) {
+		long n = cache_purge_key(x->e->cache, key.data);
+		if (n > 0)
+			log_debug("proxy", "invalidated %s (%ld)", key.data, n);
+	}
+	buf_free(&key);
+	buf_free(&host);
+}
+
+static void merge_304(struct fill *x, struct fetch *f, struct buf *out)
+{
+	/* Stored headers, except those the 304 replaces; then the 304's own. */
+	struct buf fresh = BUF_INIT;
+	proxy_filter_headers(&f->hdrs, &fresh, NULL);
+	size_t pos = 0;
+	while (pos < x->old_hdrs.len) {
+		const char *n = x->old_hdrs.data + pos;
+		pos += strlen(n) + 1;
+		const char *v = x->old_hdrs.data + pos;
+		pos += strlen(v) + 1;
+		if (fetch_header(&fresh, n))
+			continue;
+		buf_append(out, n, strlen(n) + 1);
+		buf_append(out, v, strlen(v) + 1);
+	}
+	buf_append(out, fresh.data ? fresh.data : "", fresh.len);
+	buf_free(&fresh);
+}
+
+static void on_headers(struct fetch *f)
+{
+	struct fill *x = f->ctx;
+	struct edge *e = x->e;
+	if (x->mode == PASS) {
+		if (f->status >= 200 && f->status < 400) {
+			cache_purge_key(e->cache, x->key);
+			invalidate_url(x, fetch_header(&f->hdrs, "Location"));
+			invalidate_url(x, fetch_header(&f->hdrs, "Content-Location"));
+		}
+		pthread_mutex_lock(&f->lock);
+		f->discard = true;
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
+	if ((x->mode == REVALIDATE || x->mode == REFRESH) && f->status == 304) {
+		struct buf merged = BUF_INIT;
+		merge_304(x, f, &merged);
+		fill_evaluate(x, f, &merged);
+		struct entry_meta m;
+		meta_from(x, f, x->old_meta.status, &m);
+		if (!x->fo.storable) {
+			/* The origin now says "do not store": drop the old copy. */
+			cache_purge_key(e->cache, x->key);
+		} else if (cache_update(e->cache, x->storage_key, &m, merged.data ? merged.data : "",
+		                        merged.len) == 0) {
+			x->revalidated = true;
+			e->n.revalidated++;
+		}
+		buf_free(&merged);
+		x->shareable = x->revalidated;
+		return;
+	}
+	fill_evaluate(x, f, &f->hdrs);
+	bool fits = f->content_length < 0 ||
+	            (uint64_t)f->content_length <= e->cfg.cache.max_object_size;
+	bool err_over_stale = (x->mode == REVALIDATE || x->mode == REFRESH) && f->status >= 500;
+	x->store = x->fo.storable && fits && !err_over_stale;
+	x->shareable = x->store;
+	if (!x->store) {
+		pthread_mutex_lock(&f->lock);
+		f->discard = true;
+		pthread_mutex_unlock(&f->lock);
+		if (x->in_table) {
+			collapse_remove(e->collapse, x->key, f);
+			x->in_table = false;
+		}
+	}
+}
+
+static void on_done(struct fetch *f)
+{
+	struct fill *x = f->ctx;
+	struct edge *e = x->e;
+	pthread_mutex_lock(&f->lock);
+	bool ok = f->complete && !f->discard && f->body_base == 0;
+	pthread_mutex_unlock(&f->lock);
+	e->n.origin_fetches++;
+	if (f->status == 0 || f->status >= 500)
+		e->n.origin_errors++;
+	if (x->store && ok) {
+		struct buf hdrs = BUF_INIT, tags = BUF_INIT;
+		proxy_filter_headers(&f->hdrs, &hdrs, &tags);
+		if (!fetch_header(&hdrs, "Date")) {
+			char d[HTTPDATE_LEN];
+			buf_append(&hdrs, "Date", 5);
+			httpdate_format((time_t)f->response_time, d);
+			buf_append(&hdrs, d, strlen(d) + 1);
+		}
+		struct entry_meta m;
+		meta_from(x, f, f->status, &m);
+		if (cache_store(e->cache, x->key, fetch_header(&f->hdrs, "Vary"), fill_hdr, x, &m,
+		                hdrs.data ? hdrs.data : "", hdrs.len, tags.data ? tags.data : "", tags.len,
+		                f->body.data, f->body.len) == 0)
+			e->n.stored++;
+		buf_free(&hdrs);
+		buf_free(&tags);
+	}
+	if (x->in_table) {
+		collapse_remove(e->collapse, x->key, f);
+		x->in_table = false;
+	}
+}
+
+static const struct fetch_hooks fill_hooks = { on_headers, on_done, fill_free };
+
+/* ---------- building the origin request ---------- */
+
+struct hdr_build {
+	struct curl_slist *l;
+	enum fill_mode mode;
+	const char *conn;
+	bool had_accept;
+	const char *via, *xff;
+};
+
+static enum MHD_Result add_req_hdr(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+	struct hdr_build *b = cls;
+	static const char *const never[] = { "Host", "Content-Length", "Expect", "Via",
+		                             "X-Forwarded-For", NULL };
+	static const char *const cond[] = { "Range", "If-Range", "If-None-Match", "If-Modified-Since",
+		                            "If-Match", "If-Unmodified-Since", NULL };
+	if (http_hop_by_hop(k, b->conn))
+		return MHD_YES;
+	for (int i = 0; never[i]; i++)
+		if (!strcasecmp(k, never[i]))
+			return MHD_YES;
+	if (b->mode != PASS)
+		for (int i = 0; cond[i]; i++)
+			if (!strcasecmp(k, cond[i]))
+				return MHD_YES;
+	if (!strcasecmp(k, "Accept"))
+		b->had_accept = true;
+	char *line = v && *v ? xasprintf("%s: %s", k, v) : xasprintf("%s;", k);
+	b->l = curl_slist_append(b->l, line);
+	free(line);
+	return MHD_YES;
+}
+
+static struct curl_slist *origin_headers(struct edge_req *r, enum fill_mode mode,
+                                         const char *etag, const char *lm)
+{
+	struct edge *e = r->edge;
+	struct hdr_build b = { NULL, mode, edge_req_header(r, "Connection"), false, NULL, NULL };
+	char *line = xasprintf("Host: %s", r->host.data);
+	b.l = curl_slist_append(b.l, line);
+	free(line);
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_req_hdr, &b);
+	const char *via = edge_req_header(r, "Via");
+	line = via ? xasprintf("Via: %s, 1.1 %s", via, e->cfg.name) : xasprintf("Via: 1.1 %s", e->cfg.name);
+	b.l = curl_slist_append(b.l, line);
+	free(line);
+	char ip[ADDR_STRLEN] = "unknown";
+	if (r->client)
+		addr_format_ip(r->client, ip, sizeof ip);
+	const char *xff = edge_req_header(r, "X-Forwarded-For");
+	line = xff ? xasprintf("X-Forwarded-For: %s, %s", xff, ip) : xasprintf("X-Forwarded-For: %s", ip);
+	b.l = curl_slist_append(b.l, line);
+	free(line);
+	if (etag) {
+		line = xasprintf("If-None-Match: %s", etag);
+		b.l = curl_slist_append(b.l, line);
+		free(line);
+	}
+	if (lm) {
+		line = xasprintf("If-Modified-Since: %s", lm);
+		b.l = curl_slist_append(b.l, line);
+		free(line);
+	}
+	if (!b.had_accept)
+		b.l = curl_slist_append(b.l, "Accept:"); /* no curl default */
+	b.l = curl_slist_append(b.l, "Expect:");
+	return b.l;
+}
+
+static struct fetch *new_fetch(struct edge_req *r, enum fill_mode mode, const struct stale_info *st)
+{
+	struct edge *e = r->edge;
+	struct fill *x = xcalloc(1, sizeof *x);
+	x->e = e;
+	x->mode = mode;
+	x->key = xstrdup(r->key.data);
+	x->host = xstrdup(r->host.data);
+	x->req_auth = r->has_auth;
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, pack_hdr, &x->req_hdrs);
+	const char *etag = NULL, *lm = NULL;
+	struct entry_view tmpv;
+	if (st) {
+		x->storage_key = xstrdup(st->storage_key);
+		buf_append(&x->old_hdrs, st->hdrs, st->hdrs_len);
+		x->old_meta = st->meta;
+		memset(&tmpv, 0, sizeof tmpv);
+		tmpv.hdrs = x->old_hdrs.data;
+		tmpv.hdrs_len = x->old_hdrs.len;
+		etag = entry_get_header(&tmpv, "ETag");
+		lm = entry_get_header(&tmpv, "Last-Modified");
+	}
+	const char *method = mode == PASS ? r->method : "GET";
+	char *url = xasprintf("%s%s", e->cfg.origin, r->path.data);
+	char *body = NULL;
+	size_t blen = 0;
+	if (mode == PASS && r->body.len) {
+		blen = r->body.len;
+		body = buf_steal(&r->body);
+	}
+	struct fetch *f = fetch_new(method, url, origin_headers(r, mode, etag, lm), body, blen,
+	                            &fill_hooks, x);
+	free(url);
+	return f;
+}
+
+/* ---------- waiting ---------- */
+
+static void wake_req(struct fetch_waiter *w)
+{
+	struct edge_req *r = (struct edge_req *)((char *)w - offsetof(struct edge_req, w));
+	MHD_resume_connection(r->conn);
+}
+
+/* Under f->lock: registers r and suspends its connection. */
+static void wait_on(struct edge_req *r, struct fetch *f)
+{
+	r->f = f;
+	r->w.wake = wake_req;
+	r->w.waiting = true;
+	r->w.pos = 0;
+	fetch_add_waiter(f, &r->w);
+	r->waiting_registered = true;
+	r->state = RS_WAIT;
+	MHD_suspend_connection(r->conn);
+}
+
+enum MHD_Result proxy_start(struct edge_req *r, const struct stale_info *st)
+{
+	struct edge *e = r->edge;
+	enum fill_mode mode = (r->is_get || r->is_head) ? (st ? REVALIDATE : FILL) : PASS;
+	if (mode != PASS && !r->no_collapse) {
+		struct collapse *c = e->collapse;
+		pthread_mutex_lock(&c->lock);
+		struct fetch *f = collapse_find(c, r->key.data);
+		if (f) {
+			pthread_mutex_lock(&f->lock);
+			struct fill *x = f->ctx;
+			bool ok = !f->discard && f->state != F_FAILED &&
+			          (f->state == F_PENDING || x->shareable) && f->body_base == 0;
+			if (ok) {
+				fetch_ref(f);
+				e->n.collapsed++;
+				if (f->state == F_PENDING) {
+					wait_on(r, f);
+					pthread_mutex_unlock(&f->lock);
+					pthread_mutex_unlock(&c->lock);
+					return MHD_YES;
+				}
+				r->f = f;
+				pthread_mutex_unlock(&f->lock);
+				pthread_mutex_unlock(&c->lock);
+				r->state = RS_WAIT;
+				return proxy_resume(r);
+			}
+			pthread_mutex_unlock(&f->lock);
+		}
+		f = new_fetch(r, mode, st);
+		struct fill *x = f->ctx;
+		x->in_table = true;
+		collapse_put(c, r->key.data, f);
+		pthread_mutex_lock(&f->lock);
+		r->leader = true;
+		wait_on(r, f);
+		pthread_mutex_unlock(&f->lock);
+		pthread_mutex_unlock(&c->lock);
+		fetch_submit(e->fetcher, f);
+		return MHD_YES;
+	}
+	struct fetch *f = new_fetch(r, mode, st);
+	pthread_mutex_lock(&f->lock);
+	r->leader = true;
+	wait_on(r, f);
+	pthread_mutex_unlock(&f->lock);
+	fetch_submit(e->fetcher, f);
+	return MHD_YES;
+}
+
+void proxy_refresh(struct edge_req *r, const struct stale_info *st)
+{
+	struct edge *e = r->edge;
+	struct collapse *c = e->collapse;
+	pthread_mutex_lock(&c->lock);
+	if (collapse_find(c, r->key.data)) {
+		pthread_mutex_unlock(&c->lock);
+		return; /* already being refreshed or filled */
+	}
+	struct fetch *f = new_fetch(r, REFRESH, st);
+	struct fill *x = f->ctx;
+	x->in_table = true;
+	collapse_put(c, r->key.data, f);
+	pthread_mutex_unlock(&c->lock);
+	fetch_submit(e->fetcher, f);
+	fetch_unref(f);
+}
+
+void proxy_release(struct edge_req *r)
+{
+	if (!r->f)
+		return;
+	if (r->waiting_registered) {
+		pthread_mutex_lock(&r->f->lock);
+		fetch_remove_waiter(r->f, &r->w);
+		pthread_mutex_unlock(&r->f->lock);
+		r->waiting_registered = false;
+	}
+	fetch_unref(r->f);
+	r->f = NULL;
+}
+
+/* ---------- streaming a fetch to a client ---------- */
+
+struct stream {
+	struct fetch_waiter w;  /* first: the wake callback casts back */
+	struct fetch *f;
+	struct MHD_Connection *conn;
+	uint64_t off, len;      /* len = UINT64_MAX: to the end */
+};
+
+static void wake_stream(struct fetch_waiter *w)
+{
+	struct stream *s = (struct stream *)w;
+	MHD_resume_connection(s->conn);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct stream *s = cls;
+	struct fetch *f = s->f;
+	if (s->len != UINT64_MAX && pos >= s->len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	uint64_t abs = s->off + pos;
+	pthread_mutex_lock(&f->lock);
+	uint64_t end = f->body_base + f->body.len;
+	if (abs < f->body_base) {
+		pthread_mutex_unlock(&f->lock);
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	if (abs < end) {
+		uint64_t n = end - abs;
+		if (n > max)
+			n = max;
+		if (s->len != UINT64_MAX && n > s->len - pos)
+			n = s->len - pos;
+		memcpy(out, f->body.data + (abs - f->body_base), (size_t)n);
+		s->w.pos = abs + n;
+		fetch_consumed(f);
+		pthread_mutex_unlock(&f->lock);
+		return (ssize_t)n;
+	}
+	if (f->state == F_DONE || f->state == F_FAILED) {
+		bool ok = f->state == F_DONE && f->complete;
+		pthread_mutex_unlock(&f->lock);
+		return ok ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	s->w.waiting = true;
+	MHD_suspend_connection(s->conn);
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
+static void stream_free(void *cls)
+{
+	struct stream *s = cls;
+	pthread_mutex_lock(&s->f->lock);
+	fetch_remove_waiter(s->f, &s->w);
+	pthread_mutex_unlock(&s->f->lock);
+	fetch_unref(s->f);
+	free(s);
+}
+
+static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct fill *x)
+{
+	struct edge *e = r->edge;
+	unsigned status = f->status;
+	const char *etag = fetch_header(&f->hdrs, "ETag");
+	const char *lm = fetch_header(&f->hdrs, "Last-Modified");
+	int64_t cl = f->content_length;
+	uint64_t off = 0, len = cl >= 0 ? (uint64_t)cl : UINT64_MAX;
+	unsigned out_status = status;
+	char crange[96] = "";
+	bool is304 = false;
+	bool cacheable_get = x->mode != PASS;
+
+	if (cacheable_get && status == 200 && http_not_modified(r, etag, lm)) {
+		is304 = true;
+		out_status = 304;
+	} else if (cacheable_get && status == 200 && cl >= 0 && edge_req_header(r, "Range") &&
+	           http_if_range_ok(r, etag, lm)) {
+		uint64_t a, b;
+		int rr = http_parse_range(edge_req_header(r, "Range"), (uint64_t)cl, &a, &b);
+		if (rr < 0) {
+			out_status = 416;
+			snprintf(crange, sizeof crange, "bytes */%lld", (long long)cl);
+		} else if (rr > 0) {
+			out_status = 206;
+			off = a;
+			len = b - a + 1;
+			snprintf(crange, sizeof crange, "bytes %llu-%llu/%lld", (unsigned long long)a,
+			         (unsigned long long)b, (long long)cl);
+		}
+	}
+
+	struct MHD_Response *resp;
+	if (is304 || out_status == 416) {
+		resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	} else {
+		struct stream *s = xcalloc(1, sizeof *s);
+		s->f = f;
+		fetch_ref(f);
+		s->conn = r->conn;
+		s->off = off;
+		s->len = len;
+		s->w.wake = wake_stream;
+		s->w.pos = off;
+		pthread_mutex_lock(&f->lock);
+		fetch_add_waiter(f, &s->w);
+		pthread_mutex_unlock(&f->lock);
+		resp = MHD_create_response_from_callback(len == UINT64_MAX ? MHD_SIZE_UNKNOWN : len,
+		                                         STREAM_BLOCK, stream_read, s, stream_free);
+		if (!resp) {
+			stream_free(s);
+			return MHD_NO;
+		}
+	}
+	struct buf hdrs = BUF_INIT;
+	proxy_filter_headers(&f->hdrs, &hdrs, NULL);
+	size_t pos = 0;
+	while (pos < hdrs.len) {
+		const char *n = hdrs.data + pos;
+		pos += strlen(n) + 1;
+		const char *v = hdrs.data + pos;
+		pos += strlen(v) + 1;
+		if (http_skip_to_client(n) || (is304 && !http_in_304(n)))
+			continue;
+		if (out_status == 416 && strcasecmp(n, "Date"))
+			continue;
+		MHD_add_response_header(resp, n, v);
+	}
+	buf_free(&hdrs);
+	if (crange[0])
+		MHD_add_response_header(resp, "Content-Range", crange);
+	if (cacheable_get && (out_status == 200 || out_status == 206))
+		MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+	if (x->mode != PASS && x->fo.storable) {
+		char agebuf[24];
+		int64_t age = freshness_age(x->fo.date, x->fo.age_value, f->request_time,
+		                            f->response_time, (int64_t)time(NULL));
+		snprintf(agebuf, sizeof agebuf, "%lld", (long long)age);
+		MHD_add_response_header(resp, "Age", agebuf);
+	}
+	long ttl = x->store ? (long)x->fo.lifetime : LONG_MIN;
+	http_add_cache_status(r, resp, false, r->fwd, status, x->store, ttl, NULL);
+	enum MHD_Result ret = MHD_queue_response(r->conn, out_status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* Drops r's wait on its fetch (keeps nothing). */
+static void detach(struct edge_req *r)
+{
+	proxy_release(r);
+	r->leader = false;
+}
+
+static const char *req_hdr(void *cls, const char *name)
+{
+	return edge_req_header(cls, name);
+}
+
+/* Serves r from the cache if the entry is there (returns true, *ret set). */
+static bool serve_from_cache(struct edge_req *r, enum fwd_reason fwd, unsigned fwd_status,
+                             const char *detail, enum MHD_Result *ret)
+{
+	struct cache_ref *ref;
+	struct entry_view v;
+	struct buf sk = BUF_INIT;
+	if (cache_lookup(r->edge->cache, r->key.data, req_hdr, r, &ref, &v, &sk) != CACHE_HIT) {
+		buf_free(&sk);
+		return false;
+	}
+	*ret = http_serve_entry(r, ref, &v, sk.data, fwd, fwd_status, detail);
+	buf_free(&sk);
+	return true;
+}
+
+enum MHD_Result proxy_resume(struct edge_req *r)
+{
+	struct edge *e = r->edge;
+	struct fetch *f = r->f;
+	if (!f)
+		return MHD_NO;
+	pthread_mutex_lock(&f->lock);
+	enum fetch_state st = f->state;
+	if (st == F_PENDING) {
+		/* Woken early (should not happen): wait again. */
+		if (r->waiting_registered) {
+			r->w.waiting = true;
+			MHD_suspend_connection(r->conn);
+		}
+		pthread_mutex_unlock(&f->lock);
+		return MHD_YES;
+	}
+	pthread_mutex_unlock(&f->lock);
+	r->state = RS_DONE;
+	struct fill *x = f->ctx;
+	unsigned status = f->status;
+	bool failed = st == F_FAILED;
+	bool timed_out = f->timed_out;
+
+	enum MHD_Result ret;
+	if (x->revalidated || (status == 304 && x->mode != PASS)) {
+		detach(r);
+		if (x->revalidated && serve_from_cache(r, FWD_STALE, 304, NULL, &ret))
+			return ret;
+		/* Gone meanwhile (purged, evicted): fetch it again. */
+		r->no_collapse = true;
+		return proxy_start(r, NULL);
+	}
+	if (failed || status >= 500) {
+		if (r->has_stale && (int64_t)time(NULL) <= r->stale_deadline) {
+			detach(r);
+			e->n.stale_served++;
+			if (serve_from_cache(r, FWD_STALE, failed ? 504 : status, "stale-if-error", &ret))
+				return ret;
+			return http_error(r, failed ? (timed_out ? 504 : 502) : 502, "origin failed");
+		}
+		if (failed) {
+			detach(r);
+			return http_error(r, timed_out ? 504 : 502,
+			                  timed_out ? "origin timed out" : "origin unreachable");
+		}
+	}
+	if (!r->leader && x->mode != REVALIDATE && !x->shareable) {
+		/* The shared response is not for everyone: go on our own. */
+		detach(r);
+		r->no_collapse = true;
+		r->fwd = FWD_MISS;
+		return proxy_start(r, NULL);
+	}
+	if (!r->leader && x->store) {
+		const char *vary = fetch_header(&f->hdrs, "Vary");
+		if (vary) {
+			struct buf mine = BUF_INIT, theirs = BUF_INIT;
+			cache_variant_key(r->key.data, vary, req_hdr, r, &mine);
+			cache_variant_key(x->key, vary, fill_hdr, x, &theirs);
+			bool same = !strcmp(mine.data, theirs.data);
+			buf_free(&mine);
+			buf_free(&theirs);
+			if (!same) {
+				detach(r);
+				r->no_collapse = true;
+				r->fwd = FWD_VARY_MISS;
+				return proxy_start(r, NULL);
+			}
+		}
+	}
+	fetch_ref(f);
+	detach(r);
+	ret = serve_stream(r, f, x);
+	fetch_unref(f);
+	return ret;
+}

@@ -1,0 +1,41 @@
+/* proxy.h -- the origin side of a request: misses (collapsed), revalidation,
+ * background refresh, pass-through of unsafe methods with invalidation,
+ * streaming the origin's body to clients while it arrives, and storing it. */
+#ifndef MINICDN_PROXY_H
+#define MINICDN_PROXY_H
+
+#include "edge/http.h"
+
+struct collapse *collapse_new(void);
+void collapse_free(struct collapse *c);
+
+/* The stale entry a revalidation starts from (copied: the read txn is gone
+ * by the time the origin answers). */
+struct stale_info {
+	const char *storage_key;
+	const char *hdrs; size_t hdrs_len;   /* stored headers (borrowed for the call) */
+	struct entry_meta meta;
+};
+
+/* Sends r to the origin and suspends the connection until the answer's
+ * headers arrive; collapses onto an in-flight fetch for the same key when
+ * r is a cacheable GET/HEAD.  stale (may be NULL) makes it a conditional
+ * revalidation.  Returns what the MHD handler returns. */
+enum MHD_Result proxy_start(struct edge_req *r, const struct stale_info *stale);
+
+/* Called by the MHD handler when r (state RS_WAIT) is resumed. */
+enum MHD_Result proxy_resume(struct edge_req *r);
+
+/* stale-while-revalidate: refreshes the entry in the background once (no
+ * client waits; skipped if a fetch for the key is already running). */
+void proxy_refresh(struct edge_req *r, const struct stale_info *stale);
+
+/* Called when MHD is done with r: drops its fetch reference and waiter. */
+void proxy_release(struct edge_req *r);
+
+/* Filters origin response headers for storing/sending: drops hop-by-hop,
+ * Content-Length, Age, and collects Surrogate-Key / Cache-Tag into tags
+ * (packed "t\0"), which are never sent to clients. */
+void proxy_filter_headers(const struct buf *in, struct buf *out, struct buf *tags);
+
+#endif
