@@ -1,0 +1,345 @@
+/* lua_req.c -- the request table scripts receive and the response they return
+ *
+ * req = { method, path, query, uri, host, client, region, edge_name, edge_region,
+ *         headers (lower-case name -> value), args (query parameters) }
+ * headers and args are built on first access (a metamethod), so a script
+ * that never looks at them does not pay for them. */
+#include "edge/lua_vm.h"
+#include "common/addr.h"
+#include "common/xmalloc.h"
+
+#include <ctype.h>
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ARGS 100
+#define MAX_RESP_HEADERS 64
+
+static const char REQ_MT = 'R';
+
+/* ---------- lazy fields ---------- */
+
+struct hdr_ctx {
+	lua_State *L;
+	int tbl;
+	int n;
+};
+
+static void add_header(void *arg, const char *name, const char *value)
+{
+	struct hdr_ctx *h = arg;
+	char low[256];
+	size_t n = strlen(name);
+	if (n == 0 || n >= sizeof low || h->n >= 200)
+		return;
+	for (size_t i = 0; i < n; i++)
+		low[i] = (char)tolower((unsigned char)name[i]);
+	lua_pushlstring(h->L, low, n);
+	/* Repeated headers are joined with ", " as RFC 9110 allows for lists. */
+	if (lua_rawget(h->L, h->tbl) == LUA_TSTRING) {
+		lua_pushliteral(h->L, ", ");
+		lua_pushstring(h->L, value ? value : "");
+		lua_concat(h->L, 3);
+	} else {
+		lua_pop(h->L, 1);
+		lua_pushstring(h->L, value ? value : "");
+	}
+	lua_pushlstring(h->L, low, n);
+	lua_insert(h->L, -2);
+	lua_rawset(h->L, h->tbl);
+	h->n++;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Pushes the percent-decoded (and '+' -> ' ') form of s[0..n). */
+static void push_decoded(lua_State *L, const char *s, size_t n)
+{
+	luaL_Buffer b;
+	char *p = luaL_buffinitsize(L, &b, n);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+		if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+		    (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+			p[o++] = (char)(hi * 16 + lo);
+			i += 2;
+		} else {
+			p[o++] = s[i] == '+' ? ' ' : s[i];
+		}
+	}
+	luaL_pushresultsize(&b, o);
+}
+
+static void push_args(lua_State *L, const char *q)
+{
+	lua_createtable(L, 0, 4);
+	int t = lua_gettop(L);
+	int n = 0;
+	while (q && *q && n < MAX_ARGS) {
+		const char *amp = strchr(q, '&');
+		size_t len = amp ? (size_t)(amp - q) : strlen(q);
+		const char *eq = memchr(q, '=', len);
+		size_t klen = eq ? (size_t)(eq - q) : len;
+		if (klen) {
+			push_decoded(L, q, klen);
+			lua_pushvalue(L, -1);
+			if (lua_rawget(L, t) == LUA_TNIL) { /* first occurrence wins */
+				lua_pop(L, 1);
+				if (eq)
+					push_decoded(L, eq + 1, len - klen - 1);
+				else
+					lua_pushboolean(L, 1);
+				lua_rawset(L, t);
+			} else {
+				lua_pop(L, 2);
+			}
+			n++;
+		}
+		q = amp ? amp + 1 : NULL;
+	}
+}
+
+/* __index of request tables: builds headers/args once, stores them raw. */
+static int req_index(lua_State *L)
+{
+	const char *k = lua_tostring(L, 2);
+	const struct script_req *req = lua_vm_request(L, lua_topointer(L, 1));
+	if (!k || !req) {
+		lua_pushnil(L);
+		return 1;
+	}
+	if (!strcmp(k, "headers")) {
+		lua_createtable(L, 0, 8);
+		struct hdr_ctx h = { L, lua_gettop(L), 0 };
+		if (req->headers_each)
+			req->headers_each(req->ctx, add_header, &h);
+	} else if (!strcmp(k, "args")) {
+		push_args(L, req->query);
+	} else {
+		lua_pushnil(L);
+		return 1;
+	}
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 1);
+	return 1;
+}
+
+void lua_req_open(lua_State *L)
+{
+	lua_createtable(L, 0, 2);
+	lua_pushcfunction(L, req_index);
+	lua_setfield(L, -2, "__index");
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &REQ_MT);
+}
+
+void lua_req_push(lua_State *L, const struct script_req *req, const char *region)
+{
+	const struct lua_vm_site *site = lua_vm_site(L);
+	lua_createtable(L, 0, 12);
+	lua_pushstring(L, req->method ? req->method : "GET");
+	lua_setfield(L, -2, "method");
+	lua_pushlstring(L, req->path ? req->path : "/", req->path ? req->path_len : 1);
+	lua_setfield(L, -2, "path");
+	if (req->query) {
+		lua_pushstring(L, req->query);
+		lua_setfield(L, -2, "query");
+		lua_pushlstring(L, req->path ? req->path : "/", req->path ? req->path_len : 1);
+		lua_pushliteral(L, "?");
+		lua_pushstring(L, req->query);
+		lua_concat(L, 3);
+	} else {
+		lua_pushlstring(L, req->path ? req->path : "/", req->path ? req->path_len : 1);
+	}
+	lua_setfield(L, -2, "uri");
+	if (req->host) {
+		lua_pushstring(L, req->host);
+		lua_setfield(L, -2, "host");
+	}
+	if (req->client) {
+		char ip[ADDR_STRLEN];
+		addr_format_ip(req->client, ip, sizeof ip);
+		lua_pushstring(L, ip);
+		lua_setfield(L, -2, "client");
+	}
+	lua_pushstring(L, region ? region : "");
+	lua_setfield(L, -2, "region");
+	lua_pushstring(L, site->edge_name);
+	lua_setfield(L, -2, "edge_name");
+	lua_pushstring(L, site->edge_region);
+	lua_setfield(L, -2, "edge_region");
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &REQ_MT);
+	lua_setmetatable(L, -2);
+}
+
+/* ---------- response ---------- */
+
+static bool token_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 128)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)))
+			return false;
+	}
+	return true;
+}
+
+static bool value_ok(const char *s, size_t n)
+{
+	if (n > 8192)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+			return false;
+	return true;
+}
+
+static int add_resp_header(struct script_resp *r, const char *name, size_t nl, const char *val,
+                           size_t vl, char *err, size_t errlen)
+{
+	if (!token_ok(name, nl) || !value_ok(val, vl)) {
+		snprintf(err, errlen, "invalid response header '%.*s'", (int)(nl > 64 ? 64 : nl), name);
+		return -1;
+	}
+	if (r->nheaders >= MAX_RESP_HEADERS) {
+		snprintf(err, errlen, "more than %d response headers", MAX_RESP_HEADERS);
+		return -1;
+	}
+	if (!r->headers)
+		r->headers = xcalloc(MAX_RESP_HEADERS, sizeof *r->headers);
+	r->headers[r->nheaders].name = xstrndup(name, nl);
+	r->headers[r->nheaders].value = xstrndup(val, vl);
+	r->nheaders++;
+	return 0;
+}
+
+int lua_req_response(lua_State *L, int idx, struct script_resp *resp, char *err, size_t errlen)
+{
+	idx = lua_absindex(L, idx);
+	memset(resp, 0, sizeof *resp);
+	resp->status = 200;
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL:
+		return 0;
+	case LUA_TSTRING: {
+		size_t n;
+		const char *s = lua_tolstring(L, idx, &n);
+		resp->body = xmalloc(n + 1);
+		memcpy(resp->body, s, n);
+		resp->body[n] = 0;
+		resp->body_len = n;
+		goto content_type;
+	}
+	case LUA_TTABLE:
+		break;
+	default:
+		snprintf(err, errlen, "handle() returned a %s (want a table, a string or nil)",
+		         luaL_typename(L, idx));
+		return -1;
+	}
+	/* rawget only: a response table's metamethods are not run from here. */
+	lua_pushliteral(L, "status");
+	int t = lua_rawget(L, idx);
+	if (t != LUA_TNIL) {
+		int isnum;
+		lua_Integer st = lua_tointegerx(L, -1, &isnum);
+		if (!isnum || st < 100 || st > 599) {
+			snprintf(err, errlen, "response status must be an integer 100-599");
+			goto fail;
+		}
+		resp->status = (int)st;
+	}
+	lua_pop(L, 1);
+	lua_pushliteral(L, "body");
+	t = lua_rawget(L, idx);
+	if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+		size_t n;
+		const char *s = lua_tolstring(L, -1, &n);
+		resp->body = xmalloc(n + 1);
+		memcpy(resp->body, s, n);
+		resp->body[n] = 0;
+		resp->body_len = n;
+	} else if (t != LUA_TNIL) {
+		snprintf(err, errlen, "response body must be a string");
+		goto fail;
+	}
+	lua_pop(L, 1);
+	lua_pushliteral(L, "cache");
+	t = lua_rawget(L, idx);
+	if (t == LUA_TNUMBER) {
+		lua_Number ttl = lua_tonumber(L, -1);
+		if (ttl < 0 || ttl > 365 * 86400.0) {
+			snprintf(err, errlen, "response cache ttl must be 0..31536000 seconds");
+			goto fail;
+		}
+		resp->cache_ttl = (int)ttl;
+	} else if (t == LUA_TBOOLEAN) {
+		resp->cache_ttl = lua_toboolean(L, -1) ? 60 : 0;
+	} else if (t != LUA_TNIL) {
+		snprintf(err, errlen, "response cache must be a number of seconds or a boolean");
+		goto fail;
+	}
+	lua_pop(L, 1);
+	lua_pushliteral(L, "headers");
+	t = lua_rawget(L, idx);
+	if (t == LUA_TTABLE) {
+		int h = lua_gettop(L);
+		lua_pushnil(L);
+		while (lua_next(L, h)) {
+			if (lua_type(L, -2) != LUA_TSTRING) {
+				snprintf(err, errlen, "response header names must be strings");
+				goto fail;
+			}
+			size_t nl, vl;
+			const char *name = lua_tolstring(L, -2, &nl);
+			if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+				lua_pushvalue(L, -1); /* tolstring on a number converts in place */
+				const char *val = lua_tolstring(L, -1, &vl);
+				if (add_resp_header(resp, name, nl, val, vl, err, errlen) < 0)
+					goto fail;
+				lua_pop(L, 1);
+			} else if (lua_type(L, -1) == LUA_TTABLE) {
+				lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+				for (lua_Integer i = 1; i <= n; i++) {
+					lua_rawgeti(L, -1, i);
+					const char *val = lua_tolstring(L, -1, &vl);
+					if (!val || add_resp_header(resp, name, nl, val, vl, err, errlen) < 0) {
+						if (!val)
+							snprintf(err, errlen, "header values must be strings");
+						goto fail;
+					}
+					lua_pop(L, 1);
+				}
+			} else {
+				snprintf(err, errlen, "response header '%s' must be a string", name);
+				goto fail;
+			}
+			lua_pop(L, 1);
+		}
+	} else if (t != LUA_TNIL) {
+		snprintf(err, errlen, "response headers must be a table");
+		goto fail;
+	}
+	lua_settop(L, idx);
+content_type:
+	for (size_t i = 0; i < resp->nheaders; i++)
+		if (!strcasecmp(resp->headers[i].name, "content-type"))
+			return 1;
+	if (resp->body_len)
+		add_resp_header(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, err, errlen);
+	return 1;
+fail:
+	lua_settop(L, idx);
+	script_resp_free(resp);
+	return -1;
+}

@@ -1,0 +1,777 @@
+/* lua_vm.c -- one sandboxed Lua state: allocator cap, budgets, per-script _ENV */
+#include "edge/lua_vm.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The count hook fires every HOOK_STEP VM instructions: small enough that an
+ * infinite loop is stopped within microseconds of its budget, large enough
+ * that the hook costs nothing measurable (one call per ~1000 instructions). */
+#define HOOK_STEP 1000
+
+struct compiled {
+	uint64_t seq;
+	int ref_handle; /* registry refs */
+	int ref_env;
+};
+
+struct lua_vm {
+	lua_State *L;
+	struct lua_vm_limits lim;
+	struct lua_vm_site site; /* strings owned */
+	size_t used;             /* bytes allocated through vm_alloc */
+	/* current call */
+	struct script_ver *cur;
+	const struct script_req *cur_req;
+	const void *cur_req_tbl;
+	int in_call;
+	long long instr;
+	long long deadline_ms;
+	int killed;              /* budget exceeded: every pcall in the script rethrows */
+	enum script_err kill_kind;
+	int fetches;
+	/* compiled versions */
+	struct compiled *comp;
+	size_t ncomp, capcomp;
+	uint64_t gen;
+	int recycle;             /* memory stayed high after a call: replace the state */
+	void *curl;              /* lua_fetch's handle, reused for keep-alive */
+	void (*curl_free)(void *);
+};
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------- allocator and hook ---------- */
+
+static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct lua_vm *vm = ud;
+	if (!ptr)
+		osize = 0; /* then osize is a type tag, not a size */
+	if (nsize == 0) {
+		free(ptr);
+		vm->used -= osize;
+		return NULL;
+	}
+	if (nsize > osize && vm->used - osize + nsize > vm->lim.memory) {
+		if (vm->in_call && !vm->killed) {
+			vm->killed = 1;
+			vm->kill_kind = SERR_MEMORY;
+		}
+		return NULL; /* Lua raises a memory error (after one emergency GC) */
+	}
+	void *p = realloc(ptr, nsize);
+	if (!p)
+		return NULL;
+	vm->used = vm->used - osize + nsize;
+	return p;
+}
+
+static const char *kill_reason(enum script_err k)
+{
+	switch (k) {
+	case SERR_INSTRUCTIONS: return "instruction budget exceeded";
+	case SERR_TIME: return "wall-clock budget exceeded";
+	case SERR_MEMORY: return "memory cap exceeded";
+	default: return "killed";
+	}
+}
+
+static void vm_hook(lua_State *L, lua_Debug *ar)
+{
+	struct lua_vm *vm = lua_vm_of(L);
+	if (!vm->in_call)
+		return;
+	vm->instr += HOOK_STEP;
+	if (!vm->killed) {
+		if (vm->instr > vm->lim.instructions) {
+			vm->killed = 1;
+			vm->kill_kind = SERR_INSTRUCTIONS;
+		} else if (mono_ms() > vm->deadline_ms) {
+			vm->killed = 1;
+			vm->kill_kind = SERR_TIME;
+		}
+	}
+	/* Once killed, every later hook raises again, so a script cannot loop
+	 * around its own error handling. */
+	if (vm->killed)
+		luaL_error(L, "%s", kill_reason(vm->kill_kind));
+}
+
+struct lua_vm *lua_vm_of(lua_State *L)
+{
+	return *(struct lua_vm **)lua_getextraspace(L);
+}
+
+struct script_ver *lua_vm_current(lua_State *L)
+{
+	return lua_vm_of(L)->cur;
+}
+
+const struct lua_vm_limits *lua_vm_limits(lua_State *L)
+{
+	return &lua_vm_of(L)->lim;
+}
+
+const struct lua_vm_site *lua_vm_site(lua_State *L)
+{
+	return &lua_vm_of(L)->site;
+}
+
+int lua_vm_time_left_ms(lua_State *L)
+{
+	struct lua_vm *vm = lua_vm_of(L);
+	long long left = vm->deadline_ms - mono_ms();
+	return left < 0 ? 0 : left > 1000000 ? 1000000 : (int)left;
+}
+
+void lua_vm_count_fetch(lua_State *L)
+{
+	struct lua_vm *vm = lua_vm_of(L);
+	if (++vm->fetches > vm->lim.max_fetches)
+		luaL_error(L, "too many subrequests (limit %d per request)", vm->lim.max_fetches);
+}
+
+void **lua_vm_curl_slot(lua_State *L, void (**freefn)(void *))
+{
+	struct lua_vm *vm = lua_vm_of(L);
+	*freefn = vm->curl_free;
+	return &vm->curl;
+}
+
+void lua_vm_set_curl_free(lua_State *L, void (*fn)(void *))
+{
+	lua_vm_of(L)->curl_free = fn;
+}
+
+size_t lua_vm_memory(const struct lua_vm *vm)
+{
+	return vm->used;
+}
+
+/* ---------- sandboxed base functions ---------- */
+
+/* pcall/xpcall that cannot swallow a budget kill: if the VM was killed while
+ * the protected call ran, the error is raised again. */
+static int sb_pcall(lua_State *L)
+{
+	luaL_checkany(L, 1);
+	int st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+	if (st != LUA_OK) {
+		if (lua_vm_of(L)->killed || st == LUA_ERRMEM)
+			return lua_error(L);
+		lua_pushboolean(L, 0);
+		lua_insert(L, -2);
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	lua_insert(L, 1);
+	return lua_gettop(L);
+}
+
+static int sb_xpcall(lua_State *L)
+{
+	int n = lua_gettop(L);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	/* stack: f msgh args... -> msgh f args... */
+	lua_pushvalue(L, 1);
+	lua_copy(L, 2, 1);
+	lua_replace(L, 2);
+	int st = lua_pcall(L, n - 2, LUA_MULTRET, 1);
+	if (st != LUA_OK) {
+		if (lua_vm_of(L)->killed || st == LUA_ERRMEM)
+			return lua_error(L);
+		lua_pushboolean(L, 0);
+		lua_insert(L, -2);
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	lua_replace(L, 1); /* replaces msgh */
+	return lua_gettop(L);
+}
+
+/* setmetatable without finalizers (a __gc would run at GC time, outside any
+ * budget) and without touching protected metatables. */
+static int sb_setmetatable(lua_State *L)
+{
+	int t = lua_type(L, 2);
+	luaL_checktype(L, 1, LUA_TTABLE);
+	luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+	if (t == LUA_TTABLE) {
+		lua_pushliteral(L, "__gc");
+		if (lua_rawget(L, 2) != LUA_TNIL)
+			return luaL_error(L, "__gc metamethods are not allowed in edge scripts");
+		lua_pop(L, 1);
+	}
+	if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+		return luaL_error(L, "cannot change a protected metatable");
+	lua_settop(L, 2);
+	lua_setmetatable(L, 1);
+	return 1;
+}
+
+static int sb_collectgarbage(lua_State *L)
+{
+	const char *opt = luaL_optstring(L, 1, "count");
+	if (strcmp(opt, "count") != 0)
+		return luaL_error(L, "collectgarbage('%s') is not allowed in edge scripts", opt);
+	lua_pushnumber(L, (lua_Number)lua_gc(L, LUA_GCCOUNT, 0) + lua_gc(L, LUA_GCCOUNTB, 0) / 1024.0);
+	return 1;
+}
+
+static void log_args(lua_State *L, enum log_level lvl)
+{
+	if (lvl > log_current_level)
+		return;
+	struct lua_vm *vm = lua_vm_of(L);
+	luaL_Buffer b;
+	int n = lua_gettop(L);
+	luaL_buffinit(L, &b);
+	for (int i = 1; i <= n; i++) {
+		size_t len;
+		const char *s = luaL_tolstring(L, i, &len);
+		if (i > 1)
+			luaL_addchar(&b, ' ');
+		luaL_addvalue(&b);
+		(void)s;
+	}
+	luaL_pushresult(&b);
+	size_t len;
+	const char *msg = lua_tolstring(L, -1, &len);
+	log_write(lvl, "script", "%s v%llu: %.*s", vm->cur ? vm->cur->b->name : "?",
+	          vm->cur ? (unsigned long long)vm->cur->b->version : 0ull, len > 2000 ? 2000 : (int)len,
+	          msg);
+}
+
+static int sb_log_info(lua_State *L) { log_args(L, LOG_LVL_INFO); return 0; }
+static int sb_log_warn(lua_State *L) { log_args(L, LOG_LVL_WARN); return 0; }
+static int sb_log_error(lua_State *L) { log_args(L, LOG_LVL_ERROR); return 0; }
+static int sb_log_debug(lua_State *L) { log_args(L, LOG_LVL_DEBUG); return 0; }
+
+static const luaL_Reg log_funcs[] = {
+	{ "info", sb_log_info },
+	{ "warn", sb_log_warn },
+	{ "error", sb_log_error },
+	{ "debug", sb_log_debug },
+	{ NULL, NULL },
+};
+
+/* require(name): only the modules of the script's own bundle.
+ * upvalue 1: name -> compiled chunk, upvalue 2: name -> loaded value */
+static int sb_require(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	if (lua_getfield(L, lua_upvalueindex(2), name) != LUA_TNIL)
+		return 1;
+	lua_pop(L, 1);
+	if (lua_getfield(L, lua_upvalueindex(1), name) != LUA_TFUNCTION)
+		return luaL_error(L, "module '%s' is not part of this bundle", name);
+	lua_pushstring(L, name);
+	lua_call(L, 1, 1);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushboolean(L, 1);
+	}
+	lua_pushvalue(L, -1);
+	lua_setfield(L, lua_upvalueindex(2), name);
+	return 1;
+}
+
+static int sb_readonly(lua_State *L)
+{
+	const char *k = lua_tostring(L, 2);
+	return luaL_error(L, "cannot assign '%s': globals and library tables are read-only while "
+	                  "handling requests (use locals, or kv for shared state)", k ? k : "?");
+}
+
+/* Standard functions a script may call (everything else is absent). */
+static const char *const base_allow[] = {
+	"assert", "error", "ipairs", "next", "pairs", "select", "tonumber", "tostring", "type",
+	"rawequal", "rawget", "rawlen", "getmetatable", "_VERSION", NULL,
+};
+static const char *const string_allow[] = {
+	"byte", "char", "find", "format", "gmatch", "gsub", "len", "lower", "match", "rep",
+	"reverse", "sub", "upper", "pack", "packsize", "unpack", NULL,
+};
+static const char *const os_allow[] = { "time", "clock", "date", NULL };
+
+/* ---------- state setup ---------- */
+
+/* Registry key of the hidden table holding pristine copies of the libraries. */
+static const char LIBS_KEY = 'L';
+
+/* dst and src are absolute stack indices. */
+static void copy_fields_to(lua_State *L, int dst, int src, const char *const *names)
+{
+	for (const char *const *n = names; *n; n++) {
+		lua_getfield(L, src, *n);
+		lua_setfield(L, dst, *n);
+	}
+}
+
+static void copy_all_to(lua_State *L, int dst, int src)
+{
+	lua_pushnil(L);
+	while (lua_next(L, src)) {
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, dst);
+	}
+}
+
+static int next_trampoline(lua_State *L)
+{
+	return lua_next(L, 1) ? 2 : (lua_pushnil(L), 1);
+}
+
+static int ro_pairs(lua_State *L)
+{
+	lua_getmetatable(L, 1);
+	lua_pushcfunction(L, next_trampoline);
+	lua_getfield(L, -2, "__index");
+	lua_pushnil(L);
+	return 3;
+}
+
+/* Pushes a read-only proxy of the table on top (which it pops). */
+static void push_readonly(lua_State *L)
+{
+	lua_newtable(L);                 /* t proxy */
+	lua_createtable(L, 0, 4);        /* t proxy mt */
+	lua_pushvalue(L, -3);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, sb_readonly);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushcfunction(L, ro_pairs);
+	lua_setfield(L, -2, "__pairs");
+	lua_pushliteral(L, "protected");
+	lua_setfield(L, -2, "__metatable");
+	lua_setmetatable(L, -2);         /* t proxy */
+	lua_remove(L, -2);
+}
+
+static int vm_setup(lua_State *L)
+{
+	/* Libraries are opened into a hidden table; scripts only ever see copies. */
+	luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+	luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+	luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+	luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
+	luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
+	luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 1);
+	lua_settop(L, 0);
+
+	/* The string metatable is shared by every string in the state: make its
+	 * __index a private read-only view without dump, and protect it. */
+	lua_pushliteral(L, "");
+	lua_getmetatable(L, -1);                 /* "" mt */
+	lua_createtable(L, 0, 20);
+	lua_getglobal(L, LUA_STRLIBNAME);
+	copy_fields_to(L, lua_gettop(L) - 1, lua_gettop(L), string_allow);
+	lua_pop(L, 1);                           /* "" mt strcopy */
+	push_readonly(L);                        /* "" mt roproxy */
+	lua_setfield(L, -2, "__index");
+	lua_pushliteral(L, "protected");
+	lua_setfield(L, -2, "__metatable");
+	lua_settop(L, 0);
+
+	/* libs = { base = {...}, string = ro, table = ro, ... } */
+	lua_createtable(L, 0, 12);
+	int libs = lua_gettop(L);
+	lua_pushglobaltable(L);
+	int g = lua_gettop(L);
+	lua_createtable(L, 0, 24);
+	copy_fields_to(L, lua_gettop(L), g, base_allow);
+	lua_pushcfunction(L, sb_pcall);
+	lua_setfield(L, -2, "pcall");
+	lua_pushcfunction(L, sb_xpcall);
+	lua_setfield(L, -2, "xpcall");
+	lua_pushcfunction(L, sb_setmetatable);
+	lua_setfield(L, -2, "setmetatable");
+	lua_pushcfunction(L, sb_collectgarbage);
+	lua_setfield(L, -2, "collectgarbage");
+	lua_pushcfunction(L, sb_log_info);
+	lua_setfield(L, -2, "print");
+	lua_setfield(L, libs, "base");
+
+	lua_createtable(L, 0, 20);
+	lua_getglobal(L, LUA_STRLIBNAME);
+	copy_fields_to(L, lua_gettop(L) - 1, lua_gettop(L), string_allow);
+	lua_pop(L, 1);
+	push_readonly(L);
+	lua_setfield(L, libs, "string");
+	const char *whole[] = { LUA_TABLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME };
+	for (size_t i = 0; i < 3; i++) {
+		lua_createtable(L, 0, 32);
+		lua_getglobal(L, whole[i]);
+		copy_all_to(L, lua_gettop(L) - 1, lua_gettop(L));
+		lua_pop(L, 1);
+		push_readonly(L);
+		lua_setfield(L, libs, whole[i]);
+	}
+	lua_createtable(L, 0, 3);
+	lua_getglobal(L, LUA_OSLIBNAME);
+	copy_fields_to(L, lua_gettop(L) - 1, lua_gettop(L), os_allow);
+	lua_pop(L, 1);
+	push_readonly(L);
+	lua_setfield(L, libs, "os");
+	luaL_newlib(L, log_funcs);
+	push_readonly(L);
+	lua_setfield(L, libs, "log");
+	lua_kv_open(L);
+	push_readonly(L);
+	lua_setfield(L, libs, "kv");
+	lua_fetch_open(L);
+	lua_setfield(L, libs, "fetch");
+	lua_req_open(L);
+	lua_settop(L, libs);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &LIBS_KEY);
+	lua_settop(L, 0);
+
+	/* Drop dangerous functions from the hidden globals as well, so nothing
+	 * reachable from C by accident can load code. */
+	lua_pushglobaltable(L);
+	const char *drop[] = { "load", "loadfile", "dofile", "require", "collectgarbage" };
+	for (size_t i = 0; i < sizeof drop / sizeof *drop; i++) {
+		lua_pushnil(L);
+		lua_setfield(L, -2, drop[i]);
+	}
+	lua_getglobal(L, LUA_STRLIBNAME);
+	lua_pushnil(L);
+	lua_setfield(L, -2, "dump");
+	lua_settop(L, 0);
+	return 0;
+}
+
+struct lua_vm *lua_vm_new(const struct lua_vm_limits *lim, const struct lua_vm_site *site)
+{
+	struct lua_vm *vm = xcalloc(1, sizeof *vm);
+	vm->lim = *lim;
+	vm->site.edge_name = xstrdup(site->edge_name ? site->edge_name : "");
+	vm->site.edge_region = xstrdup(site->edge_region ? site->edge_region : "");
+	vm->site.origin = xstrdup(site->origin ? site->origin : "");
+	vm->L = lua_newstate(vm_alloc, vm);
+	if (!vm->L)
+		goto fail;
+	*(struct lua_vm **)lua_getextraspace(vm->L) = vm;
+	/* Generational GC suits the many short-lived request tables. */
+	lua_gc(vm->L, LUA_GCGEN, 0, 0);
+	lua_pushcfunction(vm->L, vm_setup);
+	if (lua_pcall(vm->L, 0, 0, 0) != LUA_OK) {
+		log_error("lua", "cannot set up Lua state: %s", lua_tostring(vm->L, -1));
+		goto fail;
+	}
+	lua_sethook(vm->L, vm_hook, LUA_MASKCOUNT, HOOK_STEP);
+	return vm;
+fail:
+	lua_vm_free(vm);
+	return NULL;
+}
+
+void lua_vm_free(struct lua_vm *vm)
+{
+	if (!vm)
+		return;
+	if (vm->L)
+		lua_close(vm->L);
+	if (vm->curl && vm->curl_free)
+		vm->curl_free(vm->curl);
+	free(vm->comp);
+	free((char *)vm->site.edge_name);
+	free((char *)vm->site.edge_region);
+	free((char *)vm->site.origin);
+	free(vm);
+}
+
+/* ---------- per-thread states ---------- */
+
+static pthread_key_t tl_key;
+static int tl_ready;
+static struct lua_vm_limits tl_lim;
+static struct lua_vm_site tl_site;
+
+static void tl_free(void *p)
+{
+	lua_vm_free(p);
+}
+
+void lua_vm_init_threads(const struct lua_vm_limits *lim, const struct lua_vm_site *site)
+{
+	tl_lim = *lim;
+	tl_site.edge_name = xstrdup(site->edge_name ? site->edge_name : "");
+	tl_site.edge_region = xstrdup(site->edge_region ? site->edge_region : "");
+	tl_site.origin = xstrdup(site->origin ? site->origin : "");
+	pthread_key_create(&tl_key, tl_free);
+	tl_ready = 1;
+}
+
+void lua_vm_fini_threads(void)
+{
+	if (!tl_ready)
+		return;
+	lua_vm_free(pthread_getspecific(tl_key));
+	pthread_setspecific(tl_key, NULL);
+	pthread_key_delete(tl_key);
+	free((char *)tl_site.edge_name);
+	free((char *)tl_site.edge_region);
+	free((char *)tl_site.origin);
+	memset(&tl_site, 0, sizeof tl_site);
+	tl_ready = 0;
+}
+
+struct lua_vm *lua_vm_thread(void)
+{
+	if (!tl_ready)
+		return NULL;
+	struct lua_vm *vm = pthread_getspecific(tl_key);
+	if (vm && vm->recycle) {
+		log_info("lua", "replacing a Lua state whose memory stayed at %zu bytes after a request",
+		         vm->used);
+		lua_vm_free(vm);
+		vm = NULL;
+	}
+	if (!vm) {
+		vm = lua_vm_new(&tl_lim, &tl_site);
+		pthread_setspecific(tl_key, vm);
+	}
+	return vm;
+}
+
+/* ---------- compiling ---------- */
+
+static struct compiled *find_compiled(struct lua_vm *vm, uint64_t seq)
+{
+	for (size_t i = 0; i < vm->ncomp; i++)
+		if (vm->comp[i].seq == seq)
+			return &vm->comp[i];
+	return NULL;
+}
+
+void lua_vm_sync(struct lua_vm *vm, uint64_t gen, const uint64_t *keep, size_t n)
+{
+	if (vm->gen == gen)
+		return;
+	vm->gen = gen;
+	size_t j = 0;
+	for (size_t i = 0; i < vm->ncomp; i++) {
+		bool live = false;
+		for (size_t k = 0; k < n && !live; k++)
+			live = keep[k] == vm->comp[i].seq;
+		if (live) {
+			vm->comp[j++] = vm->comp[i];
+		} else {
+			luaL_unref(vm->L, LUA_REGISTRYINDEX, vm->comp[i].ref_handle);
+			luaL_unref(vm->L, LUA_REGISTRYINDEX, vm->comp[i].ref_env);
+		}
+	}
+	vm->ncomp = j;
+	lua_gc(vm->L, LUA_GCCOLLECT, 0);
+}
+
+/* Message handler: keeps the message (which already carries source:line for
+ * errors raised in Lua) and never runs script code (no __tostring). */
+static int vm_msgh(lua_State *L)
+{
+	if (lua_type(L, 1) == LUA_TSTRING)
+		return 1;
+	lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+	return 1;
+}
+
+static void begin_call(struct lua_vm *vm, struct script_ver *v)
+{
+	vm->cur = v;
+	vm->in_call = 1;
+	vm->instr = 0;
+	vm->killed = 0;
+	vm->fetches = 0;
+	vm->deadline_ms = mono_ms() + vm->lim.time_ms;
+	lua_sethook(vm->L, vm_hook, LUA_MASKCOUNT, HOOK_STEP); /* resets the count */
+}
+
+static void end_call(struct lua_vm *vm)
+{
+	vm->in_call = 0;
+	vm->cur = NULL;
+	vm->cur_req = NULL;
+	vm->cur_req_tbl = NULL;
+	vm->killed = 0;
+}
+
+/* Builds the environment of one script and compiles its modules.
+ * Stack effect: pushes P (the _ENV proxy), E (its globals), MT (module chunks),
+ * MM (the proxy's metatable). */
+static int build_env(lua_State *L, struct script_ver *v, char *err, size_t errlen)
+{
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &LIBS_KEY);
+	int libs = lua_gettop(L);
+	lua_newtable(L); /* P */
+	int P = lua_gettop(L);
+	lua_createtable(L, 0, 32); /* E */
+	int E = lua_gettop(L);
+	lua_getfield(L, libs, "base");
+	copy_all_to(L, lua_gettop(L) - 1, lua_gettop(L));
+	lua_pop(L, 1);
+	const char *libnames[] = { "string", "table", "math", "utf8", "os", "log", "kv", "fetch" };
+	for (size_t i = 0; i < sizeof libnames / sizeof *libnames; i++) {
+		lua_getfield(L, libs, libnames[i]);
+		lua_setfield(L, E, libnames[i]);
+	}
+	lua_pushvalue(L, P);
+	lua_setfield(L, E, "_G");
+	lua_newtable(L); /* MT */
+	int MT = lua_gettop(L);
+	lua_pushvalue(L, MT);
+	lua_newtable(L); /* loaded */
+	lua_pushcclosure(L, sb_require, 2);
+	lua_setfield(L, E, "require");
+	lua_createtable(L, 0, 4); /* MM */
+	int MM = lua_gettop(L);
+	lua_pushvalue(L, E);
+	lua_setfield(L, MM, "__index");
+	lua_pushvalue(L, E);
+	lua_setfield(L, MM, "__newindex"); /* writable while loading */
+	lua_pushliteral(L, "protected");
+	lua_setfield(L, MM, "__metatable");
+	lua_pushvalue(L, MM);
+	lua_setmetatable(L, P);
+
+	for (size_t i = 0; i < v->b->nmodules; i++) {
+		const struct bundle_module *m = &v->b->modules[i];
+		char chunk[BUNDLE_MAX_NAME * 2 + 8];
+		snprintf(chunk, sizeof chunk, "=%s/%s", v->b->name, m->name);
+		/* mode "t": binary chunks are refused whatever the bundle says */
+		if (luaL_loadbufferx(L, m->source, m->len, chunk, "t") != LUA_OK) {
+			snprintf(err, errlen, "%s", lua_tostring(L, -1));
+			return -1;
+		}
+		lua_pushvalue(L, P);
+		lua_setupvalue(L, -2, 1); /* its _ENV */
+		lua_setfield(L, MT, m->name);
+	}
+	lua_remove(L, libs);
+	return 0;
+}
+
+int lua_vm_compile(struct lua_vm *vm, struct script_ver *v, char *err, size_t errlen)
+{
+	lua_State *L = vm->L;
+	if (find_compiled(vm, v->seq))
+		return 0;
+	lua_settop(L, 0);
+	if (!lua_checkstack(L, 16)) {
+		snprintf(err, errlen, "Lua stack exhausted");
+		return -1;
+	}
+	begin_call(vm, v);
+	lua_pushcfunction(L, vm_msgh); /* 1 */
+	int rc = build_env(L, v, err, errlen); /* 2 P, 3 E, 4 MT, 5 MM */
+	if (rc < 0)
+		goto fail;
+	/* Run the entry module through require so that it is marked loaded. */
+	lua_getfield(L, 3, "require");
+	lua_pushstring(L, v->b->entry);
+	if (lua_pcall(L, 1, 0, 1) != LUA_OK) {
+		if (vm->killed)
+			snprintf(err, errlen, "%s: %s (while loading)", v->b->entry, kill_reason(vm->kill_kind));
+		else
+			snprintf(err, errlen, "%s", lua_tostring(L, -1));
+		goto fail;
+	}
+	if (lua_getfield(L, 3, "handle") != LUA_TFUNCTION) {
+		snprintf(err, errlen, "entry module '%s' does not define a global function handle(req)",
+		         v->b->entry);
+		goto fail;
+	}
+	/* From now on globals are read-only. */
+	lua_pushcfunction(L, sb_readonly);
+	lua_setfield(L, 5, "__newindex");
+	if (vm->ncomp == vm->capcomp) {
+		vm->capcomp = vm->capcomp ? vm->capcomp * 2 : 8;
+		vm->comp = xrealloc(vm->comp, vm->capcomp * sizeof *vm->comp);
+	}
+	struct compiled *c = &vm->comp[vm->ncomp++];
+	c->seq = v->seq;
+	c->ref_handle = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushvalue(L, 2);
+	c->ref_env = luaL_ref(L, LUA_REGISTRYINDEX);
+	end_call(vm);
+	lua_settop(L, 0);
+	return 0;
+fail:
+	end_call(vm);
+	lua_settop(L, 0);
+	lua_gc(L, LUA_GCCOLLECT, 0);
+	return -1;
+}
+
+/* ---------- running ---------- */
+
+enum lua_vm_status lua_vm_call(struct lua_vm *vm, struct script_ver *v, const struct script_req *req,
+                               const char *region, struct script_resp *resp, enum script_err *kind,
+                               char *err, size_t errlen)
+{
+	lua_State *L = vm->L;
+	enum lua_vm_status rs;
+	struct compiled *c = find_compiled(vm, v->seq);
+	if (!c) {
+		if (lua_vm_compile(vm, v, err, errlen) < 0) {
+			*kind = SERR_RUNTIME;
+			return LVM_ERROR;
+		}
+		c = find_compiled(vm, v->seq);
+	}
+	lua_settop(L, 0);
+	begin_call(vm, v);
+	vm->cur_req = req;
+	lua_pushcfunction(L, vm_msgh);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref_handle);
+	lua_req_push(L, req, region);
+	vm->cur_req_tbl = lua_topointer(L, -1);
+	int st = lua_pcall(L, 1, 1, 1);
+	if (st != LUA_OK) {
+		*kind = vm->killed ? vm->kill_kind : st == LUA_ERRMEM ? SERR_MEMORY : SERR_RUNTIME;
+		if (vm->killed)
+			snprintf(err, errlen, "%s", kill_reason(vm->kill_kind));
+		else
+			snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+		rs = LVM_ERROR;
+	} else {
+		/* Converting may allocate (strings are copied out); keep it in budget. */
+		int r = lua_req_response(L, -1, resp, err, errlen);
+		if (r < 0) {
+			*kind = SERR_RESPONSE;
+			rs = LVM_ERROR;
+		} else {
+			rs = r ? LVM_RESPONSE : LVM_PASS;
+		}
+	}
+	end_call(vm);
+	lua_settop(L, 0);
+	/* A script may keep growing module-level tables; if memory stays high
+	 * after a full collection, the state is replaced before the next request. */
+	if (vm->used > vm->lim.memory / 2) {
+		lua_gc(L, LUA_GCCOLLECT, 0);
+		if (vm->used > vm->lim.memory / 2)
+			vm->recycle = 1;
+	}
+	return rs;
+}
+
+const struct script_req *lua_vm_request(lua_State *L, const void *tbl)
+{
+	struct lua_vm *vm = lua_vm_of(L);
+	return vm->in_call && vm->cur_req_tbl == tbl ? vm->cur_req : NULL;
+}

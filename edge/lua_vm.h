@@ -1,0 +1,101 @@
+/* lua_vm.h -- one sandboxed Lua 5.4 state: allow-listed globals, a memory cap
+ * (custom allocator), an instruction budget (count hook) and a wall-clock
+ * budget per call, compiled script versions cached by version.
+ *
+ * A state is used by one thread at a time (the edge keeps one per worker
+ * thread, lua_vm_thread()).  Each script gets its own _ENV: a read-only view of
+ * its globals (writable while its modules load, read-only during requests) in
+ * front of private copies of the standard tables, so a script can change
+ * neither another script nor the shared string metatable. */
+#ifndef MINICDN_EDGE_LUA_VM_H
+#define MINICDN_EDGE_LUA_VM_H
+
+#include "edge/script.h"
+
+#include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lua_vm_limits {
+	size_t memory;            /* bytes per state */
+	long long instructions;   /* per call */
+	int time_ms;              /* per call */
+	int fetch_timeout_ms;
+	int max_fetches;
+	size_t fetch_max_body;
+};
+
+/* What the edge tells scripts about itself; copied. */
+struct lua_vm_site {
+	const char *edge_name, *edge_region, *origin;
+};
+
+struct lua_vm;
+
+/* New state with the sandbox set up.  NULL only if Lua cannot start within the
+ * memory cap (too small). */
+struct lua_vm *lua_vm_new(const struct lua_vm_limits *lim, const struct lua_vm_site *site);
+void lua_vm_free(struct lua_vm *vm);
+
+/* The calling thread's state, created on first use (freed at thread exit).
+ * gen is the registry generation: a change drops compiled versions that are no
+ * longer active.  Returns NULL if lua_vm_init_threads was not called. */
+struct lua_vm *lua_vm_thread(void);
+void lua_vm_init_threads(const struct lua_vm_limits *lim, const struct lua_vm_site *site);
+void lua_vm_fini_threads(void);
+
+/* Compiles every module of v (text only: binary chunks refused) and runs the
+ * entry module under the budget; handle must then be a function.  Returns 0,
+ * or -1 with a reason ("main:3: ...").  Cached by v->seq: a second call is free. */
+int lua_vm_compile(struct lua_vm *vm, struct script_ver *v, char *err, size_t errlen);
+
+/* When gen differs from the last call's, drops compiled code of versions
+ * whose seq is not in keep[0..n) (they were replaced or removed). */
+void lua_vm_sync(struct lua_vm *vm, uint64_t gen, const uint64_t *keep, size_t n);
+
+enum lua_vm_status {
+	LVM_RESPONSE,   /* resp filled */
+	LVM_PASS,       /* handle returned nil */
+	LVM_ERROR,      /* failed: kind/err say why */
+};
+
+/* Runs v's handle(req) under the budgets.  On LVM_ERROR *kind and err are set.
+ * region: the client's region (borrowed). */
+enum lua_vm_status lua_vm_call(struct lua_vm *vm, struct script_ver *v, const struct script_req *req,
+                               const char *region, struct script_resp *resp, enum script_err *kind,
+                               char *err, size_t errlen);
+
+/* Bytes currently allocated by the state. */
+size_t lua_vm_memory(const struct lua_vm *vm);
+
+/* ---------- for the binding files (lua_req.c, lua_kv.c, lua_fetch.c) ---------- */
+
+/* The vm owning L (kept in the state's extra space, invisible to scripts). */
+struct lua_vm *lua_vm_of(lua_State *L);
+/* Script running now (NULL outside a call). */
+struct script_ver *lua_vm_current(lua_State *L);
+const struct lua_vm_limits *lua_vm_limits(lua_State *L);
+const struct lua_vm_site *lua_vm_site(lua_State *L);
+/* Milliseconds left of the wall-clock budget of the current call. */
+int lua_vm_time_left_ms(lua_State *L);
+/* The thread's reusable curl handle for subrequests (freed with the state). */
+void **lua_vm_curl_slot(lua_State *L, void (**freefn)(void *));
+void lua_vm_set_curl_free(lua_State *L, void (*fn)(void *));
+/* The request being handled (NULL outside a call) and its table's identity. */
+const struct script_req *lua_vm_request(lua_State *L, const void *tbl);
+/* Counts a subrequest; raises a Lua error when over the per-call limit. */
+void lua_vm_count_fetch(lua_State *L);
+
+/* Pushes the request table for req (stack: +1). */
+void lua_req_push(lua_State *L, const struct script_req *req, const char *region);
+/* Converts the value at idx (handle's return) into resp.  Returns 1 if a
+ * response, 0 for nil, -1 with a reason if the value is not a valid response. */
+int lua_req_response(lua_State *L, int idx, struct script_resp *resp, char *err, size_t errlen);
+/* Registers req helpers shared by all scripts (metatables). */
+void lua_req_open(lua_State *L);
+
+/* Library tables copied into each script's environment; each pushes one table. */
+int lua_kv_open(lua_State *L);
+int lua_fetch_open(lua_State *L);
+
+#endif

@@ -1,0 +1,500 @@
+/* test_script.c -- the edge script runtime without HTTP: push/verify/replay,
+ * activation, restart, routes, the request API, KV, and the sandbox against
+ * hostile scripts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/bundle.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "edge/script.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static char dir[64];
+static uint8_t pk[BUNDLE_PK_LEN], sk[BUNDLE_SK_LEN];
+static struct script_config cfg;
+
+/* A "origin" that accepts connections (kernel backlog) but never answers:
+ * subrequests to it run into their timeout. */
+static int mute_fd = -1;
+static char origin[64];
+
+static int init(void)
+{
+	char err[512];
+	if (mute_fd < 0) {
+		struct sockaddr_in a = { .sin_family = AF_INET };
+		socklen_t al = sizeof a;
+		inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+		mute_fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (bind(mute_fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(mute_fd, 64) < 0 ||
+		    getsockname(mute_fd, (struct sockaddr *)&a, &al) < 0)
+			return -1;
+		snprintf(origin, sizeof origin, "http://127.0.0.1:%d", ntohs(a.sin_port));
+	}
+	if (script_init(&cfg, "edge-test", "eu", origin, err, sizeof err) < 0) {
+		fprintf(stderr, "script_init: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int setup(void **st)
+{
+	char err[256], p[128], rp[128];
+	log_init("test_script", getenv("TEST_LOG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
+	snprintf(dir, sizeof dir, "/tmp/test_script.XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	bundle_keygen(pk, sk);
+	snprintf(p, sizeof p, "%s/origin.pub", dir);
+	if (bundle_key_write(p, pk, sizeof pk, false, err, sizeof err) < 0)
+		return -1;
+	snprintf(rp, sizeof rp, "%s/regions", dir);
+	FILE *f = fopen(rp, "w");
+	fputs("# test map\n127.0.2.0/24 us\n127.0.3.0/24 ap\n", f);
+	fclose(f);
+	memset(&cfg, 0, sizeof cfg);
+	cfg.enabled = true;
+	cfg.pubkey = xstrdup(p);
+	cfg.path = xasprintf("%s/db", dir);
+	cfg.map_size = 16 << 20;
+	cfg.memory = 8 << 20;
+	cfg.instructions = 2000; /* 2M instructions */
+	cfg.time_ms = 300;
+	cfg.fetch_timeout_ms = 200;
+	cfg.max_fetches = 2;
+	cfg.fetch_max_body = 1 << 20;
+	cfg.regions = xstrdup(rp);
+	return init();
+}
+
+static int teardown(void **st)
+{
+	script_shutdown();
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(cfg.pubkey);
+	free(cfg.path);
+	free(cfg.regions);
+	close(mute_fd);
+	return 0;
+}
+
+/* ---------- helpers ---------- */
+
+/* Signs lua (with manifest) as version ver; key: sk or another. */
+static char *sign_lua(const char *lua, uint64_t ver, const uint8_t *key, size_t *envlen)
+{
+	char err[512];
+	struct bundle *b = bundle_from_lua(lua, strlen(lua), "test.lua", err, sizeof err);
+	if (!b)
+		fail_msg("bundle: %s", err);
+	b->version = ver;
+	size_t len;
+	char *bytes = bundle_serialize(b, &len, err, sizeof err);
+	if (!bytes)
+		fail_msg("serialize: %s", err);
+	char *env = bundle_sign(bytes, len, key, envlen);
+	free(bytes);
+	bundle_free(b);
+	return env;
+}
+
+static int push_env(const char *env, size_t len, struct buf *out)
+{
+	buf_reset(out);
+	return script_control("POST", "/.minicdn/scripts", env, len, out);
+}
+
+static int push(const char *lua, uint64_t ver)
+{
+	size_t n;
+	struct buf out = BUF_INIT;
+	char *env = sign_lua(lua, ver, sk, &n);
+	int st = push_env(env, n, &out);
+	if (st != 200)
+		print_message("push v%llu -> %d %s", (unsigned long long)ver, st, out.data);
+	free(env);
+	buf_free(&out);
+	return st;
+}
+
+struct hdrs {
+	const char *names[4], *values[4];
+};
+
+static const char *hdr_get(void *ctx, const char *name)
+{
+	struct hdrs *h = ctx;
+	for (int i = 0; i < 4 && h->names[i]; i++)
+		if (!strcasecmp(h->names[i], name))
+			return h->values[i];
+	return NULL;
+}
+
+static void hdr_each(void *ctx, void (*cb)(void *, const char *, const char *), void *arg)
+{
+	struct hdrs *h = ctx;
+	for (int i = 0; i < 4 && h->names[i]; i++)
+		cb(arg, h->names[i], h->values[i]);
+}
+
+static struct sockaddr_in client_addr(const char *ip)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	inet_pton(AF_INET, ip, &a.sin_addr);
+	return a;
+}
+
+/* Runs one request; returns the result, fills resp. */
+static enum script_result run(const char *method, const char *path, const char *query,
+                              const char *client, struct script_resp *resp)
+{
+	static struct hdrs h = { { "Host", "X-Name", NULL }, { "www.cdn.test", "Ada", NULL } };
+	struct sockaddr_in a = client_addr(client ? client : "127.0.1.5");
+	struct script_req req = {
+		.method = method, .host = "www.cdn.test", .path = path, .path_len = strlen(path),
+		.query = query, .client = (struct sockaddr *)&a, .header = hdr_get,
+		.headers_each = hdr_each, .ctx = &h,
+	};
+	return script_handle(&req, resp);
+}
+
+static char *body_of(const char *path, const char *query, int *status)
+{
+	struct script_resp r;
+	enum script_result res = run("GET", path, query, NULL, &r);
+	if (res == SCRIPT_PASS) {
+		*status = 0;
+		return NULL;
+	}
+	*status = r.status;
+	char *b = xstrndup(r.body ? r.body : "", r.body_len);
+	script_resp_free(&r);
+	return b;
+}
+
+static unsigned long long metric(const char *needle)
+{
+	struct buf m = BUF_INIT;
+	script_metrics(&m);
+	const char *p = strstr(m.data, needle);
+	unsigned long long v = p ? strtoull(p + strlen(needle), NULL, 10) : ~0ull;
+	buf_free(&m);
+	return v;
+}
+
+#define HELLO(v, extra) \
+	"--[[minicdn\nname = \"hello\";\nroutes = ( { path = \"/hello*\"; method = \"GET\"; } );\n]]\n" \
+	"function handle(req)\n" extra \
+	"  return { status = 200, headers = { [\"X-V\"] = \"" v "\" },\n" \
+	"           body = \"v" v " \" .. req.edge_name .. \" \" .. req.region .. \" \" .. (req.args.id or \"-\")" \
+	" .. \" \" .. (req.headers[\"x-name\"] or \"-\") }\nend\n"
+
+/* ---------- tests ---------- */
+
+static void test_push_and_run(void **st)
+{
+	assert_int_equal(push(HELLO("1", ""), 10), 200);
+	int status;
+	char *b = body_of("/hello", "id=42&x=1", &status);
+	assert_int_equal(status, 200);
+	assert_string_equal(b, "v1 edge-test eu 42 Ada");
+	free(b);
+	/* Region from the client address. */
+	struct script_resp r;
+	assert_int_equal(run("GET", "/hello", NULL, "127.0.3.9", &r), SCRIPT_RESPONSE);
+	assert_string_equal(r.body, "v1 edge-test ap - Ada");
+	assert_string_equal(r.script, "hello");
+	assert_int_equal(r.version, 10);
+	int ct = 0, xv = 0;
+	for (size_t i = 0; i < r.nheaders; i++) {
+		ct |= !strcasecmp(r.headers[i].name, "Content-Type");
+		xv |= !strcmp(r.headers[i].name, "X-V") && !strcmp(r.headers[i].value, "1");
+	}
+	assert_true(ct && xv);
+	script_resp_free(&r);
+	/* Routes: other paths and methods fall through. */
+	assert_int_equal(run("GET", "/other", NULL, NULL, &r), SCRIPT_PASS);
+	assert_int_equal(run("POST", "/hello", NULL, NULL, &r), SCRIPT_PASS);
+	assert_true(metric("minicdn_script_invocations_total{script=\"hello\"} ") >= 2);
+}
+
+static void test_refused_keep_old(void **st)
+{
+	struct buf out = BUF_INIT;
+	size_t n;
+	int status;
+	/* Replay of the active bundle and an older version. */
+	char *env = sign_lua(HELLO("1", ""), 10, sk, &n);
+	assert_int_equal(push_env(env, n, &out), 409);
+	assert_non_null(strstr(out.data, "replay"));
+	free(env);
+	assert_int_equal(push(HELLO("0", ""), 9), 409);
+	/* Wrong key. */
+	uint8_t pk2[BUNDLE_PK_LEN], sk2[BUNDLE_SK_LEN];
+	bundle_keygen(pk2, sk2);
+	env = sign_lua(HELLO("2", ""), 11, sk2, &n);
+	assert_int_equal(push_env(env, n, &out), 403);
+	free(env);
+	/* Unsigned: a bare bundle and an envelope without sig. */
+	const char *unsigned_env = "{\"format\":\"minicdn-bundle-1\",\"bundle\":\"e30=\"}";
+	assert_int_equal(push_env(unsigned_env, strlen(unsigned_env), &out), 403);
+	assert_int_equal(push_env("garbage", 7, &out), 400);
+	/* Does not compile; and compiles but has no handle. */
+	assert_int_equal(push("--[[minicdn\nname=\"hello\";\nroutes=({path=\"/hello\";});\n]]\nfunction handle(req\n", 12), 422);
+	assert_int_equal(push("--[[minicdn\nname=\"hello\";\nroutes=({path=\"/hello\";});\n]]\nlocal x = 1\n", 13), 422);
+	/* Top-level code that loops forever is caught at push time. */
+	assert_int_equal(push("--[[minicdn\nname=\"hello\";\nroutes=({path=\"/hello\";});\n]]\nwhile true do end\n", 14), 422);
+	char *b = body_of("/hello", NULL, &status);
+	assert_int_equal(status, 200);
+	assert_string_equal(b, "v1 edge-test eu - Ada");
+	free(b);
+	buf_free(&out);
+}
+
+static void test_activate_new_then_restart(void **st)
+{
+	int status;
+	assert_int_equal(push(HELLO("2", ""), 20), 200);
+	char *b = body_of("/hello", NULL, &status);
+	assert_string_equal(b, "v2 edge-test eu - Ada");
+	free(b);
+	struct buf out = BUF_INIT;
+	assert_int_equal(script_control("GET", "/.minicdn/scripts", NULL, 0, &out), 200);
+	assert_non_null(strstr(out.data, "\"name\":\"hello\",\"version\":20"));
+	assert_non_null(strstr(out.data, "\"previous\":10"));
+	buf_free(&out);
+	/* Restart: the active version comes back from LMDB. */
+	script_shutdown();
+	assert_int_equal(init(), 0);
+	b = body_of("/hello", NULL, &status);
+	assert_int_equal(status, 200);
+	assert_string_equal(b, "v2 edge-test eu - Ada");
+	free(b);
+	/* And the replay protection survived the restart too. */
+	assert_int_equal(push(HELLO("1", ""), 15), 409);
+}
+
+/* In-flight requests finish on the version they started with. */
+static void *slow_request(void *arg)
+{
+	int status;
+	char *b = body_of("/hello", NULL, &status);
+	return b;
+}
+
+static void test_inflight_keeps_old(void **st)
+{
+	assert_int_equal(push(HELLO("3", "  fetch('/slow')\n"), 30), 200);
+	pthread_t th;
+	pthread_create(&th, NULL, slow_request, NULL);
+	usleep(50000);
+	assert_int_equal(push(HELLO("4", ""), 31), 200);
+	int status;
+	char *b = body_of("/hello", NULL, &status);
+	assert_string_equal(b, "v4 edge-test eu - Ada");
+	free(b);
+	void *old;
+	pthread_join(th, &old);
+	assert_string_equal(old, "v3 edge-test eu - Ada");
+	free(old);
+}
+
+static const char *HOSTILE_HDR =
+	"--[[minicdn\nname = \"evil\";\nroutes = ( { path = \"/evil/*\"; },\n"
+	"  { path = \"/soft/*\"; on_error = \"origin\"; } );\n]]\n";
+
+static void hostile(const char *body, int ver)
+{
+	char *src = xasprintf("%s%s", HOSTILE_HDR, body);
+	assert_int_equal(push(src, (uint64_t)ver), 200);
+	free(src);
+}
+
+static void test_hostile(void **st)
+{
+	struct {
+		const char *code;
+		const char *kind; /* errors_total kind that must grow, NULL: any 500 */
+	} cases[] = {
+		{ "function handle(req) while true do end end", "instructions" },
+		{ "function handle(req) while true do pcall(function() while true do end end) end end", "instructions" },
+		{ "function handle(req) local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end end", "memory" },
+		{ "function handle(req) return string.rep('x', 1 << 30) end", "memory" },
+		{ "function handle(req) local function f(n) return 1 + f(n + 1) end return tostring(f(1)) end", NULL },
+		{ "function handle(req) return io.open('/etc/passwd'):read('a') end", "runtime" },
+		{ "function handle(req) os.execute('touch /tmp/pwned') return 'x' end", "runtime" },
+		{ "function handle(req) os.exit(1) end", "runtime" },
+		{ "function handle(req) return debug.getregistry() end", "runtime" },
+		{ "function handle(req) return load('return 1')() end", "runtime" },
+		{ "function handle(req) return string.dump(handle) end", "runtime" },
+		{ "function handle(req) return ('').dump(handle) end", "runtime" },
+		{ "function handle(req) return require('os').execute('id') end", "runtime" },
+		{ "function handle(req) return package.loadlib('libc.so.6', 'system') end", "runtime" },
+		{ "function handle(req) collectgarbage('stop') return 'x' end", "runtime" },
+		{ "function handle(req) getmetatable('').__index.upper = function() return 'pwned' end end", "runtime" },
+		{ "function handle(req) string.upper = nil end", "runtime" },
+		{ "function handle(req) setmetatable({}, { __gc = function() while true do end end }) end", "runtime" },
+		{ "function handle(req) rawset(_G, 'x', 1) end", "runtime" },
+		{ "function handle(req) x_global = 1 return 'x' end", "runtime" },
+		{ "function handle(req) local s = 0 while true do s = s + 1 end end", "instructions" },
+		{ "function handle(req) return 42 end", "response" },
+		{ "function handle(req) return { status = 200, headers = { ['X\\r\\nY'] = 'v' } } end", "response" },
+	};
+	char needle[128];
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		hostile(cases[i].code, 100 + (int)i);
+		unsigned long long before = 0;
+		if (cases[i].kind) {
+			snprintf(needle, sizeof needle,
+			         "minicdn_script_errors_total{script=\"evil\",kind=\"%s\"} ", cases[i].kind);
+			before = metric(needle);
+		}
+		struct script_resp r;
+		enum script_result res = run("GET", "/evil/x", NULL, NULL, &r);
+		if (res != SCRIPT_RESPONSE || r.status != 500)
+			fail_msg("case %zu (%s): result %d status %d body %.*s", i, cases[i].code, res, r.status,
+			         (int)r.body_len, r.body ? r.body : "");
+		script_resp_free(&r);
+		if (cases[i].kind && metric(needle) != before + 1)
+			fail_msg("case %zu: %s not counted as %s", i, cases[i].code, cases[i].kind);
+		/* The same failure on an on_error = "origin" route falls through. */
+		assert_int_equal(run("GET", "/soft/x", NULL, NULL, &r), SCRIPT_PASS);
+		/* Other scripts are unaffected, and the string library is intact. */
+		int status;
+		char *b = body_of("/hello", "id=1", &status);
+		assert_int_equal(status, 200);
+		assert_string_equal(b, "v4 edge-test eu 1 Ada");
+		free(b);
+	}
+	/* No file was created by os.execute. */
+	assert_int_equal(access("/tmp/pwned", F_OK), -1);
+	/* The string metatable and library survive tampering attempts. */
+	hostile("function handle(req) return { body = ('abc'):upper() .. tostring(getmetatable('')) } end", 200);
+	int status;
+	char *b = body_of("/evil/x", NULL, &status);
+	assert_string_equal(b, "ABCprotected");
+	free(b);
+}
+
+static void test_kv(void **st)
+{
+	assert_int_equal(push("--[[minicdn\nname=\"counter\";\nroutes=({path=\"/count\";},{path=\"/kv/*\";});\n]]\n"
+	                      "function handle(req)\n"
+	                      "  if req.path == '/count' then return tostring(kv.incr('hits')) end\n"
+	                      "  if req.path == '/kv/set' then kv.set('k', req.args.v, tonumber(req.args.ttl)) return 'ok' end\n"
+	                      "  if req.path == '/kv/get' then return kv.get('k') or 'nil' end\n"
+	                      "  if req.path == '/kv/del' then return tostring(kv.delete('k')) end\n"
+	                      "end\n", 1), 200);
+	int status;
+	for (int i = 1; i <= 3; i++) {
+		char *b = body_of("/count", NULL, &status);
+		char want[8];
+		snprintf(want, sizeof want, "%d", i);
+		assert_string_equal(b, want);
+		free(b);
+	}
+	char *b = body_of("/kv/set", "v=hello&ttl=0.3", &status);
+	free(b);
+	b = body_of("/kv/get", NULL, &status);
+	assert_string_equal(b, "hello");
+	free(b);
+	usleep(400000);
+	b = body_of("/kv/get", NULL, &status);
+	assert_string_equal(b, "nil"); /* expired */
+	free(b);
+	b = body_of("/kv/set", "v=x", &status);
+	free(b);
+	b = body_of("/kv/del", NULL, &status);
+	assert_string_equal(b, "true");
+	free(b);
+	/* Another script cannot see counter's keys. */
+	assert_int_equal(push("--[[minicdn\nname=\"spy\";\nroutes=({path=\"/spy\";});\n]]\n"
+	                      "function handle(req) return kv.get('hits') or 'nil' end\n", 1), 200);
+	b = body_of("/spy", NULL, &status);
+	assert_string_equal(b, "nil");
+	free(b);
+	/* The counter survives a restart (LMDB). */
+	script_shutdown();
+	assert_int_equal(init(), 0);
+	b = body_of("/count", NULL, &status);
+	assert_string_equal(b, "4");
+	free(b);
+}
+
+static void test_fetch_bounded(void **st)
+{
+	/* The origin never answers: fetch times out and returns nil, err;
+	 * the third fetch in one request is over the limit of 2. */
+	assert_int_equal(push("--[[minicdn\nname=\"sub\";\nroutes=({path=\"/sub\";},{path=\"/many\";});\n]]\n"
+	                      "function handle(req)\n"
+	                      "  if req.path == '/sub' then local r, err = fetch('/x') return 'nil:' .. tostring(r == nil) .. ':' .. tostring(err ~= nil) end\n"
+	                      "  for i = 1, 3 do fetch('/x') end return 'unreachable'\n"
+	                      "end\n", 1), 200);
+	int status;
+	char *b = body_of("/sub", NULL, &status);
+	assert_string_equal(b, "nil:true:true");
+	free(b);
+	b = body_of("/many", NULL, &status);
+	assert_int_equal(status, 500);
+	free(b);
+}
+
+static void test_delete(void **st)
+{
+	size_t n;
+	struct buf out = BUF_INIT;
+	/* A signed tombstone removes the script; an older bundle cannot return. */
+	char *tomb = NULL;
+	{
+		char err[256];
+		struct bundle b = { .name = "hello", .version = 40, .op = BUNDLE_OP_DELETE };
+		size_t len;
+		char *bytes = bundle_serialize(&b, &len, err, sizeof err);
+		assert_non_null(bytes);
+		tomb = bundle_sign(bytes, len, sk, &n);
+		free(bytes);
+	}
+	assert_int_equal(script_control("DELETE", "/.minicdn/scripts/other", tomb, n, &out), 400);
+	buf_reset(&out);
+	assert_int_equal(script_control("DELETE", "/.minicdn/scripts/hello", tomb, n, &out), 200);
+	struct script_resp r;
+	assert_int_equal(run("GET", "/hello", NULL, NULL, &r), SCRIPT_PASS);
+	assert_int_equal(push(HELLO("4", ""), 31), 409);
+	assert_int_equal(push(HELLO("5", ""), 41), 200);
+	assert_int_equal(run("GET", "/hello", NULL, NULL, &r), SCRIPT_RESPONSE);
+	script_resp_free(&r);
+	free(tomb);
+	buf_free(&out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_push_and_run),
+		cmocka_unit_test(test_refused_keep_old),
+		cmocka_unit_test(test_activate_new_then_restart),
+		cmocka_unit_test(test_inflight_keeps_old),
+		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_kv),
+		cmocka_unit_test(test_fetch_bounded),
+		cmocka_unit_test(test_delete),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
