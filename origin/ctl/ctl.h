@@ -11,6 +11,7 @@
 
 #include "common/buf.h"
 #include "common/cfg.h"
+#include "common/fanout.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -54,31 +55,14 @@ typedef int (*ctl_cmd_fn)(struct ctl *ctl, int argc, char **argv);
 
 /* ---------- HTTP ---------- */
 
-/* One request of a fan-out.  Fill method/url/body/auth; the rest is output. */
-struct ctl_req {
-	const char *method;       /* "GET", "POST", "DELETE"; borrowed */
-	char *url;                /* owned by the caller (freed by ctl_req_clear) */
-	const char *body;         /* borrowed, may be NULL */
-	size_t body_len;
-	const char *content_type; /* borrowed, default application/json when body set */
-	bool auth;                /* send Authorization: Bearer <control_secret> */
-	/* results */
-	long status;              /* HTTP status, 0 if no response */
-	struct buf resp;          /* response body (owned, freed by ctl_req_clear) */
-	char error[256];          /* transport error ("connection refused", "timeout") */
-	double latency_ms;        /* total time */
-};
+/* Requests are common/fanout.h's: fill method, url (malloc'd, e.g. from
+ * ctl_url), body, auth; read status, resp, error, latency_ms after the run. */
+#define ctl_req fanout_req
+#define ctl_req_clear fanout_req_clear
+#define ctl_url fanout_url
 
-/* Runs every request in reqs concurrently, each bounded by timeout_ms, and
- * returns when all have finished.  secret may be NULL (then auth is ignored).
- * Returns 0 (per-request outcome is in each ctl_req), -1 if libcurl failed to
- * initialise. */
-int ctl_http_run(struct ctl_req *reqs, size_t n, int timeout_ms, const char *secret);
-/* Frees the url and the response body of one request. */
-void ctl_req_clear(struct ctl_req *r);
-
-/* Joins a base URL and a path ("/healthz") into a malloc'd string, avoiding "//". */
-char *ctl_url(const char *base, const char *path);
+/* fanout_run() with the configured timeout and secret passed by the caller. */
+int ctl_http_run(struct fanout_req *reqs, size_t n, int timeout_ms, const char *secret);
 
 /* Nodes with the given role (NULL = all), as indices into cfg.nodes; the
  * array is malloc'd, its length in *n. */
