@@ -434,6 +434,7 @@ static unsigned long long listed_version(json_t *listing, const char *name)
 
 struct send {
 	size_t edge;          /* index into p->e */
+	bool del;             /* a tombstone (for the log) */
 	char *name;
 	unsigned long long version;
 	char *env;            /* copy of the envelope */
@@ -470,7 +471,8 @@ static void send_all(struct push *p, struct send *s, size_t n, struct buf *out, 
 			e->reachable = true;
 			e->last_ok_ms = daemon_wall_ms();
 			e->err[0] = '\0';
-			log_info("push", "%s v%llu -> %s: activated", s[i].name, s[i].version, e->name);
+			log_info("push", "%s v%llu -> %s: %s", s[i].name, s[i].version, e->name,
+			         s[i].del ? "removed" : "activated");
 			break;
 		case R_REJECTED:
 			p->n_rejected++;
@@ -573,6 +575,7 @@ static void reconcile(struct push *p)
 			s[ns].version = cur->version;
 			s[ns].env = xstrndup(h->env, h->envlen);
 			s[ns].envlen = h->envlen;
+			s[ns].del = cur->del;
 			ns++;
 		}
 		json_decref(listing);
@@ -701,6 +704,7 @@ static unsigned publish(struct push *p, struct bundle *b, unsigned long long rol
 		s[i].version = v.version;
 		s[i].env = env;
 		s[i].envlen = envlen;
+		s[i].del = v.del;
 		p->e[i].synced = false;
 	}
 	pthread_mutex_unlock(&p->state_lock);
@@ -887,7 +891,8 @@ static unsigned op_rollback(struct push *p, const char *body, size_t len, struct
 		status = error_out(out, 500, err);
 		goto done;
 	}
-	log_info("push", "rollback of %s: re-signing the content of v%llu as v%llu", name, target, cur + 1);
+	log_info("push", "rollback of %s: re-signing the content of v%llu as v%llu", name,
+	         target_rb ? target_rb : target, cur + 1);
 	b->version = cur + 1;
 	b->created = (long long)time(NULL);
 	status = publish(p, b, target_rb ? target_rb : target, out);

@@ -64,6 +64,16 @@ typedef int (*ctl_cmd_fn)(struct ctl *ctl, int argc, char **argv);
 /* fanout_run() with the configured timeout and secret passed by the caller. */
 int ctl_http_run(struct fanout_req *reqs, size_t n, int timeout_ms, const char *secret);
 
+/* One request to the origin's control API (cfg.origin + path, Bearer secret,
+ * a generous timeout since the origin contacts every edge first).  Returns 0
+ * when an HTTP answer came back (any status; r filled, caller clears it), -1
+ * after printing why not. */
+int ctl_origin_call(struct ctl *ctl, const char *method, const char *path, const char *body,
+                    struct fanout_req *r);
+/* Prints an origin push/rollback/unpush answer (table, or the JSON with
+ * --json); returns the exit code: 0 only if every edge activated it. */
+int ctl_push_report(struct ctl *ctl, const char *what, struct fanout_req *r);
+
 /* Nodes with the given role (NULL = all), as indices into cfg.nodes; the
  * array is malloc'd, its length in *n. */
 size_t *ctl_nodes_with_role(const struct ctl *ctl, const char *role, size_t *n);

@@ -21,6 +21,10 @@
 #define CTL_COMMANDS(X) \
 	X(status,   "[--json]",                     "health of every configured node (exit 1 if any is down)") \
 	X(keygen,   "[--force] [PREFIX]",           "write PREFIX.key (secret, 0600) and PREFIX.pub [keys_dir/origin]") \
+	X(push,     "[--json] [--version N] DIR|FILE", "have the origin sign a script bundle and push it to every edge") \
+	X(scripts,  "[--json]",                     "bundles, the origin's current version and the version on each edge") \
+	X(rollback, "[--json] NAME",                "re-activate the previous version of a bundle everywhere") \
+	X(unpush,   "[--json] NAME",                "remove a bundle from every edge") \
 	X(explain,  "[--json] NAME ADDRESS",        "which edge(s) the DNS server answers NAME with for a client at ADDRESS, and why") \
 	X(reload,   "",                             "make every DNS node reload config, zones and map (old data kept on error)") \
 
