@@ -72,6 +72,8 @@ const struct cfg_key edge_config_schema[] = {
 	{ "cache", CFG_GROUP, 0, NULL, 0, 0, 0, cache_keys, 0, 0, NULL, "object store" },
 	{ "upstream", CFG_GROUP, 0, NULL, 0, 0, 0, upstream_keys, 0, 0, NULL, "origin client" },
 	{ "limits", CFG_GROUP, 0, NULL, 0, 0, 0, limit_keys, 0, 0, NULL, "request limits" },
+	{ "scripts", CFG_GROUP, O(scripts), NULL, 0, 0, 0, script_cfg_keys, 0, 0, NULL,
+	  "edge scripts: signed Lua bundles (docs/scripts.md)" },
 	{ "query_rules", CFG_LIST, O(query_rules), NULL, 0, 0, 0, rule_keys, sizeof(struct query_rule),
 	  O(nquery_rules), NULL, "per-path query handling in the cache key (first match wins)" },
 	CFG_END

@@ -1,5 +1,6 @@
 /* control.c -- healthz, metrics and the purge API */
 #include "edge/control.h"
+#include "edge/script_http.h"
 #include "edge/cachekey.h"
 #include "common/daemon.h"
 #include "common/httpd.h"
@@ -82,6 +83,7 @@ static enum MHD_Result metrics(struct edge_req *r)
 	G("inflight_requests", "Requests in flight.", e->inflight > 0 ? e->inflight - 1 : 0);
 #undef C
 #undef G
+	script_metrics(&b);
 	enum MHD_Result ret = httpd_reply(r->conn, 200, "text/plain; version=0.0.4", b.data, b.len);
 	buf_free(&b);
 	return ret;
@@ -154,6 +156,9 @@ enum MHD_Result control_handle(struct edge_req *r)
 		return healthz(r);
 	if (!strcmp(p, "/metrics"))
 		return metrics(r);
+	/* Bundles carry their own Ed25519 signature (edge/script.c). */
+	if (!strncmp(p, "/.minicdn/scripts", 17) && (p[17] == '\0' || p[17] == '/'))
+		return script_http_control(r);
 	if (!authorized(r))
 		return httpd_reply_error(r->conn, 401, "control API needs Authorization: Bearer <secret>");
 	if (!strcmp(p, "/.minicdn/purge")) {

@@ -6,6 +6,7 @@
 #include "common/addr.h"
 #include "common/cfg.h"
 #include "edge/cachekey.h"
+#include "edge/script.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -30,6 +31,7 @@ struct edge_config {
 	} limits;
 	struct query_rule *query_rules;
 	size_t nquery_rules;
+	struct script_config scripts; /* issue 5: edge/script.h */
 };
 
 /* The schema (edge/config.c): drives parsing, -t and --help. */

@@ -16,6 +16,7 @@
 #include "edge/control.h"
 #include "edge/freshness.h"
 #include "edge/proxy.h"
+#include "edge/script_http.h"
 #include "common/httpd.h"
 #include "common/httpdate.h"
 #include "common/log.h"
@@ -450,7 +451,10 @@ static enum MHD_Result dispatch(struct edge_req *r)
 	if (!strcmp(p, "/healthz") || !strcmp(p, "/metrics") || !strncmp(p, "/.minicdn/", 10))
 		return control_handle(r);
 
-	/* 2. Script hook (issue 5) goes here. */
+	/* 2. Script hook (issue 5): a matching script answers or declines. */
+	enum MHD_Result sret;
+	if (script_any() && script_http_step(r, &sret))
+		return sret;
 
 	/* 3. Cache. */
 	if (r->is_get || r->is_head)

@@ -170,6 +170,10 @@ void lua_req_push(lua_State *L, const struct script_req *req, const char *region
 		lua_pushstring(L, ip);
 		lua_setfield(L, -2, "client");
 	}
+	if (req->body && req->body_len) {
+		lua_pushlstring(L, req->body, req->body_len);
+		lua_setfield(L, -2, "body");
+	}
 	lua_pushstring(L, region ? region : "");
 	lua_setfield(L, -2, "region");
 	lua_pushstring(L, site->edge_name);

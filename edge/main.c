@@ -83,6 +83,8 @@ int main(int argc, char **argv)
 	if (!e.fetcher)
 		goto fail;
 	e.collapse = collapse_new();
+	if (script_init(&e.cfg.scripts, e.cfg.name, e.cfg.region, e.cfg.origin, err, sizeof err) < 0)
+		goto fail;
 	d = http_start(&e, err, sizeof err);
 	if (!d)
 		goto fail;
@@ -113,6 +115,7 @@ fail:
 		log_error("main", "%s", err);
 	if (d)
 		MHD_stop_daemon(d);
+	script_shutdown(); /* after MHD: no request runs a script any more */
 	fetcher_stop(e.fetcher);
 	collapse_free(e.collapse);
 	cache_close(e.cache);

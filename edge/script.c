@@ -404,9 +404,12 @@ int script_init(const struct script_config *cfg, const char *edge_name, const ch
 	}
 	if (S.cfg.regions && load_regions(S.cfg.regions, err, errlen) < 0)
 		goto fail;
-	if (!S.cfg.path) {
-		snprintf(err, errlen, "scripts.path is required");
-		goto fail;
+	if (!S.cfg.path || !S.cfg.enabled) {
+		/* Not configured: the edge runs without scripts; pushes get 503. */
+		log_info("script", "edge scripts disabled (%s)", S.cfg.path ? "scripts.enabled = false"
+		                                                      : "no scripts.path");
+		script_shutdown();
+		return 0;
 	}
 	if (mkdir_p(S.cfg.path) < 0) {
 		snprintf(err, errlen, "%s: %s", S.cfg.path, strerror(errno));

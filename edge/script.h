@@ -52,6 +52,8 @@ struct script_req {
 	size_t path_len;
 	const char *query;  /* after '?', NULL if none */
 	const struct sockaddr *client; /* may be NULL */
+	const char *body;   /* request body (POST/PUT), may be NULL */
+	size_t body_len;
 	/* Header access; ctx is the dispatch's (e.g. the MHD connection). */
 	const char *(*header)(void *ctx, const char *name);
 	void (*headers_each)(void *ctx, void (*cb)(void *arg, const char *name, const char *value),
