@@ -644,7 +644,10 @@ reply:;
 	unsigned arc = w.count[SEC_AR];
 	size_t n = w.len;
 	if (q.edns) {
-		n = put_opt(out, n, &q, a.rcode, our_size, q.ecs.present, a.dynamic && !w.full ? a.scope : 0);
+		/* Scope 0 for answers that do not depend on the location, and for a
+		 * /0 source (RFC 7871 7.2.1: the resolver's address decided). */
+		unsigned scope = a.dynamic && !w.full && q.ecs.source > 0 ? a.scope : 0;
+		n = put_opt(out, n, &q, a.rcode, our_size, q.ecs.present, scope);
 		arc++;
 	}
 	wr16(out + 10, arc);

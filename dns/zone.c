@@ -289,7 +289,8 @@ struct zone *zone_load(const char *origin, const char *file, char *err, size_t e
 	int line = 1;
 	ldns_status st = ldns_zone_new_frm_fp_l(&lz, fp, org, 3600, LDNS_RR_CLASS_IN, &line);
 	if (st != LDNS_STATUS_OK) {
-		snprintf(err, errlen, "%s:%d: %s", file, line, ldns_get_errorstr_by_id(st));
+		/* ldns has already counted the newline ending the bad record. */
+		snprintf(err, errlen, "%s:%d: %s", file, line > 1 ? line - 1 : line, ldns_get_errorstr_by_id(st));
 		goto fail;
 	}
 	ldns_rr *soa = ldns_zone_soa(lz);
