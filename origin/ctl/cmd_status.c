@@ -17,6 +17,7 @@ struct node_state {
 	bool up;
 	const char *why;   /* reason when down; borrowed from the req or a literal */
 	json_t *health;    /* parsed /healthz (owned) or NULL */
+	char buf[32];      /* room for "HTTP 503" */
 };
 
 static const char *jstr(json_t *o, const char *k, const char *def)
@@ -110,8 +111,10 @@ CTL_COMMAND(status)
 		} else {
 			st[i].health = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL);
 			const char *s = jstr(st[i].health, "status", NULL);
-			if (r->status != 200)
-				st[i].why = "HTTP error";
+			if (r->status != 200) {
+				snprintf(st[i].buf, sizeof st[i].buf, "HTTP %ld", r->status);
+				st[i].why = st[i].buf;
+			}
 			else if (!json_is_object(st[i].health))
 				st[i].why = "healthz is not JSON";
 			else if (!s || (strcmp(s, "ok") != 0 && strcmp(s, "degraded") != 0))

@@ -1,0 +1,160 @@
+#!/bin/bash
+# origin-ctl: `minicdnctl status` (parallel health table, JSON, exit codes,
+# timeouts), `keygen` (files, modes, no silent overwrite) and the origin's
+# control API guards (secret, bad bundles, versions) -- no edges needed.
+. "$(dirname "$0")/../../lib.sh"
+t_init origin-ctl
+
+PORT=$(t_free_port)
+URL=http://127.0.0.1:$PORT
+CTL=$BIN/minicdnctl
+
+# ---- keygen
+t_check "keygen writes a key pair" "$CTL" keygen "$T_DIR/keys/origin"
+t_eq "secret key mode 0600" 600 "$(stat -c %a "$T_DIR/keys/origin.key")"
+t_check "public key is 32 bytes of base64" bash -c "[ \$(base64 -d <'$T_DIR/keys/origin.pub' | wc -c) = 32 ]"
+t_check "secret key is 64 bytes of base64" bash -c "[ \$(base64 -d <'$T_DIR/keys/origin.key' | wc -c) = 64 ]"
+pub1=$(cat "$T_DIR/keys/origin.pub")
+t_check "keygen refuses to overwrite" bash -c "! '$CTL' keygen '$T_DIR/keys/origin' 2>/dev/null"
+t_eq "key unchanged after refused keygen" "$pub1" "$(cat "$T_DIR/keys/origin.pub")"
+t_check "keygen --force replaces" "$CTL" keygen --force "$T_DIR/keys/origin"
+t_check "new key differs" bash -c "[ '$pub1' != \"\$(cat '$T_DIR/keys/origin.pub')\" ]"
+
+cat >"$T_DIR/origin.conf" <<CONF
+name = "origin-t";
+region = "us";
+listen = "127.0.0.1:$PORT";
+root = "$T_ROOT/deploy/demo-site";
+control_secret = "test-secret-123";
+push = { secret_key = "$T_DIR/keys/origin.key"; state_dir = "$T_DIR/state"; timeout = "1s"; retry_interval = "1s"; };
+CONF
+t_start origin "$BIN/minicdn-origin" -c "$T_DIR/origin.conf"
+t_wait_http "$URL/healthz" || t_fail "origin did not start"
+
+# A listener that accepts connections and never answers: status must time out
+# on it without waiting for it serially.
+HANG=$(t_free_port)
+t_start hang python3 -c "
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $HANG)); s.listen(16)
+conns = []
+while True:
+    c, _ = s.accept(); conns.append(c)
+"
+DOWN=$(t_free_port)
+sleep 0.3
+
+cat >"$T_DIR/up.conf" <<CONF
+control_secret = "test-secret-123";
+origin = "$URL";
+timeout = "1s";
+nodes = ( { name = "origin"; role = "origin"; url = "$URL"; },
+          { name = "origin-again"; role = "origin"; url = "$URL/"; } );
+CONF
+cat >"$T_DIR/mixed.conf" <<CONF
+control_secret = "test-secret-123";
+origin = "$URL";
+timeout = "1s";
+nodes = ( { name = "origin"; role = "origin"; url = "$URL"; },
+          { name = "closed"; role = "edge"; url = "http://127.0.0.1:$DOWN"; },
+          { name = "hung1"; role = "edge"; url = "http://127.0.0.1:$HANG"; },
+          { name = "hung2"; role = "dns"; url = "http://127.0.0.1:$HANG"; },
+          { name = "notjson"; role = "edge"; url = "$URL/index.html?"; },
+          { name = "http404"; role = "edge"; url = "$URL/nope"; } );
+CONF
+
+# ---- status
+out=$("$CTL" -c "$T_DIR/up.conf" status); rc=$?
+t_eq "status exit 0 when all up" 0 $rc
+t_check "status table header" bash -c 'grep -q "^NAME *ROLE *URL *STATE *REGION *VERSION *UPTIME *LOAD *LATENCY" <<<"$1"' _ "$out"
+t_check "status row: origin up in region us, version" bash -c 'grep -qE "^origin +origin +http://127.0.0.1:[0-9]+ +up +us +0\.[0-9]+\.[0-9]+ " <<<"$1"' _ "$out"
+t_check "status summary" bash -c 'grep -q "^2 up, 0 down" <<<"$1"' _ "$out"
+
+start=$(date +%s%N)
+out=$("$CTL" -c "$T_DIR/mixed.conf" status); rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+t_eq "status exit 1 when a node is down" 1 $rc
+t_check "closed port reported down" bash -c 'grep -qE "^closed .* down .*onnect" <<<"$1"' _ "$out"
+t_check "hung node reported down (timeout)" bash -c 'grep -qE "^hung1 .* down .*(imeout|timed out)" <<<"$1"' _ "$out"
+t_check "non-JSON healthz reported down" bash -c 'grep -qE "^notjson .* down .*not JSON" <<<"$1"' _ "$out"
+t_check "404 healthz reported down" bash -c 'grep -qE "^http404 .* down " <<<"$1"' _ "$out"
+t_check "origin still up in the mixed table" bash -c 'grep -qE "^origin +origin .* up " <<<"$1"' _ "$out"
+t_check "nodes asked in parallel (two 1 s timeouts took ${ms} ms < 1900)" test "$ms" -lt 1900
+
+"$CTL" -c "$T_DIR/mixed.conf" status --json >"$T_DIR/st.json"; rc=$?
+t_eq "status --json exit 1 too" 1 $rc
+t_check "status --json content" python3 -c "
+import json,sys; d=json.load(open('$T_DIR/st.json')); n={x['name']:x for x in d['nodes']}
+ok = d['up']==1 and d['down']==5 and n['origin']['state']=='up' and n['origin']['healthz']['role']=='origin' \
+     and n['closed']['state']=='down' and 'error' in n['closed'] and n['hung2']['role']=='dns'
+sys.exit(0 if ok else 1)"
+
+# ---- ctl config errors
+printf 'nodes = ( { name = "x"; role = "cache"; url = "http://a"; } );\n' >"$T_DIR/badrole.conf"
+out=$("$CTL" -c "$T_DIR/badrole.conf" status 2>&1); rc=$?
+t_eq "bad role: exit 2" 2 $rc
+t_check "bad role named" bash -c 'grep -q "role .cache." <<<"$1"' _ "$out"
+printf 'nodes = ( { name = "x"; role = "edge"; url = "http://a"; } )\nbogus = 1;\n' >"$T_DIR/badsyn.conf"
+out=$("$CTL" -c "$T_DIR/badsyn.conf" status 2>&1)
+t_check "syntax error names file:line" bash -c 'grep -q "badsyn.conf:2:" <<<"$1"' _ "$out"
+t_check "missing -c file is an error" bash -c "! '$CTL' -c '$T_DIR/nonexistent.conf' status 2>/dev/null"
+t_check "unknown command refused" bash -c "'$CTL' -c '$T_DIR/up.conf' frobnicate 2>/dev/null; [ \$? = 2 ]"
+t_check "--help lists every command" bash -c "'$CTL' --help | grep -q 'rollback' && '$CTL' --help | grep -q 'status'"
+
+# ---- control API guards (no edges configured)
+mkdir -p "$T_DIR/b"
+cat >"$T_DIR/b/hello.lua" <<'LUA'
+--[[minicdn
+name = "hello";
+routes = ( { path = "/hello*"; method = "GET"; } );
+]]
+function handle(req) return { status = 200, body = "hi\n" } end
+LUA
+sed 's/test-secret-123/wrong-secret-1/' "$T_DIR/up.conf" >"$T_DIR/wrong.conf"
+out=$("$CTL" -c "$T_DIR/wrong.conf" push "$T_DIR/b/hello.lua" 2>&1); rc=$?
+t_eq "push with a bad secret fails" 1 $rc
+t_check "bad secret: origin says 401" bash -c 'grep -q "HTTP 401" <<<"$1"' _ "$out"
+t_eq "no Authorization -> 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$URL/.minicdn/push")"
+t_eq "wrong scheme -> 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Basic dGVzdA==' -d '{}' "$URL/.minicdn/push")"
+t_eq "prefix of the secret -> 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer test-secret' -d '{}' "$URL/.minicdn/push")"
+t_check "nothing stored after refused pushes" bash -c "[ -z \"\$(ls '$T_DIR/state/bundles')\" ]"
+AUTH='Authorization: Bearer test-secret-123'
+t_eq "malformed JSON -> 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTH" -d '{nope' "$URL/.minicdn/push")"
+t_eq "bundle not a string -> 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTH" -d '{"bundle":1}' "$URL/.minicdn/push")"
+t_eq "invalid bundle -> 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTH" -d '{"bundle":"{\"format\":1,\"name\":\"x\",\"version\":1}"}' "$URL/.minicdn/push")"
+t_eq "binary chunk bundle -> 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTH" --data-binary @- "$URL/.minicdn/push" <<<'{"bundle":"{\"format\":1,\"name\":\"x\",\"version\":1,\"routes\":[{\"path\":\"/x\"}],\"modules\":[{\"name\":\"main\",\"source\":\"\\u001bLua\"}]}"}')"
+head -c 5000000 /dev/zero | tr '\0' 'a' >"$T_DIR/huge"
+t_eq "oversized control body -> 413" 413 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTH" --data-binary @"$T_DIR/huge" "$URL/.minicdn/push")"
+t_eq "GET /.minicdn/push -> 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "$URL/.minicdn/push")"
+t_eq "unknown control path -> 404" 404 "$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "$URL/.minicdn/nope")"
+t_eq "rollback of an unknown bundle -> 404" 404 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTH" -d '{"name":"ghost"}' "$URL/.minicdn/rollback")"
+t_eq "bundle name with a leading dot refused" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTH" -d '{"name":".."}' "$URL/.minicdn/unpush")"
+
+# a push with no edges configured: stored and versioned, but ctl says it reached nobody
+out=$("$CTL" -c "$T_DIR/up.conf" push "$T_DIR/b/hello.lua" 2>&1); rc=$?
+t_eq "push with no edges: exit 1" 1 $rc
+t_check "push with no edges: says so" bash -c 'grep -q "no edges configured" <<<"$1"' _ "$out"
+t_check "version 1 assigned" bash -c 'grep -q "hello version 1 " <<<"$1"' _ "$out"
+"$CTL" -c "$T_DIR/up.conf" push "$T_DIR/b/hello.lua" >/dev/null 2>&1
+out=$("$CTL" -c "$T_DIR/up.conf" push --version 2 "$T_DIR/b/hello.lua" 2>&1)
+t_check "explicit version not higher -> refused (409)" bash -c 'grep -q "HTTP 409" <<<"$1"' _ "$out"
+out=$("$CTL" -c "$T_DIR/up.conf" push --version 10 "$T_DIR/b/hello.lua" 2>&1)
+t_check "explicit higher version accepted" bash -c 'grep -q "hello version 10 " <<<"$1"' _ "$out"
+t_check "state on disk: envelope + meta per version" bash -c "[ \$(ls '$T_DIR/state/bundles/hello' | wc -l) = 6 ]"
+t_check "stored envelope verifies as signed JSON" python3 -c "
+import json,base64,sys; e=json.load(open('$T_DIR/state/bundles/hello/00000000000000000010.env'))
+b=json.loads(base64.b64decode(e['bundle'])); sys.exit(0 if e['format']=='minicdn-bundle-1' and b['version']==10 and len(base64.b64decode(e['sig']))==64 else 1)"
+curl -s "$URL/healthz" >"$T_DIR/hz"
+t_check "healthz reports the bundle count" python3 -c "import json,sys; d=json.load(open('$T_DIR/hz')); sys.exit(0 if d['scripts']['bundles']==1 else 1)"
+
+# restart: the history survives and versions keep increasing
+t_stop origin
+t_start origin "$BIN/minicdn-origin" -c "$T_DIR/origin.conf"
+t_wait_http "$URL/healthz" || t_fail "origin did not restart"
+out=$("$CTL" -c "$T_DIR/up.conf" push "$T_DIR/b/hello.lua" 2>&1)
+t_check "after restart the next version is 11" bash -c 'grep -q "hello version 11 " <<<"$1"' _ "$out"
+out=$("$CTL" -c "$T_DIR/up.conf" rollback hello 2>&1)
+t_check "rollback re-signs version 10's content as 12" bash -c 'grep -q "hello version 12 .*content of version 10" <<<"$1"' _ "$out"
+t_stop hang
+t_done
