@@ -1,0 +1,88 @@
+#!/bin/bash
+# dns-reload: SIGHUP and POST /reload (and minicdnctl reload) swap in a new
+# snapshot atomically: new map takes effect, a bad map/zone/config is rejected
+# with a clear error while the old one keeps serving, and a dnsperf load
+# running through several reloads loses no query.
+. "$(dirname "$0")/../../lib.sh"
+t_init dns-reload
+P=$(t_free_port); SP=$(t_free_port)
+zone() { cat > "$T_DIR/cdn.test.zone" <<ZONE
+\$ORIGIN cdn.test.
+@ 300 IN SOA ns1 h $1 3600 600 86400 60
+@ 300 IN NS ns1
+ns1 300 IN A 127.0.0.1
+ZONE
+}
+zone 1
+printf '127.0.1.0/24 eu\n127.0.2.0/24 us\n' > "$T_DIR/map.txt"
+cat > "$T_DIR/dns.conf" <<CONF
+listen = [ "127.0.0.1:$P" ];
+stats_listen = "127.0.0.1:$SP";
+workers = 2;
+zones = ( { name = "cdn.test."; file = "cdn.test.zone"; } );
+dynamic = [ "www.cdn.test." ];
+map = "map.txt";
+default_region = "eu";
+regions = ( { name = "eu"; lat = 50.1; lon = 8.7; }, { name = "us"; lat = 39.0; lon = -77.5; } );
+edges = ( { name = "edge-eu"; region = "eu"; address = "127.0.0.11"; },
+          { name = "edge-us"; region = "us"; address = "127.0.0.12"; } );
+CONF
+printf 'control_secret = "x";\nnodes = ( { name = "dns"; role = "dns"; url = "http://127.0.0.1:%s"; } );\n' "$SP" > "$T_DIR/ctl.conf"
+t_start dns "$BIN/minicdn-dns" -c "$T_DIR/dns.conf"
+t_wait_dns 127.0.0.1 "$P" www.cdn.test || t_fail "server did not answer"
+DNSPID=$(t_pid dns)
+has() { grep -qE -- "$1" <<<"$2"; }
+ASK() { dig +short +time=1 +tries=1 -b "$1" @127.0.0.1 -p "$P" "${2:-www.cdn.test}" "${@:3}"; }
+gen() { curl -s "http://127.0.0.1:$SP/healthz" | sed -n 's/.*"generation":\([0-9]*\).*/\1/p'; }
+
+t_eq "before: 127.0.2.1 -> us" 127.0.0.12 "$(ASK 127.0.2.1)"
+G0=$(gen)
+
+# a load running through every reload below
+for i in $(seq 200); do echo "www.cdn.test A"; echo "ns1.cdn.test A"; done > "$T_DIR/queries"
+dnsperf -s 127.0.0.1 -p "$P" -d "$T_DIR/queries" -l 6 -Q 4000 -t 2 > "$T_DIR/dnsperf.out" 2>&1 &
+PERF=$!
+sleep 0.5
+
+# SIGHUP with a new map: 127.0.2.0/24 now eu
+printf '127.0.1.0/24 us\n127.0.2.0/24 eu\n' > "$T_DIR/map.txt"
+kill -HUP "$DNSPID"
+for _ in $(seq 30); do [ "$(ASK 127.0.2.1)" = 127.0.0.11 ] && break; sleep 0.1; done
+t_eq "SIGHUP: new map in effect (127.0.2.1 -> eu)" 127.0.0.11 "$(ASK 127.0.2.1)"
+t_check "SIGHUP: generation increased" test "$(gen)" -gt "$G0"
+
+# a bad map is rejected, the old one keeps serving
+printf '127.0.1.0/24 us\n127.0.2.0/24 mars\n' > "$T_DIR/map.txt"
+OUT=$(curl -s -w ' %{http_code}' -X POST "http://127.0.0.1:$SP/reload")
+t_check "POST /reload with a bad map: HTTP 400" has ' 400$' "$OUT"
+t_check "the error names file, line and problem" has 'map.txt:2: unknown region .mars.' "$OUT"
+t_eq "old map still serving (127.0.2.1 -> eu)" 127.0.0.11 "$(ASK 127.0.2.1)"
+kill -HUP "$DNSPID"; sleep 0.5
+t_check "SIGHUP with a bad map: logged as rejected" grep -q "rejected, the previous configuration keeps serving: .*map.txt:2" "$T_DIR/dns.log"
+t_eq "still the old map after the bad SIGHUP" 127.0.0.11 "$(ASK 127.0.2.1)"
+
+# a bad zone is rejected too
+printf '127.0.1.0/24 us\n127.0.2.0/24 us\n' > "$T_DIR/map.txt"
+echo "garbage line here" >> "$T_DIR/cdn.test.zone"
+OUT=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" reload 2>&1); RC=$?
+t_check "minicdnctl reload with a bad zone: exit 1" test $RC -eq 1
+t_check "minicdnctl reload reports the zone error" has 'rejected.*cdn.test.zone:5' "$OUT"
+t_eq "old data still serving" 127.0.0.11 "$(ASK 127.0.2.1)"
+t_eq "old zone serial still served" 1 "$(ASK 127.0.0.1 cdn.test SOA | awk '{print $3}')"
+
+# fixed zone with a new serial: accepted through minicdnctl
+zone 2
+OUT=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" reload 2>&1); RC=$?
+t_check "minicdnctl reload: exit 0" test $RC -eq 0
+t_check "minicdnctl reload: reports the generation" has 'dns: reloaded \(generation [0-9]+\)' "$OUT"
+t_eq "new zone serial served" 2 "$(ASK 127.0.0.1 cdn.test SOA | awk '{print $3}')"
+t_eq "new map: 127.0.2.1 -> us" 127.0.0.12 "$(ASK 127.0.2.1)"
+for _ in 1 2 3 4 5; do kill -HUP "$DNSPID"; sleep 0.2; done
+
+wait "$PERF"
+LOST=$(sed -n 's/.*Queries lost: *\([0-9]*\).*/\1/p' "$T_DIR/dnsperf.out")
+DONE=$(sed -n 's/.*Queries completed: *\([0-9]*\).*/\1/p' "$T_DIR/dnsperf.out")
+t_check "dnsperf ran ($DONE queries completed)" test "${DONE:-0}" -gt 5000
+t_eq "no query lost during 9 reloads under load" 0 "${LOST:-missing}"
+t_check "no SERVFAIL during reloads" bash -c "! grep -q 'SERVFAIL' '$T_DIR/dnsperf.out'"
+t_done
