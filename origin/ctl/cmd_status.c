@@ -3,8 +3,8 @@
  * A node is "up" when /healthz answers 200 with "status":"ok" (or "degraded",
  * which still serves); anything else -- no answer within the timeout, another
  * status code, unparsable JSON -- is "down".  Exit status 1 if any node is down.
- * A DNS node that reports its view of the edges ("edges": [...]) gets a second
- * table with that view. */
+ * For every DNS node that is up, its /stats is read too and its view of the
+ * edges (health-checked state, load, answers) printed as a second table. */
 #include "common/xmalloc.h"
 #include "origin/ctl/ctl.h"
 
@@ -53,23 +53,35 @@ static void fmt_load(json_t *o, char *out, size_t n)
 		snprintf(out, n, "-");
 }
 
-/* The DNS server's view of edge health, if it reports one. */
-static void print_dns_view(const char *dns_name, json_t *h)
+/* The DNS server's view of edge health, from its /stats ("edges": [...]). */
+static void print_dns_view(const char *dns_name, json_t *stats)
 {
-	json_t *edges = json_object_get(h, "edges");
+	json_t *edges = json_object_get(stats, "edges");
 	if (!json_is_array(edges) || json_array_size(edges) == 0)
 		return;
-	printf("\nedges as seen by %s:\n%-16s %-8s %-6s %s\n", dns_name, "EDGE", "REGION", "STATE", "LOAD");
+	printf("\nedges as seen by %s (health checks):\n%-14s %-8s %-11s %-6s %-9s %s\n", dns_name, "EDGE",
+	       "REGION", "STATE", "LOAD", "ANSWERS", "LAST ERROR");
 	size_t i;
 	json_t *e;
 	json_array_foreach(edges, i, e) {
 		const char *state = jstr(e, "state", NULL);
-		json_t *up = json_object_get(e, "up");
-		if (!state)
-			state = json_is_boolean(up) ? (json_is_true(up) ? "up" : "down") : "?";
+		json_t *up = json_object_get(e, "up"), *usable = json_object_get(e, "usable");
+		if (!state) {
+			if (!json_is_boolean(up))
+				state = "?";
+			else if (!json_is_true(up))
+				state = "down";
+			else
+				state = json_is_false(usable) ? "overloaded" : "up";
+		}
+		if (json_is_false(json_object_get(e, "checked")))
+			state = "unchecked";
 		char load[32];
 		fmt_load(e, load, sizeof load);
-		printf("%-16s %-8s %-6s %s\n", jstr(e, "name", "?"), jstr(e, "region", "-"), state, load);
+		json_t *ans = json_object_get(e, "answers");
+		printf("%-14s %-8s %-11s %-6s %-9lld %s\n", jstr(e, "name", "?"), jstr(e, "region", "-"), state, load,
+		       json_is_integer(ans) ? (long long)json_integer_value(ans) : 0LL,
+		       strcmp(state, "up") ? jstr(e, "error", "") : "");
 	}
 }
 
@@ -126,6 +138,23 @@ CTL_COMMAND(status)
 			down++;
 	}
 
+	/* DNS nodes that are up: their view of the edges, from /stats. */
+	struct ctl_req *sreq = xcalloc(n, sizeof *sreq);
+	size_t *sidx = xcalloc(n, sizeof *sidx);
+	json_t **stats = xcalloc(n, sizeof *stats);
+	size_t ns = 0;
+	for (size_t i = 0; i < n; i++)
+		if (st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns")) {
+			sreq[ns].url = ctl_url(ctl->cfg.nodes[i].url, "/stats");
+			sidx[ns++] = i;
+		}
+	if (ns) {
+		ctl_http_run(sreq, ns, ctl->cfg.timeout_ms, NULL);
+		for (size_t k = 0; k < ns; k++)
+			if (sreq[k].status == 200)
+				stats[sidx[k]] = json_loadb(sreq[k].resp.data ? sreq[k].resp.data : "", sreq[k].resp.len, 0, NULL);
+	}
+
 	if (ctl->json) {
 		json_t *arr = json_array();
 		for (size_t i = 0; i < n; i++) {
@@ -137,6 +166,8 @@ CTL_COMMAND(status)
 				json_object_set_new(o, "error", json_string(st[i].why));
 			if (st[i].health)
 				json_object_set(o, "healthz", st[i].health);
+			if (stats[i] && json_is_array(json_object_get(stats[i], "edges")))
+				json_object_set(o, "edges", json_object_get(stats[i], "edges"));
 			json_array_append_new(arr, o);
 		}
 		json_t *top = json_pack("{s:o, s:i, s:i}", "nodes", arr, "up", (int)(n - (size_t)down), "down", down);
@@ -165,15 +196,21 @@ CTL_COMMAND(status)
 			printf("\n");
 		}
 		for (size_t i = 0; i < n; i++)
-			if (st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns"))
-				print_dns_view(ctl->cfg.nodes[i].name, st[i].health);
+			if (stats[i])
+				print_dns_view(ctl->cfg.nodes[i].name, stats[i]);
 		printf("\n%zu up, %d down\n", n - (size_t)down, down);
 	}
 
 	for (size_t i = 0; i < n; i++) {
 		json_decref(st[i].health);
+		json_decref(stats[i]);
 		ctl_req_clear(&reqs[i]);
 	}
+	for (size_t k = 0; k < ns; k++)
+		ctl_req_clear(&sreq[k]);
+	free(sreq);
+	free(sidx);
+	free(stats);
 	free(reqs);
 	free(st);
 	return down ? 1 : 0;

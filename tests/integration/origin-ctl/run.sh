@@ -20,11 +20,18 @@ t_eq "key unchanged after refused keygen" "$pub1" "$(cat "$T_DIR/keys/origin.pub
 t_check "keygen --force replaces" "$CTL" keygen --force "$T_DIR/keys/origin"
 t_check "new key differs" bash -c "[ '$pub1' != \"\$(cat '$T_DIR/keys/origin.pub')\" ]"
 
+# The site doubles as a fake DNS stats listener: /fakedns/healthz and /fakedns/stats.
+mkdir -p "$T_DIR/site/fakedns"
+cp -r "$T_ROOT/deploy/demo-site/." "$T_DIR/site/"
+echo '{"status":"ok","role":"dns","name":"minicdn-dns","version":"0.1.0","uptime_s":5,"load":0}' >"$T_DIR/site/fakedns/healthz"
+echo '{"edges":[{"name":"edge-a","region":"eu","up":true,"usable":true,"checked":true,"load":0.25,"error":"","answers":7},
+  {"name":"edge-b","region":"us","up":false,"usable":false,"checked":true,"load":0,"error":"connection refused","answers":0},
+  {"name":"edge-c","region":"ap","up":true,"usable":false,"checked":true,"load":0.97,"error":"","answers":2}]}' >"$T_DIR/site/fakedns/stats"
 cat >"$T_DIR/origin.conf" <<CONF
 name = "origin-t";
 region = "us";
 listen = "127.0.0.1:$PORT";
-root = "$T_ROOT/deploy/demo-site";
+root = "$T_DIR/site";
 control_secret = "test-secret-123";
 push = { secret_key = "$T_DIR/keys/origin.key"; state_dir = "$T_DIR/state"; timeout = "1s"; retry_interval = "1s"; };
 CONF
@@ -50,7 +57,8 @@ control_secret = "test-secret-123";
 origin = "$URL";
 timeout = "1s";
 nodes = ( { name = "origin"; role = "origin"; url = "$URL"; },
-          { name = "origin-again"; role = "origin"; url = "$URL/"; } );
+          { name = "origin-again"; role = "origin"; url = "$URL/"; },
+          { name = "dns1"; role = "dns"; url = "$URL/fakedns"; } );
 CONF
 cat >"$T_DIR/mixed.conf" <<CONF
 control_secret = "test-secret-123";
@@ -69,7 +77,15 @@ out=$("$CTL" -c "$T_DIR/up.conf" status); rc=$?
 t_eq "status exit 0 when all up" 0 $rc
 t_check "status table header" bash -c 'grep -q "^NAME *ROLE *URL *STATE *REGION *VERSION *UPTIME *LOAD *LATENCY" <<<"$1"' _ "$out"
 t_check "status row: origin up in region us, version" bash -c 'grep -qE "^origin +origin +http://127.0.0.1:[0-9]+ +up +us +0\.[0-9]+\.[0-9]+ " <<<"$1"' _ "$out"
-t_check "status summary" bash -c 'grep -q "^2 up, 0 down" <<<"$1"' _ "$out"
+t_check "status summary" bash -c 'grep -q "^3 up, 0 down" <<<"$1"' _ "$out"
+t_check "DNS view of the edges printed" bash -c 'grep -q "^edges as seen by dns1" <<<"$1"' _ "$out"
+t_check "DNS view: healthy edge with load and answers" bash -c 'grep -qE "^edge-a +eu +up +0\.25 +7 *$" <<<"$1"' _ "$out"
+t_check "DNS view: down edge with its error" bash -c 'grep -qE "^edge-b +us +down .*connection refused" <<<"$1"' _ "$out"
+t_check "DNS view: edge over the load threshold" bash -c 'grep -qE "^edge-c +ap +overloaded +0\.97" <<<"$1"' _ "$out"
+"$CTL" -c "$T_DIR/up.conf" status --json >"$T_DIR/up.json"
+t_check "status --json carries the DNS view" python3 -c "
+import json,sys; d=json.load(open('$T_DIR/up.json')); n={x['name']:x for x in d['nodes']}
+sys.exit(0 if [e['name'] for e in n['dns1']['edges']]==['edge-a','edge-b','edge-c'] else 1)"
 
 start=$(date +%s%N)
 out=$("$CTL" -c "$T_DIR/mixed.conf" status); rc=$?
