@@ -183,10 +183,10 @@ void proxy_filter_headers(const struct buf *in, struct buf *out, struct buf *tag
 
 /* ---------- fetch hooks (run in the fetch thread) ---------- */
 
-static void fill_evaluate(struct fill *x, struct fetch *f, const struct buf *hdrs)
+static void fill_evaluate(struct fill *x, struct fetch *f, const struct buf *hdrs, unsigned status)
 {
 	struct fresh_in in = {
-		.status = f->status,
+		.status = status,
 		.cache_control = fetch_header(hdrs, "Cache-Control"),
 		.cdn_cache_control = fetch_header(hdrs, "CDN-Cache-Control"),
 		.expires = fetch_header(hdrs, "Expires"),
@@ -279,7 +279,7 @@ static void on_headers(struct fetch *f)
 	if ((x->mode == REVALIDATE || x->mode == REFRESH) && f->status == 304) {
 		struct buf merged = BUF_INIT;
 		merge_304(x, f, &merged);
-		fill_evaluate(x, f, &merged);
+		fill_evaluate(x, f, &merged, x->old_meta.status);
 		struct entry_meta m;
 		meta_from(x, f, x->old_meta.status, &m);
 		if (!x->fo.storable) {
@@ -294,7 +294,7 @@ static void on_headers(struct fetch *f)
 		x->shareable = x->revalidated;
 		return;
 	}
-	fill_evaluate(x, f, &f->hdrs);
+	fill_evaluate(x, f, &f->hdrs, f->status);
 	bool fits = f->content_length < 0 ||
 	            (uint64_t)f->content_length <= e->cfg.cache.max_object_size;
 	bool err_over_stale = (x->mode == REVALIDATE || x->mode == REFRESH) && f->status >= 500;
@@ -439,6 +439,7 @@ static struct fetch *new_fetch(struct edge_req *r, enum fill_mode mode, const st
 		etag = entry_get_header(&tmpv, "ETag");
 		lm = entry_get_header(&tmpv, "Last-Modified");
 	}
+	log_debug("proxy", "fetch %s mode %d etag %s lm %s", r->key.data, (int)mode, etag ? etag : "-", lm ? lm : "-");
 	const char *method = mode == PASS ? r->method : "GET";
 	char *url = xasprintf("%s%s", e->cfg.origin, r->path.data);
 	char *body = NULL;

@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# edge-cache: RFC 9111 behaviour of minicdn-edge against the scripted origin.
+# Every check looks at what the client got AND how many requests reached the origin.
+. "$(dirname "$0")/../../lib.sh"
+t_init edge-cache
+. "$T_ROOT/tests/integration/edge-common.sh"
+edge_setup 'query_rules = ( { path = "/sorted/*"; query = "sort"; }, { path = "/noq/*"; query = "ignore"; } );'
+
+# --- miss, hit, bytes, Age, Via, Cache-Status
+oset '{"path":"/a","headers":{"Cache-Control":"max-age=60","ETag":"\"v1\"","Content-Type":"text/plain"},"size":5000}'
+get /a
+t_eq "miss: 200" 200 "$(status)"
+t_check "miss: Cache-Status fwd=uri-miss + stored" cs_has "fwd=uri-miss.*stored"
+t_check "miss: Via added" grep -qi "^Via: 1.1 edge-test" "$T_DIR/h"
+cp "$T_DIR/b" "$T_DIR/first"
+get /a
+t_check "hit: Cache-Status hit" cs_has "; hit"
+t_check "hit: body identical" cmp -s "$T_DIR/b" "$T_DIR/first"
+t_eq "hit: 5000 bytes" 5000 "$(stat -c %s "$T_DIR/b")"
+t_eq "miss+hit: origin saw 1 request" 1 "$(ocount /a)"
+t_check "hit: Age header present" test -n "$(hdr Age)"
+t_check "origin saw Via from the edge" sh -c "curl -s '$O/__last?path=/a' | grep -q 'edge-test'"
+
+# --- HEAD from the GET entry
+curl -s -I "$E/a" >"$T_DIR/h"
+t_check "HEAD: answered from the cache" cs_has "; hit"
+t_eq "HEAD: Content-Length of the object" 5000 "$(hdr Content-Length)"
+t_eq "HEAD: still 1 origin request" 1 "$(ocount /a)"
+
+# --- client conditionals from the cache
+get /a -H 'If-None-Match: "v1"'
+t_eq "If-None-Match match: 304 from cache" 304 "$(status)"
+t_eq "304 has ETag" '"v1"' "$(hdr ETag)"
+get /a -H 'If-None-Match: "other"'
+t_eq "If-None-Match mismatch: 200" 200 "$(status)"
+t_eq "conditionals: still 1 origin request" 1 "$(ocount /a)"
+
+# --- Range / If-Range / 416
+get /a -H 'Range: bytes=10-19'
+t_eq "Range: 206" 206 "$(status)"
+t_eq "Range: Content-Range" "bytes 10-19/5000" "$(hdr Content-Range)"
+t_check "Range: the right 10 bytes" bash -c "cmp -s '$T_DIR/b' <(dd if='$T_DIR/first' bs=1 skip=10 count=10 2>/dev/null)"
+get /a -H 'Range: bytes=-100'
+t_eq "suffix Range: 100 bytes" 100 "$(stat -c %s "$T_DIR/b")"
+get /a -H 'Range: bytes=9000-'
+t_eq "unsatisfiable Range: 416" 416 "$(status)"
+t_eq "416 Content-Range" "bytes */5000" "$(hdr Content-Range)"
+get /a -H 'Range: bytes=0-9' -H 'If-Range: "v1"'
+t_eq "If-Range matching: 206" 206 "$(status)"
+get /a -H 'Range: bytes=0-9' -H 'If-Range: "old"'
+t_eq "If-Range not matching: full 200" 200 "$(status)"
+t_eq "ranges: still 1 origin request" 1 "$(ocount /a)"
+# A range miss fetches and stores the whole object.
+oset '{"path":"/r","headers":{"Cache-Control":"max-age=60"},"size":3000}'
+get /r -H 'Range: bytes=100-199'
+t_eq "range miss: 206" 206 "$(status)"
+t_eq "range miss: 100 bytes" 100 "$(stat -c %s "$T_DIR/b")"
+t_check "origin got no Range header" sh -c "! curl -s '$O/__last?path=/r' | grep -qi '\"range\"'"
+get /r
+t_check "range miss stored the whole object: hit" cs_has "; hit"
+t_eq "range miss then full: 3000 bytes" 3000 "$(stat -c %s "$T_DIR/b")"
+t_eq "range: 1 origin request" 1 "$(ocount /r)"
+
+# --- storability
+oset '{"path":"/ns","headers":{"Cache-Control":"no-store"},"body":"x"}'
+get /ns; get /ns
+t_eq "no-store: every request reaches the origin" 2 "$(ocount /ns)"
+t_check "no-store: not stored" sh -c "! grep -qi 'stored' '$T_DIR/h'"
+oset '{"path":"/priv","headers":{"Cache-Control":"private, max-age=60"},"body":"x"}'
+get /priv; get /priv
+t_eq "private: not stored" 2 "$(ocount /priv)"
+oset '{"path":"/auth","headers":{"Cache-Control":"max-age=60"},"body":"x"}'
+get /auth -H 'Authorization: Bearer x'; get /auth -H 'Authorization: Bearer x'
+t_eq "Authorization without public: not stored" 2 "$(ocount /auth)"
+oset '{"path":"/authpub","headers":{"Cache-Control":"public, max-age=60"},"body":"x"}'
+get /authpub -H 'Authorization: Bearer x'; get /authpub -H 'Authorization: Bearer x'
+t_eq "Authorization with public: stored" 1 "$(ocount /authpub)"
+oset '{"path":"/vstar","headers":{"Cache-Control":"max-age=60","Vary":"*"},"body":"x"}'
+get /vstar; get /vstar
+t_eq "Vary: * not stored" 2 "$(ocount /vstar)"
+oset '{"path":"/nofresh","headers":{},"body":"x"}'
+get /nofresh; get /nofresh
+t_eq "no freshness info, no Last-Modified: not reused" 2 "$(ocount /nofresh)"
+oset '{"path":"/e500","status":500,"headers":{},"body":"err"}'
+get /e500; get /e500
+t_eq "500 without explicit freshness: not stored" 2 "$(ocount /e500)"
+oset '{"path":"/e404","status":404,"headers":{"Cache-Control":"max-age=60"},"body":"nf"}'
+get /e404; get /e404
+t_eq "404 with max-age: cached" 1 "$(ocount /e404)"
+t_eq "404 status kept" 404 "$(status)"
+
+# --- freshness precedence: CDN-Cache-Control > s-maxage > max-age > Expires
+oset '{"path":"/cdncc","headers":{"Cache-Control":"max-age=0","CDN-Cache-Control":"max-age=60"},"body":"x"}'
+get /cdncc; get /cdncc
+t_eq "CDN-Cache-Control max-age=60 beats Cache-Control max-age=0" 1 "$(ocount /cdncc)"
+t_eq "CDN-Cache-Control not forwarded to clients" "" "$(hdr CDN-Cache-Control)"
+t_eq "Cache-Control forwarded unchanged" "max-age=0" "$(hdr Cache-Control)"
+oset '{"path":"/cdnns","headers":{"Cache-Control":"max-age=60","CDN-Cache-Control":"no-store"},"body":"x"}'
+get /cdnns; get /cdnns
+t_eq "CDN-Cache-Control no-store beats Cache-Control max-age" 2 "$(ocount /cdnns)"
+oset '{"path":"/smax","headers":{"Cache-Control":"max-age=0, s-maxage=60"},"body":"x"}'
+get /smax; get /smax
+t_eq "s-maxage beats max-age" 1 "$(ocount /smax)"
+oset '{"path":"/exp","headers":{"Expires":"Thu, 01 Jan 2099 00:00:00 GMT"},"body":"x"}'
+get /exp; get /exp
+t_eq "Expires in the future: cached" 1 "$(ocount /exp)"
+oset '{"path":"/expmax","headers":{"Cache-Control":"max-age=0","Expires":"Thu, 01 Jan 2099 00:00:00 GMT"},"body":"x"}'
+get /expmax; get /expmax
+t_eq "max-age=0 beats Expires" 2 "$(ocount /expmax)"
+oset '{"path":"/exp0","headers":{"Expires":"0"},"body":"x"}'
+get /exp0; get /exp0
+t_eq "invalid Expires means expired" 2 "$(ocount /exp0)"
+oset '{"path":"/heur","headers":{"Last-Modified":"Mon, 01 Jan 2001 00:00:00 GMT"},"body":"x"}'
+get /heur; get /heur
+t_eq "heuristic freshness from Last-Modified" 1 "$(ocount /heur)"
+oset '{"path":"/heur302","status":302,"headers":{"Location":"/x","Last-Modified":"Mon, 01 Jan 2001 00:00:00 GMT"},"body":"x"}'
+get /heur302; get /heur302
+t_eq "no heuristic freshness for 302" 2 "$(ocount /heur302)"
+
+# --- Age from upstream
+oset '{"path":"/age","headers":{"Cache-Control":"max-age=100","Age":"90"},"body":"x"}'
+get /age
+t_check "Age includes the upstream Age" test "$(hdr Age)" -ge 90
+get /age
+t_check "Age-aware ttl below 11" sh -c "hdr() { grep -i \"^\$1:\" '$T_DIR/h' | cut -d' ' -f2- | tr -d '\r'; }; hdr Cache-Status | grep -Eq 'ttl=(10|9|8)'"
+oset '{"path":"/agestale","headers":{"Cache-Control":"max-age=10","Age":"20"},"body":"x"}'
+get /agestale; get /agestale
+t_eq "Age beyond max-age: stale at once" 2 "$(ocount /agestale)"
+
+# --- validation: stale entry revalidated with a conditional request, 304 updates headers
+oset '{"path":"/val","headers":{"Cache-Control":"max-age=1","ETag":"\"e1\"","X-Version":"1"},"body":"payload","etag_304":true}'
+get /val
+sleep 2.2
+oset '{"path":"/val","headers":{"Cache-Control":"max-age=60","ETag":"\"e1\"","X-Version":"2"},"body":"CHANGED","etag_304":true}'
+get /val
+t_check "revalidation: Cache-Status fwd=stale fwd-status=304" cs_has "fwd=stale; fwd-status=304"
+t_eq "revalidation: body kept from the cache" payload "$(body)"
+t_eq "revalidation: header updated from the 304" 2 "$(hdr X-Version)"
+t_check "revalidation request carried If-None-Match" sh -c "curl -s '$O/__last?path=/val' | grep -qi 'if-none-match'"
+get /val
+t_check "after 304: fresh again (hit)" cs_has "; hit"
+t_eq "validation: 2 origin requests" 2 "$(ocount /val)"
+oset '{"path":"/lmval","headers":{"Cache-Control":"max-age=1","Last-Modified":"Mon, 01 Jan 2001 00:00:00 GMT"},"body":"lm","etag_304":true}'
+get /lmval; sleep 2.2; get /lmval
+t_check "If-Modified-Since revalidation: 304 used" cs_has "fwd-status=304"
+t_eq "If-Modified-Since revalidation: body from cache" lm "$(body)"
+# no-cache: stored but revalidated on every use
+oset '{"path":"/nc","headers":{"Cache-Control":"no-cache","ETag":"\"n\""},"body":"nc","etag_304":true}'
+get /nc; get /nc; get /nc
+t_eq "no-cache: revalidated each time" 3 "$(ocount /nc)"
+t_check "no-cache: served via 304" cs_has "fwd-status=304"
+
+# --- stale-while-revalidate: stale served at once, one background refresh
+oset '{"path":"/swr","headers":{"Cache-Control":"max-age=1, stale-while-revalidate=30"},"body":"old"}'
+get /swr; sleep 2.2
+oset '{"path":"/swr","headers":{"Cache-Control":"max-age=60"},"body":"new","delay":0.5}'
+get /swr
+t_eq "swr: stale body served immediately" old "$(body)"
+get /swr
+t_eq "swr: still stale while refresh runs" old "$(body)"
+sleep 1
+get /swr
+t_eq "swr: refreshed in the background" new "$(body)"
+t_eq "swr: one background fetch" 2 "$(ocount /swr)"
+
+# --- stale-if-error
+oset '{"path":"/sie","headers":{"Cache-Control":"max-age=1, stale-if-error=60"},"body":"good"}'
+get /sie; sleep 2.2
+oset '{"path":"/sie","status":503,"headers":{},"body":"down"}'
+get /sie
+t_eq "stale-if-error on 503: stale served" good "$(body)"
+t_eq "stale-if-error: status 200" 200 "$(status)"
+t_check "stale-if-error: Cache-Status says stale" cs_has "fwd=stale"
+oset '{"path":"/sie","drop":true}'
+get /sie
+t_eq "stale-if-error on a dropped connection: stale served" good "$(body)"
+oset '{"path":"/mr","headers":{"Cache-Control":"max-age=1, must-revalidate, stale-if-error=60"},"body":"x"}'
+get /mr; sleep 2.2
+oset '{"path":"/mr","status":503,"headers":{},"body":"down"}'
+get /mr
+t_eq "must-revalidate: no stale on error" 503 "$(status)"
+oset '{"path":"/nosie","headers":{"Cache-Control":"max-age=1"},"body":"x"}'
+get /nosie; sleep 2.2
+oset '{"path":"/nosie","status":503,"headers":{},"body":"down"}'
+get /nosie
+t_eq "no stale-if-error and default 0: error passed on" 503 "$(status)"
+
+# --- Vary
+oset '{"path":"/vary","headers":{"Cache-Control":"max-age=60","Vary":"Accept-Language"},"body":"v"}'
+get /vary -H 'Accept-Language: en'
+get /vary -H 'Accept-Language: en'
+t_check "Vary: same variant is a hit" cs_has "; hit"
+get /vary -H 'Accept-Language: de'
+t_check "Vary: other variant is a vary-miss" cs_has "fwd=vary-miss"
+get /vary -H 'Accept-Language: de'
+t_check "Vary: second variant stored" cs_has "; hit"
+get /vary -H 'Accept-Language: en'
+t_check "Vary: first variant still there" cs_has "; hit"
+t_eq "Vary: 2 origin requests for 2 variants" 2 "$(ocount /vary)"
+
+# --- cache key normalisation
+oset '{"path":"/k/x","headers":{"Cache-Control":"max-age=60"},"body":"kx"}'
+get /k/x
+get /k/./y/../x
+t_check "dot segments normalised: hit" cs_has "; hit"
+get /k/%78
+t_check "percent-encoded unreserved normalised: hit" cs_has "; hit"
+curl -s -D "$T_DIR/h" -o "$T_DIR/b" -H 'Host: 127.0.0.1:'"$EPORT" --path-as-is "$E/k/../../k/x"
+t_check "traversal above root normalised: hit" cs_has "; hit"
+t_eq "normalisation: 1 origin request" 1 "$(ocount /k/x)"
+get "/sorted/p?b=2&a=1"; get "/sorted/p?a=1&b=2"
+t_check "query sort rule: reordered query hits" cs_has "; hit"
+get "/noq/p?x=1"; get "/noq/p?y=2"
+t_check "query ignore rule: other query hits" cs_has "; hit"
+get "/plain?b=2&a=1"; get "/plain?a=1&b=2"
+t_check "no rule: query order matters" cs_has "uri-miss"
+get /k/x -H 'Host: other.example'
+t_check "another Host is another key" cs_has "uri-miss"
+
+# --- unsafe methods pass through and invalidate
+oset '{"path":"/inv","headers":{"Cache-Control":"max-age=60"},"body":"cached"}'
+get /inv; get /inv
+t_check "before POST: hit" cs_has "; hit"
+curl -s -o /dev/null -X POST --data-binary 'form=1' "$E/inv"
+t_eq "POST reached the origin with its body" 'form=1' "$(curl -s "$O/__last?path=/inv" | python3 -c 'import json,sys;print(json.load(sys.stdin)["body"])')"
+get /inv
+t_check "after POST: invalidated (miss)" cs_has "uri-miss"
+t_eq "invalidation: 3 origin requests (GET, POST, GET)" 3 "$(ocount /inv)"
+oset '{"path":"/loc","headers":{"Cache-Control":"max-age=60"},"body":"l"}'
+oset '{"path":"/do","status":201,"headers":{"Location":"/loc"},"body":""}'
+get /loc
+curl -s -o /dev/null -X PUT --data-binary 'x' "$E/do"
+get /loc
+t_check "PUT with Location: the Location is invalidated" cs_has "uri-miss"
+oset '{"path":"/failpost","headers":{"Cache-Control":"max-age=60"},"body":"keep"}'
+get /failpost
+oset '{"path":"/failpost","status":500,"headers":{},"body":""}'
+curl -s -o /dev/null -X DELETE "$E/failpost"
+oset '{"path":"/failpost","headers":{"Cache-Control":"max-age=60"},"body":"keep"}'
+get /failpost
+t_check "failed DELETE does not invalidate" cs_has "; hit"
+
+# --- hop-by-hop never forwarded, surrogate keys stripped
+oset '{"path":"/hop","headers":{"Cache-Control":"max-age=60","Connection":"X-Private","X-Private":"secret","Keep-Alive":"timeout=5","Surrogate-Key":"k1 k2","Cache-Tag":"t1"},"body":"h"}'
+get /hop; get /hop
+t_eq "header named in Connection not forwarded" "" "$(hdr X-Private)"
+t_eq "Keep-Alive not forwarded" "" "$(hdr Keep-Alive)"
+t_eq "Surrogate-Key stripped" "" "$(hdr Surrogate-Key)"
+t_eq "Cache-Tag stripped" "" "$(hdr Cache-Tag)"
+curl -s -o /dev/null -H 'Connection: X-Client-Hop' -H 'X-Client-Hop: 1' -H 'X-End: 2' "$E/hop2"
+t_check "client hop-by-hop header not sent to origin" sh -c "! curl -s '$O/__last?path=/hop2' | grep -qi 'x-client-hop'"
+t_check "client end-to-end header sent to origin" sh -c "curl -s '$O/__last?path=/hop2' | grep -qi 'x-end'"
+
+# --- large objects stream through without being stored
+oset '{"path":"/big","headers":{"Cache-Control":"max-age=60"},"size":6000000}'
+get /big
+t_eq "object above max_object_size: all bytes" 6000000 "$(stat -c %s "$T_DIR/b")"
+get /big
+t_eq "object above max_object_size: not stored" 2 "$(ocount /big)"
+
+t_done
