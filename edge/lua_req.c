@@ -2,8 +2,8 @@
  *
  * req = { method, path, query, uri, host, client, region, edge_name, edge_region,
  *         headers (lower-case name -> value), args (query parameters) }
- * headers and args are built on first access (a metamethod), so a script
- * that never looks at them does not pay for them. */
+ * headers, args and client are built on first access (a metamethod), so a
+ * script that never looks at them does not pay for them. */
 #include "edge/lua_vm.h"
 #include "common/addr.h"
 #include "common/xmalloc.h"
@@ -123,6 +123,10 @@ static int req_index(lua_State *L)
 			req->headers_each(req->ctx, add_header, &h);
 	} else if (!strcmp(k, "args")) {
 		push_args(L, req->query);
+	} else if (!strcmp(k, "client") && req->client) {
+		char ip[ADDR_STRLEN];
+		addr_format_ip(req->client, ip, sizeof ip);
+		lua_pushstring(L, ip);
 	} else {
 		lua_pushnil(L);
 		return 1;
@@ -163,12 +167,6 @@ void lua_req_push(lua_State *L, const struct script_req *req, const char *region
 	if (req->host) {
 		lua_pushstring(L, req->host);
 		lua_setfield(L, -2, "host");
-	}
-	if (req->client) {
-		char ip[ADDR_STRLEN];
-		addr_format_ip(req->client, ip, sizeof ip);
-		lua_pushstring(L, ip);
-		lua_setfield(L, -2, "client");
 	}
 	if (req->body && req->body_len) {
 		lua_pushlstring(L, req->body, req->body_len);
@@ -219,8 +217,9 @@ static int add_resp_header(struct script_resp *r, const char *name, size_t nl, c
 		snprintf(err, errlen, "more than %d response headers", MAX_RESP_HEADERS);
 		return -1;
 	}
-	if (!r->headers)
-		r->headers = xcalloc(MAX_RESP_HEADERS, sizeof *r->headers);
+	/* Grows 4, 8, 16, ...: most responses carry one or two headers. */
+	if ((r->nheaders & (r->nheaders - 1)) == 0 && (r->nheaders >= 4 || !r->headers))
+		r->headers = xrealloc(r->headers, (r->nheaders < 4 ? 4 : r->nheaders * 2) * sizeof *r->headers);
 	r->headers[r->nheaders].name = xstrndup(name, nl);
 	r->headers[r->nheaders].value = xstrndup(val, vl);
 	r->nheaders++;

@@ -161,4 +161,13 @@ b=$(curl -s "${EDGE_URL[edge-ap]}/hello")
 t_eq "after unpush /hello comes from the origin" "hello from /hello" "$b"
 r=$(sc_push edge-ap "$B/v3.env"); t_eq "unpushed bundle cannot be replayed" "409" "${r%% *}"
 
+# --- the example bundles shipped in deploy/scripts ---------------------------
+sc_sign "$T_ROOT/deploy/scripts/geo-hello/hello.lua" 10 >"$B/ex1.env"
+sc_sign "$T_ROOT/deploy/scripts/kv-counter" 1 >"$B/ex2.env"
+r=$(sc_push edge-us "$B/ex1.env"); t_eq "example geo-hello accepted" "200" "${r%% *}"
+r=$(sc_push edge-us "$B/ex2.env"); t_eq "example kv-counter accepted" "200" "${r%% *}"
+t_eq "example geo-hello answers" "Hallo bob! (you are in eu, served by edge-us in us)" "$(curl -s "${EDGE_URL[edge-us]}/hello?name=bob")"
+curl -s -o /dev/null "${EDGE_URL[edge-us]}/counter"
+t_eq "example kv-counter counts" '{"edge":"edge-us","recent_clients":1,"visits":2}' "$(curl -s "${EDGE_URL[edge-us]}/counter")"
+
 t_done
