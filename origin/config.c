@@ -35,6 +35,8 @@ static const struct cfg_key push_keys[] = {
 	  NULL, "per-edge push timeout" },
 	{ "retry_interval", CFG_MS, offsetof(struct origin_push_cfg, retry_ms), "5s", 100, 3600000, 0, NULL,
 	  0, 0, NULL, "how often edges that missed a push are retried" },
+	{ "retry_rejected", CFG_MS, offsetof(struct origin_push_cfg, retry_rejected_ms), "60s", 100, 86400000,
+	  0, NULL, 0, 0, NULL, "a version an edge refused is re-sent after this long (the edge may have been fixed)" },
 	{ "edges", CFG_LIST, offsetof(struct origin_push_cfg, edges), NULL, 0, 0, 0, edge_keys,
 	  sizeof(struct origin_edge_cfg), offsetof(struct origin_push_cfg, n_edges), NULL,
 	  "edges that receive script bundles" },

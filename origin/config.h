@@ -28,6 +28,7 @@ struct origin_push_cfg {
 	char *state_dir;    /* bundle history, survives restarts */
 	int timeout_ms;     /* per edge request */
 	int retry_ms;       /* interval between retries of edges that lag behind */
+	int retry_rejected_ms; /* a version an edge refused is re-sent after this */
 	struct origin_edge_cfg *edges;
 	size_t n_edges;
 };

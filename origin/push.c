@@ -43,6 +43,7 @@ struct hist {
 struct rejected {
 	char *name;
 	unsigned long long version;
+	long long until_ms;            /* not re-sent before this (monotonic) */
 };
 
 struct pedge {
@@ -70,7 +71,7 @@ struct push {
 	uint8_t pk[BUNDLE_PK_LEN];
 	char *dir;                     /* <state_dir>/bundles */
 	char *secret;                  /* control secret sent to edges; may be NULL */
-	int timeout_ms, retry_ms;
+	int timeout_ms, retry_ms, retry_rejected_ms;
 
 	struct hist *h;
 	size_t nh;
@@ -353,24 +354,28 @@ static struct pedge *edges_from(const struct origin_config *cfg, size_t *n)
 	return e;
 }
 
+/* A version an edge refused (bad key, compile error on its Lua) is not
+ * re-sent every round -- the answer would be the same -- but again after
+ * retry_rejected, in case the edge was fixed (e.g. given the right key). */
 static bool edge_rejected(const struct pedge *e, const char *name, unsigned long long v)
 {
 	for (size_t i = 0; i < e->nrej; i++)
 		if (!strcmp(e->rej[i].name, name) && e->rej[i].version == v)
-			return true;
+			return daemon_now_ms() < e->rej[i].until_ms;
 	return false;
 }
 
-static void edge_mark_rejected(struct pedge *e, const char *name, unsigned long long v)
+static void edge_mark_rejected(struct pedge *e, const char *name, unsigned long long v, int hold_ms)
 {
-	for (size_t i = 0; i < e->nrej; i++)
-		if (!strcmp(e->rej[i].name, name)) {
-			e->rej[i].version = v;
-			return;
-		}
-	e->rej = xrealloc(e->rej, (e->nrej + 1) * sizeof *e->rej);
-	e->rej[e->nrej].name = xstrdup(name);
-	e->rej[e->nrej++].version = v;
+	size_t i = 0;
+	while (i < e->nrej && strcmp(e->rej[i].name, name))
+		i++;
+	if (i == e->nrej) {
+		e->rej = xrealloc(e->rej, (e->nrej + 1) * sizeof *e->rej);
+		e->rej[e->nrej++].name = xstrdup(name);
+	}
+	e->rej[i].version = v;
+	e->rej[i].until_ms = daemon_now_ms() + hold_ms;
 }
 
 enum result { R_ACTIVATED, R_REJECTED, R_UNREACHABLE };
@@ -480,7 +485,7 @@ static void send_all(struct push *p, struct send *s, size_t n, struct buf *out, 
 			p->n_rejected++;
 			e->reachable = true;
 			e->last_ok_ms = daemon_wall_ms();
-			edge_mark_rejected(e, s[i].name, s[i].version);
+			edge_mark_rejected(e, s[i].name, s[i].version, p->retry_rejected_ms);
 			snprintf(e->err, sizeof e->err, "%.40s v%llu rejected: %.120s", s[i].name, s[i].version, reason);
 			log_warn("push", "%s v%llu -> %s: rejected (%s)", s[i].name, s[i].version, e->name, reason);
 			break;
@@ -559,6 +564,12 @@ static void reconcile(struct push *p)
 			snprintf(e->err, sizeof e->err, "%s", reason);
 			continue;
 		}
+		if (!e->reachable) {
+			/* Back after an outage: possibly reconfigured, so earlier
+			 * refusals no longer say anything. */
+			for (size_t j = 0; j < e->nrej; j++)
+				e->rej[j].until_ms = 0;
+		}
 		e->reachable = true;
 		e->last_ok_ms = daemon_wall_ms();
 		bool behind = false;
@@ -568,9 +579,11 @@ static void reconcile(struct push *p)
 			unsigned long long have = listed_version(listing, h->name);
 			/* A tombstone only matters to an edge that still lists the bundle. */
 			bool need = cur->del ? (have && have < cur->version) : have < cur->version;
-			if (!need || edge_rejected(e, h->name, cur->version))
+			if (!need)
 				continue;
-			behind = true;
+			behind = true; /* also when it refused this version: it is not in sync */
+			if (edge_rejected(e, h->name, cur->version))
+				continue;
 			s = xrealloc(s, (ns + 1) * sizeof *s);
 			s[ns].edge = i;
 			s[ns].name = xstrdup(h->name);
@@ -1092,6 +1105,7 @@ struct push *push_new(const struct origin_config *cfg, bool dry, char *err, size
 	p->secret = cfg->control_secret ? xstrdup(cfg->control_secret) : NULL;
 	p->timeout_ms = cfg->push.timeout_ms;
 	p->retry_ms = cfg->push.retry_ms;
+	p->retry_rejected_ms = cfg->push.retry_rejected_ms;
 	pthread_mutex_init(&p->op_lock, NULL);
 	pthread_mutex_init(&p->state_lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
@@ -1127,6 +1141,7 @@ void push_set_edges(struct push *p, const struct origin_config *cfg)
 	p->e = edges_from(cfg, &p->ne);
 	p->timeout_ms = cfg->push.timeout_ms;
 	p->retry_ms = cfg->push.retry_ms;
+	p->retry_rejected_ms = cfg->push.retry_rejected_ms;
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->state_lock);
 	pthread_mutex_unlock(&p->op_lock);
