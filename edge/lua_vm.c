@@ -42,6 +42,10 @@ struct lua_vm {
 	size_t ncomp, capcomp;
 	uint64_t gen;
 	int recycle;             /* memory stayed high after a call: replace the state */
+	void *freel[17];         /* small-block free lists by size class */
+	void *chunks;            /* chunks the small blocks are carved from */
+	char *chunk_pos;
+	size_t chunk_left;
 	void *curl;              /* lua_fetch's handle, reused for keep-alive */
 	void (*curl_free)(void *);
 };
@@ -55,13 +59,60 @@ static long long mono_ms(void)
 
 /* ---------- allocator and hook ---------- */
 
+/* Small blocks (most Lua objects: strings, tables, closures) come from
+ * per-state free lists carved out of 64 KiB chunks: a state is used by one
+ * thread at a time, so this needs no locking and is much cheaper than
+ * malloc/free for the dozens of short-lived objects each request makes.
+ * Larger blocks go to malloc.  `used` counts the sizes Lua asked for, so the
+ * cap means the same with either path; chunks are kept until the state is
+ * closed (their total never exceeds the peak of live small blocks). */
+#define SMALL_MAX 256
+#define SMALL_CLASS(n) (((n) + 15) >> 4) /* 1..16, class c holds c*16 bytes */
+#define CHUNK_SIZE (64 * 1024)
+
+static void *small_alloc(struct lua_vm *vm, size_t n)
+{
+	size_t c = SMALL_CLASS(n);
+	void *p = vm->freel[c];
+	if (p) {
+		vm->freel[c] = *(void **)p;
+		return p;
+	}
+	size_t sz = c * 16;
+	if (vm->chunk_left < sz) {
+		char *ch = malloc(CHUNK_SIZE);
+		if (!ch)
+			return NULL;
+		*(void **)ch = vm->chunks; /* chunk list, freed with the state */
+		vm->chunks = ch;
+		vm->chunk_pos = ch + 16;
+		vm->chunk_left = CHUNK_SIZE - 16;
+	}
+	p = vm->chunk_pos;
+	vm->chunk_pos += sz;
+	vm->chunk_left -= sz;
+	return p;
+}
+
+static void small_free(struct lua_vm *vm, void *p, size_t n)
+{
+	size_t c = SMALL_CLASS(n);
+	*(void **)p = vm->freel[c];
+	vm->freel[c] = p;
+}
+
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
 	struct lua_vm *vm = ud;
 	if (!ptr)
 		osize = 0; /* then osize is a type tag, not a size */
 	if (nsize == 0) {
-		free(ptr);
+		if (ptr) {
+			if (osize <= SMALL_MAX)
+				small_free(vm, ptr, osize);
+			else
+				free(ptr);
+		}
 		vm->used -= osize;
 		return NULL;
 	}
@@ -72,7 +123,22 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		}
 		return NULL; /* Lua raises a memory error (after one emergency GC) */
 	}
-	void *p = realloc(ptr, nsize);
+	void *p;
+	if (ptr && osize > SMALL_MAX && nsize > SMALL_MAX) {
+		p = realloc(ptr, nsize);
+	} else if (ptr && osize <= SMALL_MAX && nsize <= SMALL_MAX &&
+	           SMALL_CLASS(osize) == SMALL_CLASS(nsize)) {
+		p = ptr;
+	} else {
+		p = nsize <= SMALL_MAX ? small_alloc(vm, nsize) : malloc(nsize);
+		if (p && ptr) {
+			memcpy(p, ptr, osize < nsize ? osize : nsize);
+			if (osize <= SMALL_MAX)
+				small_free(vm, ptr, osize);
+			else
+				free(ptr);
+		}
+	}
 	if (!p)
 		return NULL;
 	vm->used = vm->used - osize + nsize;
@@ -486,6 +552,11 @@ void lua_vm_free(struct lua_vm *vm)
 		return;
 	if (vm->L)
 		lua_close(vm->L);
+	while (vm->chunks) {
+		void *next = *(void **)vm->chunks;
+		free(vm->chunks);
+		vm->chunks = next;
+	}
 	if (vm->curl && vm->curl_free)
 		vm->curl_free(vm->curl);
 	free(vm->comp);

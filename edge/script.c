@@ -70,6 +70,9 @@ static struct {
 	pthread_mutex_t snap_mu;
 	pthread_mutex_t push_mu; /* one push/delete at a time */
 	struct snap *snap;
+	atomic_ullong pub_gen;   /* generation of S.snap, read without the lock */
+	pthread_key_t tl_key;    /* each worker thread's cached snapshot reference */
+	int tl_key_ok;
 	atomic_ullong seq;
 	uint64_t gen;
 	struct script_stats *stats;
@@ -177,9 +180,46 @@ static void snap_publish(const char *name, struct script_ver *v)
 	s->gen = ++S.gen;
 	struct snap *prev = S.snap;
 	S.snap = s;
+	atomic_store(&S.pub_gen, s->gen);
 	pthread_mutex_unlock(&S.snap_mu);
 	snap_release(prev); /* the registry's reference */
 	snap_release(old);  /* ours */
+}
+
+/* Worker threads keep a reference to the snapshot they last used and take
+ * the lock only when a push changed it: the hot path is one atomic load, and
+ * no cache line is written by every request of every thread. */
+struct tl_snap {
+	struct snap *s;
+	uint64_t gen;
+};
+
+static void tl_snap_free(void *p)
+{
+	struct tl_snap *t = p;
+	snap_release(t->s);
+	free(t);
+}
+
+static struct snap *snap_thread(void)
+{
+	if (!S.tl_key_ok)
+		return snap_acquire();
+	struct tl_snap *t = pthread_getspecific(S.tl_key);
+	if (!t) {
+		t = xcalloc(1, sizeof *t);
+		pthread_setspecific(S.tl_key, t);
+	}
+	if (!t->s || t->gen != atomic_load_explicit(&S.pub_gen, memory_order_acquire)) {
+		snap_release(t->s);
+		t->s = snap_acquire();
+		t->gen = t->s ? t->s->gen : 0;
+	}
+	/* The caller gets its own reference, so a request that outlives the
+	 * thread's cache entry (it does not, but keep it simple) stays safe. */
+	if (t->s)
+		atomic_fetch_add_explicit(&t->s->refs, 1, memory_order_relaxed);
+	return t->s;
 }
 
 bool script_any(void)
@@ -435,6 +475,7 @@ int script_init(const struct script_config *cfg, const char *edge_name, const ch
 	if (kv_init(S.env, err, errlen) < 0)
 		goto fail;
 	lua_vm_init_threads(&S.lim, &S.site);
+	S.tl_key_ok = pthread_key_create(&S.tl_key, tl_snap_free) == 0;
 	S.ready = 1;
 	if (S.have_pk && load_active(err, errlen) < 0)
 		goto fail;
@@ -450,6 +491,15 @@ void script_shutdown(void)
 {
 	if (S.ready)
 		lua_vm_fini_threads();
+	if (S.tl_key_ok) {
+		/* The calling thread's cached reference; worker threads released theirs on exit. */
+		struct tl_snap *t = pthread_getspecific(S.tl_key);
+		if (t)
+			tl_snap_free(t);
+		pthread_setspecific(S.tl_key, NULL);
+		pthread_key_delete(S.tl_key);
+		S.tl_key_ok = 0;
+	}
 	S.ready = 0;
 	snap_release(S.snap);
 	S.snap = NULL;
@@ -699,7 +749,7 @@ enum script_result script_handle(const struct script_req *req, struct script_res
 	memset(resp, 0, sizeof *resp);
 	if (!S.ready)
 		return SCRIPT_PASS;
-	struct snap *s = snap_acquire();
+	struct snap *s = snap_thread();
 	if (!s || s->n == 0) {
 		snap_release(s);
 		return SCRIPT_PASS;
