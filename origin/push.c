@@ -1142,6 +1142,8 @@ void push_set_edges(struct push *p, const struct origin_config *cfg)
 	p->timeout_ms = cfg->push.timeout_ms;
 	p->retry_ms = cfg->push.retry_ms;
 	p->retry_rejected_ms = cfg->push.retry_rejected_ms;
+	free(p->secret);
+	p->secret = cfg->control_secret ? xstrdup(cfg->control_secret) : NULL;
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->state_lock);
 	pthread_mutex_unlock(&p->op_lock);

@@ -39,7 +39,9 @@ struct push;
 struct push *push_new(const struct origin_config *cfg, bool dry, char *err, size_t errlen);
 /* Starts the reconciliation thread (first round at once). */
 void push_start(struct push *p);
-/* Replaces the edge list (SIGHUP); every edge is reconciled again. */
+/* Replaces the edge list, timeouts and the secret sent to edges (SIGHUP);
+ * every edge is reconciled again at once.  The signing key and state
+ * directory need a restart. */
 void push_set_edges(struct push *p, const struct origin_config *cfg);
 /* Stops the thread and frees everything.  NULL is fine. */
 void push_free(struct push *p);
