@@ -258,14 +258,70 @@ static int finish(struct zone *z, const char *file, char *err, size_t errlen)
 	return 0;
 }
 
+/* Adds one parsed record.  Returns 0 or -1 with a reason. */
+static int take_rr(struct zone *z, ldns_rr *rr, ldns_buffer *buf, const char *file, int line, int *nsoa,
+                   char *err, size_t errlen)
+{
+	char txt[1100];
+	ldns_rdf *own = ldns_rr_owner(rr);
+	uint8_t oname[256];
+	size_t olen = ldns_rdf_size(own);
+	if (olen > 255 || olen == 0) {
+		snprintf(err, errlen, "%s:%d: bad owner name", file, line);
+		return -1;
+	}
+	memcpy(oname, ldns_rdf_data(own), olen);
+	name_lower(oname, olen);
+	if (!zone_contains(z, oname, olen)) {
+		snprintf(err, errlen, "%s:%d: %s is outside the zone %s", file, line, dname_to_text(oname, txt, sizeof txt),
+		         z->origin);
+		return -1;
+	}
+	uint16_t type = (uint16_t)ldns_rr_get_type(rr);
+	if (ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN) {
+		snprintf(err, errlen, "%s:%d: %s: only class IN is served", file, line,
+		         dname_to_text(oname, txt, sizeof txt));
+		return -1;
+	}
+	if (type == DNS_T_SOA) {
+		if (olen != z->apex_len) {
+			snprintf(err, errlen, "%s:%d: the SOA must be at the apex %s", file, line, z->origin);
+			return -1;
+		}
+		if (++*nsoa > 1) {
+			snprintf(err, errlen, "%s:%d: more than one SOA record", file, line);
+			return -1;
+		}
+	}
+	if (type == DNS_T_OPT || type == DNS_T_ANY) {
+		snprintf(err, errlen, "%s:%d: record type %u cannot appear in a zone", file, line, type);
+		return -1;
+	}
+	ldns_buffer_clear(buf);
+	if (ldns_rr_rdata2buffer_wire(buf, rr) != LDNS_STATUS_OK || ldns_buffer_position(buf) > 65535) {
+		snprintf(err, errlen, "%s:%d: %s: cannot encode record", file, line, dname_to_text(oname, txt, sizeof txt));
+		return -1;
+	}
+	uint8_t *rd = ldns_buffer_begin(buf);
+	size_t rdlen = ldns_buffer_position(buf);
+	/* Targets are matched case-insensitively: store them lowercased. */
+	int to = target_offset(type);
+	if (to >= 0 && (size_t)to < rdlen)
+		name_lower(rd + to, rdlen - (size_t)to);
+	if (add_rr(z, oname, olen, type, ldns_rr_ttl(rr), rd, rdlen) < 0) {
+		snprintf(err, errlen, "%s:%d: %s: too many records", file, line, dname_to_text(oname, txt, sizeof txt));
+		return -1;
+	}
+	return 0;
+}
+
 struct zone *zone_load(const char *origin, const char *file, char *err, size_t errlen)
 {
 	struct zone *z = xcalloc(1, sizeof *z);
-	ldns_rdf *org = NULL;
-	ldns_zone *lz = NULL;
+	ldns_rdf *org = NULL, *cur_origin = NULL, *prev = NULL;
 	ldns_buffer *buf = NULL;
 	FILE *fp = NULL;
-	char txt[1100];
+	int nsoa = 0;
 
 	z->origin = xstrdup(origin);
 	if (ldns_str2rdf_dname(&org, origin) != LDNS_STATUS_OK || !org) {
@@ -286,66 +342,41 @@ struct zone *zone_load(const char *origin, const char *file, char *err, size_t e
 		snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
 		goto fail;
 	}
+	buf = ldns_buffer_new(4096);
+	/* Record by record rather than ldns_zone_new_frm_fp_l, which leaks the
+	 * records read so far when it meets an error. */
+	cur_origin = ldns_rdf_clone(org);
+	uint32_t ttl = 3600;
 	int line = 1;
-	ldns_status st = ldns_zone_new_frm_fp_l(&lz, fp, org, 3600, LDNS_RR_CLASS_IN, &line);
-	if (st != LDNS_STATUS_OK) {
+	for (;;) {
+		ldns_rr *rr = NULL;
+		int before = line;
+		ldns_status st = ldns_rr_new_frm_fp_l(&rr, fp, &ttl, &cur_origin, &prev, &line);
+		if (st == LDNS_STATUS_OK) {
+			int rc = take_rr(z, rr, buf, file, before == line ? line : line - 1, &nsoa, err, errlen);
+			ldns_rr_free(rr);
+			if (rc < 0)
+				goto fail;
+			continue;
+		}
+		if (rr)
+			ldns_rr_free(rr);
+		if (st == LDNS_STATUS_SYNTAX_EMPTY || st == LDNS_STATUS_SYNTAX_TTL || st == LDNS_STATUS_SYNTAX_ORIGIN) {
+			if (feof(fp))
+				break;
+			continue;
+		}
+		if (st == LDNS_STATUS_SYNTAX_INCLUDE) {
+			snprintf(err, errlen, "%s:%d: $INCLUDE is not supported", file, line > 1 ? line - 1 : line);
+			goto fail;
+		}
 		/* ldns has already counted the newline ending the bad record. */
 		snprintf(err, errlen, "%s:%d: %s", file, line > 1 ? line - 1 : line, ldns_get_errorstr_by_id(st));
 		goto fail;
 	}
-	ldns_rr *soa = ldns_zone_soa(lz);
-	if (!soa) {
+	if (nsoa == 0) {
 		snprintf(err, errlen, "%s: no SOA record", file);
 		goto fail;
-	}
-	buf = ldns_buffer_new(4096);
-	size_t nrr = ldns_rr_list_rr_count(ldns_zone_rrs(lz));
-	for (size_t i = 0; i <= nrr; i++) {
-		ldns_rr *rr = i == 0 ? soa : ldns_rr_list_rr(ldns_zone_rrs(lz), i - 1);
-		ldns_rdf *own = ldns_rr_owner(rr);
-		uint8_t oname[256];
-		size_t olen = ldns_rdf_size(own);
-		if (olen > 255 || olen == 0)
-			goto badname;
-		memcpy(oname, ldns_rdf_data(own), olen);
-		name_lower(oname, olen);
-		if (!zone_contains(z, oname, olen)) {
-			snprintf(err, errlen, "%s: %s is outside the zone %s", file,
-			         dname_to_text(oname, txt, sizeof txt), origin);
-			goto fail;
-		}
-		uint16_t type = (uint16_t)ldns_rr_get_type(rr);
-		if (ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN) {
-			snprintf(err, errlen, "%s: %s: only class IN is served", file,
-			         dname_to_text(oname, txt, sizeof txt));
-			goto fail;
-		}
-		if (type == DNS_T_SOA && (i != 0 || olen != z->apex_len)) {
-			if (i == 0)
-				snprintf(err, errlen, "%s: the SOA must be at the apex %s", file, origin);
-			else
-				snprintf(err, errlen, "%s: more than one SOA record", file);
-			goto fail;
-		}
-		if (type == DNS_T_OPT || type == DNS_T_ANY) {
-			snprintf(err, errlen, "%s: record type %u cannot appear in a zone", file, type);
-			goto fail;
-		}
-		ldns_buffer_clear(buf);
-		if (ldns_rr_rdata2buffer_wire(buf, rr) != LDNS_STATUS_OK || ldns_buffer_position(buf) > 65535) {
-			snprintf(err, errlen, "%s: %s: cannot encode record", file, dname_to_text(oname, txt, sizeof txt));
-			goto fail;
-		}
-		uint8_t *rd = ldns_buffer_begin(buf);
-		size_t rdlen = ldns_buffer_position(buf);
-		/* Targets are matched case-insensitively: store them lowercased. */
-		int to = target_offset(type);
-		if (to >= 0 && (size_t)to < rdlen)
-			name_lower(rd + to, rdlen - (size_t)to);
-		if (add_rr(z, oname, olen, type, ldns_rr_ttl(rr), rd, rdlen) < 0) {
-			snprintf(err, errlen, "%s: %s: too many records", file, dname_to_text(oname, txt, sizeof txt));
-			goto fail;
-		}
 	}
 	z->apex_node = zone_find(z, z->apex, z->apex_len);
 	z->soa = znode_rrset(z->apex_node, DNS_T_SOA);
@@ -359,19 +390,21 @@ struct zone *zone_load(const char *origin, const char *file, char *err, size_t e
 	if (finish(z, file, err, errlen) < 0)
 		goto fail;
 	ldns_buffer_free(buf);
-	ldns_zone_deep_free(lz);
 	ldns_rdf_deep_free(org);
+	ldns_rdf_deep_free(cur_origin);
+	if (prev)
+		ldns_rdf_deep_free(prev);
 	fclose(fp);
 	return z;
-badname:
-	snprintf(err, errlen, "%s: bad owner name", file);
 fail:
 	if (buf)
 		ldns_buffer_free(buf);
-	if (lz)
-		ldns_zone_deep_free(lz);
 	if (org)
 		ldns_rdf_deep_free(org);
+	if (cur_origin)
+		ldns_rdf_deep_free(cur_origin);
+	if (prev)
+		ldns_rdf_deep_free(prev);
 	if (fp)
 		fclose(fp);
 	zone_free(z);

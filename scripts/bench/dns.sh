@@ -12,16 +12,33 @@
 # and last `ratio gdnsd=R knot=R` (minicdn-dns's q_per_cpu_s over each peer's,
 # worst mix).  Also reports load time and memory of a 1M-prefix map.
 # Every server is started and stopped by PID; work files live in a temp dir.
+# BENCH_SECS (default 8) sets the length of each throughput run.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${MINICDN_BIN:-$ROOT/build/bin}
 SECS=${BENCH_SECS:-8}
+# UDP threads for every server alike.  dnsperf takes one of the machine's two
+# cores, so one server thread is the efficient setting for all three; try
+# BENCH_WORKERS=2 to see the cost of cross-core wake-ups.
+WORKERS=${BENCH_WORKERS:-1}
 W=$(mktemp -d /tmp/minicdn-bench-dns.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$W"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+free_port() { # free for both UDP and TCP on 127.0.0.1
+	python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    p = random.randint(20000, 59999)
+    try:
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM); t.bind(("127.0.0.1", p))
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", p))
+        t.close(); u.close(); print(p); break
+    except OSError:
+        pass
+PY
+}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
 
@@ -67,7 +84,7 @@ Z
 cat > "$W/dns.conf" <<C
 listen = [ "127.0.0.1:$P" ];
 stats_listen = "127.0.0.1:$SP";
-workers = 2;
+workers = $WORKERS;
 log_level = "warn";
 ttl = 20;
 zones = ( { name = "cdn.test."; file = "cdn.test.zone"; } );
@@ -92,7 +109,7 @@ if command -v gdnsd >/dev/null; then
 	P=$(free_port)
 	awk '{print $1, "=>", $2}' "$W/map.txt" > "$G/geoip/nets.txt"
 	cat > "$G/config" <<C
-options => { listen => [ 127.0.0.1:$P ], udp_threads => 2, tcp_threads => 1 }
+options => { listen => [ 127.0.0.1:$P ], udp_threads => $WORKERS, tcp_threads => 1 }
 plugins => {
   geoip => {
     maps => { m => { datacenters => [ eu, us, ap ], nets => nets.txt } }
@@ -126,7 +143,7 @@ if command -v knotd >/dev/null; then
 server:
     rundir: "$K/run"
     listen: 127.0.0.1@$P
-    udp-workers: 2
+    udp-workers: $WORKERS
     tcp-workers: 1
     background-workers: 1
 database:
