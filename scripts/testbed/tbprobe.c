@@ -8,11 +8,15 @@
  *       prints "tcp_min_ms tcp_med_ms udp_min_ms udp_med_ms ok_count".
  *   tbprobe fetch -R RESOLVER_IP -N NAME -u PATH [-c COUNT] [-i INTERVAL_MS]
  *                 [-d DURATION_S] [-L LABEL] [-t TIMEOUT_MS] [-p HTTP_PORT]
+ *                 [-z OBJECTS [-a ZIPF_ALPHA] [-s SEED]]
  *       What a user of the CDN does, COUNT times (or for DURATION_S): asks its
  *       resolver for NAME (A, UDP), then GETs PATH from the first address with
  *       HTTP/1.1 and Connection: close.  One CSV line per request on stdout:
  *       epoch_ms,label,dns_ms,rcode,edge,status,connect_ms,total_ms,bytes,cache,error
  *       (connect_ms is the TCP handshake to the chosen edge, i.e. its RTT).
+ *       With -z, PATH holds one "%d" replaced by an object number in
+ *       [0, OBJECTS) drawn from a Zipf(ALPHA) popularity law (default 1.0),
+ *       as web objects are requested; the path then follows the error column.
  *
  * Times are CLOCK_MONOTONIC differences; epoch_ms is the wall clock so lines
  * written in different namespaces can be merged on one time axis. */
@@ -23,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ldns/ldns.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -387,14 +392,46 @@ done:
 		close(fd);
 }
 
+/* Zipf sampling by inverse CDF: O(log n) per draw after an O(n) table. */
+static double *zipf_cdf;
+static int zipf_n;
+
+static void zipf_init(int n, double alpha)
+{
+	double sum = 0;
+	zipf_n = n;
+	zipf_cdf = calloc((size_t)n, sizeof *zipf_cdf);
+	if (!zipf_cdf)
+		abort();
+	for (int k = 0; k < n; k++)
+		zipf_cdf[k] = (sum += 1.0 / pow(k + 1, alpha));
+	for (int k = 0; k < n; k++)
+		zipf_cdf[k] /= sum;
+}
+
+static int zipf_draw(void)
+{
+	double u = drand48();
+	int lo = 0, hi = zipf_n - 1;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (zipf_cdf[mid] < u)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static int cmd_fetch(int argc, char **argv)
 {
 	const char *resolver_s = NULL, *name = NULL, *path = "/", *label = "-";
-	int count = 1, interval = 0, timeout = 2000, port = 80, c;
-	double duration = 0;
+	int count = 1, interval = 0, timeout = 2000, port = 80, c, objects = 0;
+	double duration = 0, alpha = 1.0;
+	long seed = 1;
 	struct addr resolver;
 	optind = 1;
-	while ((c = getopt(argc, argv, "R:N:u:c:i:d:L:t:p:")) != -1) {
+	while ((c = getopt(argc, argv, "R:N:u:c:i:d:L:t:p:z:a:s:")) != -1) {
 		switch (c) {
 		case 'R': resolver_s = optarg; break;
 		case 'N': name = optarg; break;
@@ -405,8 +442,21 @@ static int cmd_fetch(int argc, char **argv)
 		case 'L': label = optarg; break;
 		case 't': timeout = atoi(optarg); break;
 		case 'p': port = atoi(optarg); break;
+		case 'z': objects = atoi(optarg); break;
+		case 'a': alpha = atof(optarg); break;
+		case 's': seed = atol(optarg); break;
 		default: return 2;
 		}
+	}
+	if (objects < 0 || objects > 10000000 || alpha <= 0 ||
+	    (objects > 0 && (!strstr(path, "%d") || strchr(path, '%') != strstr(path, "%d") ||
+	                     strchr(strstr(path, "%d") + 2, '%')))) {
+		fprintf(stderr, "tbprobe fetch: -z needs a PATH with exactly one %%d, OBJECTS 1..10000000, ALPHA > 0\n");
+		return 2;
+	}
+	if (objects > 0) {
+		zipf_init(objects, alpha);
+		srand48(seed);
 	}
 	if (!resolver_s || !name || optind != argc || count < 1 || port < 1 || port > 65535 ||
 	    parse_addr(resolver_s, 53, &resolver) < 0) {
@@ -423,16 +473,24 @@ static int cmd_fetch(int argc, char **argv)
 		long long ts = epoch_ms();
 		struct dns_result d;
 		struct http_result h = {.status = 0, .connect_ms = -1, .total_ms = -1, .bytes = 0, .cache = "-"};
+		char pbuf[1024];
+		if (objects > 0)
+			snprintf(pbuf, sizeof pbuf, path, zipf_draw());
+		else
+			snprintf(pbuf, sizeof pbuf, "%s", path);
 		dns_ask(&resolver, name, timeout, &d);
 		h.err = d.err;
 		if (strcmp(d.edge, "-") != 0) {
 			struct addr ea;
 			char err[64];
 			addr_parse_ip(d.edge, port, &ea, err, sizeof err);
-			http_get(&ea, name, path, timeout, &h);
+			http_get(&ea, name, pbuf, timeout, &h);
 		}
-		printf("%lld,%s,%.3f,%d,%s,%d,%.3f,%.3f,%ld,%s,%s\n", ts, label, d.rcode >= 0 ? d.ms : -1.0, d.rcode,
+		printf("%lld,%s,%.3f,%d,%s,%d,%.3f,%.3f,%ld,%s,%s", ts, label, d.rcode >= 0 ? d.ms : -1.0, d.rcode,
 		       d.edge, h.status, h.connect_ms, h.total_ms, h.bytes, h.cache, h.err);
+		if (objects > 0)
+			printf(",%s", pbuf);
+		printf("\n");
 		if (interval > 0)
 			sleep_ms(interval - (mono_ms() - t0));
 	}
