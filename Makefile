@@ -119,7 +119,7 @@ fuzz: deps
 	@tests/fuzz/run.sh
 
 testbed: all
-	@scripts/testbed up
+	@scripts/testbed/testbed up
 
 clean:
 	rm -rf build
