@@ -59,8 +59,14 @@ static int udp_socket(const struct addr *a, char *err, size_t errlen)
 	if (fd < 0)
 		goto fail;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-	if (a->ss.ss_family == AF_INET6)
+	/* Replies are at most edns_udp_size (<= 4096, 1232 by default), so we can
+	 * set DF and skip fragmentation; it also spares the kernel the hashed IP ID. */
+	int pmtu = IP_PMTUDISC_DO;
+	if (a->ss.ss_family == AF_INET6) {
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	} else {
+		setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+	}
 	int rcv = 4 << 20;
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
 	/* Wake up now and then so a stop request is noticed. */
