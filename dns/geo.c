@@ -232,7 +232,17 @@ static int geoip_locate(const struct geo *g, int family, const uint8_t *bytes, s
 	int mmerr;
 	/* libmaxminddb only reads the database; the const cast is its API's. */
 	MMDB_lookup_result_s r = MMDB_lookup_sockaddr((MMDB_s *)&g->mmdb, (struct sockaddr *)&ss, &mmerr);
-	if (mmerr != MMDB_SUCCESS || !r.found_entry)
+	if (mmerr != MMDB_SUCCESS)
+		return 0;
+	/* The network the lookup ended in (an entry or an empty range) answers
+	 * alike, so it bounds the scope as well; an IPv4 lookup in an IPv6
+	 * database reports it in IPv6 bits. */
+	unsigned nm = r.netmask;
+	if (family == AF_INET && nm > 32)
+		nm = nm >= 96 ? nm - 96 : 0;
+	if (nm > out->scope)
+		out->scope = nm;
+	if (!r.found_entry)
 		return 0;
 	MMDB_entry_data_s lat, lon;
 	if (MMDB_get_value(&r.entry, &lat, "location", "latitude", NULL) != MMDB_SUCCESS || !lat.has_data ||
@@ -244,15 +254,10 @@ static int geoip_locate(const struct geo *g, int family, const uint8_t *bytes, s
 	          : lon.type == MMDB_DATA_TYPE_FLOAT ? lon.float_value : 1000;
 	if (la < -90 || la > 90 || lo < -180 || lo > 180)
 		return 0;
-	unsigned nm = r.netmask;
-	if (family == AF_INET && g->mmdb.metadata.ip_version == 6)
-		nm = nm >= 96 ? nm - 96 : 0;
 	out->source = GEO_GEOIP;
 	out->lat = la;
 	out->lon = lo;
 	out->match_len = nm;
-	if (nm > out->scope) /* the answer must hold in the map's block and the GeoIP network */
-		out->scope = nm;
 	return 1;
 }
 

@@ -202,13 +202,32 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 	struct buf b = BUF_INIT;
 	enum MHD_Result r;
 	if (!strcmp(url, "/healthz")) {
+		struct edge_row *er;
+		double thr = 0;
+		uint64_t gen = 0;
+		size_t prefixes = 0, mem = 0;
+		long long load_ms = 0;
+		size_t n = edge_rows(&er, &thr, &gen, &prefixes, &mem, &load_ms);
 		view_lock();
 		const struct view *v = view_current();
-		buf_printf(&b, "{\"status\":\"ok\",\"role\":\"dns\",\"name\":\"minicdn-dns\",\"version\":\"%s\","
-		              "\"uptime_s\":%lld,\"load\":0,\"zones\":%zu,\"generation\":%llu}\n",
-		           MINICDN_VERSION, (daemon_now_ms() - started_ms) / 1000, v ? v->snap->nzones : 0,
-		           v ? (unsigned long long)v->snap->generation : 0ull);
+		size_t nz = v ? v->snap->nzones : 0;
 		view_unlock();
+		buf_printf(&b, "{\"status\":\"ok\",\"role\":\"dns\",\"name\":\"minicdn-dns\",\"version\":\"%s\","
+		              "\"uptime_s\":%lld,\"load\":0,\"zones\":%zu,\"map_prefixes\":%zu,\"generation\":%llu,"
+		              "\"edges\":[",
+		           MINICDN_VERSION, (daemon_now_ms() - started_ms) / 1000, nz, prefixes, (unsigned long long)gen);
+		/* The edges as this server sees them (minicdnctl status prints them). */
+		for (size_t i = 0; i < n; i++) {
+			const char *state = !er[i].h.up ? "down" : er[i].h.load <= thr ? "up" : "overloaded";
+			buf_printf(&b, "%s{\"name\":", i ? "," : "");
+			buf_json_str(&b, er[i].name);
+			buf_puts(&b, ",\"region\":");
+			buf_json_str(&b, er[i].region);
+			buf_printf(&b, ",\"up\":%s,\"state\":\"%s\",\"load\":%.3f}", er[i].h.up ? "true" : "false", state,
+			           er[i].h.load);
+		}
+		buf_puts(&b, "]}\n");
+		free(er);
 		r = httpd_reply_json(conn, 200, &b);
 	} else if (!strcmp(url, "/stats")) {
 		stats_json(&b);

@@ -67,6 +67,9 @@ if T=$(wait_answer 127.0.0.12 1.6); then t_pass "eu edge stopped: eu client move
 t_eq "and stays there" 127.0.0.12 "$(EU)"
 t_check "/metrics: edge-eu down" has '^minicdn_dns_edge_up\{edge="edge-eu",region="eu"\} 0' "$(curl -s http://127.0.0.1:$SP/metrics)"
 t_check "the state change is logged" grep -q "edge edge-eu is down" "$T_DIR/dns.log"
+printf 'control_secret = "x";\nnodes = ( { name = "dns"; role = "dns"; url = "http://127.0.0.1:%s"; } );\n' "$SP" > "$T_DIR/ctl.conf"
+t_check "minicdnctl status shows edge-eu down" has '^edge-eu +eu +down' "$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" status 2>&1)"
+t_check "minicdnctl status shows edge-us up" has '^edge-us +us +up' "$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" status 2>&1)"
 t_start eu python3 "$HERE/fake_edge.py" 127.0.0.11 "$EP" "$T_DIR/eu.state"
 if T=$(wait_answer 127.0.0.11 2.5); then t_pass "eu edge restarted: answered again after ${T}s"; else t_fail "eu edge not answered again within 2.5 s"; fi
 
