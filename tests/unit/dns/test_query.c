@@ -196,7 +196,8 @@ static void test_ecs_scope(void **st)
 	run(q, n, "192.0.2.99", false);
 	assert_int_equal(rcode(), 1);
 	/* source longer than the family allows: FORMERR */
-	n = mkq(q, "www.cdn.test", 1, true, 1, a1, 33, 0);
+	uint8_t wide[16] = { 10, 1, 2, 3, 4 };
+	n = mkq(q, "www.cdn.test", 1, true, 1, wide, 33, 0);
 	run(q, n, "192.0.2.99", false);
 	assert_int_equal(rcode(), 1);
 }
