@@ -3,9 +3,12 @@
  *   tbprobe serve IP:PORT
  *       TCP listener that accepts and closes, plus a UDP echo on the same port:
  *       the far end of `tbprobe rtt`.
- *   tbprobe rtt IP:PORT [-n COUNT] [-i INTERVAL_MS] [-t TIMEOUT_MS]
+ *   tbprobe rtt IP:PORT [-n COUNT] [-i INTERVAL_MS] [-t TIMEOUT_MS] [-U]
  *       COUNT TCP handshakes (connect() time = one RTT) and COUNT UDP echoes;
- *       prints "tcp_min_ms tcp_med_ms udp_min_ms udp_med_ms ok_count".
+ *       prints "tcp_min_ms tcp_med_ms udp_min_ms udp_med_ms ok_count udp_max_ms"
+ *       (ok_count: the smaller of the two success counts).  -U: UDP only
+ *       (the TCP fields print -1 and ok_count counts the echoes): for lossy
+ *       links, where a lost SYN costs a one-second retransmission.
  *   tbprobe fetch -R RESOLVER_IP -N NAME -u PATH [-c COUNT] [-i INTERVAL_MS]
  *                 [-d DURATION_S] [-L LABEL] [-t TIMEOUT_MS] [-p HTTP_PORT]
  *                 [-z OBJECTS [-a ZIPF_ALPHA] [-s SEED]]
@@ -165,10 +168,11 @@ static int cmp_double(const void *a, const void *b)
 static int cmd_rtt(int argc, char **argv)
 {
 	struct addr a;
-	int count = 10, interval = 20, timeout = 3000, c, ok = 0, uok = 0;
+	int count = 10, interval = 20, timeout = 3000, c, ok = 0, uok = 0, udp_only = 0;
 	optind = 1;
-	while ((c = getopt(argc, argv, "n:i:t:")) != -1) {
+	while ((c = getopt(argc, argv, "n:i:t:U")) != -1) {
 		switch (c) {
+		case 'U': udp_only = 1; break;
 		case 'n': count = atoi(optarg); break;
 		case 'i': interval = atoi(optarg); break;
 		case 't': timeout = atoi(optarg); break;
@@ -182,7 +186,7 @@ static int cmd_rtt(int argc, char **argv)
 	double *tcp = calloc((size_t)count, sizeof *tcp), *udp = calloc((size_t)count, sizeof *udp);
 	if (!tcp || !udp)
 		abort();
-	for (int i = 0; i < count; i++) {
+	for (int i = 0; i < count && !udp_only; i++) {
 		double ms;
 		const char *why;
 		int fd = tcp_connect(&a, timeout, &ms, &why);
@@ -220,11 +224,11 @@ static int cmd_rtt(int argc, char **argv)
 		close(ufd);
 	qsort(tcp, (size_t)ok, sizeof *tcp, cmp_double);
 	qsort(udp, (size_t)uok, sizeof *udp, cmp_double);
-	printf("%.3f %.3f %.3f %.3f %d\n", ok ? tcp[0] : -1, ok ? tcp[ok / 2] : -1, uok ? udp[0] : -1,
-	       uok ? udp[uok / 2] : -1, ok < uok ? ok : uok);
+	printf("%.3f %.3f %.3f %.3f %d %.3f\n", ok ? tcp[0] : -1, ok ? tcp[ok / 2] : -1, uok ? udp[0] : -1,
+	       uok ? udp[uok / 2] : -1, udp_only ? uok : ok < uok ? ok : uok, uok ? udp[uok - 1] : -1);
 	free(tcp);
 	free(udp);
-	return ok > 0 ? 0 : 1;
+	return (udp_only ? uok : ok) > 0 ? 0 : 1;
 }
 
 /* ---- fetch ---- */
