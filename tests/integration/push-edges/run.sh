@@ -199,5 +199,16 @@ t_check "rollback after unpush brings the last content back" all_say one
 out=$("$CTL" -c "$T_DIR/ctl.conf" rollback hello 2>&1); rc=$?
 t_eq "rolling back past the first version: exit 1" 1 $rc
 t_check "rolling back past the first version: 409" grep -q "HTTP 409.*no earlier version" <<<"$out"
+# ---- concurrent pushes get distinct versions and every edge ends on the last
+pids=""
+for i in 1 2 3 4; do
+	"$CTL" -c "$T_DIR/ctl.conf" push --json "$T_DIR/hello.lua" >"$T_DIR/par.$i" 2>&1 &
+	pids="$pids $!"
+done
+wait $pids # by PID: a bare `wait` would wait for the daemons too
+vers=$(for i in 1 2 3 4; do field "d['version']" <"$T_DIR/par.$i"; done | sort -n | tr '\n' ' ')
+t_eq "4 concurrent pushes: versions 8-11, no duplicates" "8 9 10 11 " "$vers"
+t_check "after concurrent pushes every edge holds v11" bash -c \
+	"'$CTL' -c '$T_DIR/ctl.conf' scripts | grep -qE '^hello +v11 +v11 +v11 +v11 *\$'"
 t_check "origin metrics count activations" bash -c "curl -s '$O/metrics' | grep -qE '^minicdn_origin_bundle_sends_total\\{result=\"activated\"\\} [1-9]'"
 t_done

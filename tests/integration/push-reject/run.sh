@@ -75,4 +75,20 @@ for _ in $(seq 80); do
 done
 t_eq "fixed edge receives the bundle" 1 $ok
 t_check "scripts: in sync now" "$CTL" -c "$T_DIR/ctl.conf" scripts
+
+# an edge added to the origin's config by SIGHUP gets the current bundles
+LPORT=$(t_free_port)
+edge_conf late "$LPORT" "$T_DIR/keys/origin.pub"
+t_start late "$BIN/minicdn-edge" -c "$T_DIR/late.conf"
+t_wait_http "http://127.0.0.1:$LPORT/healthz" 10 || t_fail "late did not start"
+sed -i "s#{ name = \"good\";#{ name = \"late\"; url = \"http://127.0.0.1:$LPORT\"; },\n                   &#" "$T_DIR/origin.conf"
+kill -HUP "$(t_pid origin)"
+ok=0
+for _ in $(seq 50); do
+	[ "$(curl -s "http://127.0.0.1:$LPORT/hi")" = "hi from late" ] && { ok=1; break; }
+	sleep 0.1
+done
+t_eq "edge added by SIGHUP receives the bundle" 1 $ok
+t_check "origin now lists three edges" bash -c \
+	"curl -s -H 'Authorization: Bearer reject-secret' '$O/.minicdn/bundles' | python3 -c \"import json,sys; sys.exit(0 if len(json.load(sys.stdin)['edges'])==3 else 1)\""
 t_done
