@@ -93,7 +93,10 @@ regions = (
 EOF
 	sep=""
 	for r in "${REG[@]}"; do
-		printf '%s  { name = "%s"; lat = %s; lon = %s; }' "$sep" "$r" "${REG_LAT[$r]}" "${REG_LON[$r]}"
+		local bk="" x
+		for x in ${BACKUP[$r]:-}; do bk="$bk${bk:+, }\"$x\""; done
+		printf '%s  { name = "%s"; lat = %s; lon = %s;%s }' "$sep" "$r" "${REG_LAT[$r]}" "${REG_LON[$r]}" \
+			"${bk:+ backup = [ $bk ];}"
 		sep=$',\n'
 	done
 	printf '\n);\nedges = (\n'
