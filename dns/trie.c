@@ -18,10 +18,25 @@ struct tnode {
 	uint8_t len;
 };
 
+/* IPv4 lookups start from a table indexed by the address's first 16 bits
+ * (built by trie_finish): either the finished result, when those bits decide
+ * it, or the node to go on from.  This skips the top of the trie, where a
+ * large map is densest and lookups would spend most of their cache misses. */
+#define V4_TOP_BITS 16
+#define TOP_FINAL 0xFF
+
+struct top {
+	uint32_t node;     /* node to continue from */
+	int32_t best;      /* best value so far / final value */
+	uint8_t best_len;
+	uint8_t scope;     /* TOP_FINAL unless the result is final */
+};
+
 struct trie {
 	struct tnode *n;
 	uint32_t used, cap;
 	size_t count;
+	struct top *top;   /* 1 << V4_TOP_BITS entries after trie_finish, else NULL */
 };
 
 struct trie *trie_new(void)
@@ -40,6 +55,7 @@ void trie_free(struct trie *t)
 	if (!t)
 		return;
 	free(t->n);
+	free(t->top);
 	free(t);
 }
 
@@ -179,6 +195,56 @@ static int prune(struct trie *t, uint32_t i, int inherited)
 	return n->value == TRIE_NONE && !n->child[0] && !n->child[1];
 }
 
+/* The lookup walk for the 16-bit prefix p, as far as those bits decide it. */
+static void top_entry(const struct trie *t, uint32_t p, struct top *e)
+{
+	uint64_t k0 = (uint64_t)p << 48, k1 = 0;
+	const struct tnode *nodes = t->n;
+	uint32_t ni = 0;
+	int best = TRIE_NONE;
+	unsigned best_len = 0;
+	for (;;) {
+		const struct tnode *n = &nodes[ni];
+		if (n->value != TRIE_NONE)
+			best = n->value, best_len = n->len;
+		e->best = best;
+		e->best_len = (uint8_t)best_len;
+		e->node = ni;
+		e->scope = TOP_FINAL;
+		if (n->len >= V4_TOP_BITS)
+			return; /* go on from n */
+		if (!n->child[0] && !n->child[1]) {
+			e->scope = n->len;
+			return;
+		}
+		uint32_t ci = n->child[key_bit(k0, k1, n->len)];
+		if (!ci) {
+			e->scope = (uint8_t)(n->len + 1u);
+			return;
+		}
+		const struct tnode *c = &nodes[ci];
+		unsigned common = common_bits(k0, k1, c->k0, c->k1);
+		if (c->len > V4_TOP_BITS) {
+			if (common < V4_TOP_BITS)
+				e->scope = (uint8_t)(common + 1u);
+			return; /* undecided: the full walk redoes this step from n */
+		}
+		if (common < c->len) {
+			e->scope = (uint8_t)(common + 1u);
+			return;
+		}
+		ni = ci;
+	}
+}
+
+static void build_top(struct trie *t)
+{
+	free(t->top);
+	t->top = xmalloc(((size_t)1 << V4_TOP_BITS) * sizeof *t->top);
+	for (uint32_t p = 0; p < (1u << V4_TOP_BITS); p++)
+		top_entry(t, p, &t->top[p]);
+}
+
 void trie_finish(struct trie *t)
 {
 	for (uint32_t r = 0; r < 2; r++)
@@ -190,6 +256,7 @@ void trie_finish(struct trie *t)
 		t->cap = t->used;
 		t->n = xrealloc(t->n, t->cap * sizeof *t->n);
 	}
+	build_top(t);
 }
 
 void trie_lookup(const struct trie *t, int family, const uint8_t *bytes, struct trie_result *out)
@@ -201,6 +268,18 @@ void trie_lookup(const struct trie *t, int family, const uint8_t *bytes, struct 
 	const struct tnode *n = &nodes[family == AF_INET ? 0 : 1];
 	int best = TRIE_NONE;
 	unsigned best_len = 0, scope;
+	if (family == AF_INET && t->top) {
+		const struct top *e = &t->top[(unsigned)bytes[0] << 8 | bytes[1]];
+		best = e->best;
+		best_len = e->best_len;
+		if (e->scope != TOP_FINAL) {
+			out->value = best;
+			out->match_len = best_len;
+			out->scope = e->scope;
+			return;
+		}
+		n = &nodes[e->node];
+	}
 	for (;;) {
 		if (n->value != TRIE_NONE)
 			best = n->value, best_len = n->len;
@@ -237,5 +316,5 @@ size_t trie_count(const struct trie *t)
 
 size_t trie_memory(const struct trie *t)
 {
-	return sizeof *t + (size_t)t->cap * sizeof *t->n;
+	return sizeof *t + (size_t)t->cap * sizeof *t->n + (t->top ? ((size_t)1 << V4_TOP_BITS) * sizeof *t->top : 0);
 }
