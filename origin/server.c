@@ -91,6 +91,8 @@ struct server {
 struct reqctx {
 	struct buf body;
 	bool too_big;
+	bool started;   /* the access handler has seen the headers */
+	bool nul_in_uri; /* raw target had %00: MHD's decoded path would be cut short */
 };
 
 /* ---------- replies ---------- */
@@ -350,6 +352,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		rc = xcalloc(1, sizeof *rc);
 		*con_cls = rc;
 		s->inflight++;
+	}
+	if (!rc->started) {
+		rc->started = true;
 		return MHD_YES; /* headers seen; the body (if any) comes next */
 	}
 	if (*upload_size) {
@@ -366,7 +371,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	const struct site *site = s->site;
 	enum MHD_Result ret;
 	bool get = !strcmp(method, "GET"), head = !strcmp(method, "HEAD");
-	if (!strncmp(url, "/.minicdn/", 10)) {
+	if (rc->nul_in_uri) {
+		ret = reply_error(s, c, site, 400, "bad path", NULL);
+	} else if (!strncmp(url, "/.minicdn/", 10)) {
 		ret = handle_control(s, c, site, url, method, rc);
 	} else if (!get && !head) {
 		ret = reply_error(s, c, site, 405, "method not allowed", NULL);
@@ -381,6 +388,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return ret;
+}
+
+/* Sees the raw request-target before MHD percent-decodes it (the decoded
+ * path is a C string, so "/a.html%00.css" would silently become "/a.html"). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct server *s = cls;
+	struct reqctx *rc = xcalloc(1, sizeof *rc);
+	rc->nul_in_uri = strcasestr(uri, "%00") != NULL;
+	s->inflight++;
+	return rc;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -421,6 +439,8 @@ int server_start(struct server *s, const struct origin_config *cfg, char *err, s
 		.handler_cls = s,
 		.completed = on_completed,
 		.completed_cls = s,
+		.uri_log = on_uri,
+		.uri_log_cls = s,
 	};
 	s->d = httpd_start(&o, err, errlen);
 	return s->d ? 0 : -1;

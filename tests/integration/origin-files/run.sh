@@ -113,6 +113,8 @@ done
 t_eq "symlink to a file outside the root -> 403" 403 "$(curl -s -o "$T_DIR/tr" -w '%{http_code}' "$URL/escape.txt")"
 t_eq "symlink to a directory outside -> 403" 403 "$(curl -s -o "$T_DIR/tr2" -w '%{http_code}' "$URL/up/secret.txt")"
 t_check "symlinked secret never served" bash -c "! grep -q TOP-SECRET '$T_DIR/tr' '$T_DIR/tr2'"
+t_eq "encoded NUL in the path -> 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/index.html%00.css")"
+t_eq "absolute-form target with .. -> 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' --path-as-is --request-target 'http://x/../secret.txt' "$URL/")"
 t_eq "dotfile -> 404" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/.env")"
 
 # ---- errors
