@@ -291,6 +291,12 @@ static void *tcp_main(void *arg)
 				}
 			}
 			if (evs[i].events & EPOLLIN) {
+				if (c->inlen == TCP_MSG_MAX + 2) {
+					/* Input full while replies pile up unread: the client sends
+					 * without reading, so we close (RFC 7766 6.2.3 lets us). */
+					tconn_close(s, c);
+					continue;
+				}
 				ssize_t m = recv(c->fd, c->in + c->inlen, TCP_MSG_MAX + 2 - c->inlen, 0);
 				if (m == 0 || (m < 0 && errno != EAGAIN && errno != EINTR)) {
 					tconn_close(s, c);
