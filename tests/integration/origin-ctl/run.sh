@@ -172,5 +172,16 @@ out=$("$CTL" -c "$T_DIR/up.conf" push "$T_DIR/b/hello.lua" 2>&1)
 t_check "after restart the next version is 11" bash -c 'grep -q "hello version 11 " <<<"$1"' _ "$out"
 out=$("$CTL" -c "$T_DIR/up.conf" rollback hello 2>&1)
 t_check "rollback re-signs version 10's content as 12" bash -c 'grep -q "hello version 12 .*content of version 10" <<<"$1"' _ "$out"
+
+# a damaged newest version on disk is ignored at start; its number is reused
+t_stop origin
+echo garbage >"$T_DIR/state/bundles/hello/00000000000000000012.env"
+t_start origin "$BIN/minicdn-origin" -c "$T_DIR/origin.conf"
+t_wait_http "$URL/healthz" || t_fail "origin did not restart"
+t_check "damaged version logged" grep -q "00000000000000000012.env: missing or not signed by our key" "$T_DIR/origin.log"
+t_eq "current version falls back to 11" 11 "$(curl -s -H "$AUTH" "$URL/.minicdn/bundles" | python3 -c 'import json,sys; print(json.load(sys.stdin)["bundles"][0]["version"])')"
+out=$("$CTL" -c "$T_DIR/up.conf" push "$T_DIR/b/hello.lua" 2>&1)
+t_check "next push takes version 12 again, with a valid envelope" bash -c 'grep -q "hello version 12 " <<<"$1"' _ "$out"
+t_check "rewritten v12 envelope is valid JSON" python3 -c "import json; json.load(open('$T_DIR/state/bundles/hello/00000000000000000012.env'))"
 t_stop hang
 t_done

@@ -199,6 +199,13 @@ t_check "rollback after unpush brings the last content back" all_say one
 out=$("$CTL" -c "$T_DIR/ctl.conf" rollback hello 2>&1); rc=$?
 t_eq "rolling back past the first version: exit 1" 1 $rc
 t_check "rolling back past the first version: 409" grep -q "HTTP 409.*no earlier version" <<<"$out"
+# ---- a directory bundle (bundle.conf + several modules) goes through the same path
+out=$("$CTL" -c "$T_DIR/ctl.conf" push "$T_ROOT/deploy/scripts/kv-counter"); rc=$?
+t_eq "directory bundle push: exit 0" 0 $rc
+t_check "directory bundle: kv-counter v1 on 3 edges" grep -q "^push: kv-counter version 1 " <<<"$out"
+t_eq "kv-counter counts per edge" "1 2 1" "$(for e in edge-eu edge-eu edge-us; do curl -s "$(eurl $e)/counter" | field "d['visits']"; done | tr '\n' ' ' | sed 's/ $//')"
+t_check "scripts lists both bundles" bash -c "out=\$('$CTL' -c '$T_DIR/ctl.conf' scripts) && grep -qE '^kv-counter +v1 +v1 +v1 +v1' <<<\"\$out\" && grep -qE '^hello ' <<<\"\$out\""
+
 # ---- concurrent pushes get distinct versions and every edge ends on the last
 pids=""
 for i in 1 2 3 4; do
