@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -157,4 +158,78 @@ bool files_not_modified(const char *if_none_match, const char *if_modified_since
 		return mtime <= t;
 	}
 	return false;
+}
+
+static bool parse_u64(const char **p, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*p = s;
+	*out = v;
+	return true;
+}
+
+enum files_range files_range(const char *range, uint64_t size, uint64_t *start, uint64_t *len)
+{
+	if (!range)
+		return FILES_RANGE_NONE;
+	const char *p = range;
+	while (*p == ' ')
+		p++;
+	if (strncasecmp(p, "bytes=", 6) != 0)
+		return FILES_RANGE_NONE;
+	p += 6;
+	while (*p == ' ')
+		p++;
+	if (strchr(p, ','))
+		return FILES_RANGE_NONE; /* several ranges: send it all */
+	uint64_t a = 0, b = 0;
+	if (*p == '-') { /* suffix: the last N bytes */
+		p++;
+		if (!parse_u64(&p, &b))
+			return FILES_RANGE_NONE;
+		while (*p == ' ')
+			p++;
+		if (*p)
+			return FILES_RANGE_NONE;
+		if (b == 0 || size == 0)
+			return FILES_RANGE_UNSATISFIABLE;
+		if (b > size)
+			b = size;
+		*start = size - b;
+		*len = b;
+		return FILES_RANGE_OK;
+	}
+	if (!parse_u64(&p, &a) || *p++ != '-')
+		return FILES_RANGE_NONE;
+	bool open_end = !(*p >= '0' && *p <= '9');
+	if (!open_end && !parse_u64(&p, &b))
+		return FILES_RANGE_NONE;
+	while (*p == ' ')
+		p++;
+	if (*p || (!open_end && b < a))
+		return FILES_RANGE_NONE;
+	if (a >= size)
+		return FILES_RANGE_UNSATISFIABLE;
+	if (open_end || b >= size)
+		b = size - 1;
+	*start = a;
+	*len = b - a + 1;
+	return FILES_RANGE_OK;
+}
+
+bool files_if_range(const char *if_range, const char *etag, const char *last_modified)
+{
+	if (!if_range)
+		return true;
+	if (if_range[0] == '"' || (if_range[0] == 'W' && if_range[1] == '/'))
+		return !strcmp(if_range, etag); /* strong comparison: a weak tag never matches */
+	return last_modified && !strcmp(if_range, last_modified);
 }

@@ -54,4 +54,17 @@ void files_etag(uint64_t size, time_t mtime, long mtime_nsec, char out[FILES_ETA
 bool files_not_modified(const char *if_none_match, const char *if_modified_since, const char *etag,
                         time_t mtime);
 
+enum files_range { FILES_RANGE_NONE = 0, FILES_RANGE_OK, FILES_RANGE_UNSATISFIABLE };
+
+/* RFC 9110 section 14: a single "bytes=" range against a representation of
+ * size bytes.  Returns FILES_RANGE_OK with [*start, *start + *len), or
+ * UNSATISFIABLE (answer 416), or NONE when the header is absent, malformed or
+ * asks for several ranges (then the whole file is sent, which RFC 9110 allows). */
+enum files_range files_range(const char *range, uint64_t size, uint64_t *start, uint64_t *len);
+
+/* If-Range (RFC 9110 section 13.1.5): true if the Range header may be used --
+ * no If-Range, or it equals the strong etag, or it is exactly the
+ * Last-Modified date. */
+bool files_if_range(const char *if_range, const char *etag, const char *last_modified);
+
 #endif

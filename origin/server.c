@@ -255,7 +255,7 @@ static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, c
 	snprintf(rpath, sizeof rpath, "%s%s", norm, norm[nl - 1] == '/' ? site->index : "");
 	const struct rule *rule = rules_match(site->rules, rpath);
 
-	char etag[FILES_ETAG_LEN], lm[HTTPDATE_LEN];
+	char etag[FILES_ETAG_LEN], lm[HTTPDATE_LEN], crange[96];
 	files_etag(fe.size, fe.mtime, fe.mtime_nsec, etag);
 	httpdate_format(fe.mtime, lm);
 
@@ -268,19 +268,42 @@ static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, c
 		status = 304;
 		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 	} else {
-		status = 200;
-		/* MHD owns the fd from here (sendfile, closed with the response).
-		 * For HEAD it sends the headers and Content-Length only. */
-		r = MHD_create_response_from_fd64(fe.size, fe.fd);
-		if (!r)
+		uint64_t off = 0, len = fe.size;
+		enum files_range rr = FILES_RANGE_NONE;
+		if (files_if_range(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE), etag,
+		                   lm))
+			rr = files_range(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE),
+			                 fe.size, &off, &len);
+		if (rr == FILES_RANGE_UNSATISFIABLE) {
 			close(fe.fd);
-		else if (!head)
-			s->body_bytes += fe.size;
+			status = 416;
+			r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+			if (r) {
+				snprintf(crange, sizeof crange, "bytes */%llu", (unsigned long long)fe.size);
+				MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, crange);
+			}
+		} else {
+			status = rr == FILES_RANGE_OK ? 206 : 200;
+			/* MHD owns the fd from here (sendfile, closed with the response).
+			 * For HEAD it sends the headers and Content-Length only. */
+			r = MHD_create_response_from_fd_at_offset64(len, fe.fd, off);
+			if (!r)
+				close(fe.fd);
+			else if (!head)
+				s->body_bytes += len;
+			if (r && status == 206) {
+				snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)off,
+				         (unsigned long long)(off + len - 1), (unsigned long long)fe.size);
+				MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, crange);
+			}
+		}
 	}
 	if (!r)
 		return MHD_NO;
-	if (status == 200)
+	if (status == 200 || status == 206) {
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, mime_type(fe.path));
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_LAST_MODIFIED, lm);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, rule->cache_control);

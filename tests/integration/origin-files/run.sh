@@ -103,6 +103,21 @@ curl -s -D "$T_DIR/h304" -o /dev/null -H "If-None-Match: $ETAG" "$URL/"
 t_eq "304 carries the ETag" "$ETAG" "$(hdr ETag <"$T_DIR/h304")"
 t_eq "304 carries Cache-Control" "public, max-age=60" "$(hdr Cache-Control <"$T_DIR/h304")"
 
+# ---- ranges
+curl -s -D "$T_DIR/r1" -o "$T_DIR/r1b" -r 100-199 "$URL/big.bin"
+t_eq "Range -> 206" 206 "$(head -1 "$T_DIR/r1" | cut -d' ' -f2)"
+t_eq "206 Content-Range" "bytes 100-199/200000" "$(hdr Content-Range <"$T_DIR/r1")"
+t_check "206 body is the requested slice" bash -c "cmp -s '$T_DIR/r1b' <(tail -c +101 '$ROOT/big.bin' | head -c 100)"
+t_eq "suffix range: last 7 bytes" 7 "$(curl -s -r -7 "$URL/big.bin" | wc -c)"
+curl -s -D "$T_DIR/r2" -o /dev/null -r 300000- "$URL/big.bin"
+t_eq "unsatisfiable range -> 416" 416 "$(head -1 "$T_DIR/r2" | cut -d' ' -f2)"
+t_eq "416 Content-Range" "bytes */200000" "$(hdr Content-Range <"$T_DIR/r2")"
+BETAG=$(curl -s -I "$URL/big.bin" | hdr ETag)
+t_eq "If-Range with the current ETag -> 206" 206 "$(curl -s -o /dev/null -w '%{http_code}' -r 0-9 -H "If-Range: $BETAG" "$URL/big.bin")"
+t_eq "If-Range with another ETag -> 200 full" "200 200000" "$(curl -s -o /dev/null -w '%{http_code} %{size_download}' -r 0-9 -H 'If-Range: "old"' "$URL/big.bin")"
+t_eq "several ranges -> 200 full" "200 200000" "$(curl -s -o /dev/null -w '%{http_code} %{size_download}' -r 0-9,20-29 "$URL/big.bin")"
+t_check "200 advertises Accept-Ranges" bash -c "curl -s -I '$URL/big.bin' | grep -qi '^Accept-Ranges: bytes'"
+
 # ---- traversal and hidden files
 for p in '/../secret.txt' '/../../../../etc/passwd' '/%2e%2e/secret.txt' '/%2E%2E%2Fsecret.txt' \
          '/css/..%2f..%2fsecret.txt' '/dir/%2e%2e/%2e%2e/secret.txt' '/..%5csecret.txt'; do

@@ -161,6 +161,43 @@ static void test_not_modified(void **state)
 	assert_false(files_not_modified("\"other\"", d_later, et, mt));
 }
 
+static void test_range(void **state)
+{
+	uint64_t st, len;
+	assert_int_equal(files_range(NULL, 100, &st, &len), FILES_RANGE_NONE);
+	assert_int_equal(files_range("bytes=0-9", 100, &st, &len), FILES_RANGE_OK);
+	assert_int_equal(st, 0);
+	assert_int_equal(len, 10);
+	assert_int_equal(files_range("bytes=90-", 100, &st, &len), FILES_RANGE_OK);
+	assert_int_equal(st, 90);
+	assert_int_equal(len, 10);
+	assert_int_equal(files_range("bytes=90-1000", 100, &st, &len), FILES_RANGE_OK); /* clamped */
+	assert_int_equal(len, 10);
+	assert_int_equal(files_range("bytes=-5", 100, &st, &len), FILES_RANGE_OK);       /* suffix */
+	assert_int_equal(st, 95);
+	assert_int_equal(len, 5);
+	assert_int_equal(files_range("bytes=-500", 100, &st, &len), FILES_RANGE_OK);
+	assert_int_equal(st, 0);
+	assert_int_equal(len, 100);
+	assert_int_equal(files_range("bytes=100-", 100, &st, &len), FILES_RANGE_UNSATISFIABLE);
+	assert_int_equal(files_range("bytes=-0", 100, &st, &len), FILES_RANGE_UNSATISFIABLE);
+	assert_int_equal(files_range("bytes=0-", 0, &st, &len), FILES_RANGE_UNSATISFIABLE);
+	/* ignored: malformed, reversed, other units, several ranges */
+	assert_int_equal(files_range("bytes=9-0", 100, &st, &len), FILES_RANGE_NONE);
+	assert_int_equal(files_range("bytes=a-b", 100, &st, &len), FILES_RANGE_NONE);
+	assert_int_equal(files_range("bytes=0-1x", 100, &st, &len), FILES_RANGE_NONE);
+	assert_int_equal(files_range("items=0-1", 100, &st, &len), FILES_RANGE_NONE);
+	assert_int_equal(files_range("bytes=0-1,5-6", 100, &st, &len), FILES_RANGE_NONE);
+	assert_int_equal(files_range("bytes=99999999999999999999999-", 100, &st, &len), FILES_RANGE_NONE);
+
+	assert_true(files_if_range(NULL, "\"e\"", "Mon, 01 Jan 2024 00:00:00 GMT"));
+	assert_true(files_if_range("\"e\"", "\"e\"", NULL));
+	assert_false(files_if_range("\"x\"", "\"e\"", NULL));
+	assert_false(files_if_range("W/\"e\"", "\"e\"", NULL)); /* weak never matches */
+	assert_true(files_if_range("Mon, 01 Jan 2024 00:00:00 GMT", "\"e\"", "Mon, 01 Jan 2024 00:00:00 GMT"));
+	assert_false(files_if_range("Tue, 02 Jan 2024 00:00:00 GMT", "\"e\"", "Mon, 01 Jan 2024 00:00:00 GMT"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -168,6 +205,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open, setup, teardown),
 		cmocka_unit_test(test_etag),
 		cmocka_unit_test(test_not_modified),
+		cmocka_unit_test(test_range),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
