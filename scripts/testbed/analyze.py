@@ -321,10 +321,17 @@ def failover(run):
     else:
         stop = min((answered_at(r) for r in down), default=None)
     failover_ms = (stop - tk) if stop is not None else None
-    failed_window = [r for r in rows if tk <= int(r["epoch_ms"]) and (stop is None or int(r["epoch_ms"]) <= stop)]
+    # A request belongs to the outage if it was still running at the kill (it
+    # ends after it) and started before the restart.
+    def ended_at(r):
+        return int(r["epoch_ms"]) + max(0.0, float(r["dns_ms"])) + max(0.0, float(r["total_ms"]))
+
+    def in_outage(r):
+        return ended_at(r) >= tk and int(r["epoch_ms"]) < tr
+
     failed = [r for r in rows if r["status"] != "200"]
-    failed_during = [r for r in failed if tk <= int(r["epoch_ms"]) < tr]
-    failed_other = [r for r in failed if not (tk <= int(r["epoch_ms"]) < tr)]
+    failed_during = [r for r in failed if in_outage(r)]
+    failed_other = [r for r in failed if not in_outage(r)]
     victim_after_stop = [r for r in to_victim if stop is not None and answered_at(r) > stop]
     back = [int(r["epoch_ms"]) for r in rows if int(r["epoch_ms"]) >= tr and r["edge"] == vip and r["status"] == "200"]
     return_ms = (min(back) - tr) if back else None
@@ -386,7 +393,7 @@ configured bound = interval x fall + 1 s = {bound} ms.
 |---|---|
 | requests served by {victim} before the kill | {served_before} |
 | time until DNS stopped sending clients to it | **{fmt(failover_ms, 0)} ms** (bound {bound} ms: {"within" if ok else "EXCEEDED"}) |
-| requests that failed while it was down | {len(failed_during)} ({", ".join(f"{c}: {n}" for c, n in sorted(by_client.items())) or "none"}) |
+| requests that failed while it was down (in flight at the kill or started before the restart) | {len(failed_during)} ({", ".join(f"{c}: {n}" for c, n in sorted(by_client.items())) or "none"}) |
 | failed requests outside that window | {len(failed_other)} |
 | answers naming it after failover, before restart | {len(victim_after_stop)} |
 | time to return after restart | {fmt(return_ms, 0)} ms (start-up + {p["health_rise"]} good checks) |
