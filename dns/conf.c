@@ -174,8 +174,8 @@ int dns_conf_load(const char *path, struct dns_conf *c, char *err, size_t errlen
 		snprintf(err, errlen, "%s: log_level '%s' is not error, warn, info or debug", path, c->log_level);
 		goto fail;
 	}
-	if (c->n_listen == 0) {
-		snprintf(err, errlen, "%s: 'listen' needs at least one address", path);
+	if (c->n_listen == 0 || c->n_listen > 16) {
+		snprintf(err, errlen, "%s: 'listen' needs 1 to 16 addresses", path);
 		goto fail;
 	}
 	for (size_t i = 0; i < c->n_listen; i++) {

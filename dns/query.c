@@ -677,7 +677,7 @@ int query_explain(const struct view *v, const char *name, const char *address, u
 	}
 	/* Build a real query for name and run it, so the zone walk is the same. */
 	uint8_t pkt[300], out[4096];
-	size_t o = 12, nl = strlen(name);
+	size_t o = 12;
 	memset(pkt, 0, 12);
 	pkt[5] = 1;
 	const char *p = name;
@@ -693,7 +693,6 @@ int query_explain(const struct view *v, const char *name, const char *address, u
 		o += l;
 		p += l + (dot ? 1 : 0);
 	}
-	(void)nl;
 	pkt[o++] = 0;
 	wr16(pkt + o, DNS_T_A);
 	wr16(pkt + o + 2, 1);
@@ -705,7 +704,6 @@ int query_explain(const struct view *v, const char *name, const char *address, u
 	struct query_env env = { v, NULL, *rng };
 	size_t n = query_process(&env, pkt, o, (const struct sockaddr *)&ad.ss, true, out, sizeof out);
 	*rng = env.rng;
-	int fam = ad.ss.ss_family;
 	struct geo_loc loc;
 	locate(v, &q, (const struct sockaddr *)&ad.ss, &loc, NULL, NULL);
 	buf_puts(b, "{\"name\":");
@@ -749,7 +747,6 @@ int query_explain(const struct view *v, const char *name, const char *address, u
 	}
 	buf_puts(b, ",\"choice\":");
 	choice_explain_json(v->snap->es, v->choice, &loc, AF_INET, picked, np, b);
-	(void)fam;
 	buf_puts(b, "}");
 	return 0;
 }

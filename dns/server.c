@@ -154,12 +154,11 @@ static void *udp_main(void *arg)
 		qsbr_leave(w->slot);
 		for (int sent = 0; sent < nr;) {
 			int m = sendmmsg(fd, rep + sent, (unsigned)(nr - sent), 0);
-			if (m <= 0) {
-				if (m < 0 && errno == EINTR)
-					continue;
-				break; /* a full socket buffer loses these replies; the client retries */
-			}
-			sent += m;
+			if (m < 0 && errno == EINTR)
+				continue;
+			/* sendmmsg stops at the first reply that fails (full buffer, bad
+			 * address): lose that one (the client retries) and go on. */
+			sent += m > 0 ? m : 1;
 		}
 	}
 	return NULL;

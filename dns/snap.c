@@ -36,17 +36,18 @@ struct snapshot *snapshot_load(const char *config_path, char *err, size_t errlen
 	}
 	for (size_t d = 0; d < s->conf.n_dynamic; d++) {
 		/* The dynamic name goes into the deepest zone containing it. */
-		char why[300];
 		struct zone *best = NULL;
-		for (size_t i = 0; i < s->nzones; i++) {
-			char tmp[1100];
-			(void)tmp;
-			if (zone_add_dynamic(s->zones[i], s->conf.dynamic[d], why, sizeof why) == 0) {
+		for (size_t i = 0; i < s->nzones; i++)
+			if (zone_contains_text(s->zones[i], s->conf.dynamic[d]) &&
+			    (!best || s->zones[i]->apex_len > best->apex_len))
 				best = s->zones[i];
-				break;
-			}
-		}
+		char why[300];
 		if (!best) {
+			snprintf(err, errlen, "%s: dynamic name '%s' is in no configured zone", config_path,
+			         s->conf.dynamic[d]);
+			goto fail;
+		}
+		if (zone_add_dynamic(best, s->conf.dynamic[d], why, sizeof why) < 0) {
 			snprintf(err, errlen, "%s: %s", config_path, why);
 			goto fail;
 		}

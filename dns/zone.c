@@ -65,6 +65,23 @@ int zone_contains(const struct zone *z, const uint8_t *name, size_t len)
 	return len - off == z->apex_len && memcmp(name + off, z->apex, z->apex_len) == 0;
 }
 
+int zone_contains_text(const struct zone *z, const char *name)
+{
+	ldns_rdf *d = NULL;
+	if (ldns_str2rdf_dname(&d, name) != LDNS_STATUS_OK || !d)
+		return 0;
+	uint8_t w[256];
+	size_t len = ldns_rdf_size(d);
+	int in = 0;
+	if (len <= 255) {
+		memcpy(w, ldns_rdf_data(d), len);
+		name_lower(w, len);
+		in = zone_contains(z, w, len);
+	}
+	ldns_rdf_deep_free(d);
+	return in;
+}
+
 struct znode *zone_find(const struct zone *z, const uint8_t *name, size_t len)
 {
 	struct znode *n = z->buckets[name_hash(name, len) & (z->nbuckets - 1)];

@@ -64,6 +64,8 @@ void zone_free(struct zone *z);
  * it if needed.  Returns 0, or -1 with a reason (outside the zone, CNAME). */
 int zone_add_dynamic(struct zone *z, const char *name, char *err, size_t errlen);
 
+/* True if the text name (e.g. "www.cdn.test.") is at or below the apex. */
+int zone_contains_text(const struct zone *z, const char *name);
 /* True if the lowercased wire name (len bytes) is at or below the apex. */
 int zone_contains(const struct zone *z, const uint8_t *name, size_t len);
 /* Exact lookup of a lowercased wire name; NULL if absent. */

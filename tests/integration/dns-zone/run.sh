@@ -111,6 +111,10 @@ printf 'listen = [ "127.0.0.1:1" ];\nbogus_key = 1;\n' > "$T_DIR/bad3.conf"
 OUT=$("$BIN/minicdn-dns" -t -c "$T_DIR/bad3.conf" 2>&1); RC=$?
 t_check "unknown config key: non-zero exit" test $RC -ne 0
 t_check "unknown config key rejected with file:line" has 'bad3.conf:2' "$OUT"
+sed 's/"www.cdn.test.", /"www.other.test.", /' "$T_DIR/dns.conf" > "$T_DIR/bad4.conf"
+OUT=$("$BIN/minicdn-dns" -t -c "$T_DIR/bad4.conf" 2>&1); RC=$?
+t_check "dynamic name outside every zone: non-zero exit" test $RC -ne 0
+t_check "dynamic name outside every zone: named in the error" has "www.other.test.' is in no configured zone" "$OUT"
 t_check "--help prints the config reference" bash -c "'$BIN/minicdn-dns' --help | grep -q 'health.load_threshold'"
 t_check "--version" bash -c "'$BIN/minicdn-dns' --version | grep -q minicdn-dns"
 
