@@ -149,6 +149,14 @@ t_eq "directory with slash serves its index" "in dir" "$(curl -s "$URL/dir/")"
 t_eq "control API absent without control_secret" 404 \
 	"$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer x' "$URL/.minicdn/push")"
 
+# ---- oversized request line / headers are refused by MHD; nothing leaks or stays counted
+code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/$(head -c 40000 /dev/zero | tr '\0' a)")
+t_check "40 kB request line refused ($code)" bash -c "[ '$code' -ge 400 ] || [ '$code' = 000 ]"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 40000 /dev/zero | tr '\0' b)" "$URL/")
+t_check "40 kB header refused ($code)" bash -c "[ '$code' -ge 400 ] || [ '$code' = 000 ]"
+printf 'GARBAGE\r\n\r\n' | curl -s -o /dev/null --max-time 2 telnet://127.0.0.1:$PORT 2>/dev/null
+t_eq "no request left counted in flight" 0 "$(curl -s "$URL/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["inflight"])')"
+
 # ---- health and metrics
 curl -s "$URL/healthz" >"$T_DIR/hz"
 t_check "healthz JSON fields" python3 -c "
