@@ -81,7 +81,9 @@ void http_add_cache_status(struct edge_req *r, struct MHD_Response *resp, bool h
 		n += snprintf(cs + n, sizeof cs - (size_t)n, "; stored");
 	if (ttl != LONG_MIN)
 		n += snprintf(cs + n, sizeof cs - (size_t)n, "; ttl=%ld", ttl);
-	if (detail)
+	if (detail && !strcmp(detail, "collapsed"))
+		snprintf(cs + n, sizeof cs - (size_t)n, "; collapsed");
+	else if (detail)
 		snprintf(cs + n, sizeof cs - (size_t)n, "; detail=%s", detail);
 	MHD_add_response_header(resp, "Cache-Status", cs);
 	char via[160];

@@ -700,7 +700,8 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 		MHD_add_response_header(resp, "Age", agebuf);
 	}
 	long ttl = x->store ? (long)x->fo.lifetime : LONG_MIN;
-	http_add_cache_status(r, resp, false, r->fwd, status, x->store, ttl, NULL);
+	http_add_cache_status(r, resp, false, r->fwd, status, x->store, ttl,
+	                      r->leader ? NULL : "collapsed");
 	enum MHD_Result ret = MHD_queue_response(r->conn, out_status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -805,9 +806,11 @@ enum MHD_Result proxy_resume(struct edge_req *r)
 			}
 		}
 	}
+	/* The stream registers its own waiter before ours goes, or a discard
+	 * fetch would drop bytes no one has read yet. */
 	fetch_ref(f);
-	detach(r);
 	ret = serve_stream(r, f, x);
+	detach(r);
 	fetch_unref(f);
 	return ret;
 }

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# edge-store: persistence across restart and kill -9, integrity, LRU eviction
+# with a small map, purge API (URL, prefix, tag) with authentication.
+. "$(dirname "$0")/../../lib.sh"
+t_init edge-store
+. "$T_ROOT/tests/integration/edge-common.sh"
+EDGE_MAP=4M EDGE_MAXOBJ=256K edge_setup
+
+# --- restart: entries survive, served as hits without the origin
+for i in 1 2 3; do oset "{\"path\":\"/p$i\",\"headers\":{\"Cache-Control\":\"max-age=300\"},\"size\":$((i * 10000))}"; get /p$i; cp "$T_DIR/b" "$T_DIR/p$i"; done
+t_stop edge
+edge_start
+for i in 1 2 3; do
+	get /p$i
+	t_check "after restart: /p$i is a hit" cs_has "; hit"
+	t_check "after restart: /p$i bytes identical" cmp -s "$T_DIR/b" "$T_DIR/p$i"
+done
+t_eq "after restart: origin saw each object once" "1 1 1" "$(ocount /p1) $(ocount /p2) $(ocount /p3)"
+
+# --- kill -9 during a stream of stores: what is served later is whole
+for i in $(seq 1 40); do oset "{\"path\":\"/k$i\",\"headers\":{\"Cache-Control\":\"max-age=300\"},\"size\":$((20000 + i))}"; done
+( for i in $(seq 1 40); do curl -s -o /dev/null "$E/k$i"; done ) &
+loader=$!
+sleep 0.3
+t_kill9 edge
+wait $loader 2>/dev/null
+edge_start
+bad=0; hits=0
+for i in $(seq 1 40); do
+	get /k$i
+	n=$(stat -c %s "$T_DIR/b")
+	[ "$n" -eq $((20000 + i)) ] || bad=$((bad + 1))
+	cs_has "; hit" && hits=$((hits + 1))
+done
+t_eq "after kill -9: every object whole (hit or refetched)" 0 "$bad"
+t_check "after kill -9: some entries survived ($hits hits)" test "$hits" -ge 1
+get /p2
+t_check "after kill -9: older entry still a hit" cs_has "; hit"
+
+# --- eviction: a 4 MiB map, 12 MiB of objects: never an error, old ones evicted
+fails=0
+for i in $(seq 1 60); do
+	oset "{\"path\":\"/ev$i\",\"headers\":{\"Cache-Control\":\"max-age=300\"},\"size\":200000}"
+	code=$(curl -s -o /dev/null -w '%{http_code}' "$E/ev$i")
+	[ "$code" = 200 ] || fails=$((fails + 1))
+done
+t_eq "small map: no request failed while filling 3x the map" 0 "$fails"
+get /ev60
+t_check "small map: newest object is a hit" cs_has "; hit"
+get /ev1
+t_check "small map: oldest object was evicted" cs_has "uri-miss"
+t_check "metrics count evictions" sh -c "curl -s $E/metrics | grep -E '^minicdn_edge_evicted_total [1-9]'"
+# LRU, not FIFO: an old object touched recently survives newer fills.
+oset '{"path":"/hot","headers":{"Cache-Control":"max-age=300"},"size":100000}'
+get /hot
+for i in $(seq 1 30); do curl -s -o /dev/null "$E/hot"; sleep 0.05; [ $((i % 10)) -eq 0 ] && sleep 1.1; done
+sleep 1.2
+for i in $(seq 61 75); do
+	oset "{\"path\":\"/ev$i\",\"headers\":{\"Cache-Control\":\"max-age=300\"},\"size\":200000}"
+	curl -s -o /dev/null "$E/ev$i"
+done
+t_check "eviction keeps entries within the map: healthz answers" t_wait_http "$E/healthz" 2
+
+# --- purge API
+AUTH='Authorization: Bearer test-secret'
+for p in /s/a /s/b /t/c; do oset "{\"path\":\"$p\",\"headers\":{\"Cache-Control\":\"max-age=300\",\"Surrogate-Key\":\"grp-$(basename $(dirname $p)) all\"},\"body\":\"$p\"}"; get $p; done
+oset '{"path":"/tag2","headers":{"Cache-Control":"max-age=300","Cache-Tag":"ct1,ct2"},"body":"t"}'
+get /tag2
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"url":"x"}' "$E/.minicdn/purge")
+t_eq "purge without secret: 401" 401 "$code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer wrong' -X POST -d '{"url":"x"}' "$E/.minicdn/purge")
+t_eq "purge with a wrong secret: 401" 401 "$code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" -X POST -d '{"nope":1}' "$E/.minicdn/purge")
+t_eq "purge with a bad body: 400" 400 "$code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" -X POST -d 'not json' "$E/.minicdn/purge")
+t_eq "purge with invalid JSON: 400" 400 "$code"
+r=$(curl -s -H "$AUTH" -X POST -d "{\"url\":\"http://127.0.0.1:$EPORT/s/./a\"}" "$E/.minicdn/purge")
+t_eq "purge by URL (normalised): 1 entry" '{"purged":1}' "$r"
+get /s/a
+t_check "purged URL is a miss" cs_has "uri-miss"
+get /s/b
+t_check "other URL untouched" cs_has "; hit"
+r=$(curl -s -H "$AUTH" -X POST -d '{"prefix":"/s/"}' "$E/.minicdn/purge")
+t_eq "purge by path prefix: 2 entries" '{"purged":2}' "$r"
+get /s/b
+t_check "prefix-purged URL is a miss" cs_has "uri-miss"
+r=$(curl -s -H "$AUTH" -X POST -d '{"tag":"grp-t"}' "$E/.minicdn/purge")
+t_eq "purge by Surrogate-Key: 1 entry" '{"purged":1}' "$r"
+get /t/c
+t_check "tag-purged URL is a miss" cs_has "uri-miss"
+r=$(curl -s -H "$AUTH" -X POST -d '{"tag":"ct2"}' "$E/.minicdn/purge")
+t_eq "purge by Cache-Tag: 1 entry" '{"purged":1}' "$r"
+for p in /q/1 /q/2 /qq; do get $p; done
+r=$(curl -s -H "$AUTH" -X POST -d "{\"prefix\":\"http://127.0.0.1:$EPORT/q/\"}" "$E/.minicdn/purge")
+t_eq "purge by absolute prefix: the 2 /q/ objects" '{"purged":2}' "$r"
+get /qq
+t_check "absolute prefix purge left /qq" cs_has "; hit"
+t_eq "origin requests for /s/a: 2 (before and after purge)" 2 "$(ocount /s/a)"
+
+# --- SIGTERM with a request in flight: it finishes, then the edge exits cleanly
+oset '{"path":"/slow","headers":{"Cache-Control":"max-age=300"},"body":"slow","delay":1.0}'
+( curl -s -o "$T_DIR/slow" "$E/slow" ) &
+cpid=$!
+sleep 0.3
+kill -TERM "$(t_pid edge)"
+wait $cpid
+t_eq "in-flight request finished during SIGTERM" slow "$(cat "$T_DIR/slow")"
+t_stop edge
+t_check "edge logged a clean stop" grep -q "stopped" "$T_DIR/edge.log"
+edge_start
+get /slow
+t_check "response fetched during shutdown was stored" cs_has "; hit"
+
+t_done
