@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# edge-ctl-purge: `minicdnctl purge` fans out to every edge, reports per edge,
+# and exits non-zero unless every edge purged.
+. "$(dirname "$0")/../../lib.sh"
+t_init edge-ctl-purge
+. "$T_ROOT/tests/integration/edge-common.sh"
+edge_setup
+E1=$E
+# A second edge on the same origin.
+EPORT2=$(t_free_port)
+sed -e "s/127.0.0.1:$EPORT/127.0.0.1:$EPORT2/" -e "s|$T_DIR/cache|$T_DIR/cache2|" -e 's/edge-test/edge-two/' "$T_DIR/edge.conf" >"$T_DIR/edge2.conf"
+t_start edge2 "$BIN/minicdn-edge" -c "$T_DIR/edge2.conf"
+t_wait_http "http://127.0.0.1:$EPORT2/healthz" 10
+E2=http://127.0.0.1:$EPORT2
+DEAD=$(t_free_port)
+
+ctlconf() { # $1: include the dead edge
+	cat >"$T_DIR/ctl.conf" <<EOC
+control_secret = "test-secret";
+origin = "$O";
+timeout = "2s";
+nodes = (
+  { name = "e1"; role = "edge"; url = "$E1"; },
+  { name = "e2"; role = "edge"; url = "$E2"; }$( [ "$1" = dead ] && printf ',\n  { name = "e3"; role = "edge"; url = "http://127.0.0.1:%s"; }' "$DEAD")
+);
+EOC
+}
+outhas() { grep -Eq "$1" <<<"$out"; }
+fill() { for e in "$E1" "$E2"; do for p in /img/a /img/b /doc; do curl -s -o /dev/null "$e$p"; done; done; }
+oset '{"path":"/img/a","headers":{"Cache-Control":"max-age=300","Surrogate-Key":"pics"},"body":"a"}'
+oset '{"path":"/img/b","headers":{"Cache-Control":"max-age=300","Surrogate-Key":"pics"},"body":"b"}'
+oset '{"path":"/doc","headers":{"Cache-Control":"max-age=300"},"body":"d"}'
+fill
+ctlconf
+out=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge "http://127.0.0.1:$EPORT/img/a" 2>&1); rc=$?
+t_eq "purge URL: exit 0" 0 "$rc"
+t_check "purge URL: e1 reported 1" outhas '^e1 +ok +1' 
+t_check "purge URL: e2 reported 0 (other host key)" outhas '^e2 +ok +0' 
+out=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --tag pics 2>&1); rc=$?
+t_eq "purge tag: exit 0" 0 "$rc"
+t_check "purge tag: e2 purged both tagged objects" outhas '^e2 +ok +2' 
+curl -s -D "$T_DIR/h" -o /dev/null "$E2/img/b"
+t_check "tag-purged object is a miss on e2" cs_has "uri-miss"
+curl -s -D "$T_DIR/h" -o /dev/null "$E2/doc"
+t_check "untagged object still a hit on e2" cs_has "; hit"
+out=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --prefix / 2>&1); rc=$?
+t_eq "purge prefix /: exit 0" 0 "$rc"
+t_check "purge prefix: e1 purged what it had left (1)" outhas '^e1 +ok +1' 
+ctlconf dead
+out=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --prefix / 2>&1); rc=$?
+t_eq "one edge unreachable: exit 1" 1 "$rc"
+t_check "unreachable edge reported" outhas '^e3 +FAILED.*unreachable' 
+t_check "reachable edges still reported ok" outhas '^e1 +ok' 
+sed -i 's/test-secret/wrong/' "$T_DIR/ctl.conf"
+out=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --tag pics 2>&1); rc=$?
+t_eq "wrong secret: exit 1" 1 "$rc"
+t_check "wrong secret: HTTP 401 reported" outhas 'HTTP 401' 
+"$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge >/dev/null 2>&1; rc=$?
+t_eq "no argument: usage, exit 2" 2 "$rc"
+"$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge /relative >/dev/null 2>&1; rc=$?
+t_eq "relative URL: exit 2" 2 "$rc"
+t_done
