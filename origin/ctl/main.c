@@ -27,6 +27,7 @@
 	X(unpush,   "[--json] NAME",                "remove a bundle from every edge") \
 	X(explain,  "[--json] NAME ADDRESS",        "which edge(s) the DNS server answers NAME with for a client at ADDRESS, and why") \
 	X(reload,   "",                             "make every DNS node reload config, zones and map (old data kept on error)") \
+	X(purge,    "[--json] URL|--prefix P|--tag T", "purge cached objects on every edge (exit 1 unless all edges purged)") \
 
 #define X_DECL(n, a, h) int cmd_##n(struct ctl *ctl, int argc, char **argv);
 CTL_COMMANDS(X_DECL)
