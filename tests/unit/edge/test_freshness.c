@@ -1,0 +1,210 @@
+/* test_freshness.c -- RFC 9111 / 9213 arithmetic: storability, lifetime, age */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "edge/freshness.h"
+
+#define NOW 1700000000
+#define D_NOW "Tue, 14 Nov 2023 22:13:20 GMT" /* == NOW */
+
+static struct fresh_in base(void)
+{
+	struct fresh_in in;
+	memset(&in, 0, sizeof in);
+	in.status = 200;
+	in.method = "GET";
+	in.date = D_NOW;
+	in.request_time = NOW;
+	in.response_time = NOW;
+	in.heuristic_fraction = 0.1;
+	in.heuristic_max = 86400;
+	return in;
+}
+
+static void test_parse_cc(void **state)
+{
+	struct cc c;
+	freshness_parse_cc("public, max-age=60, s-maxage=\"120\", stale-while-revalidate=30, "
+	                   "stale-if-error=600, must-revalidate, x-unknown=1", &c);
+	assert_true(c.public_);
+	assert_int_equal(c.max_age, 60);
+	assert_int_equal(c.s_maxage, 120);
+	assert_int_equal(c.swr, 30);
+	assert_int_equal(c.sie, 600);
+	assert_true(c.must_revalidate);
+	assert_false(c.no_store);
+	freshness_parse_cc("MAX-AGE=abc, No-Store", &c);
+	assert_int_equal(c.max_age, 0); /* invalid max-age: treat as stale */
+	assert_true(c.no_store);
+	freshness_parse_cc("max-age=99999999999999", &c);
+	assert_int_equal(c.max_age, 2147483648LL); /* saturates */
+	freshness_parse_cc(NULL, &c);
+	assert_false(c.present);
+	assert_int_equal(c.max_age, -1);
+}
+
+static void test_precedence(void **state)
+{
+	struct fresh_out o;
+	struct fresh_in in = base();
+	in.cache_control = "max-age=10, s-maxage=20";
+	in.expires = "Tue, 14 Nov 2023 23:13:20 GMT";
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+	assert_int_equal(o.lifetime, 20);
+	assert_int_equal(o.source, FRESH_S_MAXAGE);
+	assert_true(o.must_revalidate); /* s-maxage implies proxy-revalidate */
+
+	in.cache_control = "max-age=10";
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.lifetime, 10);
+	assert_int_equal(o.source, FRESH_MAX_AGE);
+
+	in.cache_control = NULL;
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.lifetime, 3600);
+	assert_int_equal(o.source, FRESH_EXPIRES);
+
+	/* CDN-Cache-Control wins and Cache-Control/Expires are ignored. */
+	in.cache_control = "no-store";
+	in.cdn_cache_control = "max-age=300";
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+	assert_int_equal(o.lifetime, 300);
+	assert_int_equal(o.source, FRESH_CDN_CC);
+	in.cache_control = "max-age=300";
+	in.cdn_cache_control = "no-store";
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	/* An empty CDN-Cache-Control is not valid: Cache-Control applies. */
+	in.cdn_cache_control = "";
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+	assert_int_equal(o.lifetime, 300);
+}
+
+static void test_expires_edge_cases(void **state)
+{
+	struct fresh_out o;
+	struct fresh_in in = base();
+	in.expires = "0";
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+	assert_int_equal(o.lifetime, 0);
+	in.expires = "Tue, 14 Nov 2023 21:13:20 GMT"; /* before Date */
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.lifetime, 0);
+}
+
+static void test_heuristic(void **state)
+{
+	struct fresh_out o;
+	struct fresh_in in = base();
+	in.last_modified = "Tue, 14 Nov 2023 12:13:20 GMT"; /* 10 h before Date */
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+	assert_int_equal(o.source, FRESH_HEURISTIC);
+	assert_int_equal(o.lifetime, 3600); /* 10% of 10 h */
+	in.heuristic_max = 600;
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.lifetime, 600); /* capped */
+	in.status = 302; /* not heuristically cacheable */
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	in.status = 200;
+	in.last_modified = NULL;
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+}
+
+static void test_not_storable(void **state)
+{
+	struct fresh_out o;
+	struct fresh_in in = base();
+	in.cache_control = "max-age=60, private";
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	in.cache_control = "max-age=60";
+	in.vary = "Accept, *";
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	in.vary = "Accept";
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+	in.method = "POST";
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	in.method = "GET";
+	in.status = 206;
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	in.status = 200;
+	in.req_cache_control = "no-store";
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	in.req_cache_control = NULL;
+	/* Authorization: only with public, s-maxage or must-revalidate. */
+	in.req_authorization = true;
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	in.cache_control = "max-age=60, public";
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+	in.cache_control = "s-maxage=60";
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+	in.cache_control = "max-age=60, must-revalidate";
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+}
+
+static void test_no_cache_and_windows(void **state)
+{
+	struct fresh_out o;
+	struct fresh_in in = base();
+	in.cache_control = "no-cache";
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+	assert_true(o.no_cache);
+	in.cache_control = "max-age=5, stale-while-revalidate=30, stale-if-error=300";
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.swr, 30);
+	assert_int_equal(o.sie, 300);
+	assert_false(o.must_revalidate);
+}
+
+static void test_age(void **state)
+{
+	/* RFC 9111 4.2.3: corrected_initial_age = max(apparent_age, age_value + delay). */
+	assert_int_equal(freshness_age(NOW, 0, NOW, NOW, NOW), 0);
+	assert_int_equal(freshness_age(NOW, 0, NOW, NOW, NOW + 30), 30);
+	assert_int_equal(freshness_age(NOW, 100, NOW, NOW + 2, NOW + 2), 102); /* age + delay */
+	assert_int_equal(freshness_age(NOW - 50, 10, NOW, NOW, NOW), 50);     /* apparent age wins */
+	assert_int_equal(freshness_age(NOW + 50, 0, NOW, NOW, NOW + 5), 5);   /* clock skew: no negative */
+	struct fresh_out o;
+	struct fresh_in in = base();
+	in.cache_control = "max-age=60";
+	in.age = "25";
+	in.date = "garbage";
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.age_value, 25);
+	assert_int_equal(o.date, NOW); /* invalid Date: response time */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_cc),
+		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_expires_edge_cases),
+		cmocka_unit_test(test_heuristic),
+		cmocka_unit_test(test_not_storable),
+		cmocka_unit_test(test_no_cache_and_windows),
+		cmocka_unit_test(test_age),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
