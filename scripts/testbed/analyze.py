@@ -421,7 +421,9 @@ def warmup(run):
     for r in rows:
         if r["status"] != "200":
             continue
-        b = int((int(r["epoch_ms"]) - t0) / 1000 / bucket)
+        # the last requests start just before the end: keep them in the last
+        # full bucket rather than a nearly empty one of their own
+        b = min(int((int(r["epoch_ms"]) - t0) / 1000 / bucket), max(0, int(dur / bucket) - 1))
         buckets.setdefault(b, []).append(r)
     total = [r for r in rows if r["status"] == "200"]
     failed = len(rows) - len(total)
