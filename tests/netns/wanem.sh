@@ -27,7 +27,7 @@ rtt a c 20 0 30
 rtt b c 10
 local_rtt 1
 EOF
-"$TB" up --net-only --name "$NAME" --regions "$T_DIR/regions.conf" >"$T_DIR/up.log" 2>&1
+"$TB" up --net-only --wan wanem --name "$NAME" --regions "$T_DIR/regions.conf" >"$T_DIR/up.log" 2>&1
 t_check "network-only testbed up" test -d "/run/minicdn-testbed/$NAME"
 ip netns exec "$NAME-b-res" "$BIN/tbprobe" serve 10.77.2.53:9 & SRV_B=$!
 ip netns exec "$NAME-c-res" "$BIN/tbprobe" serve 10.77.3.53:9 & SRV_C=$!
