@@ -8,6 +8,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 PASS=0 FAIL=0 FAILED=()
+START=$SECONDS
 QUICK=0; [ "${1:-}" = --quick ] && QUICK=1
 
 count_tap() { # file name
@@ -47,9 +48,10 @@ run_scripts() { # label, bin dir, scripts...
 	for s in "$@"; do
 		[ -x "$s" ] || continue
 		out=$(mktemp)
-		echo "== $label $s"
-		MINICDN_BIN=$bin timeout 600 "$s" >"$out" 2>&1
+		local t0=$SECONDS
+		MINICDN_BIN=$bin timeout 300 "$s" >"$out" 2>&1
 		rc=$?
+		echo "== $label $s ($((SECONDS - t0)) s)"
 		grep -E '^(FAIL|PASS)' "$out" | grep -E '^FAIL' | head -20
 		count_lines "$out" "$label $s" $rc
 		[ $rc -ne 0 ] && tail -40 "$out"
@@ -72,5 +74,6 @@ fi
 
 echo
 for f in "${FAILED[@]+"${FAILED[@]}"}"; do echo "failed: $f"; done
+echo "tests took $((SECONDS - START)) s"
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
