@@ -12,11 +12,13 @@
 # and last `ratio gdnsd=R knot=R` (minicdn-dns's q_per_cpu_s over each peer's,
 # worst mix).  Also reports load time and memory of a 1M-prefix map.
 # Every server is started and stopped by PID; work files live in a temp dir.
-# BENCH_SECS (default 8) sets the length of each throughput run.
+# BENCH_SECS (default 5) sets the length of each throughput run, BENCH_ROUNDS
+# (default 3) how many interleaved rounds are run; medians are reported.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${MINICDN_BIN:-$ROOT/build/bin}
-SECS=${BENCH_SECS:-8}
+SECS=${BENCH_SECS:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
 # UDP threads for every server alike.  dnsperf takes one of the machine's two
 # cores, so one server thread is the efficient setting for all three; try
 # BENCH_WORKERS=2 to see the cost of cross-core wake-ups.
@@ -48,28 +50,31 @@ ECSNET=$(awk '$1 ~ /\/24$/ {print $1; exit}' "$W/map.txt")
 ECSHEX=$(python3 -c "import ipaddress,sys;n=ipaddress.ip_network(sys.argv[1]);print('0001%02x00' % n.prefixlen + n.network_address.packed[:3].hex())" "$ECSNET")
 for i in $(seq 1000); do echo "www.cdn.test A"; done > "$W/queries"
 
-declare -A QPS P99 QCPU
+declare -A QCPU
 
-# run_mix NAME PID PORT MIX(plain|ecs)
-run_mix() {
-	local name=$1 pid=$2 port=$3 mix=$4 ecs=() t0 t1 out done_q
+# measure NAME PID PORT MIX(plain|ecs): one throughput run + one p99 run; appends
+# "qps q_per_cpu_s p99_ms" to $W/res.NAME.MIX
+measure() {
+	local name=$1 pid=$2 port=$3 mix=$4 ecs=() t0 t1 out done_q qps qcpu p99 n
 	[ "$mix" = ecs ] && ecs=(-E "8:$ECSHEX")
-	# warm-up
-	dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l 1 -e "${ecs[@]}" >/dev/null 2>&1
+	dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l 1 -e "${ecs[@]}" >/dev/null 2>&1 # warm-up
 	t0=$(cpu_ticks "$pid")
 	out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l "$SECS" -c 8 -T 1 -q 500 -e "${ecs[@]}" 2>&1)
 	t1=$(cpu_ticks "$pid")
 	done_q=$(sed -n 's/.*Queries completed: *\([0-9]*\).*/\1/p' <<<"$out")
-	QPS[$name.$mix]=$(sed -n 's/.*Queries per second: *\([0-9]*\).*/\1/p' <<<"$out")
+	qps=$(sed -n 's/.*Queries per second: *\([0-9]*\).*/\1/p' <<<"$out")
 	local cpu=$(( t1 - t0 )); [ $cpu -lt 1 ] && cpu=1
-	QCPU[$name.$mix]=$(( done_q * TCK / cpu ))
-	# p99 at a fixed 20k qps
-	dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l 4 -Q 20000 -e -v "${ecs[@]}" 2>/dev/null |
+	qcpu=$(( ${done_q:-0} * TCK / cpu ))
+	# p99 at a fixed 20k qps, from dnsperf's per-query latencies
+	dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l 3 -Q 20000 -e -v "${ecs[@]}" 2>/dev/null |
 		awk '$1 == ">" {print $NF}' | sort -g > "$W/lat"
-	local n; n=$(wc -l < "$W/lat")
-	P99[$name.$mix]=$(awk -v n="$n" 'NR == int(n * 0.99) + 1 {printf "%.3f", $1 * 1000; exit}' "$W/lat")
-	echo "$name $mix qps=${QPS[$name.$mix]:-0} p99_ms=${P99[$name.$mix]:-nan} q_per_cpu_s=${QCPU[$name.$mix]}"
+	n=$(wc -l < "$W/lat")
+	p99=$(awk -v n="$n" 'NR == int(n * 0.99) + 1 {printf "%.3f", $1 * 1000; exit}' "$W/lat")
+	echo "${qps:-0} $qcpu ${p99:-nan}" >> "$W/res.$name.$mix"
 }
+
+# median of column $2 in file $1
+median() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 wait_udp() { for _ in $(seq 100); do dig +time=1 +tries=1 @127.0.0.1 -p "$1" www.cdn.test >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 
@@ -99,9 +104,7 @@ edges = ( { name = "edge-eu"; region = "eu"; address = "127.0.0.11"; },
 C
 "$BIN/minicdn-dns" -c "$W/dns.conf" 2>"$W/minicdn.log" & PID=$!; PIDS+=($PID)
 wait_udp "$P" || { echo "minicdn-dns did not start"; cat "$W/minicdn.log"; exit 1; }
-run_mix minicdn-dns "$PID" "$P" plain
-run_mix minicdn-dns "$PID" "$P" ecs
-kill "$PID"; wait "$PID" 2>/dev/null
+SERVERS=("minicdn-dns $PID $P")
 
 # ---------------- gdnsd ----------------
 if command -v gdnsd >/dev/null; then
@@ -125,12 +128,10 @@ www 20 DYNA geoip!www
 Z
 	gdnsd -c "$G" start >"$W/gdnsd.log" 2>&1 & PID=$!; PIDS+=($PID)
 	if wait_udp "$P"; then
-		run_mix gdnsd "$PID" "$P" plain
-		run_mix gdnsd "$PID" "$P" ecs
+		SERVERS+=("gdnsd $PID $P")
 	else
 		echo "gdnsd did not start:"; tail -5 "$W/gdnsd.log"
 	fi
-	kill "$PID"; wait "$PID" 2>/dev/null
 fi
 
 # ---------------- Knot ----------------
@@ -173,13 +174,31 @@ www 20 IN A 127.0.0.11
 Z
 	knotd -c "$K/knot.conf" >"$W/knot.log" 2>&1 & PID=$!; PIDS+=($PID)
 	if wait_udp "$P"; then
-		run_mix knot "$PID" "$P" plain
-		run_mix knot "$PID" "$P" ecs
+		SERVERS+=("knot $PID $P")
 	else
 		echo "knotd did not start:"; tail -5 "$W/knot.log"
 	fi
-	kill "$PID"; wait "$PID" 2>/dev/null
 fi
+
+# ---------------- measurements ----------------
+# The servers all run, idle, while one is measured.  Runs are interleaved over
+# BENCH_ROUNDS rounds and the median is reported, so a burst of unrelated load
+# on the machine hits one sample rather than one server.
+for round in $(seq "$ROUNDS"); do
+	for srv in "${SERVERS[@]}"; do
+		set -- $srv
+		for mix in plain ecs; do measure "$1" "$2" "$3" "$mix"; done
+	done
+done
+for srv in "${SERVERS[@]}"; do
+	set -- $srv
+	for mix in plain ecs; do
+		f=$W/res.$1.$mix
+		QCPU[$1.$mix]=$(median "$f" 2)
+		echo "$1 $mix qps=$(median "$f" 1) p99_ms=$(median "$f" 3) q_per_cpu_s=${QCPU[$1.$mix]}"
+	done
+done
+for srv in "${SERVERS[@]}"; do set -- $srv; kill "$2"; wait "$2" 2>/dev/null; done
 
 # ---------------- 1M-prefix map: load time and memory ----------------
 "$ROOT/scripts/gen-map" -n 1000000 --seed 2 > "$W/map.txt"
