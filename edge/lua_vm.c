@@ -846,3 +846,9 @@ const struct script_req *lua_vm_request(lua_State *L, const void *tbl)
 	struct lua_vm *vm = lua_vm_of(L);
 	return vm->in_call && vm->cur_req_tbl == tbl ? vm->cur_req : NULL;
 }
+
+const struct script_req *lua_vm_current_req(lua_State *L)
+{
+	struct lua_vm *vm = lua_vm_of(L);
+	return vm->in_call ? vm->cur_req : NULL;
+}

@@ -83,6 +83,8 @@ void **lua_vm_curl_slot(lua_State *L, void (**freefn)(void *));
 void lua_vm_set_curl_free(lua_State *L, void (*fn)(void *));
 /* The request being handled (NULL outside a call) and its table's identity. */
 const struct script_req *lua_vm_request(lua_State *L, const void *tbl);
+/* The request of the call running now (NULL outside a call). */
+const struct script_req *lua_vm_current_req(lua_State *L);
 /* Counts a subrequest; raises a Lua error when over the per-call limit. */
 void lua_vm_count_fetch(lua_State *L);
 

@@ -45,6 +45,8 @@ extern const struct cfg_key script_cfg_keys[];
 
 /* ---------- request and response as the dispatch hands them over ---------- */
 
+struct script_cache_ops;
+
 struct script_req {
 	const char *method;
 	const char *host;   /* Host header, may be NULL */
@@ -59,6 +61,30 @@ struct script_req {
 	void (*headers_each)(void *ctx, void (*cb)(void *arg, const char *name, const char *value),
 	                     void *arg);
 	void *ctx;
+	/* Cache subrequests (fetch{from = "cache"}); NULL: the dispatch has no cache
+	 * and such fetches go straight to the origin. */
+	const struct script_cache_ops *cache;
+};
+
+/* The edge cache as scripts' subrequests see it (implemented by the dispatch,
+ * edge/script_http.c, over edge/cache.h).  path is an origin-form "/p?q" on
+ * the request's own host, so subrequests share entries with clients' requests
+ * for the same URL.  hdr(cls, name) returns the subrequest's header values,
+ * used to select Vary variants. */
+struct script_cache_ops {
+	/* A fresh entry for path: returns 1 and fills *status, hdrs (packed
+	 * "name\0value\0", hop-by-hop and tag headers removed) and body (copied);
+	 * 0 on a miss or stale entry; -1 if the body is over max_body. */
+	int (*get)(void *ctx, const char *path, const char *(*hdr)(void *cls, const char *name),
+	           void *cls, size_t max_body, int *status, struct buf *hdrs, struct buf *body);
+	/* Stores an origin response to a GET subrequest if RFC 9111 and the
+	 * cache's limits allow (hdrs packed as above, as received).  Returns 1 if
+	 * stored, 0 if not storable or the store failed. */
+	int (*put)(void *ctx, const char *path, const char *(*hdr)(void *cls, const char *name),
+	           void *cls, int status, const struct buf *hdrs, const char *body, size_t body_len,
+	           int64_t request_time, int64_t response_time);
+	/* Host (normalised, with port if any) the subrequest is sent for. */
+	const char *(*host)(void *ctx);
 };
 
 struct script_hdr {

@@ -2,6 +2,9 @@
 #include "edge/script_http.h"
 #include "edge/cache.h"
 #include "edge/entry.h"
+#include "edge/freshness.h"
+#include "edge/proxy.h"
+#include "common/httpdate.h"
 #include "edge/script.h"
 #include "common/httpd.h"
 #include "common/log.h"
@@ -75,6 +78,141 @@ static bool store(struct edge_req *r, const struct script_resp *sr)
 	return rc == 0;
 }
 
+/* ---------- cache subrequests (fetch{from = "cache"}) ---------- */
+
+static int sub_key(struct edge_req *r, const char *path, struct buf *key)
+{
+	const struct edge_config *c = &r->edge->cfg;
+	return cachekey_build(path, r->host.data, c->query_rules, c->nquery_rules, key, NULL, NULL);
+}
+
+static int sub_get(void *ctx, const char *path, const char *(*hdr)(void *, const char *), void *cls,
+                   size_t max_body, int *status, struct buf *hdrs, struct buf *body)
+{
+	struct edge_req *r = ctx;
+	struct edge *e = r->edge;
+	struct buf key = BUF_INIT, sk = BUF_INIT;
+	struct cache_ref *ref = NULL;
+	struct entry_view v;
+	int rc = 0;
+	if (sub_key(r, path, &key) < 0 ||
+	    cache_lookup(e->cache, key.data, hdr, cls, &ref, &v, &sk) != CACHE_HIT)
+		goto out;
+	int64_t now = (int64_t)time(NULL);
+	int64_t age = freshness_age(v.meta.date, v.meta.age_value, v.meta.request_time,
+	                            v.meta.response_time, now);
+	if (age >= v.meta.lifetime || (v.meta.flags & ENTRY_F_NO_CACHE))
+		goto out; /* stale: the caller refetches (and restores) it */
+	if (v.body_len > max_body) {
+		rc = -1;
+		goto out;
+	}
+	/* Copied: the entry's bytes are only valid until the read txn ends. */
+	size_t pos = 0;
+	struct entry_header eh;
+	while (entry_next_header(&v, &pos, &eh)) {
+		if (http_skip_to_client(eh.name))
+			continue;
+		buf_append(hdrs, eh.name, strlen(eh.name) + 1);
+		buf_append(hdrs, eh.value, strlen(eh.value) + 1);
+	}
+	char agebuf[24];
+	snprintf(agebuf, sizeof agebuf, "%lld", (long long)(age < 0 ? 0 : age));
+	buf_append(hdrs, "Age", 4);
+	buf_append(hdrs, agebuf, strlen(agebuf) + 1);
+	buf_append(body, v.body, (size_t)v.body_len);
+	*status = (int)v.meta.status;
+	e->n.hits++;
+	cache_touch(e->cache, sk.data);
+	rc = 1;
+out:
+	if (ref)
+		cache_ref_release(e->cache, ref);
+	if (rc == 0)
+		e->n.misses++;
+	buf_free(&key);
+	buf_free(&sk);
+	return rc;
+}
+
+static int sub_put(void *ctx, const char *path, const char *(*hdr)(void *, const char *), void *cls,
+                   int status, const struct buf *rh, const char *body, size_t body_len,
+                   int64_t request_time, int64_t response_time)
+{
+	struct edge_req *r = ctx;
+	struct edge *e = r->edge;
+	e->n.origin_fetches++;
+	if (status <= 0 || body_len > e->cfg.cache.max_object_size)
+		return 0;
+	struct fresh_in in = {
+		.status = (unsigned)status,
+		.cache_control = fetch_header(rh, "Cache-Control"),
+		.cdn_cache_control = fetch_header(rh, "CDN-Cache-Control"),
+		.expires = fetch_header(rh, "Expires"),
+		.date = fetch_header(rh, "Date"),
+		.last_modified = fetch_header(rh, "Last-Modified"),
+		.age = fetch_header(rh, "Age"),
+		.vary = fetch_header(rh, "Vary"),
+		.method = "GET",
+		.req_authorization = hdr(cls, "Authorization") != NULL,
+		.req_cache_control = hdr(cls, "Cache-Control"),
+		.request_time = request_time,
+		.response_time = response_time,
+		.heuristic_fraction = e->cfg.cache.heuristic_fraction,
+		.heuristic_max = e->cfg.cache.heuristic_max_ms / 1000,
+	};
+	struct fresh_out fo;
+	freshness_evaluate(&in, &fo);
+	if (!fo.storable)
+		return 0;
+	struct entry_meta m = {
+		.status = (unsigned)status,
+		.request_time = request_time,
+		.response_time = response_time,
+		.date = fo.date,
+		.age_value = fo.age_value,
+		.lifetime = (int32_t)(fo.lifetime > INT32_MAX ? INT32_MAX : fo.lifetime),
+		.swr = (int32_t)(fo.swr > INT32_MAX ? INT32_MAX : fo.swr),
+		.sie = (int32_t)(fo.sie > INT32_MAX ? INT32_MAX : fo.sie),
+	};
+	if (fo.must_revalidate)
+		m.flags |= ENTRY_F_MUST_REVALIDATE;
+	if (fo.no_cache)
+		m.flags |= ENTRY_F_NO_CACHE;
+	if (fo.source == FRESH_HEURISTIC)
+		m.flags |= ENTRY_F_HEURISTIC;
+	struct buf key = BUF_INIT, hdrs = BUF_INIT, tags = BUF_INIT;
+	int rc = 0;
+	if (sub_key(r, path, &key) < 0)
+		goto out;
+	proxy_filter_headers(rh, &hdrs, &tags);
+	if (!fetch_header(&hdrs, "Date")) {
+		char d[HTTPDATE_LEN];
+		httpdate_format((time_t)response_time, d);
+		buf_append(&hdrs, "Date", 5);
+		buf_append(&hdrs, d, strlen(d) + 1);
+	}
+	if (cache_store(e->cache, key.data, in.vary, hdr, cls, &m, hdrs.data ? hdrs.data : "", hdrs.len,
+	                tags.data ? tags.data : "", tags.len, body, body_len) == 0) {
+		e->n.stored++;
+		rc = 1;
+	}
+out:
+	buf_free(&key);
+	buf_free(&hdrs);
+	buf_free(&tags);
+	return rc;
+}
+
+static const char *sub_host(void *ctx)
+{
+	return ((struct edge_req *)ctx)->host.data;
+}
+
+static const struct script_cache_ops sub_ops = { sub_get, sub_put, sub_host };
+
+/* ---------- the dispatch step ---------- */
+
 bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 {
 	const char *q = strchr(r->path.data, '?');
@@ -90,6 +228,7 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 		.header = hdr_get,
 		.headers_each = hdr_each,
 		.ctx = r,
+		.cache = r->edge->cache ? &sub_ops : NULL,
 	};
 	if ((r->is_get || r->is_head) && atomic_load_explicit(&any_cached, memory_order_relaxed) &&
 	    cached_fresh(r))

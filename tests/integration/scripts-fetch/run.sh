@@ -1,0 +1,116 @@
+#!/bin/bash
+# scripts-fetch -- subrequests from scripts: fetch(path) to the origin and
+# fetch(path, {from = "cache"}) through the edge's cache (hit without the
+# origin, miss stored when cacheable, entries shared with clients' requests,
+# Vary, purge, no-store, limits), asserted on the origin's request counts.
+. "$(dirname "$0")/../../lib.sh"
+t_init scripts-fetch
+. "$(dirname "$0")/../scripts-push/common.sh"
+
+sc_keys || { t_fail "keygen"; t_done; }
+sc_origin
+sc_edge edge-eu eu "max_fetches = 3;"
+E=${EDGE_URL[edge-eu]}
+AUTH='Authorization: Bearer test-secret'
+oset() { curl -s -o /dev/null -X POST --data-binary "$1" "$O/__set"; }
+count() { curl -s "$O/__count?path=$1"; }
+
+B=$T_DIR/b; mkdir -p "$B"
+cat >"$B/sub.lua" <<'EOL'
+--[[minicdn
+name = "sub";
+routes = ( { path = "/sub/*"; method = "GET"; } );
+]]
+function handle(req)
+  local target = "/" .. req.path:sub(6) .. (req.query and ("?" .. req.query) or "")
+  local opts = { from = req.headers["x-from"] or "cache" }
+  if req.headers["x-lang"] then opts.headers = { ["Accept-Language"] = req.headers["x-lang"] } end
+  if req.headers["x-method"] then opts.method = req.headers["x-method"] end
+  local n = tonumber(req.headers["x-times"] or "1")
+  local r, err
+  for i = 1, n do
+    local ok, e = pcall(function() r, err = fetch(target, opts) end)
+    if not ok then return { status = 500, body = "raised: " .. tostring(e) } end
+  end
+  if not r then return { status = 502, body = "error: " .. err } end
+  return { headers = { ["Content-Type"] = "text/plain" },
+           body = string.format("%d %s %s %s", r.status, tostring(r.cache), r.body,
+                                r.headers["x-o"] or "-") }
+end
+EOL
+sc_sign "$B/sub.lua" 1 >"$B/sub.env"
+r=$(sc_push edge-eu "$B/sub.env"); t_eq "bundle activates" "200" "${r%% *}"
+
+# --- cacheable origin object: stored on the first subrequest, then hits ----
+oset '{"path":"/c1","headers":{"Cache-Control":"max-age=60","X-O":"o1"},"body":"one"}'
+t_eq "first cache subrequest goes to the origin and is stored" "200 stored one o1" "$(curl -s "$E/sub/c1")"
+t_eq "second cache subrequest is a hit" "200 hit one o1" "$(curl -s "$E/sub/c1")"
+t_eq "third too" "200 hit one o1" "$(curl -s "$E/sub/c1")"
+t_eq "origin saw /c1 once" "1" "$(count /c1)"
+h=$(curl -s -D - -o "$T_DIR/b1" "$E/c1")
+t_check "a client's request for the same URL is a hit on the subrequest's entry" grep -qi '^Cache-Status:.*; hit' <<<"$h"
+t_eq "... with the stored body" "one" "$(cat "$T_DIR/b1")"
+t_eq "origin still saw /c1 once" "1" "$(count /c1)"
+
+# --- entries stored by clients' requests serve subrequests ------------------
+oset '{"path":"/c2","headers":{"Cache-Control":"max-age=60"},"body":"two"}'
+curl -s -o /dev/null "$E/c2"
+t_eq "entry stored by a client request serves a cache subrequest" "200 hit two -" "$(curl -s "$E/sub/c2")"
+t_eq "origin saw /c2 once" "1" "$(count /c2)"
+
+# --- from = "origin" (the default) always goes to the origin ---------------
+t_eq "from=origin bypasses the cache" "200 nil one o1" "$(curl -s -H 'X-From: origin' "$E/sub/c1")"
+t_eq "origin saw /c1 twice" "2" "$(count /c1)"
+
+# --- not cacheable: every subrequest reaches the origin ---------------------
+oset '{"path":"/ns","headers":{"Cache-Control":"no-store"},"body":"nostore"}'
+t_eq "no-store: miss" "200 miss nostore -" "$(curl -s "$E/sub/ns")"
+t_eq "no-store: miss again" "200 miss nostore -" "$(curl -s "$E/sub/ns")"
+t_eq "origin saw /ns twice" "2" "$(count /ns)"
+oset '{"path":"/e500","status":500,"headers":{},"body":"boom"}'
+t_eq "origin error passed through, not stored" "200 miss boom -" "$(curl -s "$E/sub/e500" | sed 's/^500/200/')"
+curl -s -o /dev/null "$E/sub/e500"
+t_eq "origin saw /e500 twice" "2" "$(count /e500)"
+
+# --- query strings are part of the key ---------------------------------------
+oset '{"path":"/q?a=1","headers":{"Cache-Control":"max-age=60"},"body":"qa1"}'
+oset '{"path":"/q?a=2","headers":{"Cache-Control":"max-age=60"},"body":"qa2"}'
+curl -s -o /dev/null "$E/sub/q?a=1"
+t_eq "query: other value is another entry" "200 stored qa2 -" "$(curl -s "$E/sub/q?a=2")"
+t_eq "query: same value hits" "200 hit qa1 -" "$(curl -s "$E/sub/q?a=1")"
+
+# --- Vary: the variant follows the subrequest's own headers -----------------
+oset '{"path":"/v","headers":{"Cache-Control":"max-age=60","Vary":"Accept-Language"},"body":"varied"}'
+t_eq "vary: de stored" "200 stored varied -" "$(curl -s -H 'X-Lang: de' "$E/sub/v")"
+t_eq "vary: de hit" "200 hit varied -" "$(curl -s -H 'X-Lang: de' "$E/sub/v")"
+t_eq "vary: fr is another variant" "200 stored varied -" "$(curl -s -H 'X-Lang: fr' "$E/sub/v")"
+t_eq "origin saw /v twice" "2" "$(count /v)"
+
+# --- expiry and purge ---------------------------------------------------------
+oset '{"path":"/short","headers":{"Cache-Control":"max-age=1"},"body":"s"}'
+curl -s -o /dev/null "$E/sub/short"
+t_eq "short-lived entry hits while fresh" "200 hit s -" "$(curl -s "$E/sub/short")"
+sleep 2.2
+t_eq "stale entry is refetched and stored again" "200 stored s -" "$(curl -s "$E/sub/short")"
+t_eq "origin saw /short twice" "2" "$(count /short)"
+r=$(curl -s -H "$AUTH" -X POST -d "{\"url\":\"http://127.0.0.1:${EDGE_PORT[edge-eu]}/c1\"}" "$E/.minicdn/purge")
+t_eq "purge the subrequest's entry" '{"purged":1}' "$r"
+t_eq "after purge: back to the origin" "200 stored one o1" "$(curl -s "$E/sub/c1")"
+t_eq "origin saw /c1 three times" "3" "$(count /c1)"
+
+# --- bounds and bad use ---------------------------------------------------------
+t_eq "hits count against max_fetches" "500 raised: sub/main:13: too many subrequests (limit 3 per request)" \
+	"$(curl -s -w ' %{http_code}' -H 'X-Times: 4' "$E/sub/c2" | awk '{c=$NF; $NF=""; sub(/ $/,""); print c, $0}')"
+t_eq "three cache hits are fine" "200 hit two -" "$(curl -s -H 'X-Times: 3' "$E/sub/c2")"
+t_eq "from=cache refuses POST" "500 raised: fetch: from = \"cache\" is for GET subrequests only" \
+	"$(curl -s -w ' %{http_code}' -H 'X-Method: POST' "$E/sub/c2" | awk '{c=$NF; $NF=""; sub(/ $/,""); print c, $0}')"
+t_eq "unknown from refused" "500 raised: fetch: from must be \"origin\" or \"cache\"" \
+	"$(curl -s -w ' %{http_code}' -H 'X-From: elsewhere' "$E/sub/c2" | awk '{c=$NF; $NF=""; sub(/ $/,""); print c, $0}')"
+oset '{"path":"/big","headers":{"Cache-Control":"max-age=60"},"size":2000000}'
+curl -s -o /dev/null "$E/big"
+t_eq "cached body over fetch_max_body refused" "502 error: cached body over the subrequest size limit" \
+	"$(curl -s -w ' %{http_code}' "$E/sub/big" | awk '{c=$NF; $NF=""; sub(/ $/,""); print c, $0}')"
+t_eq "origin saw /big once" "1" "$(count /big)"
+t_eq "edge still healthy" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$E/healthz")"
+
+t_done
