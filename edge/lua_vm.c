@@ -203,6 +203,25 @@ int lua_vm_time_left_ms(lua_State *L)
 	return left < 0 ? 0 : left > 1000000 ? 1000000 : (int)left;
 }
 
+void lua_vm_charge(lua_State *L, long long n)
+{
+	struct lua_vm *vm = lua_vm_of(L);
+	if (!vm->in_call)
+		return;
+	vm->instr += n;
+	if (!vm->killed) {
+		if (vm->instr > vm->lim.instructions) {
+			vm->killed = 1;
+			vm->kill_kind = SERR_INSTRUCTIONS;
+		} else if (mono_ms() > vm->deadline_ms) {
+			vm->killed = 1;
+			vm->kill_kind = SERR_TIME;
+		}
+	}
+	if (vm->killed)
+		luaL_error(L, "%s", kill_reason(vm->kill_kind));
+}
+
 void lua_vm_count_fetch(lua_State *L)
 {
 	struct lua_vm *vm = lua_vm_of(L);
@@ -437,6 +456,10 @@ static int vm_setup(lua_State *L)
 	luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
 	luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
 	luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 1);
+	lua_settop(L, 0);
+	/* Pattern functions whose matching steps count against the budget. */
+	lua_getglobal(L, LUA_STRLIBNAME);
+	lua_pattern_open(L, -1);
 	lua_settop(L, 0);
 
 	/* The string metatable is shared by every string in the state: make its

@@ -85,6 +85,13 @@ void lua_vm_set_curl_free(lua_State *L, void (*fn)(void *));
 const struct script_req *lua_vm_request(lua_State *L, const void *tbl);
 /* The request of the call running now (NULL outside a call). */
 const struct script_req *lua_vm_current_req(lua_State *L);
+/* Charges n units of work done in C (pattern matching steps) to the current
+ * call's instruction budget, and checks the wall clock; raises the budget
+ * error (which pcall cannot catch) when either is exceeded. */
+void lua_vm_charge(lua_State *L, long long n);
+/* Replaces find/match/gmatch/gsub in the string library table at idx with
+ * step-limited versions (edge/lua_pattern.c). */
+void lua_pattern_open(lua_State *L, int idx);
 /* Counts a subrequest; raises a Lua error when over the per-call limit. */
 void lua_vm_count_fetch(lua_State *L);
 

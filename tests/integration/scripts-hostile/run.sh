@@ -2,7 +2,8 @@
 # scripts-hostile -- hostile scripts are contained while normal script traffic
 # is served without errors: infinite loops (also wrapped in pcall), memory
 # bombs, huge string.rep, deep recursion, io/os/debug/package/load/string.dump
-# attempts, tampering with shared metatables and globals, __gc finalizers.
+# attempts, tampering with shared metatables and globals, __gc finalizers,
+# pathological patterns (backtracking in string.find/match/gsub/gmatch).
 . "$(dirname "$0")/../../lib.sh"
 t_init scripts-hostile
 . "$(dirname "$0")/../scripts-push/common.sh"
@@ -58,6 +59,10 @@ local cases = {
   rawset = function() rawset(string, "upper", nil) end,
   global = function() _G.handle = nil end,
   finalizer = function() setmetatable({}, { __gc = function() while true do end end }) end,
+  pattern = function() return string.find(string.rep("a", 30000), string.rep("a*", 30) .. "b") end,
+  pcallpattern = function() while true do pcall(string.match, string.rep("a", 30000), string.rep("a-", 30) .. "b") end end,
+  gsubpattern = function() return (string.rep("a", 30000)):gsub(string.rep(".*", 20) .. "%d", "x") end,
+  gmatchpattern = function() for x in string.rep("ab", 20000):gmatch(string.rep("[ab]-", 25) .. "c") do end end,
 }
 function handle(req)
   local name = req.path:match("^/%a+/(%a+)$")
@@ -71,12 +76,12 @@ r=$(sc_push edge-eu "$(sc_sign "$B/ok.lua" 1 >"$B/ok.env"; echo "$B/ok.env")"); 
 r=$(sc_push edge-eu "$(sc_sign "$B/evil.lua" 1 >"$B/evil.env"; echo "$B/evil.env")"); t_eq "evil script active" "200" "${r%% *}"
 t_eq "normal script answers" '{"hello":"ADA","id":"7","edge":"edge-eu"}' "$(curl -s -H 'X-Name: ada' "$E/ok?id=7")"
 
-# Concurrent normal load for the whole hostile phase (bounded: 1200 requests).
-seq 1200 | xargs -P 4 -I{} curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 -H 'X-Name: ada' "$E/ok?id={}" >"$T_DIR/load.txt" &
+# Concurrent normal load for the whole hostile phase (bounded: 1400 requests).
+seq 1400 | xargs -P 4 -I{} curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 -H 'X-Name: ada' "$E/ok?id={}" >"$T_DIR/load.txt" &
 LOADPID=$!
 
 curl -s -o /dev/null -X POST --data-binary '{"path":"/slow","delay":4,"body":"late"}' "$O/__set"
-CASES="loop slowfetch pcallloop membomb grow rep concat recurse crecurse io osexec osremove osexit debug package require load loadbin dump gc strmeta strlib rawset global finalizer"
+CASES="loop slowfetch pcallloop membomb grow rep concat recurse crecurse io osexec osremove osexit debug package require load loadbin dump gc strmeta strlib rawset global finalizer pattern pcallpattern gsubpattern gmatchpattern"
 for c in $CASES; do
 	for i in 1 2; do
 		t0=$(date +%s%N)
@@ -90,7 +95,7 @@ for c in $CASES; do
 done
 wait $LOADPID
 total=$(wc -l <"$T_DIR/load.txt"); ok=$(grep -c '^200$' "$T_DIR/load.txt")
-t_eq "concurrent normal requests: all 1200 answered" "1200" "$total"
+t_eq "concurrent normal requests: all 1400 answered" "1400" "$total"
 t_eq "concurrent normal requests: all 200" "$total" "$ok"
 
 t_eq "string library intact after tampering" '{"hello":"ADA","id":"1","edge":"edge-eu"}' "$(curl -s -H 'X-Name: ada' "$E/ok?id=1")"
@@ -102,6 +107,7 @@ for k in instructions time memory runtime; do
 	t_check "errors of kind $k counted ($v)" test "${v:-0}" -gt 0
 done
 t_check "failures logged with name, version and reason" grep -q 'evil v1 failed on GET /evil/loop: instructions: instruction budget exceeded' "$T_DIR/edge-eu.log"
+t_check "a pathological pattern is stopped by the instruction budget" grep -q 'evil v1 failed on GET /evil/pattern: instructions: instruction budget exceeded' "$T_DIR/edge-eu.log"
 rss=$(awk '/VmRSS/ {print int($2/1024)}' /proc/$(t_pid edge-eu)/status)
 # 4 worker states x 32 MiB cap + the edge itself; sanitizer builds keep freed memory in quarantine.
 lim=400; grep -q __asan_init "$BIN/minicdn-edge" && lim=1500
