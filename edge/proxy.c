@@ -760,9 +760,10 @@ enum MHD_Result proxy_resume(struct edge_req *r)
 	bool timed_out = f->timed_out;
 
 	enum MHD_Result ret;
-	if (x->revalidated || (status == 304 && x->mode != PASS)) {
+	bool revalidated = x->revalidated; /* detach() may free x */
+	if (revalidated || (status == 304 && x->mode != PASS)) {
 		detach(r);
-		if (x->revalidated && serve_from_cache(r, FWD_STALE, 304, NULL, &ret))
+		if (revalidated && serve_from_cache(r, FWD_STALE, 304, NULL, &ret))
 			return ret;
 		/* Gone meanwhile (purged, evicted): fetch it again. */
 		r->no_collapse = true;
