@@ -37,8 +37,10 @@ sleep 0.3
 read -r _ _ jmin jmed jok jmax < <(ip netns exec "$NAME-a-client1" "$BIN/tbprobe" rtt 10.77.2.53:9 -U -n 40 -i 0 -t 1000)
 echo "    jitter link a-b: min $jmin med $jmed max $jmax ms over $jok echoes"
 t_eq "jitter: no echo lost" 40 "$jok"
-t_check "jitter: RTTs stay inside 50 +- 20 ms (min $jmin, max $jmax)" \
-	awk -v a="$jmin" -v b="$jmax" 'BEGIN { exit !(a >= 29.5 && b <= 71.5) }'
+# The floor is exact (a packet never leaves before its delay); the ceiling gets
+# 30 ms of slack because a loaded 2-core machine may schedule the echo late.
+t_check "jitter: RTTs stay inside 50 +- 20 ms (min $jmin, max $jmax, +30 ms scheduling slack)" \
+	awk -v a="$jmin" -v b="$jmax" 'BEGIN { exit !(a >= 29.5 && b <= 101.5) }'
 t_check "jitter: RTTs really vary (max - min = $(awk -v a="$jmin" -v b="$jmax" 'BEGIN{print b-a}') ms > 10)" \
 	awk -v a="$jmin" -v b="$jmax" 'BEGIN { exit !(b - a > 10) }'
 t_check "jitter: median near 50 ms ($jmed)" awk -v m="$jmed" 'BEGIN { exit !(m >= 43 && m <= 57) }'
