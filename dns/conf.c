@@ -69,6 +69,8 @@ const struct cfg_key dns_conf_schema[] = {
 	  "DNS addresses, UDP and TCP: [ \"127.0.0.1:5353\", \"[::1]:5353\" ]" },
 	{ "stats_listen", CFG_ADDR, OFF(stats_listen), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
 	  "HTTP stats listener: /healthz /stats /metrics /explain, POST /reload" },
+	{ "control_secret", CFG_STRING, OFF(control_secret), NULL, 0, 0, 0, NULL, 0, 0, NULL,
+	  "optional; when set, POST /reload needs \"Authorization: Bearer <secret>\" (GETs stay open)" },
 	{ "workers", CFG_INT, OFF(workers), "0", 0, 64, 0, NULL, 0, 0, NULL,
 	  "UDP worker threads (SO_REUSEPORT socket each); 0 = one per CPU" },
 	{ "log_level", CFG_STRING, OFF(log_level), "info", 0, 0, 0, NULL, 0, 0, NULL,
@@ -172,6 +174,10 @@ int dns_conf_load(const char *path, struct dns_conf *c, char *err, size_t errlen
 	char why[256];
 	if (log_level_parse(c->log_level, &lvl) < 0) {
 		snprintf(err, errlen, "%s: log_level '%s' is not error, warn, info or debug", path, c->log_level);
+		goto fail;
+	}
+	if (c->control_secret && !c->control_secret[0]) {
+		snprintf(err, errlen, "%s: control_secret must not be empty (leave it out to disable the check)", path);
 		goto fail;
 	}
 	if (c->n_listen == 0 || c->n_listen > 16) {

@@ -43,6 +43,7 @@ struct conf_health {
 struct dns_conf {
 	char **listen; size_t n_listen;   /* "ip:port" for UDP and TCP */
 	struct addr stats_listen;
+	char *control_secret;    /* NULL: POST /reload is open; else it needs "Authorization: Bearer <secret>" */
 	int workers;
 	char *log_level;
 	bool query_log;

@@ -665,10 +665,16 @@ reply:;
 
 /* ---------- explain ---------- */
 
-int query_explain(const struct view *v, const char *name, const char *address, uint64_t *rng, struct buf *b)
+int query_explain(const struct view *v, const char *name, const char *address, uint16_t qtype, uint64_t *rng,
+                  struct buf *b)
 {
 	struct addr ad;
 	char why[200];
+	if (qtype != DNS_T_A && qtype != DNS_T_AAAA) {
+		buf_puts(b, "{\"error\":\"type must be A or AAAA\"}");
+		return -1;
+	}
+	int afam = qtype == DNS_T_AAAA ? AF_INET6 : AF_INET;
 	if (addr_parse_ip(address, 0, &ad, why, sizeof why) < 0) {
 		buf_puts(b, "{\"error\":");
 		buf_json_str(b, why);
@@ -694,7 +700,7 @@ int query_explain(const struct view *v, const char *name, const char *address, u
 		p += l + (dot ? 1 : 0);
 	}
 	pkt[o++] = 0;
-	wr16(pkt + o, DNS_T_A);
+	wr16(pkt + o, qtype);
 	wr16(pkt + o + 2, 1);
 	o += 4;
 	struct q q;
@@ -710,7 +716,7 @@ int query_explain(const struct view *v, const char *name, const char *address, u
 	buf_json_str(b, name);
 	buf_puts(b, ",\"address\":");
 	buf_json_str(b, address);
-	buf_puts(b, ",\"zone\":");
+	buf_printf(b, ",\"type\":\"%s\",\"zone\":", afam == AF_INET6 ? "AAAA" : "A");
 	if (z)
 		buf_json_str(b, z->origin);
 	else
@@ -738,15 +744,20 @@ int query_explain(const struct view *v, const char *name, const char *address, u
 			if (!off || off + 10 > n)
 				break;
 			uint16_t t = rd16(out + off), rdl = rd16(out + off + 8);
-			if (t == DNS_T_A && rdl == 4)
-				for (size_t e = 0; e < v->snap->es->ne; e++)
-					if (v->snap->es->edges[e].has4 && !memcmp(v->snap->es->edges[e].a4, out + off + 10, 4))
+			const struct edgeset *es = v->snap->es;
+			if (t == DNS_T_A && rdl == 4 && afam == AF_INET)
+				for (size_t e = 0; e < es->ne && np < 16; e++)
+					if (es->edges[e].has4 && !memcmp(es->edges[e].a4, out + off + 10, 4))
+						picked[np++] = (int)e;
+			if (t == DNS_T_AAAA && rdl == 16 && afam == AF_INET6)
+				for (size_t e = 0; e < es->ne && np < 16; e++)
+					if (es->edges[e].has6 && !memcmp(es->edges[e].a6, out + off + 10, 16))
 						picked[np++] = (int)e;
 			off += 10 + rdl;
 		}
 	}
 	buf_puts(b, ",\"choice\":");
-	choice_explain_json(v->snap->es, v->choice, &loc, AF_INET, picked, np, b);
+	choice_explain_json(v->snap->es, v->choice, &loc, afam, picked, np, b);
 	buf_puts(b, "}");
 	return 0;
 }

@@ -29,10 +29,11 @@ struct query_env {
 size_t query_process(struct query_env *env, const uint8_t *pkt, size_t len, const struct sockaddr *client,
                      bool tcp, uint8_t *out, size_t cap);
 
-/* Answers "which edges would NAME get for a client at ADDRESS" as JSON into b
- * (no DNS sent): zone, match, location, candidates, choice and reason.
- * Returns 0, or -1 with {"error":...} in b for a bad name or address. */
-int query_explain(const struct view *v, const char *name, const char *address, uint64_t *rng,
+/* Answers "which edges would NAME get for a client at ADDRESS" for a query of
+ * type qtype (DNS_T_A or DNS_T_AAAA) as JSON into b (no DNS sent): zone,
+ * match, location, candidates, choice and reason.  Returns 0, or -1 with
+ * {"error":...} in b for a bad name, address or type. */
+int query_explain(const struct view *v, const char *name, const char *address, uint16_t qtype, uint64_t *rng,
                   struct buf *b);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static struct MHD_Daemon *httpd;
 static const char *cfg_path;
@@ -166,6 +167,45 @@ struct post {
 	size_t len;
 };
 
+/* POST /reload needs the current configuration's control_secret, when one is
+ * set (the shared control API convention).  The secret is copied under
+ * view_lock since a reload may free the snapshot holding it.  Constant time
+ * in the secret's content. */
+static bool reload_authorized(struct MHD_Connection *conn)
+{
+	view_lock();
+	const struct view *v = view_current();
+	char *secret = v && v->snap->conf.control_secret ? xstrdup(v->snap->conf.control_secret) : NULL;
+	view_unlock();
+	if (!secret)
+		return true;
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	bool ok = false;
+	if (h && !strncasecmp(h, "Bearer ", 7)) {
+		const char *tok = h + 7;
+		size_t tl = strlen(tok), sl = strlen(secret);
+		unsigned char diff = (unsigned char)(tl != sl);
+		for (size_t i = 0; i < sl; i++)
+			diff |= (unsigned char)(secret[i] ^ (i < tl ? tok[i] : 0));
+		ok = diff == 0;
+	}
+	free(secret);
+	return ok;
+}
+
+static enum MHD_Result reply_unauthorized(struct MHD_Connection *conn)
+{
+	static const char body[] = "{\"error\":\"POST /reload needs Authorization: Bearer <control_secret>\"}\n";
+	struct MHD_Response *r = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	enum MHD_Result ret = MHD_queue_response(conn, 401, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                const char *version, const char *upload, size_t *upload_size, void **ctx)
 {
@@ -185,6 +225,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		*ctx = NULL;
 		if (strcmp(url, "/reload"))
 			return httpd_reply_error(conn, 404, "not found");
+		if (!reload_authorized(conn)) {
+			log_warn("stats", "POST /reload refused: bad or missing control secret");
+			return reply_unauthorized(conn);
+		}
 		char err[1024];
 		if (reload_config(cfg_path, err, sizeof err) < 0)
 			return httpd_reply_error(conn, 400, err);
@@ -239,13 +283,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 	} else if (!strcmp(url, "/explain")) {
 		const char *name = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "name");
 		const char *addr = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "addr");
-		if (!name || !addr) {
-			r = httpd_reply_error(conn, 400, "usage: /explain?name=NAME&addr=ADDRESS");
+		const char *type = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "type");
+		uint16_t qtype = !type || !strcasecmp(type, "A") ? DNS_T_A : !strcasecmp(type, "AAAA") ? DNS_T_AAAA : 0;
+		if (!name || !addr || !qtype) {
+			r = httpd_reply_error(conn, 400, "usage: /explain?name=NAME&addr=ADDRESS[&type=A|AAAA]");
 		} else {
 			uint64_t rng = (uint64_t)daemon_now_ms() | 1;
 			/* view_lock keeps the view alive while we read it (publishers take it too). */
 			view_lock();
-			int rc = query_explain(view_current(), name, addr, &rng, &b);
+			int rc = query_explain(view_current(), name, addr, qtype, &rng, &b);
 			view_unlock();
 			buf_puts(&b, "\n");
 			r = httpd_reply_json(conn, rc < 0 ? 400 : 200, &b);

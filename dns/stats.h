@@ -1,5 +1,7 @@
 /* stats.h -- the DNS server's HTTP listener: GET /healthz, /stats (JSON),
- * /metrics (Prometheus text), /explain?name=N&addr=A, POST /reload. */
+ * /metrics (Prometheus text), /explain?name=N&addr=A[&type=A|AAAA], and
+ * POST /reload (needs "Authorization: Bearer <control_secret>" when the
+ * configuration sets control_secret). */
 #ifndef MINICDN_STATS_H
 #define MINICDN_STATS_H
 

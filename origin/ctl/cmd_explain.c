@@ -1,6 +1,7 @@
-/* cmd_explain.c -- `minicdnctl explain NAME ADDRESS`: asks every DNS node
- * which edge(s) NAME would get for a client at ADDRESS, and why, without
- * sending DNS (GET /explain on the DNS stats listener). */
+/* cmd_explain.c -- `minicdnctl explain NAME ADDRESS [A|AAAA]`: asks every DNS
+ * node which edge(s) an A (default) or AAAA query for NAME would get for a
+ * client at ADDRESS, and why, without sending DNS (GET /explain on the DNS
+ * stats listener). */
 #include "common/xmalloc.h"
 #include "origin/ctl/ctl.h"
 
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static char *escape(const char *s)
 {
@@ -27,7 +29,7 @@ static const char *js(json_t *o, const char *k)
 static void print_human(const char *node, json_t *j)
 {
 	json_t *loc = json_object_get(j, "location"), *ch = json_object_get(j, "choice");
-	printf("%s: %s for %s -> zone %s, %s\n", node, js(j, "name"), js(j, "address"),
+	printf("%s: %s %s for %s -> zone %s, %s\n", node, js(j, "name"), js(j, "type"), js(j, "address"),
 	       json_is_string(json_object_get(j, "zone")) ? js(j, "zone") : "(none)", js(j, "rcode"));
 	if (json_is_object(loc)) {
 		json_t *ml = json_object_get(loc, "match_len"), *sc = json_object_get(loc, "scope");
@@ -60,8 +62,9 @@ CTL_COMMAND(explain)
 			return 2;
 		}
 	}
-	if (argc - a != 2) {
-		fprintf(stderr, "usage: minicdnctl explain [--json] NAME ADDRESS\n");
+	const char *type = argc - a == 3 ? argv[a + 2] : "A";
+	if ((argc - a != 2 && argc - a != 3) || (strcasecmp(type, "A") && strcasecmp(type, "AAAA"))) {
+		fprintf(stderr, "usage: minicdnctl explain [--json] NAME ADDRESS [A|AAAA]\n");
 		return 2;
 	}
 	size_t n;
@@ -73,7 +76,7 @@ CTL_COMMAND(explain)
 	}
 	struct ctl_req *reqs = xcalloc(n, sizeof *reqs);
 	char *en = escape(argv[a]), *ea = escape(argv[a + 1]);
-	char *path = xasprintf("/explain?name=%s&addr=%s", en, ea);
+	char *path = xasprintf("/explain?name=%s&addr=%s&type=%s", en, ea, strcasecmp(type, "AAAA") ? "A" : "AAAA");
 	for (size_t i = 0; i < n; i++)
 		reqs[i].url = ctl_url(ctl->cfg.nodes[idx[i]].url, path);
 	ctl_http_run(reqs, n, ctl->cfg.timeout_ms, ctl->cfg.control_secret);

@@ -25,7 +25,7 @@
 	X(scripts,  "[--json]",                     "bundles, the origin's current version and the version on each edge") \
 	X(rollback, "[--json] NAME",                "re-activate the previous version of a bundle everywhere") \
 	X(unpush,   "[--json] NAME",                "remove a bundle from every edge") \
-	X(explain,  "[--json] NAME ADDRESS",        "which edge(s) the DNS server answers NAME with for a client at ADDRESS, and why") \
+	X(explain,  "[--json] NAME ADDRESS [A|AAAA]", "which edge(s) the DNS server answers NAME (A or AAAA) with for a client at ADDRESS, and why") \
 	X(reload,   "",                             "make every DNS node reload config, zones and map (old data kept on error)") \
 	X(purge,    "[--json] URL|--prefix P|--tag T", "purge cached objects on every edge (exit 1 unless all edges purged)") \
 

@@ -16,6 +16,7 @@ t_wait_dns 127.0.0.1 "$P" www.cdn.test || t_fail "server did not answer"
 A() { dig +short +time=2 +tries=1 -p "$P" "$@"; }
 K() { kdig +time=2 +retry=0 -p "$P" "$@"; }
 has() { grep -qE -- "$1" <<<"$2"; }
+hasnot() { ! grep -qE -- "$1" <<<"$2"; }
 
 t_eq "client 127.0.1.1 (eu) gets an eu edge" 1 "$(A -b 127.0.1.1 @127.0.0.1 www.cdn.test | grep -cE '^127\.0\.0\.(11|21)$')"
 t_eq "client 127.0.2.1 (us) gets us1" 127.0.0.12 "$(A -b 127.0.2.1 @127.0.0.1 www.cdn.test)"
@@ -80,6 +81,18 @@ t_eq "explain: bad address -> HTTP 400" 400 "$(curl -s -o /dev/null -w '%{http_c
 OUT=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" explain www.cdn.test 127.0.2.7 2>&1)
 t_check "minicdnctl explain: region us" has 'region us' "$OUT"
 t_check "minicdnctl explain: us1 picked" has '^ +us1 .* yes' "$OUT"
+EX=$(curl -s "http://127.0.0.1:$SP/explain?name=www.cdn.test&addr=127.0.2.7&type=AAAA")
+t_check "explain AAAA: type echoed" has '"type":"AAAA"' "$EX"
+t_check "explain AAAA: us1 picked with its IPv6 address" has '"edge":"us1",[^}]*"address":"fd00::12"[^}]*"picked":true' "$EX"
+EX=$(curl -s "http://127.0.0.1:$SP/explain?name=www.cdn.test&addr=127.0.3.7&type=AAAA")
+t_check "explain AAAA for ap (no IPv6 edge there): ap1 not a candidate" hasnot '"edge":"ap1"' "$EX"
+t_check "explain AAAA for ap: an IPv6 edge picked" has '"address":"fd00::(11|21|12)"[^}]*"picked":true' "$EX"
+t_eq "explain: bad type -> HTTP 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SP/explain?name=www.cdn.test&addr=127.0.2.7&type=MX")"
+OUT=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" explain www.cdn.test 127.0.2.7 AAAA 2>&1)
+t_check "minicdnctl explain AAAA: header says AAAA" has 'www.cdn.test AAAA for 127.0.2.7' "$OUT"
+t_check "minicdnctl explain AAAA: us1 picked with fd00::12" has '^ +us1 +us +fd00::12 .* yes' "$OUT"
+OUT=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" explain www.cdn.test 127.0.2.7 MX 2>&1); RC=$?
+t_check "minicdnctl explain with a bad type: usage, exit 2" bash -c "[ $RC -eq 2 ] && grep -q 'A|AAAA' <<<'$OUT'"
 
 # ---- stats and metrics
 ST=$(curl -s "http://127.0.0.1:$SP/stats")

@@ -18,6 +18,7 @@ printf '127.0.1.0/24 eu\n127.0.2.0/24 us\n' > "$T_DIR/map.txt"
 cat > "$T_DIR/dns.conf" <<CONF
 listen = [ "127.0.0.1:$P" ];
 stats_listen = "127.0.0.1:$SP";
+control_secret = "s3cret";
 workers = 2;
 zones = ( { name = "cdn.test."; file = "cdn.test.zone"; } );
 dynamic = [ "www.cdn.test." ];
@@ -27,7 +28,7 @@ regions = ( { name = "eu"; lat = 50.1; lon = 8.7; }, { name = "us"; lat = 39.0; 
 edges = ( { name = "edge-eu"; region = "eu"; address = "127.0.0.11"; },
           { name = "edge-us"; region = "us"; address = "127.0.0.12"; } );
 CONF
-printf 'control_secret = "x";\nnodes = ( { name = "dns"; role = "dns"; url = "http://127.0.0.1:%s"; } );\n' "$SP" > "$T_DIR/ctl.conf"
+printf 'control_secret = "s3cret";\nnodes = ( { name = "dns"; role = "dns"; url = "http://127.0.0.1:%s"; } );\n' "$SP" > "$T_DIR/ctl.conf"
 t_start dns "$BIN/minicdn-dns" -c "$T_DIR/dns.conf"
 t_wait_dns 127.0.0.1 "$P" www.cdn.test || t_fail "server did not answer"
 DNSPID=$(t_pid dns)
@@ -51,9 +52,31 @@ for _ in $(seq 30); do [ "$(ASK 127.0.2.1)" = 127.0.0.11 ] && break; sleep 0.1; 
 t_eq "SIGHUP: new map in effect (127.0.2.1 -> eu)" 127.0.0.11 "$(ASK 127.0.2.1)"
 t_check "SIGHUP: generation increased" test "$(gen)" -gt "$G0"
 
+# POST /reload needs the control secret; GETs stay open
+G1=$(gen)
+OUT=$(curl -s -i -X POST "http://127.0.0.1:$SP/reload")
+t_check "POST /reload without a secret: HTTP 401" has '^HTTP/1.1 401' "$OUT"
+t_check "401 says WWW-Authenticate: Bearer" has '^WWW-Authenticate: Bearer' "$OUT"
+t_eq "POST /reload with a wrong secret: HTTP 401" 401 \
+	"$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer s3cre' -X POST "http://127.0.0.1:$SP/reload")"
+t_eq "POST /reload with a longer wrong secret: HTTP 401" 401 \
+	"$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer s3cretX' -X POST "http://127.0.0.1:$SP/reload")"
+t_eq "POST /reload with Basic auth: HTTP 401" 401 \
+	"$(curl -s -o /dev/null -w '%{http_code}' -u s3cret:s3cret -X POST "http://127.0.0.1:$SP/reload")"
+t_eq "refused reloads did not reload (generation unchanged)" "$G1" "$(gen)"
+t_check "refused reload logged" grep -q 'POST /reload refused' "$T_DIR/dns.log"
+printf 'control_secret = "wrong";\nnodes = ( { name = "dns"; role = "dns"; url = "http://127.0.0.1:%s"; } );\n' "$SP" > "$T_DIR/ctl-bad.conf"
+OUT=$("$BIN/minicdnctl" -c "$T_DIR/ctl-bad.conf" reload 2>&1); RC=$?
+t_check "minicdnctl reload with the wrong secret: exit 1" test $RC -eq 1
+t_eq "minicdnctl reload with the wrong secret did not reload" "$G1" "$(gen)"
+OUT=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer s3cret' -X POST "http://127.0.0.1:$SP/reload")
+t_check "POST /reload with the right secret: HTTP 200" bash -c "grep -q '\"ok\":true' <<<'$OUT' && grep -q ' 200$' <<<'$OUT'"
+t_check "right secret: generation increased" test "$(gen)" -gt "$G1"
+t_eq "GET /stats needs no secret" 200 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SP/stats")"
+
 # a bad map is rejected, the old one keeps serving
 printf '127.0.1.0/24 us\n127.0.2.0/24 mars\n' > "$T_DIR/map.txt"
-OUT=$(curl -s -w ' %{http_code}' -X POST "http://127.0.0.1:$SP/reload")
+OUT=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer s3cret' -X POST "http://127.0.0.1:$SP/reload")
 t_check "POST /reload with a bad map: HTTP 400" has ' 400$' "$OUT"
 t_check "the error names file, line and problem" has 'map.txt:2: unknown region .mars.' "$OUT"
 t_eq "old map still serving (127.0.2.1 -> eu)" 127.0.0.11 "$(ASK 127.0.2.1)"
