@@ -1,17 +1,21 @@
 /* lua_req.c -- the request table scripts receive and the response they return
  *
- * req = { method, path, query, uri, host, client, region, edge_name, edge_region,
- *         headers (lower-case name -> value), args (query parameters) }
- * headers, args and client are built on first access (a metamethod), so a
- * script that never looks at them does not pay for them. */
+ * req = { method, path, query, uri, host, body, client, region, edge_name,
+ *         edge_region, headers (name -> value), args (query parameters) }
+ * The table starts empty: each field is computed by __index the first time
+ * it is read and stored raw, so a request costs only what its script reads
+ * (a script reading two fields pays for two, not for twelve).  req.headers
+ * looks one header up at a time; pairs() over either table computes all. */
 #include "edge/lua_vm.h"
 #include "common/addr.h"
+#include "common/buf.h"
 #include "common/xmalloc.h"
 
 #include <ctype.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_ARGS 100
 #define MAX_RESP_HEADERS 64
@@ -62,6 +66,10 @@ static int hexval(int c)
 /* Pushes the percent-decoded (and '+' -> ' ') form of s[0..n). */
 static void push_decoded(lua_State *L, const char *s, size_t n)
 {
+	if (!memchr(s, '%', n) && !memchr(s, '+', n)) {
+		lua_pushlstring(L, s, n); /* nothing to decode: most parameters */
+		return;
+	}
 	luaL_Buffer b;
 	char *p = luaL_buffinitsize(L, &b, n);
 	size_t o = 0;
@@ -107,29 +115,79 @@ static void push_args(lua_State *L, const char *q)
 	}
 }
 
-/* __index of request tables: builds headers/args once, stores them raw. */
-static int req_index(lua_State *L)
+static int next_trampoline_req(lua_State *L)
 {
-	const char *k = lua_tostring(L, 2);
+	lua_settop(L, 2);
+	return lua_next(L, 1) ? 2 : (lua_pushnil(L), 1);
+}
+
+/* ---------- req.headers: one header at a time ---------- */
+
+/* Looking a header up scans the request's header list in C (a handful of
+ * strcasecmp) instead of building a Lua table of every header: browsers send
+ * a dozen headers and scripts read one or two.  pairs(req.headers) builds the
+ * whole table (lower-case names) the first time. */
+static const char HDR_MT = 'H';
+
+struct hdr_find {
+	const char *name;
+	const char *first; /* borrowed from the dispatch, valid during the request */
+	struct buf v;      /* only for a repeated header */
+	int n;
+};
+
+static void find_header(void *arg, const char *name, const char *value)
+{
+	struct hdr_find *f = arg;
+	if (strcasecmp(name, f->name))
+		return;
+	value = value ? value : "";
+	/* Repeated headers are joined with ", " as RFC 9110 allows for lists. */
+	if (f->n++ == 0) {
+		f->first = value;
+		return;
+	}
+	if (f->n == 2)
+		buf_append(&f->v, f->first, strlen(f->first));
+	buf_append(&f->v, ", ", 2);
+	buf_append(&f->v, value, strlen(value));
+}
+
+static int push_joined(lua_State *L)
+{
+	lua_pushlstring(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+	return 1;
+}
+
+/* __index(H, name): the header's value (cached in H), nil if absent. */
+static int hdr_index(lua_State *L)
+{
+	size_t n;
+	const char *k = lua_tolstring(L, 2, &n);
 	const struct script_req *req = lua_vm_request(L, lua_topointer(L, 1));
-	if (!k || !req) {
+	if (!k || !req || !req->headers_each || n == 0 || n > 255 || lua_type(L, 2) != LUA_TSTRING) {
 		lua_pushnil(L);
 		return 1;
 	}
-	if (!strcmp(k, "headers")) {
-		lua_createtable(L, 0, 8);
-		struct hdr_ctx h = { L, lua_gettop(L), 0 };
-		if (req->headers_each)
-			req->headers_each(req->ctx, add_header, &h);
-	} else if (!strcmp(k, "args")) {
-		push_args(L, req->query);
-	} else if (!strcmp(k, "client") && req->client) {
-		char ip[ADDR_STRLEN];
-		addr_format_ip(req->client, ip, sizeof ip);
-		lua_pushstring(L, ip);
-	} else {
+	struct hdr_find f = { k, NULL, BUF_INIT, 0 };
+	req->headers_each(req->ctx, find_header, &f);
+	if (!f.n) {
 		lua_pushnil(L);
 		return 1;
+	}
+	if (f.n == 1) {
+		lua_pushstring(L, f.first);
+	} else {
+		/* pushed from a C buffer: free it before anything can raise */
+		char *joined = f.v.data;
+		size_t len = f.v.len;
+		lua_pushcfunction(L, push_joined);
+		lua_pushlightuserdata(L, joined);
+		lua_pushinteger(L, (lua_Integer)len);
+		int st = lua_pcall(L, 2, 1, 0);
+		buf_free(&f.v);
+		if (st != LUA_OK)
+			return lua_error(L);
 	}
 	lua_pushvalue(L, 2);
 	lua_pushvalue(L, -2);
@@ -137,47 +195,156 @@ static int req_index(lua_State *L)
 	return 1;
 }
 
+/* __pairs(H): next over a full table of the headers (lower-case names). */
+static int hdr_pairs(lua_State *L)
+{
+	const struct script_req *req = lua_vm_request(L, lua_topointer(L, 1));
+	lua_pushcfunction(L, next_trampoline_req);
+	lua_createtable(L, 0, 8);
+	if (req && req->headers_each) {
+		struct hdr_ctx h = { L, lua_gettop(L), 0 };
+		req->headers_each(req->ctx, add_header, &h);
+	}
+	lua_pushnil(L);
+	return 3;
+}
+
+/* ---------- the request table: every field computed on first read ---------- */
+
+static void push_path(lua_State *L, const struct script_req *req)
+{
+	lua_pushlstring(L, req->path ? req->path : "/", req->path ? req->path_len : 1);
+}
+
+/* __index(req, k): computes the field, stores it raw so the next read is a
+ * plain table access.  A request table kept past its request answers nil. */
+static int req_index(lua_State *L)
+{
+	size_t n;
+	const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+	const struct script_req *req = lua_vm_request(L, lua_topointer(L, 1));
+	if (!k || !req) {
+		lua_pushnil(L);
+		return 1;
+	}
+	switch (k[0]) {
+	case 'a':
+		if (strcmp(k, "args"))
+			goto nil;
+		push_args(L, req->query);
+		break;
+	case 'b':
+		if (strcmp(k, "body") || !req->body || !req->body_len)
+			goto nil;
+		lua_pushlstring(L, req->body, req->body_len);
+		break;
+	case 'c':
+		if (strcmp(k, "client") || !req->client)
+			goto nil;
+		char ip[ADDR_STRLEN];
+		addr_format_ip(req->client, ip, sizeof ip);
+		lua_pushstring(L, ip);
+		break;
+	case 'e':
+		if (!strcmp(k, "edge_name"))
+			lua_pushstring(L, lua_vm_site(L)->edge_name);
+		else if (!strcmp(k, "edge_region"))
+			lua_pushstring(L, lua_vm_site(L)->edge_region);
+		else
+			goto nil;
+		break;
+	case 'h':
+		if (!strcmp(k, "headers")) {
+			lua_createtable(L, 0, 2);
+			lua_rawgetp(L, LUA_REGISTRYINDEX, &HDR_MT);
+			lua_setmetatable(L, -2);
+			lua_vm_set_headers_table(L, lua_topointer(L, -1));
+		} else if (!strcmp(k, "host") && req->host) {
+			lua_pushstring(L, req->host);
+		} else {
+			goto nil;
+		}
+		break;
+	case 'm':
+		if (strcmp(k, "method"))
+			goto nil;
+		lua_pushstring(L, req->method ? req->method : "GET");
+		break;
+	case 'p':
+		if (strcmp(k, "path"))
+			goto nil;
+		push_path(L, req);
+		break;
+	case 'q':
+		if (strcmp(k, "query") || !req->query)
+			goto nil;
+		lua_pushstring(L, req->query);
+		break;
+	case 'r':
+		if (strcmp(k, "region"))
+			goto nil;
+		lua_pushstring(L, lua_vm_region(L) ? lua_vm_region(L) : script_region_of(req->client));
+		break;
+	case 'u':
+		if (strcmp(k, "uri"))
+			goto nil;
+		push_path(L, req);
+		if (req->query) {
+			lua_pushliteral(L, "?");
+			lua_pushstring(L, req->query);
+			lua_concat(L, 3);
+		}
+		break;
+	default:
+		goto nil;
+	}
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 1);
+	return 1;
+nil:
+	lua_pushnil(L);
+	return 1;
+}
+
+/* __pairs(req): every field (computing the lazy ones), then next. */
+static int req_pairs(lua_State *L)
+{
+	static const char *const fields[] = { "method", "path", "query", "uri", "host", "body",
+		                              "client", "region", "edge_name", "edge_region",
+		                              "headers", "args", NULL };
+	for (const char *const *f = fields; *f; f++) {
+		lua_getfield(L, 1, *f); /* computes and caches */
+		lua_pop(L, 1);
+	}
+	lua_pushcfunction(L, next_trampoline_req);
+	lua_pushvalue(L, 1);
+	lua_pushnil(L);
+	return 3;
+}
+
 void lua_req_open(lua_State *L)
 {
 	lua_createtable(L, 0, 2);
 	lua_pushcfunction(L, req_index);
 	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, req_pairs);
+	lua_setfield(L, -2, "__pairs");
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &REQ_MT);
+	lua_createtable(L, 0, 2);
+	lua_pushcfunction(L, hdr_index);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, hdr_pairs);
+	lua_setfield(L, -2, "__pairs");
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &HDR_MT);
 }
 
+/* Nothing is computed here: the fields appear as the script reads them. */
 void lua_req_push(lua_State *L, const struct script_req *req, const char *region)
 {
-	const struct lua_vm_site *site = lua_vm_site(L);
-	lua_createtable(L, 0, 12);
-	lua_pushstring(L, req->method ? req->method : "GET");
-	lua_setfield(L, -2, "method");
-	lua_pushlstring(L, req->path ? req->path : "/", req->path ? req->path_len : 1);
-	lua_setfield(L, -2, "path");
-	if (req->query) {
-		lua_pushstring(L, req->query);
-		lua_setfield(L, -2, "query");
-		lua_pushlstring(L, req->path ? req->path : "/", req->path ? req->path_len : 1);
-		lua_pushliteral(L, "?");
-		lua_pushstring(L, req->query);
-		lua_concat(L, 3);
-	} else {
-		lua_pushlstring(L, req->path ? req->path : "/", req->path ? req->path_len : 1);
-	}
-	lua_setfield(L, -2, "uri");
-	if (req->host) {
-		lua_pushstring(L, req->host);
-		lua_setfield(L, -2, "host");
-	}
-	if (req->body && req->body_len) {
-		lua_pushlstring(L, req->body, req->body_len);
-		lua_setfield(L, -2, "body");
-	}
-	lua_pushstring(L, region ? region : "");
-	lua_setfield(L, -2, "region");
-	lua_pushstring(L, site->edge_name);
-	lua_setfield(L, -2, "edge_name");
-	lua_pushstring(L, site->edge_region);
-	lua_setfield(L, -2, "edge_region");
+	(void)req;
+	(void)region;
+	lua_createtable(L, 0, 4);
 	lua_rawgetp(L, LUA_REGISTRYINDEX, &REQ_MT);
 	lua_setmetatable(L, -2);
 }

@@ -60,7 +60,8 @@ enum lua_vm_status {
 };
 
 /* Runs v's handle(req) under the budgets.  On LVM_ERROR *kind and err are set.
- * region: the client's region (borrowed). */
+ * region: the client's region (borrowed), or NULL to look it up only if the
+ * script reads req.region. */
 enum lua_vm_status lua_vm_call(struct lua_vm *vm, struct script_ver *v, const struct script_req *req,
                                const char *region, struct script_resp *resp, enum script_err *kind,
                                char *err, size_t errlen);
@@ -81,8 +82,12 @@ int lua_vm_time_left_ms(lua_State *L);
 /* The thread's reusable curl handle for subrequests (freed with the state). */
 void **lua_vm_curl_slot(lua_State *L, void (**freefn)(void *));
 void lua_vm_set_curl_free(lua_State *L, void (*fn)(void *));
-/* The request being handled (NULL outside a call) and its table's identity. */
+/* The request being handled, if tbl is its request table or its
+ * req.headers table (NULL outside a call or for tables of past requests). */
 const struct script_req *lua_vm_request(lua_State *L, const void *tbl);
+void lua_vm_set_headers_table(lua_State *L, const void *tbl);
+/* The client's region given to lua_vm_call, or NULL (then computed on read). */
+const char *lua_vm_region(lua_State *L);
 /* The request of the call running now (NULL outside a call). */
 const struct script_req *lua_vm_current_req(lua_State *L);
 /* Charges n units of work done in C (pattern matching steps) to the current

@@ -779,7 +779,7 @@ enum script_result script_handle(const struct script_req *req, struct script_res
 		st = LVM_ERROR;
 	} else {
 		lua_vm_sync(vm, s->gen, s->seqs, s->n);
-		st = lua_vm_call(vm, v, req, script_region_of(req->client), resp, &kind, err, sizeof err);
+		st = lua_vm_call(vm, v, req, NULL, resp, &kind, err, sizeof err);
 	}
 	struct script_stats *stats = v->stats;
 	atomic_fetch_add(&stats->invocations, 1);

@@ -11,6 +11,7 @@
 #include "common/xmalloc.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
@@ -213,6 +214,42 @@ static const struct script_cache_ops sub_ops = { sub_get, sub_put, sub_host };
 
 /* ---------- the dispatch step ---------- */
 
+static void fmt_u64(char *out, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*out++ = tmp[--n];
+	*out = 0;
+}
+
+/* Cache-Status and Via of unstored script responses depend only on the
+ * edge's name: built on the first script response. */
+struct fixed_hdrs {
+	char cache_status[256];
+	char via[160];
+};
+static struct fixed_hdrs fixed;
+static pthread_once_t fixed_once = PTHREAD_ONCE_INIT;
+static const struct edge *fixed_edge;
+
+static void fixed_init(void)
+{
+	snprintf(fixed.cache_status, sizeof fixed.cache_status, "%s; detail=script", fixed_edge->cfg.name);
+	snprintf(fixed.via, sizeof fixed.via, "1.1 %s (minicdn)", fixed_edge->cfg.name);
+}
+
+static const struct fixed_hdrs *fixed_hdrs_get(struct edge_req *r)
+{
+	fixed_edge = r->edge; /* one edge per process */
+	pthread_once(&fixed_once, fixed_init);
+	return &fixed;
+}
+
 bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 {
 	const char *q = strchr(r->path.data, '?');
@@ -259,9 +296,20 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 		    strcasecmp(resp.headers[i].name, "Content-Length") != 0)
 			MHD_add_response_header(mr, resp.headers[i].name, resp.headers[i].value);
 	char tag[BUNDLE_MAX_NAME + 32];
-	snprintf(tag, sizeof tag, "%s/%llu", resp.script, (unsigned long long)resp.version);
+	size_t nl = strnlen(resp.script, BUNDLE_MAX_NAME);
+	memcpy(tag, resp.script, nl);
+	tag[nl] = '/';
+	fmt_u64(tag + nl + 1, resp.version);
 	MHD_add_response_header(mr, "X-Edge-Script", tag);
-	http_add_cache_status(r, mr, false, FWD_NONE, 0, stored, stored ? resp.cache_ttl : LONG_MIN, "script");
+	if (stored) {
+		http_add_cache_status(r, mr, false, FWD_NONE, 0, true, resp.cache_ttl, "script");
+	} else {
+		/* The same two headers http_add_cache_status writes for an unstored
+		 * script response, formatted once per process instead of per request. */
+		const struct fixed_hdrs *fh = fixed_hdrs_get(r);
+		MHD_add_response_header(mr, "Cache-Status", fh->cache_status);
+		MHD_add_response_header(mr, "Via", fh->via);
+	}
 	*ret = MHD_queue_response(r->conn, (unsigned)resp.status, mr);
 	MHD_destroy_response(mr);
 	script_resp_free(&resp);

@@ -111,6 +111,38 @@ curl -s -o /dev/null "$E/big"
 t_eq "cached body over fetch_max_body refused" "502 error: cached body over the subrequest size limit" \
 	"$(curl -s -w ' %{http_code}' "$E/sub/big" | awk '{c=$NF; $NF=""; sub(/ $/,""); print c, $0}')"
 t_eq "origin saw /big once" "1" "$(count /big)"
+# --- the request table (fields computed on first read) -------------------------
+cat >"$B/req.lua" <<'EOL'
+--[[minicdn
+name = "reqinfo";
+routes = ( { path = "/req/*"; } );
+]]
+local last
+function handle(req)
+  if req.path == "/req/keep" then last = req return "kept" end
+  if req.path == "/req/old" then return tostring(last.method) .. " " .. tostring(last.headers) end
+  if req.path == "/req/hdrs" then
+    local names = {}
+    for k, v in pairs(req.headers) do names[#names + 1] = k .. "=" .. v end
+    table.sort(names)
+    return table.concat(names, ";") .. "|" .. tostring(req.headers["X-A"]) .. "|" .. tostring(req.headers["x-rep"]) .. "|" .. tostring(req.headers["x-none"])
+  end
+  local n = 0
+  for k in pairs(req) do n = n + 1 end
+  return string.format("%s %s %s %s %s %s %s %s %s %d", req.method, req.path, req.query, req.uri, req.host,
+    req.client, req.region, req.edge_name, req.edge_region, n)
+end
+EOL
+sc_sign "$B/req.lua" 1 >"$B/req.env"
+r=$(sc_push edge-eu "$B/req.env"); t_eq "reqinfo bundle activates" "200" "${r%% *}"
+t_eq "request fields" "GET /req/x a=1&b=2 /req/x?a=1&b=2 127.0.0.1:${EDGE_PORT[edge-eu]} 127.0.0.1 eu edge-eu eu 11" \
+	"$(curl -s "$E/req/x?a=1&b=2")"
+t_eq "headers: pairs, any case, repeated joined, absent nil" \
+	"host=127.0.0.1:${EDGE_PORT[edge-eu]};x-a=1;x-rep=r1, r2|1|r1, r2|nil" \
+	"$(curl -s -H 'User-Agent:' -H 'Accept:' -H 'X-A: 1' -H 'X-Rep: r1' -H 'X-Rep: r2' "$E/req/hdrs")"
+curl -s -o /dev/null "$E/req/keep"
+t_eq "a request table kept past its request answers nil" "nil nil" "$(curl -s "$E/req/old")"
+
 t_eq "edge still healthy" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$E/healthz")"
 
 t_done
