@@ -6,14 +6,21 @@
 # server's own CPU time is measured too (utime+stime from /proc, all its
 # processes) and reported as requests per server CPU-second.
 #
-# Prints:  NAME rps=N p99_ms=X r_per_cpu_s=N
-#          ratio nginx-lua=R            (R = minicdn-edge rps / nginx-lua rps)
-# Env: DURATION (s, default 10), CONNS (default 64), THREADS (edge workers, default 2),
-#      MINICDN_BIN (default build/bin).
+# Both servers run at the same time (an idle one costs nothing) and wrk
+# alternates between them, ROUNDS times: on a shared, noisy machine each pair
+# of runs sees about the same background load, and the medians are reported.
+#
+# Prints:  # round K NAME rps=N p99_ms=X r_per_cpu_s=N     (every run)
+#          NAME rps=N p99_ms=X r_per_cpu_s=N               (medians over the rounds)
+#          ratio nginx-lua=R r_per_cpu_s_ratio=C           (R = minicdn-edge rps / nginx-lua rps,
+#                                                          C = the same for r_per_cpu_s; of the medians)
+# Env: DURATION (s per run, default 5), ROUNDS (default 3), CONNS (default 64),
+#      THREADS (edge workers and nginx worker processes, default 2), MINICDN_BIN (default build/bin).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${MINICDN_BIN:-$ROOT/build/bin}
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 T=$(mktemp -d /tmp/minicdn-bench-lua.XXXXXX)
@@ -32,11 +39,9 @@ cpu_ticks() { # pids... -> utime+stime ticks summed
 }
 wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; return 1; }
 
-# run NAME URL PIDS... : wrk, then print the line
+# run ROUND NAME URL PIDS... : wrk, then print the line and record the figures
 run() {
-	local name=$1 url=$2; shift 2
-	# warm-up (compiles, fills caches), not measured
-	wrk -t2 -c"$CONNS" -d2s -H 'X-Name: ada' "$url" >/dev/null 2>&1
+	local round=$1 name=$2 url=$3; shift 3
 	local hz; hz=$(getconf CLK_TCK)
 	local c0; c0=$(cpu_ticks "$@")
 	wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H 'X-Name: ada' "$url" >"$T/$name.wrk" 2>&1
@@ -48,9 +53,10 @@ run() {
 	non2xx=$(awk '/Non-2xx/ {print $NF}' "$T/$name.wrk")
 	local cpu_s; cpu_s=$(python3 -c "print(max(($c1 - $c0) / $hz, 0.01))")
 	local rpc; rpc=$(python3 -c "print(int(${total:-0} / $cpu_s))")
-	echo "$name rps=${rps:-0} p99_ms=${p99:-0} r_per_cpu_s=$rpc cpu_s=$cpu_s${non2xx:+ non2xx=$non2xx}"
-	eval "RPS_${name//-/_}=${rps:-0}; RPC_${name//-/_}=$rpc"
+	echo "# round $round $name rps=${rps:-0} p99_ms=${p99:-0} r_per_cpu_s=$rpc cpu_s=$cpu_s${non2xx:+ non2xx=$non2xx}"
+	echo "$name ${rps:-0} ${p99:-0} $rpc" >>"$T/results"
 }
+warm() { wrk -t2 -c"$CONNS" -d2s -H 'X-Name: ada' "$1" >/dev/null 2>&1; } # compiles, fills caches
 
 for t in wrk nginx curl python3; do command -v $t >/dev/null || { echo "bench-lua: $t is missing (scripts/install-deps.sh --bench)"; exit 1; }; done
 [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || { echo "bench-lua: libnginx-mod-http-lua is missing"; exit 1; }
@@ -89,8 +95,6 @@ wait_http "http://127.0.0.1:$EP/healthz" || { echo "bench-lua: edge did not star
 st=$(curl -s -o /dev/null -w '%{http_code}' --data-binary "@$T/bench.env" "http://127.0.0.1:$EP/.minicdn/scripts")
 [ "$st" = 200 ] || { echo "bench-lua: push failed ($st)"; exit 1; }
 echo "# minicdn-edge body: $(curl -s -H 'X-Name: ada' "http://127.0.0.1:$EP/bench?id=42")"
-run minicdn-edge "http://127.0.0.1:$EP/bench?id=42" $EPID
-kill $EPID; wait $EPID 2>/dev/null
 
 # ---------------- nginx + Lua ----------------
 NP=$(free_port)
@@ -127,7 +131,30 @@ NPID=$!; PIDS+=($NPID)
 wait_http "http://127.0.0.1:$NP/bench" || { echo "bench-lua: nginx did not start"; cat "$T/ngx/stderr" "$T/ngx/error.log"; exit 1; }
 echo "# nginx-lua body:    $(curl -s -H 'X-Name: ada' "http://127.0.0.1:$NP/bench?id=42")"
 NGX_PIDS="$NPID $(pgrep -P $NPID | tr '\n' ' ')"
-run nginx-lua "http://127.0.0.1:$NP/bench?id=42" $NGX_PIDS
-kill $NPID; wait $NPID 2>/dev/null
 
-python3 -c "print('ratio nginx-lua=%.2f r_per_cpu_s_ratio=%.2f' % ($RPS_minicdn_edge / max($RPS_nginx_lua, 1), $RPC_minicdn_edge / max($RPC_nginx_lua, 1)))"
+EURL="http://127.0.0.1:$EP/bench?id=42"; NURL="http://127.0.0.1:$NP/bench?id=42"
+warm "$EURL"; warm "$NURL"
+for r in $(seq "$ROUNDS"); do
+	run "$r" minicdn-edge "$EURL" $EPID
+	run "$r" nginx-lua "$NURL" $NGX_PIDS
+done
+kill $EPID $NPID; wait $EPID $NPID 2>/dev/null
+
+python3 - "$T/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, p99, rpc = line.split()
+    rows.setdefault(name, []).append((int(rps), float(p99), int(rpc)))
+med = {}
+for name in ("minicdn-edge", "nginx-lua"):
+    r = rows.get(name, [(0, 0.0, 0)])
+    med[name] = (int(statistics.median(x[0] for x in r)), statistics.median(x[1] for x in r),
+                 int(statistics.median(x[2] for x in r)))
+    print("%s rps=%d p99_ms=%.2f r_per_cpu_s=%d" % ((name,) + med[name]))
+e, n = med["minicdn-edge"], med["nginx-lua"]
+pairs = zip(rows.get("minicdn-edge", []), rows.get("nginx-lua", []))
+per_round = " ".join("%.2f" % (a[2] / max(b[2], 1)) for a, b in pairs)
+print("# r_per_cpu_s ratio per round: %s" % per_round)
+print("ratio nginx-lua=%.2f r_per_cpu_s_ratio=%.2f" % (e[0] / max(n[0], 1), e[2] / max(n[2], 1)))
+PY
