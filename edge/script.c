@@ -201,6 +201,7 @@ static void tl_snap_free(void *p)
 	free(t);
 }
 
+/* The calling thread's current snapshot (borrowed, see snap_thread_done). */
 static struct snap *snap_thread(void)
 {
 	if (!S.tl_key_ok)
@@ -215,11 +216,18 @@ static struct snap *snap_thread(void)
 		t->s = snap_acquire();
 		t->gen = t->s ? t->s->gen : 0;
 	}
-	/* The caller gets its own reference, so a request that outlives the
-	 * thread's cache entry (it does not, but keep it simple) stays safe. */
-	if (t->s)
-		atomic_fetch_add_explicit(&t->s->refs, 1, memory_order_relaxed);
+	/* Borrowed: the thread's cached reference keeps the snapshot alive, and
+	 * only this thread replaces it, at the start of its next request.  No
+	 * atomic per request (the counter's cache line would bounce between the
+	 * worker threads' cores). */
 	return t->s;
+}
+
+/* Ends the use of a snap_thread() result. */
+static void snap_thread_done(struct snap *s)
+{
+	if (!S.tl_key_ok)
+		snap_release(s);
 }
 
 bool script_any(void)
@@ -751,7 +759,7 @@ enum script_result script_handle(const struct script_req *req, struct script_res
 		return SCRIPT_PASS;
 	struct snap *s = snap_thread();
 	if (!s || s->n == 0) {
-		snap_release(s);
+		snap_thread_done(s);
 		return SCRIPT_PASS;
 	}
 	struct script_ver *v = NULL;
@@ -765,7 +773,7 @@ enum script_result script_handle(const struct script_req *req, struct script_res
 				break;
 			}
 	if (!route) {
-		snap_release(s);
+		snap_thread_done(s);
 		return SCRIPT_PASS;
 	}
 	struct lua_vm *vm = lua_vm_thread();
@@ -811,7 +819,7 @@ enum script_result script_handle(const struct script_req *req, struct script_res
 			result = SCRIPT_RESPONSE;
 		}
 	}
-	snap_release(s);
+	snap_thread_done(s);
 	return result;
 }
 

@@ -234,19 +234,22 @@ struct fixed_hdrs {
 	char via[160];
 };
 static struct fixed_hdrs fixed;
-static pthread_once_t fixed_once = PTHREAD_ONCE_INIT;
-static const struct edge *fixed_edge;
-
-static void fixed_init(void)
-{
-	snprintf(fixed.cache_status, sizeof fixed.cache_status, "%s; detail=script", fixed_edge->cfg.name);
-	snprintf(fixed.via, sizeof fixed.via, "1.1 %s (minicdn)", fixed_edge->cfg.name);
-}
+static atomic_int fixed_ready;
+static pthread_mutex_t fixed_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static const struct fixed_hdrs *fixed_hdrs_get(struct edge_req *r)
 {
-	fixed_edge = r->edge; /* one edge per process */
-	pthread_once(&fixed_once, fixed_init);
+	if (!atomic_load_explicit(&fixed_ready, memory_order_acquire)) {
+		pthread_mutex_lock(&fixed_mu);
+		if (!atomic_load_explicit(&fixed_ready, memory_order_relaxed)) {
+			/* one edge per process: its name never changes */
+			snprintf(fixed.cache_status, sizeof fixed.cache_status, "%s; detail=script",
+			         r->edge->cfg.name);
+			snprintf(fixed.via, sizeof fixed.via, "1.1 %s (minicdn)", r->edge->cfg.name);
+			atomic_store_explicit(&fixed_ready, 1, memory_order_release);
+		}
+		pthread_mutex_unlock(&fixed_mu);
+	}
 	return &fixed;
 }
 
