@@ -194,6 +194,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *cls)
 		return CURL_WRITEFUNC_PAUSE;
 	}
 	buf_append(&f->body, p, len);
+	if (!f->discard && f->keep_limit && f->body_base + f->body.len > f->keep_limit)
+		f->discard = true; /* too big to store (no Content-Length said so): stream through */
 	wake_all(f);
 	pthread_mutex_unlock(&f->lock);
 	return len;

@@ -69,6 +69,7 @@ struct fetch {
 	uint64_t body_base;
 	bool complete;               /* whole body received (F_DONE with a full body) */
 	bool discard;                /* drop bytes all waiters have read */
+	uint64_t keep_limit;         /* switch to discard past this many bytes (0 = never) */
 	bool paused, unpause;
 	bool timed_out;
 	char err[128];

@@ -450,6 +450,7 @@ static struct fetch *new_fetch(struct edge_req *r, enum fill_mode mode, const st
 	}
 	struct fetch *f = fetch_new(method, url, origin_headers(r, mode, etag, lm), body, blen,
 	                            &fill_hooks, x);
+	f->keep_limit = e->cfg.cache.max_object_size;
 	free(url);
 	return f;
 }
@@ -621,7 +622,6 @@ static void stream_free(void *cls)
 
 static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct fill *x)
 {
-	struct edge *e = r->edge;
 	unsigned status = f->status;
 	const char *etag = fetch_header(&f->hdrs, "ETag");
 	const char *lm = fetch_header(&f->hdrs, "Last-Modified");

@@ -203,7 +203,9 @@ bench_server() { # name port pid
 	reqs=$(awk '/requests in/ {print $1}' "$D/fill.out")
 	local kb anon; kb=$(rss_kb "$pid"); anon=$(rss_kb "$pid" RssAnon)
 	RSS[$name]=$((kb / 1024))
-	echo "$name rss rss_mb=$((kb / 1024)) anon_mb=$((anon / 1024)) fill_requests=${reqs:-0}"
+	local extra=""
+	[ "$name" = minicdn-edge ] && extra=" lmdb_file_mb=$(( $(du -k "$D/edge-cache/data.mdb" | cut -f1) / 1024 ))"
+	echo "$name rss rss_mb=$((kb / 1024)) anon_mb=$((anon / 1024)) fill_requests=${reqs:-0}$extra"
 }
 
 # ---------- minicdn-edge ----------

@@ -257,5 +257,13 @@ get /big
 t_eq "object above max_object_size: all bytes" 6000000 "$(stat -c %s "$T_DIR/b")"
 get /big
 t_eq "object above max_object_size: not stored" 2 "$(ocount /big)"
+oset '{"path":"/bigchunked","headers":{"Cache-Control":"max-age=60"},"size":6000000,"chunked":true}'
+get /bigchunked
+t_eq "chunked object above max_object_size: all bytes" 6000000 "$(stat -c %s "$T_DIR/b")"
+get /bigchunked
+t_eq "chunked object above max_object_size: not stored" 2 "$(ocount /bigchunked)"
+oset '{"path":"/smallchunked","headers":{"Cache-Control":"max-age=60"},"size":70000,"chunked":true}'
+get /smallchunked; get /smallchunked
+t_eq "chunked object below the limit: stored" "1 70000" "$(ocount /smallchunked) $(stat -c %s "$T_DIR/b")"
 
 t_done
