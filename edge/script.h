@@ -109,12 +109,21 @@ void script_resp_free(struct script_resp *r);
 
 enum script_err { SERR_RUNTIME, SERR_INSTRUCTIONS, SERR_TIME, SERR_MEMORY, SERR_RESPONSE, SERR_N };
 
+/* Counters touched by every request live in per-thread slots, each on its
+ * own cache line, so worker threads on different cores do not bounce one
+ * line between them; readers sum the slots (threads beyond SCRIPT_STAT_SLOTS
+ * share slots, still exact since the counters are atomic). */
+#define SCRIPT_STAT_SLOTS 8
+struct script_stat_slot {
+	_Alignas(64) atomic_ullong invocations;
+	atomic_ullong time_us;
+};
+
 struct script_stats {
+	struct script_stat_slot slot[SCRIPT_STAT_SLOTS]; /* first: 64-byte aligned allocation */
 	char name[BUNDLE_MAX_NAME + 1];
-	atomic_ullong invocations;
 	atomic_ullong passes;              /* returned nil: fell through */
 	atomic_ullong errors[SERR_N];
-	atomic_ullong time_us;
 	struct script_stats *next;
 };
 
