@@ -1,5 +1,6 @@
 /* bundle.c -- signed Lua script bundles: build, serialise, sign, verify, parse */
 #include "common/bundle.h"
+#include "common/glob.h"
 #include "common/cfg.h"
 #include "common/xmalloc.h"
 
@@ -455,33 +456,6 @@ void bundle_digest_hex(const char *bytes, size_t len, char out[17])
 
 /* ---------- matching ---------- */
 
-bool bundle_glob_match(const char *pat, const char *s, size_t slen, bool nocase)
-{
-	/* Greedy with one backtrack point: O(len(pat) * len(s)) at worst, no recursion. */
-	const char *star = NULL;
-	size_t si = 0, star_si = 0;
-	while (si < slen) {
-		if (*pat == '*') {
-			star = ++pat;
-			star_si = si;
-			continue;
-		}
-		if (*pat && (*pat == '?' || *pat == s[si] ||
-		             (nocase && tolower((unsigned char)*pat) == tolower((unsigned char)s[si])))) {
-			pat++;
-			si++;
-			continue;
-		}
-		if (!star)
-			return false;
-		pat = star;
-		si = ++star_si;
-	}
-	while (*pat == '*')
-		pat++;
-	return *pat == '\0';
-}
-
 bool bundle_route_match(const struct bundle_route *r, const char *method, const char *host,
                         const char *path, size_t pathlen)
 {
@@ -497,10 +471,10 @@ bool bundle_route_match(const struct bundle_route *r, const char *method, const 
 			hl = (size_t)(colon - host);
 		else if (colon && host[0] == '[' && colon > host && colon[-1] == ']')
 			hl = (size_t)(colon - host);
-		if (!bundle_glob_match(r->host, host, hl, true))
+		if (!glob_match(r->host, host, hl, true))
 			return false;
 	}
-	return bundle_glob_match(r->path, path, pathlen, false);
+	return glob_match(r->path, path, pathlen, false);
 }
 
 /* ---------- building from disk ---------- */

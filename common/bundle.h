@@ -139,8 +139,6 @@ struct bundle *bundle_parse(const char *bytes, size_t len, char *err, size_t err
 struct bundle *bundle_open(const char *env, size_t envlen, const uint8_t pk[BUNDLE_PK_LEN],
                            char **raw, size_t *rawlen, char *err, size_t errlen);
 
-/* Glob match: '*' any run (including '/'), '?' one byte; nocase folds ASCII. */
-bool bundle_glob_match(const char *pat, const char *s, size_t slen, bool nocase);
 /* True if the route matches (host may lack a port; method NULL matches any). */
 bool bundle_route_match(const struct bundle_route *r, const char *method, const char *host,
                         const char *path, size_t pathlen);

@@ -1,5 +1,6 @@
 /* cachekey.c -- request target normalisation into cache keys */
 #include "edge/cachekey.h"
+#include "common/glob.h"
 #include "common/xmalloc.h"
 
 #include <ctype.h>
@@ -7,34 +8,10 @@
 #include <string.h>
 #include <strings.h>
 
-int cachekey_glob(const char *g, const char *s)
-{
-	/* Iterative glob with single backtrack point: O(n*m) worst case, fine for
-	 * the short patterns of a config. */
-	const char *star = NULL, *ss = NULL;
-	while (*s) {
-		if (*g == '*') {
-			star = g++;
-			ss = s;
-		} else if (*g == *s) {
-			g++;
-			s++;
-		} else if (star) {
-			g = star + 1;
-			s = ++ss;
-		} else {
-			return 0;
-		}
-	}
-	while (*g == '*')
-		g++;
-	return *g == '\0';
-}
-
 enum query_mode cachekey_query_mode(const struct query_rule *rules, size_t n, const char *path)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (!cachekey_glob(rules[i].path, path))
+		if (!glob_match_str(rules[i].path, path))
 			continue;
 		if (!strcmp(rules[i].mode, "sort"))
 			return QUERY_SORT;

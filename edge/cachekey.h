@@ -40,7 +40,4 @@ int cachekey_normalize_host(const char *host, size_t len, struct buf *out);
 int cachekey_build(const char *target, const char *host_hdr, const struct query_rule *rules,
                    size_t nrules, struct buf *key, struct buf *path_out, struct buf *host_out);
 
-/* True if glob (with '*') matches s. */
-int cachekey_glob(const char *glob, const char *s);
-
 #endif

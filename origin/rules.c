@@ -1,5 +1,6 @@
 /* rules.c -- request path to caching headers (first matching pattern wins) */
 #include "origin/rules.h"
+#include "common/glob.h"
 #include "common/xmalloc.h"
 
 #include <stdio.h>
@@ -12,30 +13,6 @@ struct rules {
 	struct rule def;
 	char *def_cc;
 };
-
-bool rules_glob(const char *p, const char *s)
-{
-	/* Classic single-backtrack wildcard matcher: on a mismatch, retry from the
-	 * last '*' with one more character swallowed.  Linear in practice. */
-	const char *star = NULL, *ss = NULL;
-	while (*s) {
-		if (*p == '*') {
-			star = p++;
-			ss = s;
-		} else if (*p == '?' || *p == *s) {
-			p++;
-			s++;
-		} else if (star) {
-			p = star + 1;
-			s = ++ss;
-		} else {
-			return false;
-		}
-	}
-	while (*p == '*')
-		p++;
-	return *p == '\0';
-}
 
 static bool header_safe(const char *v)
 {
@@ -100,7 +77,7 @@ const struct rule *rules_match(const struct rules *r, const char *path)
 	const char *slash = strrchr(path, '/');
 	const char *base = slash ? slash + 1 : path;
 	for (size_t i = 0; i < r->n; i++)
-		if (rules_glob(r->v[i].match, r->v[i].full_path ? path : base))
+		if (glob_match_str(r->v[i].match, r->v[i].full_path ? path : base))
 			return &r->v[i];
 	return &r->def;
 }

@@ -39,7 +39,4 @@ void rules_free(struct rules *r);
  * Never NULL; borrowed from r, valid until rules_free. */
 const struct rule *rules_match(const struct rules *r, const char *path);
 
-/* Glob match of a whole string; no allocation, worst case O(len(p) * len(s)). */
-bool rules_glob(const char *pat, const char *s);
-
 #endif

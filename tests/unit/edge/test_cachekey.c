@@ -68,15 +68,6 @@ static void test_query_rules(void **state)
 	assert_int_equal(cachekey_query_mode(rules, 2, "/z"), QUERY_KEEP);
 }
 
-static void test_glob(void **state)
-{
-	assert_true(cachekey_glob("*", ""));
-	assert_true(cachekey_glob("/a/*.css", "/a/b/c.css"));
-	assert_false(cachekey_glob("/a/*.css", "/a/b/c.js"));
-	assert_true(cachekey_glob("*x*y*", "axbyc"));
-	assert_false(cachekey_glob("/a", "/ab"));
-}
-
 static void test_path_out(void **state)
 {
 	struct buf k = BUF_INIT, p = BUF_INIT, h = BUF_INIT;
@@ -94,7 +85,6 @@ int main(void)
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_absolute_form),
 		cmocka_unit_test(test_query_rules),
-		cmocka_unit_test(test_glob),
 		cmocka_unit_test(test_path_out),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

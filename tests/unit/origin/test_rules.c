@@ -9,30 +9,6 @@
 
 #include <string.h>
 
-static void test_glob(void **state)
-{
-	assert_true(rules_glob("*.css", "site.css"));
-	assert_false(rules_glob("*.css", "site.cssx"));
-	assert_false(rules_glob("*.css", "site.js"));
-	assert_true(rules_glob("/api/*", "/api/menu.json"));
-	assert_true(rules_glob("/api/*", "/api/v1/deep/x"));
-	assert_true(rules_glob("/api/*", "/api/"));
-	assert_false(rules_glob("/api/*", "/apis/x"));
-	assert_false(rules_glob("/api/*", "/other/api/x"));
-	assert_true(rules_glob("logo?.png", "logo1.png"));
-	assert_false(rules_glob("logo?.png", "logo.png"));
-	assert_true(rules_glob("*", ""));
-	assert_false(rules_glob("", "x"));
-	assert_true(rules_glob("a*b*c", "axxbyyc"));
-	assert_false(rules_glob("a*b*c", "axxbyy"));
-	assert_true(rules_glob("*a*a*a*", "banana a"));
-	/* backtracking must not blow up on a hostile pattern */
-	char s[4001];
-	memset(s, 'a', 4000);
-	s[4000] = '\0';
-	assert_false(rules_glob("*a*a*a*a*a*a*a*b", s));
-}
-
 static void test_first_match_wins(void **state)
 {
 	struct rule_cfg cfg[] = {
@@ -90,7 +66,6 @@ static void test_bad_rules(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_glob),
 		cmocka_unit_test(test_first_match_wins),
 		cmocka_unit_test(test_bad_rules),
 	};
