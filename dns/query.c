@@ -59,6 +59,19 @@ struct q {
 	struct ecs ecs;
 };
 
+/* ASCII lowercase of every byte value. */
+static const uint8_t lower[256] = {
+#define L1(c) ((c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c))
+#define L4(c) L1(c), L1(c + 1), L1(c + 2), L1(c + 3)
+#define L16(c) L4(c), L4(c + 4), L4(c + 8), L4(c + 12)
+#define L64(c) L16(c), L16(c + 16), L16(c + 32), L16(c + 48)
+	L64(0), L64(64), L64(128), L64(192)
+#undef L64
+#undef L16
+#undef L4
+#undef L1
+};
+
 /* Reads the question name at p[off..len) without compression (a question
  * must not be compressed).  Returns the offset past it, or 0. */
 static size_t parse_qname(const uint8_t *p, size_t len, size_t off, struct q *q)
@@ -78,10 +91,12 @@ static size_t parse_qname(const uint8_t *p, size_t len, size_t off, struct q *q)
 		off++;
 		if (l == 0)
 			break;
-		for (unsigned i = 0; i < l; i++) {
-			uint8_t c = p[off + i];
-			q->lc[o++] = (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
-		}
+		/* A table lookup per byte: this loop runs for every byte of every query. */
+		const uint8_t *src = p + off;
+		uint8_t *dst = q->lc + o;
+		for (unsigned i = 0; i < l; i++)
+			dst[i] = lower[src[i]];
+		o += l;
 		off += l;
 	}
 	q->qlen = o;

@@ -117,6 +117,15 @@ static void *udp_main(void *arg)
 	size_t np = w->nfds < 16 ? w->nfds : 16;
 	for (size_t i = 0; i < np; i++)
 		pfd[i] = (struct pollfd){ w->fds[i], POLLIN, 0 };
+	/* The headers are set up once; the kernel only rewrites msg_namelen,
+	 * msg_flags and msg_len of the entries it filled, so after each batch
+	 * just those n entries are reset (not all BATCH of them per call). */
+	for (int i = 0; i < BATCH; i++) {
+		iov[i] = (struct iovec){ in[i], UDP_BUF };
+		msgs[i].msg_hdr = (struct msghdr){ &peer[i], sizeof peer[i], &iov[i], 1, NULL, 0, 0 };
+		oiov[i] = (struct iovec){ out[i], 0 };
+		rep[i].msg_hdr = (struct msghdr){ NULL, 0, &oiov[i], 1, NULL, 0, 0 };
+	}
 	size_t next = 0;
 	while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
 		int fd = w->fds[0];
@@ -132,10 +141,6 @@ static void *udp_main(void *arg)
 			fd = w->fds[(next + k) % np];
 			next = (next + k + 1) % np;
 		}
-		for (int i = 0; i < BATCH; i++) {
-			iov[i] = (struct iovec){ in[i], UDP_BUF };
-			msgs[i].msg_hdr = (struct msghdr){ &peer[i], sizeof peer[i], &iov[i], 1, NULL, 0, 0 };
-		}
 		int n = recvmmsg(fd, msgs, BATCH, np > 1 ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
 		if (n <= 0)
 			continue;
@@ -145,15 +150,19 @@ static void *udp_main(void *arg)
 		for (int i = 0; i < n; i++) {
 			size_t len = query_process(&env, in[i], msgs[i].msg_len, (struct sockaddr *)&peer[i], false,
 			                           out[nr], UDP_BUF);
+			socklen_t namelen = msgs[i].msg_hdr.msg_namelen;
+			msgs[i].msg_hdr.msg_namelen = sizeof peer[i];
+			msgs[i].msg_hdr.msg_flags = 0;
 			if (!len)
 				continue;
-			oiov[nr] = (struct iovec){ out[nr], len };
-			rep[nr].msg_hdr = (struct msghdr){ &peer[i], msgs[i].msg_hdr.msg_namelen, &oiov[nr], 1, NULL, 0, 0 };
+			oiov[nr].iov_len = len;
+			rep[nr].msg_hdr.msg_name = &peer[i];
+			rep[nr].msg_hdr.msg_namelen = namelen;
 			nr++;
 		}
 		qsbr_leave(w->slot);
 		for (int sent = 0; sent < nr;) {
-			int m = sendmmsg(fd, rep + sent, (unsigned)(nr - sent), 0);
+			int m = sendmmsg(fd, rep + sent, (unsigned)(nr - sent), MSG_DONTWAIT);
 			if (m < 0 && errno == EINTR)
 				continue;
 			/* sendmmsg stops at the first reply that fails (full buffer, bad

@@ -12,9 +12,24 @@
 # and last `ratio gdnsd=R knot=R` (minicdn-dns's q_per_cpu_s over each peer's,
 # worst mix).  Also reports load time and memory of a 1M-prefix map.
 # Every server is started and stopped by PID; work files live in a temp dir.
+# Fairness: the same UDP thread count for all (BENCH_WORKERS, default 1), the
+# same map, edges and TTL; rate limiting is off everywhere (gdnsd has none,
+# Knot's RRL is the rrl module, not loaded here; minicdn-dns has none); Knot
+# gets `edns-client-subnet: on` so that, like the others, it parses ECS and
+# echoes it with a scope (checked with kdig before measuring).
 # BENCH_SECS (default 5) sets the length of each throughput run, BENCH_ROUNDS
-# (default 3) how many interleaved rounds are run; medians are reported.
+# (default 3) how many interleaved rounds are run; medians are reported;
+# BENCH_SAMPLES=FILE appends every round's figures to FILE.
+#
+# BENCH_CALLGRIND=1 measures instead, repeatably, the user-space instructions
+# per query of every server: each runs under valgrind --tool=callgrind, the
+# counters are zeroed once it answers, dnsperf replays BENCH_CG_QUERIES
+# (default 5000) queries per mix with one in flight (-q 1, so every
+# recvmmsg/recvmsg returns one query: the same pattern for all), and the dump
+# gives `NAME MIX ir_per_query=N` (all threads; kernel work is not counted).
 set -u
+CG=${BENCH_CALLGRIND:-0}
+CGQ=${BENCH_CG_QUERIES:-5000}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${MINICDN_BIN:-$ROOT/build/bin}
 SECS=${BENCH_SECS:-5}
@@ -23,10 +38,23 @@ ROUNDS=${BENCH_ROUNDS:-3}
 # cores, so one server thread is the efficient setting for all three; try
 # BENCH_WORKERS=2 to see the cost of cross-core wake-ups.
 WORKERS=${BENCH_WORKERS:-1}
+# BENCH_PIN=1 pins dnsperf to CPU 0 and every server (all its threads) to
+# CPU 1, the same for all three, so the scheduler does not move them around
+# between runs (less noise; off by default since other load on the machine
+# then cannot be dodged).
+PIN=${BENCH_PIN:-0}
+PIN_CLIENT=""
+if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then PIN_CLIENT="taskset -c 0"; else PIN=0; fi
+pin_server() { [ "$PIN" = 1 ] && taskset -a -p -c 1 "$1" >/dev/null; return 0; }
 W=$(mktemp -d /tmp/minicdn-bench-dns.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$W"; }
 trap cleanup EXIT
+VG=()
+if [ "$CG" = 1 ]; then
+	command -v valgrind >/dev/null || { echo "BENCH_CALLGRIND=1 needs valgrind"; exit 1; }
+	VG=(valgrind --tool=callgrind)
+fi
 trap 'exit 130' INT TERM
 free_port() { # free for both UDP and TCP on 127.0.0.1
 	python3 - <<'PY'
@@ -57,26 +85,30 @@ declare -A QCPU
 measure() {
 	local name=$1 pid=$2 port=$3 mix=$4 ecs=() t0 t1 out done_q qps qcpu p99 n
 	[ "$mix" = ecs ] && ecs=(-E "8:$ECSHEX")
-	dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l 1 -e "${ecs[@]}" >/dev/null 2>&1 # warm-up
+	$PIN_CLIENT dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l 1 -e "${ecs[@]}" >/dev/null 2>&1 # warm-up
 	t0=$(cpu_ticks "$pid")
-	out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l "$SECS" -c 8 -T 1 -q 500 -e "${ecs[@]}" 2>&1)
+	out=$($PIN_CLIENT dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l "$SECS" -c 8 -T 1 -q 500 -e "${ecs[@]}" 2>&1)
 	t1=$(cpu_ticks "$pid")
 	done_q=$(sed -n 's/.*Queries completed: *\([0-9]*\).*/\1/p' <<<"$out")
 	qps=$(sed -n 's/.*Queries per second: *\([0-9]*\).*/\1/p' <<<"$out")
 	local cpu=$(( t1 - t0 )); [ $cpu -lt 1 ] && cpu=1
 	qcpu=$(( ${done_q:-0} * TCK / cpu ))
-	# p99 at a fixed 20k qps, from dnsperf's per-query latencies
-	dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l 3 -Q 20000 -e -v "${ecs[@]}" 2>/dev/null |
-		awk '$1 == ">" {print $NF}' | sort -g > "$W/lat"
+	# p99 at a fixed 20k qps, from dnsperf's per-query latencies.  They go to
+	# a file and are sorted afterwards: a pipe to awk would put a third busy
+	# process on the two cores during the measurement.
+	$PIN_CLIENT dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l 3 -Q 20000 -e -v "${ecs[@]}" > "$W/lat.raw" 2>/dev/null
+	awk '$1 == ">" {print $NF}' "$W/lat.raw" | sort -g > "$W/lat"
 	n=$(wc -l < "$W/lat")
 	p99=$(awk -v n="$n" 'NR == int(n * 0.99) + 1 {printf "%.3f", $1 * 1000; exit}' "$W/lat")
 	echo "${qps:-0} $qcpu ${p99:-nan}" >> "$W/res.$name.$mix"
+	[ -n "${BENCH_SAMPLES:-}" ] && echo "$name $mix qps=${qps:-0} q_per_cpu_s=$qcpu p99_ms=${p99:-nan}" >> "$BENCH_SAMPLES"
+	return 0
 }
 
 # median of column $2 in file $1
 median() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
-wait_udp() { for _ in $(seq 100); do dig +time=1 +tries=1 @127.0.0.1 -p "$1" www.cdn.test >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+wait_udp() { for _ in $(seq $([ "$CG" = 1 ] && echo 600 || echo 100)); do dig +time=1 +tries=1 @127.0.0.1 -p "$1" www.cdn.test >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 
 # ---------------- minicdn-dns ----------------
 P=$(free_port); SP=$(free_port)
@@ -102,7 +134,7 @@ edges = ( { name = "edge-eu"; region = "eu"; address = "127.0.0.11"; },
           { name = "edge-us"; region = "us"; address = "127.0.0.12"; },
           { name = "edge-ap"; region = "ap"; address = "127.0.0.13"; } );
 C
-"$BIN/minicdn-dns" -c "$W/dns.conf" 2>"$W/minicdn.log" & PID=$!; PIDS+=($PID)
+"${VG[@]}" ${VG:+--callgrind-out-file="$W/cg.minicdn-dns"} "$BIN/minicdn-dns" -c "$W/dns.conf" 2>"$W/minicdn.log" & PID=$!; PIDS+=($PID)
 wait_udp "$P" || { echo "minicdn-dns did not start"; cat "$W/minicdn.log"; exit 1; }
 SERVERS=("minicdn-dns $PID $P")
 
@@ -126,7 +158,7 @@ C
 ns1 300 A 127.0.0.1
 www 20 DYNA geoip!www
 Z
-	gdnsd -c "$G" start >"$W/gdnsd.log" 2>&1 & PID=$!; PIDS+=($PID)
+	"${VG[@]}" ${VG:+--callgrind-out-file="$W/cg.gdnsd"} gdnsd -c "$G" start >"$W/gdnsd.log" 2>&1 & PID=$!; PIDS+=($PID)
 	if wait_udp "$P"; then
 		SERVERS+=("gdnsd $PID $P")
 	else
@@ -147,6 +179,7 @@ server:
     udp-workers: $WORKERS
     tcp-workers: 1
     background-workers: 1
+    edns-client-subnet: on
 database:
     storage: "$K/db"
 mod-geoip:
@@ -172,7 +205,7 @@ C
 ns1 300 IN A 127.0.0.1
 www 20 IN A 127.0.0.11
 Z
-	knotd -c "$K/knot.conf" >"$W/knot.log" 2>&1 & PID=$!; PIDS+=($PID)
+	"${VG[@]}" ${VG:+--callgrind-out-file="$W/cg.knot"} knotd -c "$K/knot.conf" >"$W/knot.log" 2>&1 & PID=$!; PIDS+=($PID)
 	if wait_udp "$P"; then
 		SERVERS+=("knot $PID $P")
 	else
@@ -181,6 +214,31 @@ Z
 fi
 
 # ---------------- measurements ----------------
+for srv in "${SERVERS[@]}"; do
+	set -- $srv
+	pin_server "$2"
+	kdig +time=2 +retry=0 -p "$3" @127.0.0.1 +subnet="$ECSNET" www.cdn.test 2>&1 | grep -q 'CLIENT-SUBNET: [0-9./]*/[1-9]' ||
+		echo "warning: $1 does not echo ECS with a scope; its ecs mix is not comparable"
+done
+if [ "$CG" = 1 ]; then
+	for srv in "${SERVERS[@]}"; do
+		set -- $srv
+		for mix in plain ecs; do
+			ecs=(); [ "$mix" = ecs ] && ecs=(-E "8:$ECSHEX")
+			callgrind_control -z "$2" >/dev/null 2>&1
+			out=$(dnsperf -s 127.0.0.1 -p "$3" -d "$W/queries" -n $(( (CGQ + 999) / 1000 )) -c 1 -q 1 -t 5 -e "${ecs[@]}" 2>&1)
+			callgrind_control -d "$2" >/dev/null 2>&1
+			sleep 0.5
+			f=$(ls -t "$W/cg.$1".* 2>/dev/null | head -1)
+			ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$f" 2>/dev/null)
+			nq=$(sed -n 's/.*Queries completed: *\([0-9]*\).*/\1/p' <<<"$out")
+			lost=$(sed -n 's/.*Queries lost: *\([0-9]*\).*/\1/p' <<<"$out")
+			echo "$1 $mix ir_per_query=$(awk -v i="${ir:-0}" -v q="${nq:-0}" 'BEGIN {printf "%.0f", q ? i / q : 0}') queries=${nq:-0} lost=${lost:-?}"
+		done
+	done
+	exit 0
+fi
+
 # The servers all run, idle, while one is measured.  Runs are interleaved over
 # BENCH_ROUNDS rounds and the median is reported, so a burst of unrelated load
 # on the machine hits one sample rather than one server.
