@@ -9,11 +9,17 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DBKEY_MAX 480      /* below LMDB's 511-byte key limit, with room for the LRU prefix */
 #define DBKEY_KEEP 400     /* bytes kept verbatim when a key is hashed */
@@ -75,13 +81,203 @@ static uint64_t cost(size_t klen, size_t vlen)
 	return klen + vlen + 64;
 }
 
+/* ---------- start-up check of an existing store ---------- */
+
+#define CHECK_DEADLINE_S 60
+
+/* Walks every record of a store opened read-only.  Runs in a child process
+ * (store_check): a damaged page can make LMDB read out of bounds or trip an
+ * assertion, and that must kill the child, not the edge.  Writes the reason
+ * to fd and returns 0 if the store is sound, 1 if not. */
+static int check_walk(const char *path, uint64_t map_size, int fd)
+{
+	MDB_env *env = NULL;
+	MDB_txn *t = NULL;
+	char why[300] = "";
+	int rc;
+	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_mapsize(env, (size_t)map_size)) ||
+	    (rc = mdb_env_set_maxdbs(env, 8))) {
+		snprintf(why, sizeof why, "lmdb: %s", mdb_strerror(rc));
+		goto out;
+	}
+	/* NOLOCK: nobody else has the store open yet (the edge is starting). */
+	if ((rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS | MDB_NORDAHEAD, 0640))) {
+		snprintf(why, sizeof why, "cannot open: %s", mdb_strerror(rc));
+		goto out;
+	}
+	if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &t))) {
+		snprintf(why, sizeof why, "first read transaction: %s", mdb_strerror(rc));
+		goto out;
+	}
+	/* The meta page must not point past the end of the file. */
+	MDB_envinfo info;
+	MDB_stat est;
+	struct stat sb;
+	char data[4096];
+	snprintf(data, sizeof data, "%s/data.mdb", path);
+	if (mdb_env_info(env, &info) || mdb_env_stat(env, &est) || stat(data, &sb) < 0 ||
+	    (uint64_t)(info.me_last_pgno + 1) * est.ms_psize > (uint64_t)sb.st_size) {
+		snprintf(why, sizeof why, "meta page points past the end of the file");
+		goto out;
+	}
+	/* Walk order: the free-page list (writers allocate from it), the main
+	 * database (names of the others), then ours. */
+	static const char *const names[] = { "e", "a", "l", "t", "m" };
+	size_t main_entries = 0;
+	for (int i = -2; i < 5 && !why[0]; i++) {
+		MDB_dbi dbi = 0; /* FREE_DBI */
+		rc = 0;
+		if (i == -1)
+			rc = mdb_dbi_open(t, NULL, 0, &dbi);
+		else if (i >= 0)
+			rc = mdb_dbi_open(t, names[i], i == 3 ? MDB_DUPSORT : 0, &dbi);
+		if (rc == MDB_NOTFOUND && main_entries == 0)
+			continue; /* a new store: created on open */
+		if (rc) {
+			snprintf(why, sizeof why, "database %s: %s", i < 0 ? "main" : names[i],
+			         mdb_strerror(rc));
+			break;
+		}
+		MDB_stat st;
+		MDB_cursor *cur;
+		if ((rc = mdb_stat(t, dbi, &st)) || (rc = mdb_cursor_open(t, dbi, &cur))) {
+			snprintf(why, sizeof why, "database %s: %s",
+			         i < 0 ? (i == -1 ? "main" : "free") : names[i], mdb_strerror(rc));
+			break;
+		}
+		MDB_val k, v;
+		size_t n = 0;
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), n++) {
+			struct entry_view ev;
+			bool ok = true;
+			switch (i) {
+			case -2: { /* txnid -> count + page numbers */
+				size_t cnt = 0;
+				if (v.mv_size >= sizeof cnt)
+					memcpy(&cnt, v.mv_data, sizeof cnt);
+				ok = k.mv_size == sizeof(size_t) && v.mv_size >= sizeof cnt &&
+				     cnt < v.mv_size && v.mv_size == (cnt + 1) * sizeof cnt;
+				for (size_t j = 1; ok && j <= cnt; j++) {
+					size_t pg;
+					memcpy(&pg, (char *)v.mv_data + j * sizeof pg, sizeof pg);
+					ok = pg >= 2 && pg <= info.me_last_pgno;
+				}
+				break;
+			}
+			case -1: /* our five names */
+				ok = k.mv_size == 1 && strchr("ealtm", *(char *)k.mv_data);
+				main_entries++;
+				break;
+			case 0: /* an entry (headers validated, body not read) or a Vary record */
+				ok = (v.mv_size >= 4 && !memcmp(v.mv_data, vary_magic, 4)) ||
+				     entry_decode(v.mv_data, v.mv_size, &ev) == 0;
+				break;
+			case 1: ok = v.mv_size == 8; break;
+			case 2: ok = k.mv_size > 8 && v.mv_size == 0; break;
+			case 4: ok = v.mv_size == 8; break;
+			default: break;
+			}
+			if (!ok) {
+				snprintf(why, sizeof why, "database %s: malformed record %zu",
+				         i < 0 ? (i == -1 ? "main" : "free") : names[i], n);
+				break;
+			}
+		}
+		mdb_cursor_close(cur);
+		const char *dn = i < 0 ? (i == -1 ? "main" : "free") : names[i];
+		if (!why[0] && rc != MDB_NOTFOUND)
+			snprintf(why, sizeof why, "database %s: %s", dn, mdb_strerror(rc));
+		else if (!why[0] && n != st.ms_entries)
+			snprintf(why, sizeof why, "database %s: %zu records walked, %zu counted", dn, n,
+			         (size_t)st.ms_entries);
+	}
+out:
+	if (t)
+		mdb_txn_abort(t);
+	if (env)
+		mdb_env_close(env);
+	if (why[0] && write(fd, why, strlen(why)) < 0)
+		return 1;
+	return why[0] ? 1 : 0;
+}
+
+/* Checks the store at path in a child process.  Returns 0 if it is sound (or
+ * absent), -1 with the reason in why if it is damaged.  A check still running
+ * after CHECK_DEADLINE_S is abandoned and the store used as it is. */
+static int store_check(const char *path, uint64_t map_size, char *why, size_t whylen)
+{
+	char data[4096];
+	snprintf(data, sizeof data, "%s/data.mdb", path);
+	struct stat sb;
+	if (stat(data, &sb) < 0 || sb.st_size == 0)
+		return 0;
+	int pfd[2];
+	if (pipe(pfd) < 0)
+		return 0;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return 0;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		_exit(check_walk(path, map_size, pfd[1]));
+	}
+	close(pfd[1]);
+	int status = 0;
+	pid_t w = 0;
+	for (int i = 0; i < CHECK_DEADLINE_S * 100 && (w = waitpid(pid, &status, WNOHANG)) == 0; i++)
+		usleep(10000);
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		close(pfd[0]);
+		log_warn("cache", "store check of %s took more than %d s: abandoned, store used as is",
+		         path, CHECK_DEADLINE_S);
+		return 0;
+	}
+	ssize_t n = read(pfd[0], why, whylen - 1);
+	close(pfd[0]);
+	why[n > 0 ? n : 0] = '\0';
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFSIGNALED(status))
+		snprintf(why, whylen, "the check crashed reading it (signal %d)", WTERMSIG(status));
+	else if (!why[0])
+		snprintf(why, whylen, "the check failed (exit %d)", WEXITSTATUS(status));
+	return -1;
+}
+
+/* Moves a damaged data.mdb aside (one copy kept, data.mdb.damaged) and drops
+ * the lock file, so the next open starts an empty store. */
+static int store_reset(const char *path, char *aside, size_t asidelen)
+{
+	char data[4096], lock[4096];
+	snprintf(data, sizeof data, "%s/data.mdb", path);
+	snprintf(lock, sizeof lock, "%s/lock.mdb", path);
+	snprintf(aside, asidelen, "%s/data.mdb.damaged", path);
+	unlink(lock);
+	if (rename(data, aside) < 0 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+/* LMDB's own error codes (a damaged or foreign file) as opposed to errno
+ * values (permissions, memory, disk), which a reset would not cure. */
+static bool lmdb_damage(int rc)
+{
+	return rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE;
+}
+
 /* ---------- open / close ---------- */
+
+static int env_open(struct cache *c, const struct cache_opts *o, char *err, size_t errlen);
 
 struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen)
 {
 	struct cache *c = xcalloc(1, sizeof *c);
-	MDB_txn *txn = NULL;
-	int rc;
 	if (sodium_init() < 0) {
 		snprintf(err, errlen, "libsodium init failed");
 		goto fail;
@@ -95,6 +291,42 @@ struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen)
 	c->low = o->low_water > 0 ? o->low_water : 0.6;
 	pthread_mutex_init(&c->pool_lock, NULL);
 	pthread_mutex_init(&c->touch_lock, NULL);
+	/* A cache may lose its contents, never the edge its start: a store
+	 * damaged by an OS crash (commits are not fsync'd one by one, see
+	 * env_open) is moved aside and the edge starts empty. */
+	char why[300] = "";
+	int rc = store_check(o->path, o->map_size, why, sizeof why);
+	if (rc == 0) {
+		rc = env_open(c, o, why, sizeof why);
+		if (rc && !lmdb_damage(rc)) {
+			snprintf(err, errlen, "%s", why);
+			goto fail;
+		}
+	}
+	if (rc) {
+		char aside[4096];
+		if (store_reset(o->path, aside, sizeof aside) < 0) {
+			snprintf(err, errlen, "store %s is damaged (%s) and cannot be moved aside: %s",
+			         o->path, why, strerror(errno));
+			goto fail;
+		}
+		log_error("cache", "store %s/data.mdb is damaged (%s): moved to %s, starting with an "
+		          "empty cache", o->path, why, aside);
+		if (env_open(c, o, err, errlen))
+			goto fail;
+	}
+	return c;
+fail:
+	free(c);
+	return NULL;
+}
+
+/* Opens the environment and its databases.  Returns 0, or the LMDB/errno
+ * code with the reason in err (c->env closed again). */
+static int env_open(struct cache *c, const struct cache_opts *o, char *err, size_t errlen)
+{
+	MDB_txn *txn = NULL;
+	int rc;
 	if ((rc = mdb_env_create(&c->env)) ||
 	    (rc = mdb_env_set_mapsize(c->env, (size_t)o->map_size)) ||
 	    (rc = mdb_env_set_maxdbs(c->env, 8)) ||
@@ -121,17 +353,22 @@ struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen)
 	    (rc = mdb_dbi_open(txn, "a", MDB_CREATE, &c->a)) ||
 	    (rc = mdb_dbi_open(txn, "l", MDB_CREATE, &c->l)) ||
 	    (rc = mdb_dbi_open(txn, "t", MDB_CREATE | MDB_DUPSORT, &c->t)) ||
-	    (rc = mdb_dbi_open(txn, "m", MDB_CREATE, &c->m)) || (rc = mdb_txn_commit(txn))) {
-		txn = NULL;
+	    (rc = mdb_dbi_open(txn, "m", MDB_CREATE, &c->m))) {
+		if (txn)
+			mdb_txn_abort(txn);
 		snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
 		goto fail;
 	}
-	return c;
+	if ((rc = mdb_txn_commit(txn))) { /* frees txn either way */
+		snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
+		goto fail;
+	}
+	return 0;
 fail:
 	if (c->env)
 		mdb_env_close(c->env);
-	free(c);
-	return NULL;
+	c->env = NULL;
+	return rc;
 }
 
 void cache_close(struct cache *c)
