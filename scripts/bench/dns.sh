@@ -19,7 +19,10 @@
 # echoes it with a scope (checked with kdig before measuring).
 # BENCH_SECS (default 5) sets the length of each throughput run, BENCH_ROUNDS
 # (default 3) how many interleaved rounds are run; medians are reported;
-# BENCH_SAMPLES=FILE appends every round's figures to FILE.
+# BENCH_SAMPLES=FILE appends every round's figures to FILE.  BENCH_RATE=N
+# runs the throughput/CPU measurement at a fixed N queries/s instead of flat
+# out: every server then sees the same arrival pattern (flat out, a server's
+# batches depend on how much CPU it leaves dnsperf, which moves q_per_cpu_s).
 #
 # BENCH_CALLGRIND=1 measures instead, repeatably, the user-space instructions
 # per query of every server: each runs under valgrind --tool=callgrind, the
@@ -38,6 +41,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 # cores, so one server thread is the efficient setting for all three; try
 # BENCH_WORKERS=2 to see the cost of cross-core wake-ups.
 WORKERS=${BENCH_WORKERS:-1}
+RATE=${BENCH_RATE:-}
 # BENCH_PIN=1 pins dnsperf to CPU 0 and every server (all its threads) to
 # CPU 1, the same for all three, so the scheduler does not move them around
 # between runs (less noise; off by default since other load on the machine
@@ -87,7 +91,7 @@ measure() {
 	[ "$mix" = ecs ] && ecs=(-E "8:$ECSHEX")
 	$PIN_CLIENT dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l 1 -e "${ecs[@]}" >/dev/null 2>&1 # warm-up
 	t0=$(cpu_ticks "$pid")
-	out=$($PIN_CLIENT dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l "$SECS" -c 8 -T 1 -q 500 -e "${ecs[@]}" 2>&1)
+	out=$($PIN_CLIENT dnsperf -s 127.0.0.1 -p "$port" -d "$W/queries" -l "$SECS" -c 8 -T 1 -q 500 ${RATE:+-Q "$RATE"} -e "${ecs[@]}" 2>&1)
 	t1=$(cpu_ticks "$pid")
 	done_q=$(sed -n 's/.*Queries completed: *\([0-9]*\).*/\1/p' <<<"$out")
 	qps=$(sed -n 's/.*Queries per second: *\([0-9]*\).*/\1/p' <<<"$out")
