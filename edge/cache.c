@@ -42,6 +42,26 @@ struct cache {
 	char *touch[TOUCH_QUEUE];
 	int ntouch;
 	_Atomic uint64_t evicted, store_failed;
+	/* the writer thread (cache_store_async): FIFO of queued stores */
+	pthread_t writer;
+	bool writer_started, writer_stop;
+	pthread_mutex_t wq_lock;
+	pthread_cond_t wq_cond;
+	struct cache_job *wq_head, *wq_tail;
+};
+
+struct cache_job {
+	struct cache_job *next;
+	const char *key, *vary;
+	cache_header_fn hdr;
+	void *hcls;
+	struct entry_meta m;
+	const char *hdrs, *tags;
+	size_t hdrs_len, tags_len;
+	const void *body;
+	uint64_t body_len;
+	void (*done)(void *cls, int rc);
+	void *cls;
 };
 
 /* ---------- keys ---------- */
@@ -274,6 +294,7 @@ static bool lmdb_damage(int rc)
 /* ---------- open / close ---------- */
 
 static int env_open(struct cache *c, const struct cache_opts *o, char *err, size_t errlen);
+static void *writer_main(void *arg);
 
 struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen)
 {
@@ -315,6 +336,9 @@ struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen)
 		if (env_open(c, o, err, errlen))
 			goto fail;
 	}
+	pthread_mutex_init(&c->wq_lock, NULL);
+	pthread_cond_init(&c->wq_cond, NULL);
+	c->writer_started = pthread_create(&c->writer, NULL, writer_main, c) == 0;
 	return c;
 fail:
 	free(c);
@@ -375,6 +399,15 @@ void cache_close(struct cache *c)
 {
 	if (!c)
 		return;
+	if (c->writer_started) { /* drains the queue first */
+		pthread_mutex_lock(&c->wq_lock);
+		c->writer_stop = true;
+		pthread_cond_signal(&c->wq_cond);
+		pthread_mutex_unlock(&c->wq_lock);
+		pthread_join(c->writer, NULL);
+	}
+	pthread_mutex_destroy(&c->wq_lock);
+	pthread_cond_destroy(&c->wq_cond);
 	cache_maintain(c);
 	for (int i = 0; i < c->npool; i++)
 		mdb_txn_abort(c->pool[i]);
@@ -669,30 +702,35 @@ static long evict(struct cache *c, MDB_txn *t, uint64_t target)
 
 /* ---------- store ---------- */
 
-static int store_txn(struct cache *c, const char *key, const char *vary, cache_header_fn hdr,
-                     void *cls, const struct entry_meta *m, const char *hdrs, size_t hdrs_len,
-                     const char *tags, size_t tags_len, const void *body, uint64_t body_len,
-                     uint64_t evict_to)
+/* Makes room for an entry of vsize bytes in write txn *t: when the store is
+ * above the high-water mark (or evict_to is set), evicts and commits, then
+ * begins a new *t (pages freed in a transaction can only be reused by the
+ * next one).  Returns 0, or an LMDB code with *t gone. */
+static int make_room(struct cache *c, MDB_txn **t, size_t vsize, uint64_t evict_to)
 {
-	MDB_txn *t;
-	int rc = mdb_txn_begin(c->env, NULL, 0, &t);
-	if (rc)
-		return rc;
-	size_t vsize = entry_size(hdrs_len, tags_len, body_len);
 	uint64_t need = cost(DBKEY_MAX, vsize);
 	uint64_t high = (uint64_t)((double)c->map_size * c->high);
-	if (evict_to || bytes_get(c, t) + need > high) {
-		uint64_t target = evict_to ? evict_to : (uint64_t)((double)c->map_size * c->low);
-		target = target > need ? target - need : 0;
-		evict(c, t, target);
-		/* Commit the eviction on its own: pages freed in this transaction
-		 * can only be reused by the next one. */
-		if ((rc = mdb_txn_commit(t)) != 0)
-			return rc;
-		if ((rc = mdb_txn_begin(c->env, NULL, 0, &t)) != 0)
-			return rc;
-	}
+	if (!evict_to && bytes_get(c, *t) + need <= high)
+		return 0;
+	uint64_t target = evict_to ? evict_to : (uint64_t)((double)c->map_size * c->low);
+	target = target > need ? target - need : 0;
+	evict(c, *t, target);
+	int rc = mdb_txn_commit(*t);
+	*t = NULL;
+	if (rc == 0)
+		rc = mdb_txn_begin(c->env, NULL, 0, t);
+	return rc;
+}
 
+/* Writes one entry inside write txn t (no commit).  Returns 0 or an LMDB
+ * code; on error t must be aborted. */
+static int store_in(struct cache *c, MDB_txn *t, const char *key, const char *vary,
+                    cache_header_fn hdr, void *cls, const struct entry_meta *m, const char *hdrs,
+                    size_t hdrs_len, const char *tags, size_t tags_len, const void *body,
+                    uint64_t body_len)
+{
+	int rc;
+	size_t vsize = entry_size(hdrs_len, tags_len, body_len);
 	char pk[DBKEY_MAX];
 	MDB_val pkey = { dbkey(key, strlen(key), pk), pk };
 	struct buf names = BUF_INIT, sk = BUF_INIT;
@@ -745,14 +783,30 @@ static int store_txn(struct cache *c, const char *key, const char *vary, cache_h
 		goto fail;
 	if ((rc = bytes_add(c, t, (int64_t)cost(skey.mv_size, vsize))) != 0)
 		goto fail;
-	buf_free(&names);
-	buf_free(&sk);
-	return mdb_txn_commit(t);
+	rc = 0;
 fail:
 	buf_free(&names);
 	buf_free(&sk);
-	mdb_txn_abort(t);
 	return rc;
+}
+
+static int store_txn(struct cache *c, const char *key, const char *vary, cache_header_fn hdr,
+                     void *cls, const struct entry_meta *m, const char *hdrs, size_t hdrs_len,
+                     const char *tags, size_t tags_len, const void *body, uint64_t body_len,
+                     uint64_t evict_to)
+{
+	MDB_txn *t;
+	int rc = mdb_txn_begin(c->env, NULL, 0, &t);
+	if (rc)
+		return rc;
+	if ((rc = make_room(c, &t, entry_size(hdrs_len, tags_len, body_len), evict_to)) != 0)
+		return rc;
+	rc = store_in(c, t, key, vary, hdr, cls, m, hdrs, hdrs_len, tags, tags_len, body, body_len);
+	if (rc) {
+		mdb_txn_abort(t);
+		return rc;
+	}
+	return mdb_txn_commit(t);
 }
 
 int cache_store(struct cache *c, const char *key, const char *vary, cache_header_fn hdr, void *cls,
@@ -777,6 +831,112 @@ int cache_store(struct cache *c, const char *key, const char *vary, cache_header
 		return -1;
 	}
 	return 0;
+}
+
+/* ---------- the writer: group commit ---------- */
+
+#define WRITER_BATCH 64 /* stores per transaction at most */
+
+static void job_run_alone(struct cache *c, struct cache_job *j)
+{
+	int rc = cache_store(c, j->key, j->vary, j->hdr, j->hcls, &j->m, j->hdrs, j->hdrs_len, j->tags,
+	                     j->tags_len, j->body, j->body_len);
+	j->done(j->cls, rc);
+}
+
+/* Stores jobs [first, end) in as few transactions as eviction allows.  A
+ * failure aborts the open transaction: its jobs are then stored one by one
+ * through cache_store(), which evicts harder on MAP_FULL. */
+static void writer_batch(struct cache *c, struct cache_job *first, struct cache_job *end)
+{
+	MDB_txn *t = NULL;
+	struct cache_job *open = first; /* first job of the open transaction */
+	struct cache_job *j = first;
+	int rc = mdb_txn_begin(c->env, NULL, 0, &t);
+	for (; rc == 0 && j != end; j = j->next) {
+		size_t vsize = entry_size(j->hdrs_len, j->tags_len, j->body_len);
+		if (cost(DBKEY_MAX, vsize) > (uint64_t)((double)c->map_size * c->low) / 2) {
+			rc = -1; /* cache_store() refuses it and counts it */
+			break;
+		}
+		MDB_txn *before = t;
+		if ((rc = make_room(c, &t, vsize, 0)) != 0)
+			break;
+		if (t != before) { /* the eviction committed the jobs so far */
+			for (; open != j; open = open->next)
+				open->done(open->cls, 0);
+		}
+		rc = store_in(c, t, j->key, j->vary, j->hdr, j->hcls, &j->m, j->hdrs, j->hdrs_len,
+		              j->tags, j->tags_len, j->body, j->body_len);
+	}
+	if (rc == 0) {
+		rc = mdb_txn_commit(t);
+		t = NULL;
+		if (rc == 0) {
+			for (; open != end; open = open->next)
+				open->done(open->cls, 0);
+			return;
+		}
+	}
+	if (t)
+		mdb_txn_abort(t);
+	for (; open != end; open = open->next)
+		job_run_alone(c, open);
+}
+
+static void *writer_main(void *arg)
+{
+	struct cache *c = arg;
+	pthread_mutex_lock(&c->wq_lock);
+	for (;;) {
+		while (!c->wq_head && !c->writer_stop)
+			pthread_cond_wait(&c->wq_cond, &c->wq_lock);
+		if (!c->wq_head)
+			break; /* stopping, queue drained */
+		/* Take up to WRITER_BATCH jobs: what queued while the last batch
+		 * was committing goes into one transaction. */
+		struct cache_job *first = c->wq_head, *last = first;
+		for (int n = 1; n < WRITER_BATCH && last->next; n++)
+			last = last->next;
+		c->wq_head = last->next;
+		if (!c->wq_head)
+			c->wq_tail = NULL;
+		last->next = NULL;
+		pthread_mutex_unlock(&c->wq_lock);
+		struct cache_job *next;
+		writer_batch(c, first, NULL);
+		for (struct cache_job *j = first; j; j = next) {
+			next = j->next;
+			free(j);
+		}
+		pthread_mutex_lock(&c->wq_lock);
+	}
+	pthread_mutex_unlock(&c->wq_lock);
+	return NULL;
+}
+
+void cache_store_async(struct cache *c, const char *key, const char *vary, cache_header_fn hdr,
+                       void *hcls, const struct entry_meta *m, const char *hdrs, size_t hdrs_len,
+                       const char *tags, size_t tags_len, const void *body, uint64_t body_len,
+                       void (*done)(void *cls, int rc), void *cls)
+{
+	struct cache_job *j = xcalloc(1, sizeof *j);
+	*j = (struct cache_job){ NULL, key, vary, hdr, hcls, *m, hdrs, tags, hdrs_len, tags_len,
+		                 body, body_len, done, cls };
+	pthread_mutex_lock(&c->wq_lock);
+	if (!c->writer_started || c->writer_stop) {
+		pthread_mutex_unlock(&c->wq_lock);
+		job_run_alone(c, j); /* no writer: store synchronously */
+		free(j);
+		return;
+	}
+	if (c->wq_tail)
+		c->wq_tail->next = j;
+	else
+		c->wq_head = j;
+	c->wq_tail = j;
+	pthread_cond_signal(&c->wq_cond);
+	pthread_mutex_unlock(&c->wq_lock);
 }
 
 int cache_update(struct cache *c, const char *storage_key, const struct entry_meta *m,

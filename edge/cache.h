@@ -6,8 +6,9 @@
  *   l  be64(access) + storage key -> "" (oldest first: the eviction order)
  *   t  tag -> storage key (dupsort), for purge by Surrogate-Key / Cache-Tag
  *   m  "bytes" -> u64 accounted size of all entries
- * Each store/update/purge is one write transaction, so readers and crashes
- * only ever see whole entries.  Thread-safe: any thread may call anything.
+ * Each store/update/purge is one write transaction (cache_store_async: one
+ * transaction for a batch of stores), so readers and crashes only ever see
+ * whole entries.  Thread-safe: any thread may call anything.
  *
  * Keys longer than LMDB's 511-byte limit are stored as their first 400 bytes
  * plus a hash, so prefix purges look at most at the first 400 bytes. */
@@ -64,6 +65,17 @@ void cache_variant_key(const char *key, const char *vary, cache_header_fn hdr, v
 int cache_store(struct cache *c, const char *key, const char *vary, cache_header_fn hdr, void *cls,
                 const struct entry_meta *m, const char *hdrs, size_t hdrs_len, const char *tags,
                 size_t tags_len, const void *body, uint64_t body_len);
+
+/* The same, done by the cache's writer thread, which commits up to 64 queued
+ * stores per transaction (group commit: one commit's page writes serve many
+ * entries).  Every pointer is borrowed until done(cls, rc) runs in the
+ * writer thread once the entry is committed (rc 0) or given up (rc -1).
+ * Each entry is still atomic: readers see it whole or not at all.  Stores
+ * queued when cache_close() is called are written first. */
+void cache_store_async(struct cache *c, const char *key, const char *vary, cache_header_fn hdr,
+                       void *hcls, const struct entry_meta *m, const char *hdrs, size_t hdrs_len,
+                       const char *tags, size_t tags_len, const void *body, uint64_t body_len,
+                       void (*done)(void *cls, int rc), void *cls);
 
 /* After a 304: replaces the meta and headers of the entry at storage_key,
  * keeping tags and body.  Returns 0, or -1 if the entry is gone. */

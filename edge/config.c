@@ -1,7 +1,40 @@
 /* config.c -- the edge's configuration schema (see common/cfg.h) */
 #include "edge/edge.h"
+#include "common/log.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Validators that store a pointer to a static string (cfg_free does not
+ * free CUSTOM targets), so a bad value is reported as FILE:LINE by the
+ * loader -- at start-up and on SIGHUP alike. */
+static int one_of(const char *text, void *dst, const char *const *names, char *err, size_t errlen)
+{
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(text, names[i])) {
+			*(const char **)dst = names[i];
+			return 0;
+		}
+	snprintf(err, errlen, "'%s' is not one of", text);
+	for (int i = 0; names[i]; i++) {
+		size_t l = strlen(err);
+		snprintf(err + l, errlen - l, "%s %s", i ? "," : "", names[i]);
+	}
+	return -1;
+}
+
+static int parse_log_level(const char *text, void *dst, char *err, size_t errlen)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug", NULL };
+	return one_of(text, dst, names, err, errlen);
+}
+
+static int parse_query_mode(const char *text, void *dst, char *err, size_t errlen)
+{
+	static const char *const names[] = { "keep", "sort", "ignore", NULL };
+	return one_of(text, dst, names, err, errlen);
+}
 
 #define O(f) offsetof(struct edge_config, f)
 
@@ -48,7 +81,8 @@ static const struct cfg_key limit_keys[] = {
 static const struct cfg_key rule_keys[] = {
 	{ "path", CFG_STRING, offsetof(struct query_rule, path), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0,
 	  NULL, "path glob ('*' matches anything)" },
-	{ "query", CFG_STRING, offsetof(struct query_rule, mode), "keep", 0, 0, 0, NULL, 0, 0, NULL,
+	{ "query", CFG_CUSTOM, offsetof(struct query_rule, mode), "keep", 0, 0, 0, NULL, 0, 0,
+	  parse_query_mode,
 	  "keep | sort | ignore: how the query string enters the cache key" },
 	CFG_END
 };
@@ -68,8 +102,8 @@ const struct cfg_key edge_config_schema[] = {
 	  "in-flight requests at which /healthz load reaches 1.0" },
 	{ "load_override", CFG_FLOAT, O(load_override), "-1", -1, 1000, 0, NULL, 0, 0, NULL,
 	  "if >= 0, /healthz reports this load (tests)" },
-	{ "log_level", CFG_STRING, O(log_level), "info", 0, 0, 0, NULL, 0, 0, NULL,
-	  "error | warn | info | debug" },
+	{ "log_level", CFG_CUSTOM, O(log_level), "info", 0, 0, 0, NULL, 0, 0, parse_log_level,
+	  "error | warn | info | debug (SIGHUP reloads)" },
 	{ "cache", CFG_GROUP, 0, NULL, 0, 0, 0, cache_keys, 0, 0, NULL, "object store" },
 	{ "upstream", CFG_GROUP, 0, NULL, 0, 0, 0, upstream_keys, 0, 0, NULL, "origin client" },
 	{ "limits", CFG_GROUP, 0, NULL, 0, 0, 0, limit_keys, 0, 0, NULL, "request limits" },

@@ -15,7 +15,7 @@
 static bool authorized(struct edge_req *r)
 {
 	const char *a = edge_req_header(r, "Authorization");
-	const char *secret = r->edge->cfg.control_secret;
+	const char *secret = edge_live(r->edge)->control_secret;
 	if (!a || strncasecmp(a, "Bearer ", 7))
 		return false;
 	a += 7;
@@ -26,10 +26,11 @@ static bool authorized(struct edge_req *r)
 
 static double load_of(struct edge *e)
 {
-	if (e->cfg.load_override >= 0)
-		return e->cfg.load_override;
+	const struct edge_config *lc = edge_live(e);
+	if (lc->load_override >= 0)
+		return lc->load_override;
 	long in = e->inflight - 1; /* not counting the health check itself */
-	return (double)(in < 0 ? 0 : in) / (double)e->cfg.capacity;
+	return (double)(in < 0 ? 0 : in) / (double)lc->capacity;
 }
 
 static enum MHD_Result healthz(struct edge_req *r)
@@ -109,7 +110,8 @@ long control_purge(struct edge *e, const char *text, size_t len, char *err, size
 		struct buf key = BUF_INIT;
 		/* A URL is normalised exactly like a request target, so every
 		 * spelling of it purges the one entry. */
-		if (cachekey_build(url, NULL, e->cfg.query_rules, e->cfg.nquery_rules, &key, NULL, NULL) < 0) {
+		const struct edge_config *lc = edge_live(e); /* one snapshot: rules and count agree */
+		if (cachekey_build(url, NULL, lc->query_rules, lc->nquery_rules, &key, NULL, NULL) < 0) {
 			snprintf(err, errlen, "url must be absolute: http://host/path");
 			buf_free(&key);
 			goto out;

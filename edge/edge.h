@@ -11,8 +11,15 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+/* The configuration.  SIGHUP reloads (edge/main.c) log_level, control_secret,
+ * capacity, load_override, cache.max_object_size, cache.heuristic_*,
+ * cache.stale_if_error, limits.max_url, limits.max_body and query_rules:
+ * read those through edge_live(); everything else needs a restart and is
+ * read from edge.cfg.  log_level and query_rules[].query point to static
+ * strings (validated by the loader). */
 struct edge_config {
-	char *name, *region, *origin, *control_secret, *log_level;
+	char *name, *region, *origin, *control_secret;
+	const char *log_level;
 	struct addr listen;
 	int threads, capacity;
 	double load_override;
@@ -47,7 +54,11 @@ struct edge_counters {
 };
 
 struct edge {
-	struct edge_config cfg;
+	struct edge_config cfg;           /* as loaded at start-up */
+	/* The settings SIGHUP may change: an immutable snapshot swapped
+	 * atomically; a replaced one is kept until exit (a request may still
+	 * read it), which costs one small config per reload. */
+	struct edge_config *_Atomic live;
 	struct cache *cache;
 	struct fetcher *fetcher;
 	struct collapse *collapse;
@@ -55,5 +66,12 @@ struct edge {
 	_Atomic long inflight;
 	struct edge_counters n;
 };
+
+/* The reloadable settings in force (never NULL once main() started the edge;
+ * valid until exit). */
+static inline const struct edge_config *edge_live(const struct edge *e)
+{
+	return atomic_load_explicit(&((struct edge *)e)->live, memory_order_acquire);
+}
 
 #endif

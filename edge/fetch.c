@@ -12,6 +12,7 @@
 #define DISCARD_HIGH (4u << 20) /* pause the transfer above this much unread */
 #define DISCARD_TRIM (256u << 10)
 #define MAX_RESP_HEADERS (64u << 10)
+#define EASY_POOL 64
 
 struct fetcher {
 	CURLM *multi;
@@ -21,6 +22,10 @@ struct fetcher {
 	struct fetch *unpause;  /* waiting for curl_easy_pause(CONT) */
 	bool stop;
 	int connect_timeout_ms, timeout_ms;
+	/* Easy handles of finished GETs, reused (fetch thread only): a fresh
+	 * handle costs a large calloc and a 256 KiB receive buffer per miss. */
+	CURL *idle[EASY_POOL];
+	int nidle;
 	char *origin;
 };
 
@@ -213,10 +218,24 @@ static int on_progress(void *cls, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 
 static void start_one(struct fetcher *fr, struct fetch *f)
 {
-	CURL *e = curl_easy_init();
-	f->easy = e;
+	bool get = !strcmp(f->method, "GET");
 	f->fr = fr;
 	f->request_time = (int64_t)time(NULL);
+	if (get && fr->nidle) {
+		/* A pooled GET handle keeps every option below but the per-fetch ones. */
+		CURL *e = fr->idle[--fr->nidle];
+		f->easy = e;
+		curl_easy_setopt(e, CURLOPT_URL, f->url);
+		curl_easy_setopt(e, CURLOPT_PRIVATE, f);
+		curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->req_headers);
+		curl_easy_setopt(e, CURLOPT_XFERINFODATA, f);
+		curl_multi_add_handle(fr->multi, e);
+		return;
+	}
+	CURL *e = curl_easy_init();
+	f->easy = e;
 	curl_easy_setopt(e, CURLOPT_URL, f->url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, f);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -249,7 +268,10 @@ static void start_one(struct fetcher *fr, struct fetch *f)
 static void finish_one(struct fetcher *fr, struct fetch *f, CURLcode res)
 {
 	curl_multi_remove_handle(fr->multi, f->easy);
-	curl_easy_cleanup(f->easy);
+	if (!strcmp(f->method, "GET") && fr->nidle < EASY_POOL)
+		fr->idle[fr->nidle++] = f->easy;
+	else
+		curl_easy_cleanup(f->easy);
 	f->easy = NULL;
 	pthread_mutex_lock(&f->lock);
 	if (res != CURLE_OK || f->status < 100) {
@@ -363,6 +385,8 @@ void fetcher_stop(struct fetcher *fr)
 	pthread_mutex_unlock(&fr->lock);
 	curl_multi_wakeup(fr->multi);
 	pthread_join(fr->thread, NULL);
+	for (int i = 0; i < fr->nidle; i++)
+		curl_easy_cleanup(fr->idle[i]);
 	curl_multi_cleanup(fr->multi);
 	free(fr->origin);
 	pthread_mutex_destroy(&fr->lock);

@@ -363,7 +363,7 @@ static enum MHD_Result cache_step(struct edge_req *r)
 		return ret;
 	}
 	/* Revalidate; remember whether this stale copy may be served if the origin fails. */
-	int64_t sie = v.meta.sie >= 0 ? v.meta.sie : e->cfg.cache.stale_if_error_ms / 1000;
+	int64_t sie = v.meta.sie >= 0 ? v.meta.sie : edge_live(e)->cache.stale_if_error_ms / 1000;
 	r->has_stale = !mustrv && sie > 0;
 	r->stale_deadline = now + (sie - stale_for);
 	r->fwd = FWD_STALE;
@@ -400,7 +400,8 @@ static enum MHD_Result scan_hdr(void *cls, enum MHD_ValueKind kind, const char *
 static unsigned validate(struct edge_req *r, const char *version, const char **why)
 {
 	struct edge *e = r->edge;
-	if (strlen(r->target) > e->cfg.limits.max_url) {
+	const struct edge_config *lc = edge_live(e);
+	if (strlen(r->target) > lc->limits.max_url) {
 		*why = "request target too long";
 		return 414;
 	}
@@ -433,7 +434,7 @@ static unsigned validate(struct edge_req *r, const char *version, const char **w
 	char defhost[ADDR_STRLEN];
 	if (!host)
 		host = addr_format(&e->cfg.listen, defhost, sizeof defhost);
-	if (cachekey_build(r->target, host, e->cfg.query_rules, e->cfg.nquery_rules, &r->key, &r->path,
+	if (cachekey_build(r->target, host, lc->query_rules, lc->nquery_rules, &r->key, &r->path,
 	                   &r->host) < 0) {
 		*why = "malformed request target or Host";
 		return 400;
@@ -508,7 +509,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->state == RS_BODY) {
 		if (*upload_size) {
-			if (r->body.len + *upload_size > e->cfg.limits.max_body)
+			if (r->body.len + *upload_size > edge_live(e)->limits.max_body)
 				r->body_too_large = true;
 			else
 				buf_append(&r->body, upload, *upload_size);

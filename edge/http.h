@@ -47,6 +47,7 @@ struct edge_req {
 	bool has_stale;                  /* a stale entry exists that may be served on error */
 	int64_t stale_deadline;          /* serve-stale-on-error limit (epoch seconds) */
 	bool no_collapse;               /* forwarded individually after a collapse did not fit */
+	bool joined_done;               /* answered from a completed fetch whose store is pending (a hit) */
 };
 
 /* Request header value (case-insensitive), borrowed from MHD; NULL if absent. */

@@ -7,6 +7,7 @@
 #include "common/daemon.h"
 #include "common/httpd.h"
 #include "common/log.h"
+#include "common/xmalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,68 @@ static int check_config(struct edge_config *c, const char *path, char *err, size
 	return 0;
 }
 
+/* ---------- SIGHUP ---------- */
+
+/* Snapshots replaced by a reload: kept until exit, a request may read one. */
+struct retired {
+	struct retired *next;
+	struct edge_config *cfg;
+};
+
+/* Logs every restart-only setting that differs in n (it keeps its old value). */
+static void warn_restart_only(const struct edge_config *o, const struct edge_config *n)
+{
+	const char *changed[16];
+	int k = 0;
+#define S(f, name) if (strcmp(o->f, n->f)) changed[k++] = name
+#define I(f, name) if (o->f != n->f) changed[k++] = name
+	S(name, "name");
+	S(region, "region");
+	S(origin, "origin");
+	if (memcmp(&o->listen, &n->listen, sizeof o->listen)) changed[k++] = "listen";
+	I(threads, "threads");
+	S(cache.path, "cache.path");
+	I(cache.map_size, "cache.map_size");
+	I(cache.max_readers, "cache.max_readers");
+	I(upstream.connect_timeout_ms, "upstream.connect_timeout");
+	I(upstream.timeout_ms, "upstream.timeout");
+	I(upstream.max_connections, "upstream.max_connections");
+	I(limits.max_header_size, "limits.max_header_size");
+#undef S
+#undef I
+	for (int i = 0; i < k; i++)
+		log_warn("main", "SIGHUP: %s changed: takes effect at the next restart", changed[i]);
+}
+
+/* Loads the file again; on success swaps the reloadable settings in (see
+ * edge.h), on any error keeps the running ones and logs FILE:LINE: reason. */
+static void reload(struct edge *e, const char *path, struct retired **retired)
+{
+	struct edge_config *n = xcalloc(1, sizeof *n);
+	char err[512];
+	if (cfg_load(path, edge_config_schema, n, err, sizeof err) < 0 ||
+	    check_config(n, path, err, sizeof err) < 0) {
+		log_error("main", "SIGHUP: %s: configuration rejected, the running one stays", err);
+		cfg_free(edge_config_schema, n);
+		free(n);
+		return;
+	}
+	warn_restart_only(&e->cfg, n);
+	enum log_level lvl;
+	log_level_parse(n->log_level, &lvl);
+	log_set_level(lvl);
+	struct edge_config *old = atomic_exchange_explicit(&e->live, n, memory_order_acq_rel);
+	if (old != &e->cfg) {
+		struct retired *r = xmalloc(sizeof *r);
+		r->cfg = old;
+		r->next = *retired;
+		*retired = r;
+	}
+	log_info("main", "SIGHUP: reloaded %s (log_level %s, %zu query rules, capacity %d, "
+	         "stale_if_error %d ms)", path, n->log_level, n->nquery_rules, n->capacity,
+	         n->cache.stale_if_error_ms);
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon_opts opts;
@@ -69,6 +132,8 @@ int main(int argc, char **argv)
 	log_set_level(lvl);
 	daemon_block_signals();
 	e.start_ms = daemon_now_ms();
+	atomic_store(&e.live, &e.cfg);
+	struct retired *retired = NULL;
 
 	int rc = 1;
 	struct MHD_Daemon *d = NULL;
@@ -97,7 +162,7 @@ int main(int argc, char **argv)
 		if (ev == DAEMON_STOP)
 			break;
 		if (ev == DAEMON_RELOAD)
-			log_info("main", "SIGHUP: nothing to reload (restart to change the configuration)");
+			reload(&e, opts.config_path, &retired);
 		cache_maintain(e.cache);
 	}
 	log_info("main", "stopping: finishing in-flight requests");
@@ -117,8 +182,20 @@ fail:
 		MHD_stop_daemon(d);
 	script_shutdown(); /* after MHD: no request runs a script any more */
 	fetcher_stop(e.fetcher);
+	cache_close(e.cache); /* before collapse_free: queued stores leave the collapse table */
 	collapse_free(e.collapse);
-	cache_close(e.cache);
+	struct edge_config *live = atomic_load(&e.live);
+	if (live && live != &e.cfg) {
+		cfg_free(edge_config_schema, live);
+		free(live);
+	}
+	while (retired) {
+		struct retired *next = retired->next;
+		cfg_free(edge_config_schema, retired->cfg);
+		free(retired->cfg);
+		free(retired);
+		retired = next;
+	}
 	cfg_free(edge_config_schema, &e.cfg);
 	if (!rc)
 		log_info("main", "stopped");

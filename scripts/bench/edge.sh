@@ -12,7 +12,8 @@
 # wrk shares the two cores; its CPU share is printed as wrk_cpu_pct.
 #
 # Env: DURATION (s per wrk run, default 8), CONNS (default 50), ONLY (space-
-# separated subset of: minicdn-edge nginx varnish).  Everything runs on
+# separated subset of: minicdn-edge nginx varnish), CASES (space-separated
+# subset of: hit_1k hit_64k hit_1m miss collapse rss).  Everything runs on
 # 127.0.0.1 on free ports; every process is stopped by PID.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,6 +21,8 @@ BIN=${MINICDN_BIN:-$ROOT/build/bin}
 DURATION=${DURATION:-8}
 CONNS=${CONNS:-50}
 ONLY=${ONLY:-"minicdn-edge nginx varnish"}
+CASES=${CASES:-"hit_1k hit_64k hit_1m miss collapse rss"}
+want() { [[ " $CASES " == *" $1 "* ]]; }
 D=$(mktemp -d /tmp/minicdn-bench-edge.XXXXXX)
 chmod 755 "$D"
 PIDS=()
@@ -192,11 +195,13 @@ bench_server() { # name port pid
 	local name=$1 port=$2 pid=$3
 	local u=http://127.0.0.1:$port
 	for o in 1k 64k 1m; do
+		want "hit_$o" || continue
 		curl -s -o /dev/null "$u/obj/$o"; curl -s -o /dev/null "$u/obj/$o"
 		run_wrk "$name" "hit_$o" "$pid" "$u/obj/$o"
 	done
-	BENCH_PREFIX=$name run_wrk "$name" miss "$pid" "$u/" "$D/miss.lua"
-	collapse_case "$name" "$port" "$pid"
+	want miss && BENCH_PREFIX=$name run_wrk "$name" miss "$pid" "$u/" "$D/miss.lua"
+	want collapse && collapse_case "$name" "$port" "$pid"
+	want rss || return 0
 	local r0 reqs
 	BENCH_PREFIX=$name-fill wrk -t1 -c"$CONNS" -d120s -s "$D/fill.lua" "$u/" >"$D/fill.out" 2>&1
 	sleep 1
