@@ -159,23 +159,9 @@ static const char *kill_reason(enum script_err k)
 
 static void vm_hook(lua_State *L, lua_Debug *ar)
 {
-	struct lua_vm *vm = lua_vm_of(L);
-	if (!vm->in_call)
-		return;
-	vm->instr += HOOK_STEP;
-	if (!vm->killed) {
-		if (vm->instr > vm->lim.instructions) {
-			vm->killed = 1;
-			vm->kill_kind = SERR_INSTRUCTIONS;
-		} else if (mono_ms() > vm->deadline_ms) {
-			vm->killed = 1;
-			vm->kill_kind = SERR_TIME;
-		}
-	}
-	/* Once killed, every later hook raises again, so a script cannot loop
-	 * around its own error handling. */
-	if (vm->killed)
-		luaL_error(L, "%s", kill_reason(vm->kill_kind));
+	/* Once killed, every later hook raises again (lua_vm_charge re-raises),
+	 * so a script cannot loop around its own error handling. */
+	lua_vm_charge(L, HOOK_STEP);
 }
 
 struct lua_vm *lua_vm_of(lua_State *L)
