@@ -185,7 +185,19 @@ void proxy_filter_headers(const struct buf *in, struct buf *out, struct buf *tag
 
 static void fill_evaluate(struct fill *x, struct fetch *f, const struct buf *hdrs, unsigned status)
 {
-	struct fresh_in in = {
+	struct fresh_in in;
+	proxy_fresh_in(&in, x->e, status, hdrs, f->request_time, f->response_time);
+	in.method = "GET";
+	in.req_authorization = x->req_auth;
+	in.req_cache_control = fetch_header(&x->req_hdrs, "Cache-Control");
+	freshness_evaluate(&in, &x->fo);
+}
+
+void proxy_fresh_in(struct fresh_in *in, const struct edge *e, unsigned status,
+                    const struct buf *hdrs, int64_t request_time, int64_t response_time)
+{
+	const struct edge_config *live = edge_live(e);
+	*in = (struct fresh_in){
 		.status = status,
 		.cache_control = fetch_header(hdrs, "Cache-Control"),
 		.cdn_cache_control = fetch_header(hdrs, "CDN-Cache-Control"),
@@ -194,15 +206,11 @@ static void fill_evaluate(struct fill *x, struct fetch *f, const struct buf *hdr
 		.last_modified = fetch_header(hdrs, "Last-Modified"),
 		.age = fetch_header(hdrs, "Age"),
 		.vary = fetch_header(hdrs, "Vary"),
-		.method = "GET",
-		.req_authorization = x->req_auth,
-		.req_cache_control = fetch_header(&x->req_hdrs, "Cache-Control"),
-		.request_time = f->request_time,
-		.response_time = f->response_time,
-		.heuristic_fraction = edge_live(x->e)->cache.heuristic_fraction,
-		.heuristic_max = edge_live(x->e)->cache.heuristic_max_ms / 1000,
+		.request_time = request_time,
+		.response_time = response_time,
+		.heuristic_fraction = live->cache.heuristic_fraction,
+		.heuristic_max = live->cache.heuristic_max_ms / 1000,
 	};
-	freshness_evaluate(&in, &x->fo);
 }
 
 static void meta_from(struct fill *x, struct fetch *f, unsigned status, struct entry_meta *m)

@@ -38,4 +38,11 @@ void proxy_release(struct edge_req *r);
  * (packed "t\0"), which are never sent to clients. */
 void proxy_filter_headers(const struct buf *in, struct buf *out, struct buf *tags);
 
+struct fresh_in;
+/* Fills the response side of a freshness input: the origin response headers
+ * (strings borrowed from hdrs, valid while it lives), status, times and the
+ * live heuristic settings.  The caller adds method and request headers. */
+void proxy_fresh_in(struct fresh_in *in, const struct edge *e, unsigned status,
+                    const struct buf *hdrs, int64_t request_time, int64_t response_time);
+
 #endif

@@ -143,25 +143,13 @@ static int sub_put(void *ctx, const char *path, const char *(*hdr)(void *, const
 	struct edge_req *r = ctx;
 	struct edge *e = r->edge;
 	e->n.origin_fetches++;
-	if (status <= 0 || body_len > e->cfg.cache.max_object_size)
+	if (status <= 0 || body_len > edge_live(e)->cache.max_object_size)
 		return 0;
-	struct fresh_in in = {
-		.status = (unsigned)status,
-		.cache_control = fetch_header(rh, "Cache-Control"),
-		.cdn_cache_control = fetch_header(rh, "CDN-Cache-Control"),
-		.expires = fetch_header(rh, "Expires"),
-		.date = fetch_header(rh, "Date"),
-		.last_modified = fetch_header(rh, "Last-Modified"),
-		.age = fetch_header(rh, "Age"),
-		.vary = fetch_header(rh, "Vary"),
-		.method = "GET",
-		.req_authorization = hdr(cls, "Authorization") != NULL,
-		.req_cache_control = hdr(cls, "Cache-Control"),
-		.request_time = request_time,
-		.response_time = response_time,
-		.heuristic_fraction = e->cfg.cache.heuristic_fraction,
-		.heuristic_max = e->cfg.cache.heuristic_max_ms / 1000,
-	};
+	struct fresh_in in;
+	proxy_fresh_in(&in, e, (unsigned)status, rh, request_time, response_time);
+	in.method = "GET";
+	in.req_authorization = hdr(cls, "Authorization") != NULL;
+	in.req_cache_control = hdr(cls, "Cache-Control");
 	struct fresh_out fo;
 	freshness_evaluate(&in, &fo);
 	if (!fo.storable)
