@@ -639,34 +639,45 @@ static int del_record(struct cache *c, MDB_txn *t, MDB_val *k)
 	return was_entry;
 }
 
+/* Purges collect keys first and delete after the scan, so no cursor is
+ * invalidated under our feet: a todo list is a buf of (u32 length, key). */
+static void todo_push(struct buf *todo, const void *key, size_t len)
+{
+	uint32_t l32 = (uint32_t)len;
+	buf_append(todo, &l32, 4);
+	buf_append(todo, key, len);
+}
+
+/* Deletes every record on the todo list and frees it; returns how many went. */
+static long todo_delete(struct cache *c, MDB_txn *t, struct buf *todo)
+{
+	long n = 0;
+	for (size_t off = 0; off < todo->len;) {
+		uint32_t kl;
+		memcpy(&kl, todo->data + off, 4);
+		MDB_val dk = { kl, todo->data + off + 4 };
+		n += del_record(c, t, &dk);
+		off += 4 + kl;
+	}
+	buf_free(todo);
+	return n;
+}
+
 /* Deletes every record whose dbkey starts with prefix (len bytes). */
 static long del_prefix(struct cache *c, MDB_txn *t, const char *prefix, size_t len)
 {
 	MDB_cursor *cur;
-	long n = 0;
 	if (mdb_cursor_open(t, c->e, &cur) != 0)
 		return 0;
 	MDB_val k = { len, (void *)prefix }, v;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	struct buf todo = BUF_INIT; /* keys to delete after the scan: no cursor invalidation puzzles */
-	size_t cnt = 0;
+	struct buf todo = BUF_INIT;
 	while (rc == 0 && k.mv_size >= len && !memcmp(k.mv_data, prefix, len)) {
-		uint32_t kl = (uint32_t)k.mv_size;
-		buf_append(&todo, &kl, 4);
-		buf_append(&todo, k.mv_data, k.mv_size);
-		cnt++;
+		todo_push(&todo, k.mv_data, k.mv_size);
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
-	for (size_t off = 0; off < todo.len;) {
-		uint32_t kl;
-		memcpy(&kl, todo.data + off, 4);
-		MDB_val dk = { kl, todo.data + off + 4 };
-		n += del_record(c, t, &dk);
-		off += 4 + kl;
-	}
-	buf_free(&todo);
-	return n;
+	return todo_delete(c, t, &todo);
 }
 
 /* Evicts least-recently-used entries until accounted bytes <= target. */
@@ -1028,21 +1039,11 @@ long cache_purge_prefix(struct cache *c, const char *prefix)
 			const char *e = kl > 7 ? memchr(s + 7, '/', kl - 7) : NULL;
 			if (!e || (size_t)(s + kl - e) < len || memcmp(e, prefix, len))
 				continue;
-			uint32_t l32 = (uint32_t)kl;
-			buf_append(&todo, &l32, 4);
-			buf_append(&todo, s, kl);
+			todo_push(&todo, s, kl);
 		}
 		mdb_cursor_close(cur);
 	}
-	long n = 0;
-	for (size_t off = 0; off < todo.len;) {
-		uint32_t kl;
-		memcpy(&kl, todo.data + off, 4);
-		MDB_val dk = { kl, todo.data + off + 4 };
-		n += del_record(c, t, &dk);
-		off += 4 + kl;
-	}
-	buf_free(&todo);
+	long n = todo_delete(c, t, &todo);
 	if (mdb_txn_commit(t) != 0)
 		return -1;
 	return n;
@@ -1062,21 +1063,11 @@ long cache_purge_tag(struct cache *c, const char *tag)
 	if (mdb_cursor_open(t, c->t, &cur) == 0) {
 		int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
 		for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
-			uint32_t l32 = (uint32_t)v.mv_size;
-			buf_append(&todo, &l32, 4);
-			buf_append(&todo, v.mv_data, v.mv_size);
+			todo_push(&todo, v.mv_data, v.mv_size);
 		}
 		mdb_cursor_close(cur);
 	}
-	long n = 0;
-	for (size_t off = 0; off < todo.len;) {
-		uint32_t kl;
-		memcpy(&kl, todo.data + off, 4);
-		MDB_val dk = { kl, todo.data + off + 4 };
-		n += del_record(c, t, &dk);
-		off += 4 + kl;
-	}
-	buf_free(&todo);
+	long n = todo_delete(c, t, &todo);
 	MDB_val tk = { tl, (void *)tag };
 	mdb_del(t, c->t, &tk, NULL);
 	if (mdb_txn_commit(t) != 0)
