@@ -405,7 +405,7 @@ static void test_kv(void **st)
 	int status;
 	for (int i = 1; i <= 3; i++) {
 		char *b = body_of("/count", NULL, &status);
-		char want[8];
+		char want[16];
 		snprintf(want, sizeof want, "%d", i);
 		assert_string_equal(b, want);
 		free(b);
