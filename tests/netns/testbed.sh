@@ -72,6 +72,14 @@ t_check "no route out of a client namespace" \
 # ---- RTT matrix
 VERIFY_COUNT=5 "$TB" verify-rtt --name "$NAME" >"$T_DIR/rtt.txt" 2>&1
 cat "$T_DIR/rtt.txt"
+# A wrong delay shows in every run; a probe lost or scheduled late on the
+# shared 2-core machine does not.  So one failing round is measured again,
+# with more samples, and only that second round decides.
+if ! grep -q "^rtt check: 9/9 pairs" "$T_DIR/rtt.txt"; then
+	echo "    first RTT round out of bounds; measuring again"
+	VERIFY_COUNT=10 "$TB" verify-rtt --name "$NAME" >"$T_DIR/rtt.txt" 2>&1
+	cat "$T_DIR/rtt.txt"
+fi
 t_check "measured RTT matches the matrix: within 10 % between regions, 0.5 ms inside one" grep -q "^rtt check: 9/9 pairs" "$T_DIR/rtt.txt"
 
 # ---- redirect
