@@ -35,98 +35,113 @@ static int unreserved(int c)
 	return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
+/* Percent-normalises path[0..len) into dst (room for len bytes).  Returns
+ * the length written, or -1 on a byte or escape no path may carry. */
+static long percent_normalize(const char *path, size_t len, char *dst)
+{
+	static const char hx[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)path[i];
+		if (c <= 0x20 || c >= 0x7f)
+			return -1;
+		if (c != '%') {
+			dst[o++] = (char)c;
+			continue;
+		}
+		if (i + 2 >= len)
+			return -1;
+		int h = hexval(path[i + 1]), l = hexval(path[i + 2]);
+		if (h < 0 || l < 0 || (h | l) == 0)
+			return -1;
+		int v = h * 16 + l;
+		if (unreserved(v)) {
+			dst[o++] = (char)v;
+		} else { /* never longer than the input: "%xx" stays three bytes */
+			dst[o++] = '%';
+			dst[o++] = hx[v >> 4];
+			dst[o++] = hx[v & 15];
+		}
+		i += 2;
+	}
+	return (long)o;
+}
+
 int cachekey_normalize_path(const char *path, size_t len, struct buf *out)
 {
 	if (len == 0 || path[0] != '/')
 		return -1;
-	/* Pass 1: percent-normalise into tmp. */
-	struct buf tmp = BUF_INIT;
-	buf_reserve(&tmp, len + 1);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)path[i];
-		if (c <= 0x20 || c >= 0x7f)
-			goto fail;
-		if (c == '%') {
-			if (i + 2 >= len)
-				goto fail;
-			int h = hexval(path[i + 1]), l = hexval(path[i + 2]);
-			if (h < 0 || l < 0)
-				goto fail;
-			int v = h * 16 + l;
-			if (v == 0)
-				goto fail;
-			if (unreserved(v)) {
-				char ch = (char)v;
-				buf_append(&tmp, &ch, 1);
-			} else {
-				static const char hx[] = "0123456789ABCDEF";
-				char e[3] = { '%', hx[v >> 4], hx[v & 15] };
-				buf_append(&tmp, e, 3);
-			}
-			i += 2;
-		} else {
-			buf_append(&tmp, &path[i], 1);
-		}
+	/* Pass 1 into a scratch copy (on the stack for ordinary paths): the
+	 * output is never longer than the input. */
+	char stack[1024];
+	char *in = len <= sizeof stack ? stack : xmalloc(len);
+	long n = percent_normalize(path, len, in);
+	if (n < 0) {
+		if (in != stack)
+			free(in);
+		return -1;
 	}
 	/* Pass 2: remove dot segments (RFC 3986 5.2.4) on whole segments.  An
-	 * encoded "%2E" was already decoded above, so "/%2e%2e/" is caught too. */
-	const char *in = tmp.data;
-	size_t n = tmp.len;
-	size_t start = out->len;
+	 * encoded "%2E" was already decoded above, so "/%2e%2e/" is caught too.
+	 * Writes straight into out, reserved once. */
+	buf_reserve(out, (size_t)n + 1);
+	char *o = out->data;
+	size_t start = out->len, w = start;
 	size_t i = 0;
-	while (i < n) {
+	while (i < (size_t)n) {
 		/* in[i] == '/' always here */
 		size_t j = i + 1;
-		while (j < n && in[j] != '/')
+		while (j < (size_t)n && in[j] != '/')
 			j++;
 		const char *seg = in + i + 1;
 		size_t slen = j - i - 1;
 		if (slen == 1 && seg[0] == '.') {
-			if (j == n)
-				buf_append(out, "/", 1);
+			if (j == (size_t)n)
+				o[w++] = '/';
 		} else if (slen == 2 && seg[0] == '.' && seg[1] == '.') {
 			/* drop the last output segment, never above the root */
-			while (out->len > start && out->data[out->len - 1] != '/')
-				out->len--;
-			if (out->len > start)
-				out->len--;
-			if (j == n)
-				buf_append(out, "/", 1);
+			while (w > start && o[w - 1] != '/')
+				w--;
+			if (w > start)
+				w--;
+			if (j == (size_t)n)
+				o[w++] = '/';
 		} else {
-			buf_append(out, in + i, j - i);
+			memcpy(o + w, in + i, j - i);
+			w += j - i;
 		}
 		i = j;
 	}
-	if (out->len == start)
-		buf_append(out, "/", 1);
-	out->data[out->len] = '\0';
-	buf_free(&tmp);
+	if (w == start)
+		o[w++] = '/';
+	o[w] = '\0';
+	out->len = w;
+	if (in != stack)
+		free(in);
 	return 0;
-fail:
-	buf_free(&tmp);
-	return -1;
 }
 
 int cachekey_normalize_host(const char *host, size_t len, struct buf *out)
 {
 	if (len == 0 || len > 255)
 		return -1;
-	size_t start = out->len;
+	buf_reserve(out, len);
+	char *o = out->data + out->len;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)host[i];
 		if (!(isalnum(c) || c == '-' || c == '.' || c == ':' || c == '[' || c == ']' || c == '_'))
 			return -1;
-		char l = (char)tolower(c);
-		buf_append(out, &l, 1);
+		o[i] = (char)tolower(c);
 	}
 	/* Drop a trailing ":80" (default port) and a trailing dot of an FQDN. */
-	if (out->len - start > 3 && !memcmp(out->data + out->len - 3, ":80", 3))
-		out->len -= 3;
-	if (out->len - start > 1 && out->data[out->len - 1] == '.')
-		out->len--;
-	if (out->len == start)
+	if (len > 3 && !memcmp(o + len - 3, ":80", 3))
+		len -= 3;
+	if (len > 1 && o[len - 1] == '.')
+		len--;
+	if (len == 0)
 		return -1;
-	out->data[out->len] = '\0';
+	o[len] = '\0';
+	out->len += len;
 	return 0;
 }
 
@@ -204,29 +219,29 @@ int cachekey_build(const char *target, const char *host_hdr, const struct query_
 		if ((unsigned char)qs[i] <= 0x20 || (unsigned char)qs[i] >= 0x7f)
 			return -1;
 
-	struct buf path = BUF_INIT;
-	if (cachekey_normalize_path(p, plen, &path) < 0) {
-		buf_free(&path);
-		return -1;
-	}
-	buf_puts(key, "http://");
+	/* Sized once: the key is never longer than this. */
+	buf_reserve(key, 7 + hlen + plen + qlen + 2);
+	buf_append(key, "http://", 7);
 	size_t hstart = key->len;
-	if (cachekey_normalize_host(host, hlen, key) < 0) {
-		buf_free(&path);
+	if (cachekey_normalize_host(host, hlen, key) < 0)
 		return -1;
-	}
 	if (host_out)
 		buf_append(host_out, key->data + hstart, key->len - hstart);
-	buf_append(key, path.data, path.len);
-	enum query_mode mode = cachekey_query_mode(rules, nrules, path.data);
-	append_query(key, qs, qlen, mode);
+	size_t pstart = key->len;
+	if (cachekey_normalize_path(p, plen, key) < 0)
+		return -1;
+	size_t pend = key->len;
 	if (path_out) {
-		buf_append(path_out, path.data, path.len);
+		buf_reserve(path_out, pend - pstart + qlen + 1);
+		buf_append(path_out, key->data + pstart, pend - pstart);
 		if (qlen) {
 			buf_append(path_out, "?", 1);
 			buf_append(path_out, qs, qlen);
 		}
 	}
-	buf_free(&path);
+	/* key->data + pstart is the NUL-terminated normalised path here. */
+	enum query_mode mode = nrules ? cachekey_query_mode(rules, nrules, key->data + pstart)
+	                              : QUERY_KEEP;
+	append_query(key, qs, qlen, mode);
 	return 0;
 }

@@ -536,10 +536,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct edge *e = cls;
-	struct edge_req *r = xcalloc(1, sizeof *r);
+	/* One allocation for the request and its target (freed together). */
+	size_t n = uri ? strlen(uri) : 0;
+	struct edge_req *r = xcalloc(1, sizeof *r + n + 1);
 	r->edge = e;
 	r->conn = conn;
-	r->target = xstrdup(uri ? uri : "");
+	r->target = memcpy((char *)(r + 1), uri ? uri : "", n);
 	e->inflight++;
 	return r;
 }
@@ -556,8 +558,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	buf_free(&r->host);
 	buf_free(&r->key);
 	buf_free(&r->body);
-	free(r->target);
-	free(r);
+	free(r); /* and its target */
 	*con_cls = NULL;
 	e->inflight--;
 }
