@@ -28,13 +28,25 @@
 #define TOUCH_QUEUE 4096
 #define TOUCH_GRANULARITY 10 /* seconds: an access younger than this is not rewritten */
 
+/* "e" values: a Vary record ("MCV1" + names) or a reference to a "b" record:
+ * "MCR1" | body id u64 | last access u64 (native byte order: the file is
+ * not portable between architectures anyway). */
 static const char vary_magic[4] = { 'M', 'C', 'V', '1' };
+static const char ref_magic[4] = { 'M', 'C', 'R', '1' };
+#define REF_SIZE 20
+/* "m" records.  The format names the entry encoding (entry.h's magic) and
+ * the layout of the databases; a store without it, or with another, is from
+ * an older minicdn and is moved aside at start-up, never misread. */
+#define STORE_FORMAT "MCE3"
+static const MDB_val m_bytes = { 5, "bytes" }, m_format = { 6, "format" }, m_clean = { 5, "clean" };
 
 struct cache {
 	MDB_env *env;
-	MDB_dbi e, a, l, t, m;
+	MDB_dbi e, b, l, t, m;
 	uint64_t map_size;
 	double high, low;
+	uint64_t next_id; /* next body id; used only inside write transactions */
+	bool format_changed; /* env_open refused an older store */
 	pthread_mutex_t pool_lock;
 	MDB_txn *pool[TXN_POOL];
 	int npool;
@@ -42,16 +54,21 @@ struct cache {
 	char *touch[TOUCH_QUEUE];
 	int ntouch;
 	_Atomic uint64_t evicted, store_failed;
-	/* the writer thread (cache_store_async): FIFO of queued stores */
+	/* the writer thread: FIFO of queued stores and purges */
 	pthread_t writer;
 	bool writer_started, writer_stop;
 	pthread_mutex_t wq_lock;
-	pthread_cond_t wq_cond;
+	pthread_cond_t wq_cond;   /* work queued, or stop */
+	pthread_cond_t done_cond; /* a queued purge finished */
 	struct cache_job *wq_head, *wq_tail;
 };
 
+enum job_kind { JOB_STORE, JOB_PURGE_KEY, JOB_PURGE_PREFIX, JOB_PURGE_TAG };
+
 struct cache_job {
 	struct cache_job *next;
+	enum job_kind kind;
+	/* JOB_STORE (heap, freed by the writer) */
 	const char *key, *vary;
 	cache_header_fn hdr;
 	void *hcls;
@@ -62,9 +79,14 @@ struct cache_job {
 	uint64_t body_len;
 	void (*done)(void *cls, int rc);
 	void *cls;
+	/* purges (on the caller's stack: the writer must not touch one once
+	 * finished is set) */
+	const char *arg;
+	long result;
+	bool finished;
 };
 
-/* ---------- keys ---------- */
+/* ---------- keys and values ---------- */
 
 /* The LMDB key for a (possibly long) storage key.  Writes into out (DBKEY_MAX). */
 static size_t dbkey(const char *key, size_t len, char *out)
@@ -93,28 +115,77 @@ static void be64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)v;
 }
 
-/* Accounted size: what an entry costs in the map (overflow pages are whole). */
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+struct ref {
+	uint64_t id, at;
+};
+
+static void ref_encode(uint8_t *p, uint64_t id, uint64_t at)
+{
+	memcpy(p, ref_magic, 4);
+	memcpy(p + 4, &id, 8);
+	memcpy(p + 12, &at, 8);
+}
+
+/* Decodes an "e" value into r (copied: the value may move).  -1 if it is
+ * not a reference (a Vary record, or junk). */
+static int ref_decode(const MDB_val *v, struct ref *r)
+{
+	if (v->mv_size != REF_SIZE || memcmp(v->mv_data, ref_magic, 4))
+		return -1;
+	memcpy(&r->id, (const char *)v->mv_data + 4, 8);
+	memcpy(&r->at, (const char *)v->mv_data + 12, 8);
+	return 0;
+}
+
+static bool is_vary(const MDB_val *v)
+{
+	return v->mv_size >= 4 && !memcmp(v->mv_data, vary_magic, 4);
+}
+
+/* Accounted size of one object: its "b" record (overflow pages count whole)
+ * plus its "e" reference and "l" row, both carrying the storage key. */
 static uint64_t cost(size_t klen, size_t vlen)
 {
+	uint64_t refs = 2 * (uint64_t)klen + REF_SIZE + 8 + 48;
 	if (vlen > 2000)
-		return ((vlen + 16 + 4095) / 4096) * 4096 + klen + 64;
+		return ((vlen + 16 + 4095) / 4096) * 4096 + refs;
+	return vlen + 24 + refs;
+}
+
+static uint64_t cost_vary(size_t klen, size_t vlen)
+{
 	return klen + vlen + 64;
 }
 
 /* ---------- start-up check of an existing store ---------- */
 
 #define CHECK_DEADLINE_S 60
+#define CHECK_FORMAT 2 /* check_walk's exit code for a store of an older format */
 
 /* Walks every record of a store opened read-only.  Runs in a child process
  * (store_check): a damaged page can make LMDB read out of bounds or trip an
- * assertion, and that must kill the child, not the edge.  Writes the reason
- * to fd and returns 0 if the store is sound, 1 if not. */
+ * assertion, and that must kill the child, not the edge.  Writes to fd a
+ * first line "STATE N" (how the previous run stopped: clean, unclean, new or
+ * unknown; N body checksums verified, only after an unclean stop), then
+ * the reason if the store is not sound.  Returns 0 if it is sound, 1 if it
+ * is damaged, CHECK_FORMAT if it is of another format. */
 static int check_walk(const char *path, uint64_t map_size, int fd)
 {
 	MDB_env *env = NULL;
 	MDB_txn *t = NULL;
 	char why[300] = "";
-	int rc;
+	int rc, ret = 1;
+	bool clean = true;
+	const char *state = "unknown"; /* how the previous run stopped */
+	size_t verified = 0;
 	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_mapsize(env, (size_t)map_size)) ||
 	    (rc = mdb_env_set_maxdbs(env, 8))) {
 		snprintf(why, sizeof why, "lmdb: %s", mdb_strerror(rc));
@@ -140,32 +211,65 @@ static int check_walk(const char *path, uint64_t map_size, int fd)
 		snprintf(why, sizeof why, "meta page points past the end of the file");
 		goto out;
 	}
+	/* The format first: an older store is not damaged, just not ours. */
+	MDB_dbi mdbi;
+	MDB_val v;
+	if (est.ms_entries > 0) {
+		rc = mdb_dbi_open(t, "m", 0, &mdbi);
+		if (rc == 0)
+			rc = mdb_get(t, mdbi, (MDB_val *)&m_format, &v);
+		if (rc == MDB_NOTFOUND) {
+			snprintf(why, sizeof why, "no format record: an MCE2 store (one value per URL), "
+			         "this edge writes %s", STORE_FORMAT);
+			ret = CHECK_FORMAT;
+			goto out;
+		}
+		if (rc == 0 && (v.mv_size != 4 || memcmp(v.mv_data, STORE_FORMAT, 4))) {
+			snprintf(why, sizeof why, "format %.*s, this edge writes %s",
+			         (int)(v.mv_size > 16 ? 16 : v.mv_size), (const char *)v.mv_data,
+			         STORE_FORMAT);
+			ret = CHECK_FORMAT;
+			goto out;
+		}
+		if (rc) {
+			snprintf(why, sizeof why, "database m: %s", mdb_strerror(rc));
+			goto out;
+		}
+		clean = mdb_get(t, mdbi, (MDB_val *)&m_clean, &v) == 0;
+		state = clean ? "clean" : "unclean";
+	} else {
+		state = "new";
+	}
 	/* Walk order: the free-page list (writers allocate from it), the main
-	 * database (names of the others), then ours. */
-	static const char *const names[] = { "e", "a", "l", "t", "m" };
-	size_t main_entries = 0;
+	 * database (names of the others), then ours: "m", the bodies "b" (each
+	 * decoded, and its checksum verified after an unclean stop), then "e"
+	 * (each reference must find its body). */
+	static const char *const names[] = { "m", "b", "e", "l", "t" };
+	size_t main_entries = 0, bodies = 0, refs = 0;
+	MDB_dbi bdbi = 0;
 	for (int i = -2; i < 5 && !why[0]; i++) {
 		MDB_dbi dbi = 0; /* FREE_DBI */
 		rc = 0;
 		if (i == -1)
 			rc = mdb_dbi_open(t, NULL, 0, &dbi);
 		else if (i >= 0)
-			rc = mdb_dbi_open(t, names[i], i == 3 ? MDB_DUPSORT : 0, &dbi);
+			rc = mdb_dbi_open(t, names[i], i == 4 ? MDB_DUPSORT : 0, &dbi);
 		if (rc == MDB_NOTFOUND && main_entries == 0)
 			continue; /* a new store: created on open */
+		const char *dn = i < 0 ? (i == -1 ? "main" : "free") : names[i];
 		if (rc) {
-			snprintf(why, sizeof why, "database %s: %s", i < 0 ? "main" : names[i],
-			         mdb_strerror(rc));
+			snprintf(why, sizeof why, "database %s: %s", dn, mdb_strerror(rc));
 			break;
 		}
+		if (i == 1)
+			bdbi = dbi;
 		MDB_stat st;
 		MDB_cursor *cur;
 		if ((rc = mdb_stat(t, dbi, &st)) || (rc = mdb_cursor_open(t, dbi, &cur))) {
-			snprintf(why, sizeof why, "database %s: %s",
-			         i < 0 ? (i == -1 ? "main" : "free") : names[i], mdb_strerror(rc));
+			snprintf(why, sizeof why, "database %s: %s", dn, mdb_strerror(rc));
 			break;
 		}
-		MDB_val k, v;
+		MDB_val k;
 		size_t n = 0;
 		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), n++) {
@@ -186,45 +290,84 @@ static int check_walk(const char *path, uint64_t map_size, int fd)
 				break;
 			}
 			case -1: /* our five names */
-				ok = k.mv_size == 1 && strchr("ealtm", *(char *)k.mv_data);
+				ok = k.mv_size == 1 && strchr("mbelt", *(char *)k.mv_data);
 				main_entries++;
 				break;
-			case 0: /* an entry (headers validated, body not read) or a Vary record */
-				ok = (v.mv_size >= 4 && !memcmp(v.mv_data, vary_magic, 4)) ||
-				     entry_decode(v.mv_data, v.mv_size, &ev) == 0;
+			case 0: /* m */
+				ok = (k.mv_size == m_bytes.mv_size && !memcmp(k.mv_data, "bytes", 5) &&
+				      v.mv_size == 8) ||
+				     (k.mv_size == m_format.mv_size && !memcmp(k.mv_data, "format", 6)) ||
+				     (k.mv_size == m_clean.mv_size && !memcmp(k.mv_data, "clean", 5));
 				break;
-			case 1: ok = v.mv_size == 8; break;
-			case 2: ok = k.mv_size > 8 && v.mv_size == 0; break;
-			case 4: ok = v.mv_size == 8; break;
+			case 1: /* b: body id -> entry */
+				ok = k.mv_size == 8 && entry_decode(v.mv_data, v.mv_size, &ev) == 0;
+				if (ok && !clean) {
+					if (entry_verify(v.mv_data, v.mv_size) < 0) {
+						snprintf(why, sizeof why, "database b: body %llu: checksum "
+						         "mismatch (bytes lost in an unclean stop)",
+						         (unsigned long long)get_be64(k.mv_data));
+						break;
+					}
+					verified++;
+				}
+				bodies++;
+				break;
+			case 2: { /* e: a reference whose body exists, or a Vary record */
+				struct ref r;
+				if (is_vary(&v))
+					break;
+				ok = ref_decode(&v, &r) == 0;
+				if (ok) {
+					uint8_t bk[8];
+					be64(bk, r.id);
+					MDB_val bkey = { 8, bk }, bv;
+					if (mdb_get(t, bdbi, &bkey, &bv) != 0) {
+						snprintf(why, sizeof why, "database e: record %zu points at "
+						         "body %llu, which is missing", n,
+						         (unsigned long long)r.id);
+						break;
+					}
+					refs++;
+				}
+				break;
+			}
+			case 3: ok = k.mv_size > 8 && v.mv_size == 0; break;
 			default: break;
 			}
+			if (why[0])
+				break;
 			if (!ok) {
-				snprintf(why, sizeof why, "database %s: malformed record %zu",
-				         i < 0 ? (i == -1 ? "main" : "free") : names[i], n);
+				snprintf(why, sizeof why, "database %s: malformed record %zu", dn, n);
 				break;
 			}
 		}
 		mdb_cursor_close(cur);
-		const char *dn = i < 0 ? (i == -1 ? "main" : "free") : names[i];
 		if (!why[0] && rc != MDB_NOTFOUND)
 			snprintf(why, sizeof why, "database %s: %s", dn, mdb_strerror(rc));
 		else if (!why[0] && n != st.ms_entries)
 			snprintf(why, sizeof why, "database %s: %zu records walked, %zu counted", dn, n,
 			         (size_t)st.ms_entries);
+		else if (!why[0] && i == 2 && refs != bodies)
+			snprintf(why, sizeof why, "%zu entries but %zu bodies", refs, bodies);
 	}
+	if (!why[0])
+		ret = 0;
 out:
 	if (t)
 		mdb_txn_abort(t);
 	if (env)
 		mdb_env_close(env);
-	if (why[0] && write(fd, why, strlen(why)) < 0)
+	char line[64];
+	int ll = snprintf(line, sizeof line, "%s %zu\n", state, verified);
+	if (write(fd, line, (size_t)ll) < 0 || (why[0] && write(fd, why, strlen(why)) < 0))
 		return 1;
-	return why[0] ? 1 : 0;
+	return ret;
 }
 
 /* Checks the store at path in a child process.  Returns 0 if it is sound (or
- * absent), -1 with the reason in why if it is damaged.  A check still running
- * after CHECK_DEADLINE_S is abandoned and the store used as it is. */
+ * absent), -1 with the reason in why if it is damaged, -2 if it is of an
+ * older format.  A check still running after CHECK_DEADLINE_S is abandoned
+ * and the store used as it is. */
 static int store_check(const char *path, uint64_t map_size, char *why, size_t whylen)
 {
 	char data[4096];
@@ -235,6 +378,8 @@ static int store_check(const char *path, uint64_t map_size, char *why, size_t wh
 	int pfd[2];
 	if (pipe(pfd) < 0)
 		return 0;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(pfd[0]);
@@ -253,8 +398,8 @@ static int store_check(const char *path, uint64_t map_size, char *why, size_t wh
 	close(pfd[1]);
 	int status = 0;
 	pid_t w = 0;
-	for (int i = 0; i < CHECK_DEADLINE_S * 100 && (w = waitpid(pid, &status, WNOHANG)) == 0; i++)
-		usleep(10000);
+	for (int i = 0; i < CHECK_DEADLINE_S * 1000 && (w = waitpid(pid, &status, WNOHANG)) == 0; i++)
+		usleep(1000);
 	if (w == 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
@@ -263,11 +408,32 @@ static int store_check(const char *path, uint64_t map_size, char *why, size_t wh
 		         path, CHECK_DEADLINE_S);
 		return 0;
 	}
-	ssize_t n = read(pfd[0], why, whylen - 1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	char msg[512];
+	size_t got = 0;
+	ssize_t n;
+	while (got < sizeof msg - 1 && (n = read(pfd[0], msg + got, sizeof msg - 1 - got)) > 0)
+		got += (size_t)n;
 	close(pfd[0]);
-	why[n > 0 ? n : 0] = '\0';
+	msg[got] = '\0';
+	char *nl = strchr(msg, '\n');
+	const char *reason = nl ? nl + 1 : "";
+	snprintf(why, whylen, "%s", reason);
+	char state[16] = "";
+	unsigned long verified = 0;
+	if (nl && sscanf(msg, "%15s %lu", state, &verified) == 2) {
+		double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+		if (!strcmp(state, "clean"))
+			log_info("cache", "store %s: the previous run stopped cleanly: structure checked "
+			         "in %.0f ms, body checksums skipped", path, ms);
+		else if (!strcmp(state, "unclean"))
+			log_warn("cache", "store %s: the previous run did not stop cleanly: %lu body "
+			         "checksums verified in %.0f ms", path, verified, ms);
+	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == CHECK_FORMAT)
+		return -2;
 	if (WIFSIGNALED(status))
 		snprintf(why, whylen, "the check crashed reading it (signal %d)", WTERMSIG(status));
 	else if (!why[0])
@@ -319,11 +485,14 @@ struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen)
 	pthread_mutex_init(&c->touch_lock, NULL);
 	/* A cache may lose its contents, never the edge its start: a store
 	 * damaged by an OS crash (commits are not fsync'd one by one, see
-	 * env_open) is moved aside and the edge starts empty. */
+	 * env_open) or written by an older minicdn is moved aside and the edge
+	 * starts empty. */
 	char why[300] = "";
 	int rc = store_check(o->path, o->map_size, why, sizeof why);
+	bool format = rc == -2;
 	if (rc == 0) {
 		rc = env_open(c, o, why, sizeof why);
+		format = c->format_changed;
 		if (rc && !lmdb_damage(rc)) {
 			snprintf(err, errlen, "%s", why);
 			goto fail;
@@ -336,13 +505,18 @@ struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen)
 			         o->path, why, strerror(errno));
 			goto fail;
 		}
-		log_error("cache", "store %s/data.mdb is damaged (%s): moved to %s, starting with an "
-		          "empty cache", o->path, why, aside);
+		if (format)
+			log_warn("cache", "store %s/data.mdb: the store format changed (%s): moved to %s, "
+			         "starting with an empty cache", o->path, why, aside);
+		else
+			log_error("cache", "store %s/data.mdb is damaged (%s): moved to %s, starting "
+			          "with an empty cache", o->path, why, aside);
 		if (env_open(c, o, err, errlen))
 			goto fail;
 	}
 	pthread_mutex_init(&c->wq_lock, NULL);
 	pthread_cond_init(&c->wq_cond, NULL);
+	pthread_cond_init(&c->done_cond, NULL);
 	c->writer_started = pthread_create(&c->writer, NULL, writer_main, c) == 0;
 	return c;
 fail:
@@ -350,12 +524,15 @@ fail:
 	return NULL;
 }
 
-/* Opens the environment and its databases.  Returns 0, or the LMDB/errno
- * code with the reason in err (c->env closed again). */
+/* Opens the environment and its databases, refuses a store of an older
+ * format (c->format_changed), clears the clean-shutdown marker and syncs
+ * that, and finds the next body id.  Returns 0, or the LMDB/errno code
+ * with the reason in err (c->env closed again). */
 static int env_open(struct cache *c, const struct cache_opts *o, char *err, size_t errlen)
 {
 	MDB_txn *txn = NULL;
 	int rc;
+	c->format_changed = false;
 	if ((rc = mdb_env_create(&c->env)) ||
 	    (rc = mdb_env_set_mapsize(c->env, (size_t)o->map_size)) ||
 	    (rc = mdb_env_set_maxdbs(c->env, 8)) ||
@@ -369,7 +546,8 @@ static int env_open(struct cache *c, const struct cache_opts *o, char *err, size
 	 * few thousand per second); cache_maintain() syncs once a second.  A
 	 * process crash (kill -9) loses nothing -- the pages are in the OS page
 	 * cache -- only an OS crash can lose the last second of stores, which
-	 * for a cache means a few refetches.  Writers still commit atomically. */
+	 * for a cache means a few refetches.  Writers still commit atomically;
+	 * the start-up check verifies body checksums after an unclean stop. */
 	rc = mdb_env_open(c->env, o->path, MDB_NOTLS | MDB_NORDAHEAD | MDB_NOSYNC, 0640);
 	if (rc) {
 		snprintf(err, errlen, "lmdb: cannot open %s: %s", o->path, mdb_strerror(rc));
@@ -377,22 +555,58 @@ static int env_open(struct cache *c, const struct cache_opts *o, char *err, size
 	}
 	int dead;
 	mdb_reader_check(c->env, &dead); /* slots of a kill -9'd predecessor */
+	MDB_dbi main_dbi;
+	MDB_stat mst;
 	if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) ||
-	    (rc = mdb_dbi_open(txn, "e", MDB_CREATE, &c->e)) ||
-	    (rc = mdb_dbi_open(txn, "a", MDB_CREATE, &c->a)) ||
+	    (rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) || (rc = mdb_stat(txn, main_dbi, &mst)))
+		goto lmdb_fail;
+	bool existed = mst.ms_entries > 0;
+	if ((rc = mdb_dbi_open(txn, "e", MDB_CREATE, &c->e)) ||
+	    (rc = mdb_dbi_open(txn, "b", MDB_CREATE, &c->b)) ||
 	    (rc = mdb_dbi_open(txn, "l", MDB_CREATE, &c->l)) ||
 	    (rc = mdb_dbi_open(txn, "t", MDB_CREATE | MDB_DUPSORT, &c->t)) ||
-	    (rc = mdb_dbi_open(txn, "m", MDB_CREATE, &c->m))) {
-		if (txn)
-			mdb_txn_abort(txn);
-		snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
+	    (rc = mdb_dbi_open(txn, "m", MDB_CREATE, &c->m)))
+		goto lmdb_fail;
+	/* Normally the check saw the format first; this catches a store whose
+	 * check was abandoned, before anything is written into it. */
+	MDB_val fv;
+	rc = mdb_get(txn, c->m, (MDB_val *)&m_format, &fv);
+	if (existed && (rc || fv.mv_size != 4 || memcmp(fv.mv_data, STORE_FORMAT, 4))) {
+		mdb_txn_abort(txn);
+		c->format_changed = true;
+		snprintf(err, errlen, "no %s format record", STORE_FORMAT);
+		rc = MDB_INCOMPATIBLE;
 		goto fail;
 	}
+	MDB_val fmt = { 4, STORE_FORMAT };
+	if ((rc = mdb_put(txn, c->m, (MDB_val *)&m_format, &fmt, 0)))
+		goto lmdb_fail;
+	rc = mdb_del(txn, c->m, (MDB_val *)&m_clean, NULL);
+	if (rc && rc != MDB_NOTFOUND)
+		goto lmdb_fail;
+	MDB_cursor *cur;
+	if ((rc = mdb_cursor_open(txn, c->b, &cur)))
+		goto lmdb_fail;
+	MDB_val k, v;
+	c->next_id = 1;
+	if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
+		c->next_id = get_be64(k.mv_data) + 1;
+	mdb_cursor_close(cur);
 	if ((rc = mdb_txn_commit(txn))) { /* frees txn either way */
 		snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
 		goto fail;
 	}
+	/* The cleared marker must be on disk before any store is: otherwise an
+	 * OS crash could leave "clean" next to unsynced bodies. */
+	if ((rc = mdb_env_sync(c->env, 1))) {
+		snprintf(err, errlen, "lmdb: sync: %s", mdb_strerror(rc));
+		goto fail;
+	}
 	return 0;
+lmdb_fail:
+	if (txn)
+		mdb_txn_abort(txn);
+	snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
 fail:
 	if (c->env)
 		mdb_env_close(c->env);
@@ -413,12 +627,22 @@ void cache_close(struct cache *c)
 	}
 	pthread_mutex_destroy(&c->wq_lock);
 	pthread_cond_destroy(&c->wq_cond);
+	pthread_cond_destroy(&c->done_cond);
 	cache_maintain(c);
 	for (int i = 0; i < c->npool; i++)
 		mdb_txn_abort(c->pool[i]);
 	for (int i = 0; i < c->ntouch; i++)
 		free(c->touch[i]);
-	mdb_env_sync(c->env, 1);
+	/* Everything is on disk: only now may the next start skip the body
+	 * checksums.  The marker goes in its own transaction, synced again. */
+	MDB_txn *t;
+	if (mdb_env_sync(c->env, 1) == 0 && mdb_txn_begin(c->env, NULL, 0, &t) == 0) {
+		MDB_val one = { 1, "1" };
+		if (mdb_put(t, c->m, (MDB_val *)&m_clean, &one, 0) != 0)
+			mdb_txn_abort(t);
+		else if (mdb_txn_commit(t) == 0)
+			mdb_env_sync(c->env, 1);
+	}
 	mdb_env_close(c->env);
 	pthread_mutex_destroy(&c->pool_lock);
 	pthread_mutex_destroy(&c->touch_lock);
@@ -542,7 +766,7 @@ enum cache_result cache_lookup(struct cache *c, const char *key, cache_header_fn
 		goto miss;
 	enum cache_result vary_res = CACHE_MISS;
 	struct buf sk = BUF_INIT;
-	if (v.mv_size >= 4 && !memcmp(v.mv_data, vary_magic, 4)) {
+	if (is_vary(&v)) {
 		variant_from_names(key, (const char *)v.mv_data + 4, v.mv_size - 4, hdr, cls, &sk);
 		k.mv_size = dbkey(sk.data, sk.len, kb);
 		vary_res = CACHE_VARY_MISS;
@@ -554,7 +778,13 @@ enum cache_result cache_lookup(struct cache *c, const char *key, cache_header_fn
 	} else {
 		buf_puts(&sk, key);
 	}
-	if (entry_decode(v.mv_data, v.mv_size, out) < 0) {
+	/* The reference, then the entry itself in "b" (same read transaction:
+	 * the two agree, and the body stays mapped until the ref is released). */
+	struct ref r;
+	uint8_t bk[8];
+	MDB_val bkey = { 8, bk };
+	if (ref_decode(&v, &r) < 0 || (be64(bk, r.id), mdb_get(t, c->b, &bkey, &v)) != 0 ||
+	    entry_decode(v.mv_data, v.mv_size, out) < 0) {
 		log_warn("cache", "undecodable entry for %s ignored", key);
 		buf_free(&sk);
 		goto miss;
@@ -573,9 +803,9 @@ miss:
 
 static uint64_t bytes_get(struct cache *c, MDB_txn *t)
 {
-	MDB_val k = { 5, "bytes" }, v;
+	MDB_val v;
 	uint64_t b = 0;
-	if (mdb_get(t, c->m, &k, &v) == 0 && v.mv_size == 8)
+	if (mdb_get(t, c->m, (MDB_val *)&m_bytes, &v) == 0 && v.mv_size == 8)
 		memcpy(&b, v.mv_data, 8);
 	return b;
 }
@@ -584,59 +814,92 @@ static int bytes_add(struct cache *c, MDB_txn *t, int64_t delta)
 {
 	uint64_t b = bytes_get(c, t);
 	b = delta < 0 && (uint64_t)-delta > b ? 0 : b + (uint64_t)delta;
-	MDB_val k = { 5, "bytes" }, v = { 8, &b };
-	return mdb_put(t, c->m, &k, &v, 0);
+	MDB_val v = { 8, &b };
+	return mdb_put(t, c->m, (MDB_val *)&m_bytes, &v, 0);
 }
 
-/* Removes the LRU and access records of dbkey k. */
-static void lru_del(struct cache *c, MDB_txn *t, const MDB_val *k)
+/* The LRU row of dbkey k accessed at `at`: be64(at) + k. */
+static MDB_val lru_row(uint8_t *row, const MDB_val *k, uint64_t at)
 {
-	MDB_val av;
-	if (mdb_get(t, c->a, (MDB_val *)k, &av) == 0 && av.mv_size == 8) {
-		uint8_t lk[8 + DBKEY_MAX];
-		uint64_t at;
-		memcpy(&at, av.mv_data, 8);
-		be64(lk, at);
-		memcpy(lk + 8, k->mv_data, k->mv_size);
-		MDB_val l = { 8 + k->mv_size, lk };
-		mdb_del(t, c->l, &l, NULL);
-		mdb_del(t, c->a, (MDB_val *)k, NULL);
-	}
+	be64(row, at);
+	memcpy(row + 8, k->mv_data, k->mv_size);
+	return (MDB_val){ 8 + k->mv_size, row };
 }
 
-static int lru_set(struct cache *c, MDB_txn *t, const MDB_val *k, uint64_t at)
+static void lru_drop(struct cache *c, MDB_txn *t, const MDB_val *k, uint64_t at)
 {
-	lru_del(c, t, k);
-	uint8_t lk[8 + DBKEY_MAX];
-	be64(lk, at);
-	memcpy(lk + 8, k->mv_data, k->mv_size);
-	MDB_val l = { 8 + k->mv_size, lk }, empty = { 0, "" }, av = { 8, &at };
-	int rc = mdb_put(t, c->l, &l, &empty, 0);
-	if (!rc)
-		rc = mdb_put(t, c->a, (MDB_val *)k, &av, 0);
+	uint8_t row[8 + DBKEY_MAX];
+	MDB_val l = lru_row(row, k, at);
+	mdb_del(t, c->l, &l, NULL);
+}
+
+static int lru_put(struct cache *c, MDB_txn *t, const MDB_val *k, uint64_t at)
+{
+	uint8_t row[8 + DBKEY_MAX];
+	MDB_val l = lru_row(row, k, at), empty = { 0, "" };
+	return mdb_put(t, c->l, &l, &empty, 0);
+}
+
+/* Points dbkey k at body id, accessed at `at`. */
+static int ref_put(struct cache *c, MDB_txn *t, const MDB_val *k, uint64_t id, uint64_t at)
+{
+	uint8_t rv[REF_SIZE];
+	ref_encode(rv, id, at);
+	MDB_val v = { REF_SIZE, rv };
+	return mdb_put(t, c->e, (MDB_val *)k, &v, 0);
+}
+
+/* Reserves a new "b" record of vsize bytes under the next body id.  Ids
+ * only grow, so MDB_APPEND fills each page before starting the next
+ * (random keys would split pages in the middle and leave them half empty).
+ * Returns 0 with *dst pointing into the map (valid until the next write in
+ * t), or an LMDB code. */
+static int body_reserve(struct cache *c, MDB_txn *t, size_t vsize, uint64_t *id, void **dst)
+{
+	uint8_t bk[8];
+	*id = c->next_id++;
+	be64(bk, *id);
+	MDB_val k = { 8, bk }, v = { vsize, NULL };
+	int rc = mdb_put(t, c->b, &k, &v, MDB_APPEND | MDB_RESERVE);
+	if (rc == 0)
+		*dst = v.mv_data;
 	return rc;
 }
 
-/* Deletes the record at dbkey k (entry or Vary record) with its tags and LRU
- * records.  Returns 1 if an entry was removed, 0 otherwise. */
+/* Deletes the record at dbkey k (entry or Vary record) with its body, tags
+ * and LRU row.  Returns 1 if an entry was removed, 0 otherwise. */
 static int del_record(struct cache *c, MDB_txn *t, MDB_val *k)
 {
 	MDB_val v;
 	if (mdb_get(t, c->e, k, &v) != 0)
 		return 0;
-	int was_entry = 0;
-	struct entry_view ev;
-	if (entry_decode(v.mv_data, v.mv_size, &ev) == 0) {
-		was_entry = 1;
-		for (size_t i = 0; i < ev.tags_len; i += strlen(ev.tags + i) + 1) {
-			MDB_val tk = { strlen(ev.tags + i), (void *)(ev.tags + i) };
-			mdb_del(t, c->t, &tk, k);
-		}
+	struct ref r;
+	if (ref_decode(&v, &r) < 0) { /* a Vary record */
+		bytes_add(c, t, -(int64_t)cost_vary(k->mv_size, v.mv_size));
+		mdb_del(t, c->e, k, NULL);
+		return 0;
 	}
-	bytes_add(c, t, -(int64_t)cost(k->mv_size, v.mv_size));
-	lru_del(c, t, k);
+	uint8_t bk[8];
+	be64(bk, r.id);
+	MDB_val bkey = { 8, bk }, bv;
+	size_t vlen = 0;
+	if (mdb_get(t, c->b, &bkey, &bv) == 0) {
+		vlen = bv.mv_size;
+		struct entry_view ev;
+		/* Tag rows first: the tags point into the body record. */
+		if (entry_decode(bv.mv_data, bv.mv_size, &ev) == 0) {
+			for (size_t i = 0; i < ev.tags_len; i += strlen(ev.tags + i) + 1) {
+				MDB_val tk = { strlen(ev.tags + i), (void *)(ev.tags + i) };
+				if (tk.mv_size)
+					mdb_del(t, c->t, &tk, k);
+			}
+		}
+		mdb_del(t, c->b, &bkey, NULL);
+	}
+	lru_drop(c, t, k, r.at);
 	mdb_del(t, c->e, k, NULL);
-	return was_entry;
+	bytes_add(c, t, -(int64_t)cost(k->mv_size, vlen));
+	return 1;
 }
 
 /* Purges collect keys first and delete after the scan, so no cursor is
@@ -700,8 +963,8 @@ static long evict(struct cache *c, MDB_txn *t, uint64_t target)
 		if (rc != 0 || rl == 0) {
 			/* Nothing left to evict: the counter drifted; reset it. */
 			uint64_t z = 0;
-			MDB_val mk = { 5, "bytes" }, mv = { 8, &z };
-			mdb_put(t, c->m, &mk, &mv, 0);
+			MDB_val mv = { 8, &z };
+			mdb_put(t, c->m, (MDB_val *)&m_bytes, &mv, 0);
 			break;
 		}
 		MDB_val k = { rl - 8, row + 8 };
@@ -738,8 +1001,9 @@ static int make_room(struct cache *c, MDB_txn **t, size_t vsize, uint64_t evict_
 	return rc;
 }
 
-/* Writes one entry inside write txn t (no commit).  Returns 0 or an LMDB
- * code; on error t must be aborted. */
+/* Writes one entry inside write txn t (no commit): the entry under a new
+ * body id in "b", the reference at its storage key in "e", tag rows, the
+ * LRU row.  Returns 0 or an LMDB code; on error t must be aborted. */
 static int store_in(struct cache *c, MDB_txn *t, const char *key, const char *vary,
                     cache_header_fn hdr, void *cls, const struct entry_meta *m, const char *hdrs,
                     size_t hdrs_len, const char *tags, size_t tags_len, const void *body,
@@ -753,7 +1017,7 @@ static int store_in(struct cache *c, MDB_txn *t, const char *key, const char *va
 	vary_names(vary, &names);
 	MDB_val old;
 	int have_old = mdb_get(t, c->e, &pkey, &old) == 0;
-	int old_is_vary = have_old && old.mv_size >= 4 && !memcmp(old.mv_data, vary_magic, 4);
+	int old_is_vary = have_old && is_vary(&old);
 	if (names.len) {
 		/* A Vary record at the primary key; the variant under its own key. */
 		if (have_old && (!old_is_vary || old.mv_size - 4 != names.len ||
@@ -769,7 +1033,7 @@ static int store_in(struct cache *c, MDB_txn *t, const char *key, const char *va
 			MDB_val vv = { vr.len, vr.data };
 			rc = mdb_put(t, c->e, &pkey, &vv, 0);
 			if (!rc)
-				rc = bytes_add(c, t, (int64_t)cost(pkey.mv_size, vr.len));
+				rc = bytes_add(c, t, (int64_t)cost_vary(pkey.mv_size, vr.len));
 			buf_free(&vr);
 			if (rc)
 				goto fail;
@@ -783,10 +1047,13 @@ static int store_in(struct cache *c, MDB_txn *t, const char *key, const char *va
 	char skb[DBKEY_MAX];
 	MDB_val skey = { dbkey(sk.data, sk.len, skb), skb };
 	del_record(c, t, &skey);
-	MDB_val val = { vsize, NULL };
-	if ((rc = mdb_put(t, c->e, &skey, &val, MDB_RESERVE)) != 0)
+	uint64_t id, now = now_s();
+	void *dst;
+	if ((rc = body_reserve(c, t, vsize, &id, &dst)) != 0)
 		goto fail;
-	entry_write(val.mv_data, m, hdrs, hdrs_len, tags, tags_len, body, body_len);
+	entry_write(dst, m, hdrs, hdrs_len, tags, tags_len, body, body_len);
+	if ((rc = ref_put(c, t, &skey, id, now)) != 0)
+		goto fail;
 	for (size_t i = 0; i < tags_len; i += strlen(tags + i) + 1) {
 		size_t tl = strlen(tags + i);
 		if (tl == 0 || tl > TAG_MAX)
@@ -795,7 +1062,7 @@ static int store_in(struct cache *c, MDB_txn *t, const char *key, const char *va
 		if ((rc = mdb_put(t, c->t, &tk, &skey, MDB_NODUPDATA)) != 0 && rc != MDB_KEYEXIST)
 			goto fail;
 	}
-	if ((rc = lru_set(c, t, &skey, now_s())) != 0)
+	if ((rc = lru_put(c, t, &skey, now)) != 0)
 		goto fail;
 	if ((rc = bytes_add(c, t, (int64_t)cost(skey.mv_size, vsize))) != 0)
 		goto fail;
@@ -849,160 +1116,12 @@ int cache_store(struct cache *c, const char *key, const char *vary, cache_header
 	return 0;
 }
 
-/* ---------- the writer: group commit ---------- */
+/* ---------- purge (inside a write txn) ---------- */
 
-#define WRITER_BATCH 64 /* stores per transaction at most */
-
-static void job_run_alone(struct cache *c, struct cache_job *j)
-{
-	int rc = cache_store(c, j->key, j->vary, j->hdr, j->hcls, &j->m, j->hdrs, j->hdrs_len, j->tags,
-	                     j->tags_len, j->body, j->body_len);
-	j->done(j->cls, rc);
-}
-
-/* Stores jobs [first, end) in as few transactions as eviction allows.  A
- * failure aborts the open transaction: its jobs are then stored one by one
- * through cache_store(), which evicts harder on MAP_FULL. */
-static void writer_batch(struct cache *c, struct cache_job *first, struct cache_job *end)
-{
-	MDB_txn *t = NULL;
-	struct cache_job *open = first; /* first job of the open transaction */
-	struct cache_job *j = first;
-	int rc = mdb_txn_begin(c->env, NULL, 0, &t);
-	for (; rc == 0 && j != end; j = j->next) {
-		size_t vsize = entry_size(j->hdrs_len, j->tags_len, j->body_len);
-		if (cost(DBKEY_MAX, vsize) > (uint64_t)((double)c->map_size * c->low) / 2) {
-			rc = -1; /* cache_store() refuses it and counts it */
-			break;
-		}
-		MDB_txn *before = t;
-		if ((rc = make_room(c, &t, vsize, 0)) != 0)
-			break;
-		if (t != before) { /* the eviction committed the jobs so far */
-			for (; open != j; open = open->next)
-				open->done(open->cls, 0);
-		}
-		rc = store_in(c, t, j->key, j->vary, j->hdr, j->hcls, &j->m, j->hdrs, j->hdrs_len,
-		              j->tags, j->tags_len, j->body, j->body_len);
-	}
-	if (rc == 0) {
-		rc = mdb_txn_commit(t);
-		t = NULL;
-		if (rc == 0) {
-			for (; open != end; open = open->next)
-				open->done(open->cls, 0);
-			return;
-		}
-	}
-	if (t)
-		mdb_txn_abort(t);
-	for (; open != end; open = open->next)
-		job_run_alone(c, open);
-}
-
-static void *writer_main(void *arg)
-{
-	struct cache *c = arg;
-	pthread_mutex_lock(&c->wq_lock);
-	for (;;) {
-		while (!c->wq_head && !c->writer_stop)
-			pthread_cond_wait(&c->wq_cond, &c->wq_lock);
-		if (!c->wq_head)
-			break; /* stopping, queue drained */
-		/* Take up to WRITER_BATCH jobs: what queued while the last batch
-		 * was committing goes into one transaction. */
-		struct cache_job *first = c->wq_head, *last = first;
-		for (int n = 1; n < WRITER_BATCH && last->next; n++)
-			last = last->next;
-		c->wq_head = last->next;
-		if (!c->wq_head)
-			c->wq_tail = NULL;
-		last->next = NULL;
-		pthread_mutex_unlock(&c->wq_lock);
-		struct cache_job *next;
-		writer_batch(c, first, NULL);
-		for (struct cache_job *j = first; j; j = next) {
-			next = j->next;
-			free(j);
-		}
-		pthread_mutex_lock(&c->wq_lock);
-	}
-	pthread_mutex_unlock(&c->wq_lock);
-	return NULL;
-}
-
-void cache_store_async(struct cache *c, const char *key, const char *vary, cache_header_fn hdr,
-                       void *hcls, const struct entry_meta *m, const char *hdrs, size_t hdrs_len,
-                       const char *tags, size_t tags_len, const void *body, uint64_t body_len,
-                       void (*done)(void *cls, int rc), void *cls)
-{
-	struct cache_job *j = xcalloc(1, sizeof *j);
-	*j = (struct cache_job){ NULL, key, vary, hdr, hcls, *m, hdrs, tags, hdrs_len, tags_len,
-		                 body, body_len, done, cls };
-	pthread_mutex_lock(&c->wq_lock);
-	if (!c->writer_started || c->writer_stop) {
-		pthread_mutex_unlock(&c->wq_lock);
-		job_run_alone(c, j); /* no writer: store synchronously */
-		free(j);
-		return;
-	}
-	if (c->wq_tail)
-		c->wq_tail->next = j;
-	else
-		c->wq_head = j;
-	c->wq_tail = j;
-	pthread_cond_signal(&c->wq_cond);
-	pthread_mutex_unlock(&c->wq_lock);
-}
-
-int cache_update(struct cache *c, const char *storage_key, const struct entry_meta *m,
-                 const char *hdrs, size_t hdrs_len)
-{
-	MDB_txn *t;
-	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
-		return -1;
-	char kb[DBKEY_MAX];
-	MDB_val k = { dbkey(storage_key, strlen(storage_key), kb), kb }, v;
-	struct entry_view ev;
-	if (mdb_get(t, c->e, &k, &v) != 0 || entry_decode(v.mv_data, v.mv_size, &ev) < 0)
-		goto fail;
-	size_t nsize = entry_size(hdrs_len, ev.tags_len, ev.body_len);
-	/* The new value is built in memory first: the old one lives in the map
-	 * and may be moved by the put. */
-	uint8_t *nv = xmalloc(nsize);
-	entry_write(nv, m, hdrs, hdrs_len, ev.tags, ev.tags_len, ev.body, ev.body_len);
-	int64_t delta = (int64_t)cost(k.mv_size, nsize) - (int64_t)cost(k.mv_size, v.mv_size);
-	MDB_val nval = { nsize, nv };
-	int rc = mdb_put(t, c->e, &k, &nval, 0);
-	free(nv);
-	if (rc || bytes_add(c, t, delta) || lru_set(c, t, &k, now_s()))
-		goto fail;
-	return mdb_txn_commit(t) ? -1 : 0;
-fail:
-	mdb_txn_abort(t);
-	return -1;
-}
-
-/* ---------- purge ---------- */
-
-static long purge_prefix_bytes(struct cache *c, const char *p, size_t len)
-{
-	MDB_txn *t;
-	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
-		return -1;
-	long n = del_prefix(c, t, p, len);
-	if (mdb_txn_commit(t) != 0)
-		return -1;
-	return n;
-}
-
-long cache_purge_key(struct cache *c, const char *key)
+static long purge_key_in(struct cache *c, MDB_txn *t, const char *key)
 {
 	/* The key itself and "key<SEP>..." variants: the prefix "key" would also
 	 * catch "key2", so delete the exact key, then the SEP-prefixed range. */
-	MDB_txn *t;
-	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
-		return -1;
 	char kb[DBKEY_MAX];
 	MDB_val k = { dbkey(key, strlen(key), kb), kb };
 	long n = del_record(c, t, &k);
@@ -1013,20 +1132,16 @@ long cache_purge_key(struct cache *c, const char *key)
 	size_t pl = p.len > DBKEY_KEEP ? DBKEY_KEEP : p.len;
 	n += del_prefix(c, t, p.data, pl);
 	buf_free(&p);
-	if (mdb_txn_commit(t) != 0)
-		return -1;
 	return n;
 }
 
-long cache_purge_prefix(struct cache *c, const char *prefix)
+static long purge_prefix_in(struct cache *c, MDB_txn *t, const char *prefix)
 {
 	size_t len = strlen(prefix);
 	if (prefix[0] != '/')
-		return purge_prefix_bytes(c, prefix, len > DBKEY_KEEP ? DBKEY_KEEP : len);
-	/* A bare path prefix applies to every host: a full scan, O(entries). */
-	MDB_txn *t;
-	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
-		return -1;
+		return del_prefix(c, t, prefix, len > DBKEY_KEEP ? DBKEY_KEEP : len);
+	/* A bare path prefix applies to every host: a full scan of the
+	 * references, O(entries) (small records: many per page). */
 	MDB_cursor *cur;
 	struct buf todo = BUF_INIT;
 	if (mdb_cursor_open(t, c->e, &cur) == 0) {
@@ -1043,36 +1158,268 @@ long cache_purge_prefix(struct cache *c, const char *prefix)
 		}
 		mdb_cursor_close(cur);
 	}
-	long n = todo_delete(c, t, &todo);
-	if (mdb_txn_commit(t) != 0)
-		return -1;
-	return n;
+	return todo_delete(c, t, &todo);
 }
 
-long cache_purge_tag(struct cache *c, const char *tag)
+static long purge_tag_in(struct cache *c, MDB_txn *t, const char *tag)
 {
 	size_t tl = strlen(tag);
 	if (tl == 0 || tl > TAG_MAX)
 		return 0;
-	MDB_txn *t;
-	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
-		return -1;
 	MDB_cursor *cur;
 	struct buf todo = BUF_INIT;
 	MDB_val k = { tl, (void *)tag }, v;
 	if (mdb_cursor_open(t, c->t, &cur) == 0) {
 		int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-		for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+		for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP))
 			todo_push(&todo, v.mv_data, v.mv_size);
-		}
 		mdb_cursor_close(cur);
 	}
 	long n = todo_delete(c, t, &todo);
 	MDB_val tk = { tl, (void *)tag };
 	mdb_del(t, c->t, &tk, NULL);
+	return n;
+}
+
+static long purge_in(struct cache *c, MDB_txn *t, const struct cache_job *j)
+{
+	switch (j->kind) {
+	case JOB_PURGE_KEY: return purge_key_in(c, t, j->arg);
+	case JOB_PURGE_PREFIX: return purge_prefix_in(c, t, j->arg);
+	case JOB_PURGE_TAG: return purge_tag_in(c, t, j->arg);
+	default: return 0;
+	}
+}
+
+/* A purge in its own transaction.  Returns the count, or -1. */
+static long purge_txn(struct cache *c, const struct cache_job *j)
+{
+	MDB_txn *t;
+	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
+		return -1;
+	long n = purge_in(c, t, j);
 	if (mdb_txn_commit(t) != 0)
 		return -1;
 	return n;
+}
+
+/* ---------- the writer: group commit, stores and purges in order ---------- */
+
+#define WRITER_BATCH 64 /* jobs per transaction at most */
+
+/* Reports a job's outcome: a store's done callback, or wakes a purge's
+ * caller (after which the job, on that caller's stack, is gone). */
+static void job_finish(struct cache *c, struct cache_job *j, int rc)
+{
+	if (j->kind == JOB_STORE) {
+		j->done(j->cls, rc);
+		return;
+	}
+	pthread_mutex_lock(&c->wq_lock);
+	if (rc)
+		j->result = -1;
+	j->finished = true;
+	pthread_cond_broadcast(&c->done_cond);
+	pthread_mutex_unlock(&c->wq_lock);
+}
+
+static void job_run_alone(struct cache *c, struct cache_job *j)
+{
+	if (j->kind != JOB_STORE) {
+		j->result = purge_txn(c, j);
+		job_finish(c, j, 0);
+		return;
+	}
+	int rc = cache_store(c, j->key, j->vary, j->hdr, j->hcls, &j->m, j->hdrs, j->hdrs_len, j->tags,
+	                     j->tags_len, j->body, j->body_len);
+	job_finish(c, j, rc);
+}
+
+/* Runs jobs[0..n) in order in as few transactions as eviction allows.  A
+ * failure aborts the open transaction: its jobs are then run one by one
+ * (stores through cache_store(), which evicts harder on MAP_FULL). */
+static void writer_batch(struct cache *c, struct cache_job **jobs, int n)
+{
+	MDB_txn *t = NULL;
+	int open = 0; /* first job of the open transaction */
+	int i = 0;
+	int rc = mdb_txn_begin(c->env, NULL, 0, &t);
+	for (; rc == 0 && i < n; i++) {
+		struct cache_job *j = jobs[i];
+		if (j->kind != JOB_STORE) {
+			j->result = purge_in(c, t, j);
+			continue;
+		}
+		size_t vsize = entry_size(j->hdrs_len, j->tags_len, j->body_len);
+		if (cost(DBKEY_MAX, vsize) > (uint64_t)((double)c->map_size * c->low) / 2) {
+			rc = -1; /* cache_store() refuses it and counts it */
+			break;
+		}
+		MDB_txn *before = t;
+		if ((rc = make_room(c, &t, vsize, 0)) != 0)
+			break;
+		if (t != before) { /* the eviction committed the jobs so far */
+			for (; open < i; open++)
+				job_finish(c, jobs[open], 0);
+		}
+		rc = store_in(c, t, j->key, j->vary, j->hdr, j->hcls, &j->m, j->hdrs, j->hdrs_len,
+		              j->tags, j->tags_len, j->body, j->body_len);
+	}
+	if (rc == 0) {
+		rc = mdb_txn_commit(t);
+		t = NULL;
+		if (rc == 0) {
+			for (; open < n; open++)
+				job_finish(c, jobs[open], 0);
+			return;
+		}
+	}
+	if (t)
+		mdb_txn_abort(t);
+	for (; open < n; open++)
+		job_run_alone(c, jobs[open]);
+}
+
+static void *writer_main(void *arg)
+{
+	struct cache *c = arg;
+	pthread_mutex_lock(&c->wq_lock);
+	for (;;) {
+		while (!c->wq_head && !c->writer_stop)
+			pthread_cond_wait(&c->wq_cond, &c->wq_lock);
+		if (!c->wq_head)
+			break; /* stopping, queue drained */
+		/* Take up to WRITER_BATCH jobs: what queued while the last batch
+		 * was committing goes into one transaction. */
+		struct cache_job *jobs[WRITER_BATCH];
+		bool store[WRITER_BATCH];
+		int n = 0;
+		while (n < WRITER_BATCH && c->wq_head) {
+			jobs[n] = c->wq_head;
+			store[n] = jobs[n]->kind == JOB_STORE;
+			c->wq_head = jobs[n]->next;
+			n++;
+		}
+		if (!c->wq_head)
+			c->wq_tail = NULL;
+		pthread_mutex_unlock(&c->wq_lock);
+		writer_batch(c, jobs, n);
+		for (int i = 0; i < n; i++)
+			if (store[i]) /* a finished purge may already be gone */
+				free(jobs[i]);
+		pthread_mutex_lock(&c->wq_lock);
+	}
+	pthread_mutex_unlock(&c->wq_lock);
+	return NULL;
+}
+
+/* Appends j to the writer's queue.  Returns false (j not queued) when there
+ * is no writer to run it, or when called from the writer itself. */
+static bool job_queue(struct cache *c, struct cache_job *j)
+{
+	pthread_mutex_lock(&c->wq_lock);
+	if (!c->writer_started || c->writer_stop || pthread_equal(pthread_self(), c->writer)) {
+		pthread_mutex_unlock(&c->wq_lock);
+		return false;
+	}
+	j->next = NULL;
+	if (c->wq_tail)
+		c->wq_tail->next = j;
+	else
+		c->wq_head = j;
+	c->wq_tail = j;
+	pthread_cond_signal(&c->wq_cond);
+	if (j->kind != JOB_STORE)
+		while (!j->finished)
+			pthread_cond_wait(&c->done_cond, &c->wq_lock);
+	pthread_mutex_unlock(&c->wq_lock);
+	return true;
+}
+
+void cache_store_async(struct cache *c, const char *key, const char *vary, cache_header_fn hdr,
+                       void *hcls, const struct entry_meta *m, const char *hdrs, size_t hdrs_len,
+                       const char *tags, size_t tags_len, const void *body, uint64_t body_len,
+                       void (*done)(void *cls, int rc), void *cls)
+{
+	struct cache_job *j = xcalloc(1, sizeof *j);
+	*j = (struct cache_job){ .kind = JOB_STORE, .key = key, .vary = vary, .hdr = hdr,
+		                 .hcls = hcls, .m = *m, .hdrs = hdrs, .tags = tags,
+		                 .hdrs_len = hdrs_len, .tags_len = tags_len, .body = body,
+		                 .body_len = body_len, .done = done, .cls = cls };
+	if (!job_queue(c, j)) {
+		job_run_alone(c, j); /* no writer: store synchronously */
+		free(j);
+	}
+}
+
+/* Purges go through the writer's queue, behind the stores queued before
+ * them: a store of a response fetched before the purge can then never be
+ * committed after it (it would bring the purged content back).  The caller
+ * waits for the purge's commit. */
+static long purge_queued(struct cache *c, enum job_kind kind, const char *arg)
+{
+	struct cache_job j = { .kind = kind, .arg = arg };
+	if (!job_queue(c, &j))
+		return purge_txn(c, &j);
+	return j.result;
+}
+
+long cache_purge_key(struct cache *c, const char *key)
+{
+	return purge_queued(c, JOB_PURGE_KEY, key);
+}
+
+long cache_purge_prefix(struct cache *c, const char *prefix)
+{
+	return purge_queued(c, JOB_PURGE_PREFIX, prefix);
+}
+
+long cache_purge_tag(struct cache *c, const char *tag)
+{
+	return purge_queued(c, JOB_PURGE_TAG, tag);
+}
+
+/* ---------- update after a 304 ---------- */
+
+int cache_update(struct cache *c, const char *storage_key, const struct entry_meta *m,
+                 const char *hdrs, size_t hdrs_len)
+{
+	MDB_txn *t;
+	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
+		return -1;
+	char kb[DBKEY_MAX];
+	MDB_val k = { dbkey(storage_key, strlen(storage_key), kb), kb }, v;
+	struct entry_view ev;
+	struct ref r;
+	uint8_t bk[8];
+	MDB_val bkey = { 8, bk };
+	if (mdb_get(t, c->e, &k, &v) != 0 || ref_decode(&v, &r) < 0)
+		goto fail;
+	be64(bk, r.id);
+	if (mdb_get(t, c->b, &bkey, &v) != 0 || entry_decode(v.mv_data, v.mv_size, &ev) < 0)
+		goto fail;
+	size_t nsize = entry_size(hdrs_len, ev.tags_len, ev.body_len);
+	/* The new value is built in memory first: the old one lives in the map
+	 * and may be moved by the put.  Meta, headers and body share one record
+	 * (a 1 KiB object fits three to a page that way), so a 304 rewrites the
+	 * body record in place under the same id, as it rewrote the whole
+	 * value before "b" existed. */
+	uint8_t *nv = xmalloc(nsize);
+	entry_write(nv, m, hdrs, hdrs_len, ev.tags, ev.tags_len, ev.body, ev.body_len);
+	int64_t delta = (int64_t)cost(k.mv_size, nsize) - (int64_t)cost(k.mv_size, v.mv_size);
+	MDB_val nval = { nsize, nv };
+	int rc = mdb_put(t, c->b, &bkey, &nval, 0);
+	free(nv);
+	uint64_t now = now_s();
+	if (rc || bytes_add(c, t, delta))
+		goto fail;
+	lru_drop(c, t, &k, r.at);
+	if (lru_put(c, t, &k, now) || ref_put(c, t, &k, r.id, now))
+		goto fail;
+	return mdb_txn_commit(t) ? -1 : 0;
+fail:
+	mdb_txn_abort(t);
+	return -1;
 }
 
 /* ---------- LRU touches ---------- */
@@ -1109,14 +1456,15 @@ void cache_maintain(struct cache *c)
 		uint64_t now = now_s();
 		for (int i = 0; i < n; i++) {
 			char kb[DBKEY_MAX];
-			MDB_val k = { dbkey(batch[i], strlen(batch[i]), kb), kb }, av;
-			if (mdb_get(t, c->a, &k, &av) != 0 || av.mv_size != 8)
+			MDB_val k = { dbkey(batch[i], strlen(batch[i]), kb), kb }, v;
+			struct ref r;
+			if (mdb_get(t, c->e, &k, &v) != 0 || ref_decode(&v, &r) < 0)
 				continue; /* purged meanwhile */
-			uint64_t at;
-			memcpy(&at, av.mv_data, 8);
-			if (at + TOUCH_GRANULARITY > now)
+			if (r.at + TOUCH_GRANULARITY > now)
 				continue;
-			lru_set(c, t, &k, now);
+			lru_drop(c, t, &k, r.at);
+			if (lru_put(c, t, &k, now) == 0)
+				ref_put(c, t, &k, r.id, now);
 		}
 		mdb_txn_commit(t);
 	}
@@ -1135,7 +1483,7 @@ void cache_get_stats(struct cache *c, struct cache_stats *s)
 	if (!t)
 		return;
 	MDB_stat st;
-	if (mdb_stat(t, c->a, &st) == 0)
+	if (mdb_stat(t, c->b, &st) == 0)
 		s->entries = st.ms_entries;
 	s->bytes = bytes_get(c, t);
 	cache_ref_release(c, (struct cache_ref *)t);

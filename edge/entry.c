@@ -3,8 +3,9 @@
 
 #include <string.h>
 #include <strings.h>
+#include <zlib.h>
 
-static const char entry_magic[4] = { 'M', 'C', 'E', '2' };
+static const char entry_magic[4] = { 'M', 'C', 'E', '3' };
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
@@ -27,7 +28,23 @@ size_t entry_size(size_t hdrs_len, size_t tags_len, uint64_t body_len)
 	return ENTRY_HDR_SIZE + hdrs_len + tags_len + (size_t)body_len;
 }
 
-void entry_patch_meta(void *dst, const struct entry_meta *m)
+#define CRC_OFF 60 /* the checksum's own 4 bytes are not covered */
+
+/* crc32 of the value without its checksum field.  zlib takes uInt lengths:
+ * a body can exceed 4 GiB in principle, so feed it in pieces. */
+static uint32_t value_crc(const uint8_t *p, size_t len)
+{
+	uLong crc = crc32(0L, Z_NULL, 0);
+	crc = crc32(crc, p, CRC_OFF);
+	for (size_t off = CRC_OFF + 4; off < len;) {
+		size_t n = len - off > (1u << 30) ? (1u << 30) : len - off;
+		crc = crc32(crc, p + off, (uInt)n);
+		off += n;
+	}
+	return (uint32_t)crc;
+}
+
+static void patch_meta(void *dst, const struct entry_meta *m)
 {
 	uint8_t *p = dst;
 	memcpy(p, entry_magic, 4);
@@ -45,11 +62,11 @@ void entry_patch_meta(void *dst, const struct entry_meta *m)
 void entry_write(void *dst, const struct entry_meta *m, const char *hdrs, size_t hdrs_len,
                  const char *tags, size_t tags_len, const void *body, uint64_t body_len)
 {
-	uint8_t *p = dst;
-	entry_patch_meta(p, m);
+	uint8_t *p = dst, *start = dst;
+	patch_meta(p, m);
 	put32(p + 52, (uint32_t)hdrs_len);
 	put32(p + 56, (uint32_t)tags_len);
-	put32(p + 60, 0);
+	put32(p + CRC_OFF, 0);
 	put64(p + 64, body_len);
 	p += ENTRY_HDR_SIZE;
 	if (hdrs_len)
@@ -60,6 +77,16 @@ void entry_write(void *dst, const struct entry_meta *m, const char *hdrs, size_t
 	p += tags_len;
 	if (body_len)
 		memcpy(p, body, (size_t)body_len);
+	size_t len = entry_size(hdrs_len, tags_len, body_len);
+	put32(start + CRC_OFF, value_crc(start, len));
+}
+
+int entry_verify(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	if (len < ENTRY_HDR_SIZE)
+		return -1;
+	return value_crc(p, len) == get32(p + CRC_OFF) ? 0 : -1;
 }
 
 /* A block of NUL-terminated strings must end with a NUL (or be empty). */

@@ -1,14 +1,18 @@
 /* entry.h -- the on-disk encoding of one cached response (one LMDB value).
  *
  * Layout (all integers little-endian, fixed 72-byte header first):
- *   magic "MCE2" | status u16 | flags u16 | request_time i64 | response_time i64 |
+ *   magic "MCE3" | status u16 | flags u16 | request_time i64 | response_time i64 |
  *   date i64 | age_value i64 | lifetime i32 | swr i32 | sie i32 | hdr_len u32 |
- *   tags_len u32 | pad u32 | body_len u64
+ *   tags_len u32 | crc u32 | body_len u64
  *   headers: hdr_len bytes of "name\0value\0" pairs (hop-by-hop already removed)
  *   tags:    tags_len bytes of "tag\0" strings (Surrogate-Key / Cache-Tag)
  *   body:    body_len bytes
- * The metadata and the body live in the same value, written in one LMDB
- * transaction, so a crash can never leave a header without its body.
+ * The metadata and the body live in the same value (the store's "b" record,
+ * cache.h), written in one LMDB transaction, so a crash can never leave a
+ * header without its body.  crc is zlib's crc32 of every other byte of the
+ * value (header, headers, tags, body): it lets the start-up check find
+ * bytes that never reached the disk (entry_verify).  MCE2 (no crc, stored
+ * under the URL) is not read: cache.c moves such a store aside.
  * Times are seconds since the epoch. */
 #ifndef MINICDN_ENTRY_H
 #define MINICDN_ENTRY_H
@@ -52,8 +56,9 @@ struct entry_view {
 
 /* Bytes needed to encode an entry. */
 size_t entry_size(size_t hdrs_len, size_t tags_len, uint64_t body_len);
-/* Writes the encoding into dst (entry_size() bytes).  hdrs/tags are the
- * packed "a\0b\0" blocks described above; body may be NULL if body_len is 0. */
+/* Writes the encoding into dst (entry_size() bytes), checksum included.
+ * hdrs/tags are the packed "a\0b\0" blocks described above; body may be
+ * NULL if body_len is 0. */
 void entry_write(void *dst, const struct entry_meta *m, const char *hdrs, size_t hdrs_len,
                  const char *tags, size_t tags_len, const void *body, uint64_t body_len);
 /* Validates and decodes.  Returns 0, or -1 if the bytes are not a well-formed
@@ -63,7 +68,9 @@ int entry_decode(const void *p, size_t len, struct entry_view *out);
 int entry_next_header(const struct entry_view *v, size_t *pos, struct entry_header *h);
 /* First header with this name (case-insensitive), or NULL. */
 const char *entry_get_header(const struct entry_view *v, const char *name);
-/* Rewrites only the meta fields in an encoded value (same size). */
-void entry_patch_meta(void *p, const struct entry_meta *m);
+/* Recomputes the checksum of an encoded value (len bytes, already decoded
+ * once) and compares it with the stored one.  Returns 0 if they match, -1
+ * if not.  Cost: reads every byte (crc32, a few GB/s). */
+int entry_verify(const void *p, size_t len);
 
 #endif

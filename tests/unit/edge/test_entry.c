@@ -52,21 +52,37 @@ static void test_roundtrip(void **state)
 	free(p);
 }
 
-static void test_empty_body_and_patch(void **state)
+static void test_empty_body(void **state)
 {
 	size_t len;
 	uint8_t *p = encode(&len, NULL, 0);
 	struct entry_view v;
 	assert_int_equal(entry_decode(p, len, &v), 0);
 	assert_int_equal(v.body_len, 0);
-	struct entry_meta m = v.meta;
-	m.lifetime = 3600;
-	m.response_time = 5000;
-	entry_patch_meta(p, &m);
-	assert_int_equal(entry_decode(p, len, &v), 0);
-	assert_int_equal(v.meta.lifetime, 3600);
-	assert_int_equal(v.meta.response_time, 5000);
+	assert_int_equal(entry_verify(p, len), 0);
 	assert_string_equal(entry_get_header(&v, "ETag"), "\"abc\"");
+	free(p);
+}
+
+/* The checksum covers every byte but its own: a stale byte anywhere in a
+ * value that still decodes is caught by entry_verify. */
+static void test_checksum(void **state)
+{
+	size_t len;
+	uint8_t *p = encode(&len, "hello, world", 12);
+	struct entry_view v;
+	assert_int_equal(entry_verify(p, len), 0);
+	for (size_t i = 0; i < len; i++) {
+		p[i] ^= 0x20;
+		int decodes = entry_decode(p, len, &v) == 0;
+		assert_int_equal(entry_verify(p, len), -1);
+		/* Body and header-value bytes still decode: only the crc sees them. */
+		if (i == len - 1)
+			assert_true(decodes);
+		p[i] ^= 0x20;
+	}
+	assert_int_equal(entry_verify(p, len), 0);
+	assert_int_equal(entry_verify(p, 10), -1);
 	free(p);
 }
 
@@ -81,6 +97,9 @@ static void test_large_body(void **state)
 	assert_int_equal(entry_decode(p, len, &v), 0);
 	assert_int_equal(v.body_len, blen);
 	assert_memory_equal(v.body, body, blen);
+	assert_int_equal(entry_verify(p, len), 0);
+	p[len / 2] ^= 1;
+	assert_int_equal(entry_verify(p, len), -1);
 	free(p);
 	free(body);
 }
@@ -123,7 +142,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_empty_body_and_patch),
+		cmocka_unit_test(test_empty_body),
+		cmocka_unit_test(test_checksum),
 		cmocka_unit_test(test_large_body),
 		cmocka_unit_test(test_rejects_damage),
 	};
