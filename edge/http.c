@@ -45,9 +45,17 @@ bool http_hop_by_hop(const char *n, const char *connection)
 	static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
 		                           "trailer", "transfer-encoding", "upgrade",
 		                           "proxy-authenticate", "proxy-authorization", NULL };
-	for (int i = 0; hop[i]; i++)
-		if (!strcasecmp(n, hop[i]))
-			return true;
+	/* Every hop-by-hop name starts with c, k, p, t or u: most response
+	 * headers are ruled out by their first letter. */
+	switch (n[0] | 0x20) {
+	case 'c': case 'k': case 'p': case 't': case 'u':
+		for (int i = 0; hop[i]; i++)
+			if (!strcasecmp(n, hop[i]))
+				return true;
+		break;
+	default:
+		break;
+	}
 	if (connection) {
 		size_t nl = strlen(n);
 		const char *p = connection;
@@ -64,30 +72,69 @@ bool http_hop_by_hop(const char *n, const char *connection)
 	return false;
 }
 
+/* Appends s[0..len) to out (cap bytes, room kept for the NUL); truncates. */
+static void put(char *out, size_t cap, size_t *n, const char *s, size_t len)
+{
+	if (*n + len >= cap)
+		len = cap - 1 - *n;
+	memcpy(out + *n, s, len);
+	*n += len;
+}
+#define PUT_LIT(out, n, lit) put(out, sizeof out, n, lit, sizeof lit - 1)
+
+static void put_num(char *out, size_t cap, size_t *n, long long v)
+{
+	char tmp[24];
+	size_t k = sizeof tmp;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	do
+		tmp[--k] = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		tmp[--k] = '-';
+	put(out, cap, n, tmp + k, sizeof tmp - k);
+}
+
+/* Built without printf: this runs on every response, hits included. */
 void http_add_cache_status(struct edge_req *r, struct MHD_Response *resp, bool hit,
                            enum fwd_reason fwd, unsigned fwd_status, bool stored, long ttl,
                            const char *detail)
 {
 	static const char *const fwds[] = { "", "uri-miss", "vary-miss", "stale", "method", "miss" };
+	const char *name = r->edge->cfg.name;
 	char cs[256];
-	int n = snprintf(cs, sizeof cs, "%s", r->edge->cfg.name);
+	size_t n = 0;
+	put(cs, sizeof cs, &n, name, strlen(name));
 	if (hit)
-		n += snprintf(cs + n, sizeof cs - (size_t)n, "; hit");
-	if (fwd != FWD_NONE)
-		n += snprintf(cs + n, sizeof cs - (size_t)n, "; fwd=%s", fwds[fwd]);
-	if (fwd_status)
-		n += snprintf(cs + n, sizeof cs - (size_t)n, "; fwd-status=%u", fwd_status);
+		PUT_LIT(cs, &n, "; hit");
+	if (fwd != FWD_NONE) {
+		PUT_LIT(cs, &n, "; fwd=");
+		put(cs, sizeof cs, &n, fwds[fwd], strlen(fwds[fwd]));
+	}
+	if (fwd_status) {
+		PUT_LIT(cs, &n, "; fwd-status=");
+		put_num(cs, sizeof cs, &n, fwd_status);
+	}
 	if (stored)
-		n += snprintf(cs + n, sizeof cs - (size_t)n, "; stored");
-	if (ttl != LONG_MIN)
-		n += snprintf(cs + n, sizeof cs - (size_t)n, "; ttl=%ld", ttl);
-	if (detail && !strcmp(detail, "collapsed"))
-		snprintf(cs + n, sizeof cs - (size_t)n, "; collapsed");
-	else if (detail)
-		snprintf(cs + n, sizeof cs - (size_t)n, "; detail=%s", detail);
+		PUT_LIT(cs, &n, "; stored");
+	if (ttl != LONG_MIN) {
+		PUT_LIT(cs, &n, "; ttl=");
+		put_num(cs, sizeof cs, &n, ttl);
+	}
+	if (detail && !strcmp(detail, "collapsed")) {
+		PUT_LIT(cs, &n, "; collapsed");
+	} else if (detail) {
+		PUT_LIT(cs, &n, "; detail=");
+		put(cs, sizeof cs, &n, detail, strlen(detail));
+	}
+	cs[n] = '\0';
 	MHD_add_response_header(resp, "Cache-Status", cs);
 	char via[160];
-	snprintf(via, sizeof via, "1.1 %s (minicdn)", r->edge->cfg.name);
+	n = 0;
+	PUT_LIT(via, &n, "1.1 ");
+	put(via, sizeof via, &n, name, strlen(name));
+	PUT_LIT(via, &n, " (minicdn)");
+	via[n] = '\0';
 	MHD_add_response_header(resp, "Via", via);
 }
 

@@ -380,16 +380,59 @@ static int add_resp_header(struct script_resp *r, const char *name, size_t nl, c
 		snprintf(err, errlen, "invalid response header '%.*s'", (int)(nl > 64 ? 64 : nl), name);
 		return -1;
 	}
-	if (r->nheaders >= MAX_RESP_HEADERS) {
-		snprintf(err, errlen, "more than %d response headers", MAX_RESP_HEADERS);
+	if (script_resp_header_add(r, name, nl, val, vl) < 0) {
+		snprintf(err, errlen, "response headers changed while being read");
 		return -1;
 	}
-	/* Grows 4, 8, 16, ...: most responses carry one or two headers. */
-	if ((r->nheaders & (r->nheaders - 1)) == 0 && (r->nheaders >= 4 || !r->headers))
-		r->headers = xrealloc(r->headers, (r->nheaders < 4 ? 4 : r->nheaders * 2) * sizeof *r->headers);
-	r->headers[r->nheaders].name = xstrndup(name, nl);
-	r->headers[r->nheaders].value = xstrndup(val, vl);
-	r->nheaders++;
+	return 0;
+}
+
+/* Room a header value takes: strings exactly, numbers as formatted (at most
+ * LUAI_MAXSHORTLEN-ish; 64 is plenty for "%.14g" and integers). */
+static size_t value_room(lua_State *L, int idx)
+{
+	if (lua_type(L, idx) == LUA_TSTRING)
+		return lua_rawlen(L, idx);
+	return 64;
+}
+
+/* Pass 1 over the headers table at h: how many headers and how many bytes
+ * of names and values, so that one block holds them all.  Returns -1 (err
+ * set) on a shape no response may have. */
+static int headers_size(lua_State *L, int h, size_t *count, size_t *bytes, char *err, size_t errlen)
+{
+	*count = *bytes = 0;
+	lua_pushnil(L);
+	while (lua_next(L, h)) {
+		if (lua_type(L, -2) != LUA_TSTRING) {
+			snprintf(err, errlen, "response header names must be strings");
+			return -1;
+		}
+		size_t nl = lua_rawlen(L, -2);
+		int t = lua_type(L, -1);
+		if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+			*count += 1;
+			*bytes += nl + value_room(L, -1);
+		} else if (t == LUA_TTABLE) {
+			lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+			if (n > MAX_RESP_HEADERS)
+				n = MAX_RESP_HEADERS + 1; /* refused below, without walking it */
+			for (lua_Integer i = 1; i <= n; i++) {
+				lua_rawgeti(L, -1, i);
+				*bytes += nl + value_room(L, -1);
+				lua_pop(L, 1);
+			}
+			*count += (size_t)n;
+		} else {
+			snprintf(err, errlen, "response header '%s' must be a string", lua_tostring(L, -2));
+			return -1;
+		}
+		lua_pop(L, 1);
+		if (*count > MAX_RESP_HEADERS) {
+			snprintf(err, errlen, "more than %d response headers", MAX_RESP_HEADERS);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -408,6 +451,7 @@ int lua_req_response(lua_State *L, int idx, struct script_resp *resp, char *err,
 		memcpy(resp->body, s, n);
 		resp->body[n] = 0;
 		resp->body_len = n;
+		script_resp_headers_init(resp, 1, 12 + 25);
 		goto content_type;
 	}
 	case LUA_TTABLE:
@@ -462,14 +506,15 @@ int lua_req_response(lua_State *L, int idx, struct script_resp *resp, char *err,
 	lua_pop(L, 1);
 	lua_pushliteral(L, "headers");
 	t = lua_rawget(L, idx);
+	size_t count = 0, bytes = 0;
+	if (t == LUA_TTABLE && headers_size(L, lua_gettop(L), &count, &bytes, err, errlen) < 0)
+		goto fail;
+	/* One more slot for the default Content-Type. */
+	script_resp_headers_init(resp, count + 1, bytes + 12 + 25);
 	if (t == LUA_TTABLE) {
 		int h = lua_gettop(L);
 		lua_pushnil(L);
 		while (lua_next(L, h)) {
-			if (lua_type(L, -2) != LUA_TSTRING) {
-				snprintf(err, errlen, "response header names must be strings");
-				goto fail;
-			}
 			size_t nl, vl;
 			const char *name = lua_tolstring(L, -2, &nl);
 			if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
@@ -478,7 +523,7 @@ int lua_req_response(lua_State *L, int idx, struct script_resp *resp, char *err,
 				if (add_resp_header(resp, name, nl, val, vl, err, errlen) < 0)
 					goto fail;
 				lua_pop(L, 1);
-			} else if (lua_type(L, -1) == LUA_TTABLE) {
+			} else {
 				lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
 				for (lua_Integer i = 1; i <= n; i++) {
 					lua_rawgeti(L, -1, i);
@@ -490,9 +535,6 @@ int lua_req_response(lua_State *L, int idx, struct script_resp *resp, char *err,
 					}
 					lua_pop(L, 1);
 				}
-			} else {
-				snprintf(err, errlen, "response header '%s' must be a string", name);
-				goto fail;
 			}
 			lua_pop(L, 1);
 		}

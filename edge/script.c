@@ -87,16 +87,38 @@ static struct {
 
 void script_resp_free(struct script_resp *r)
 {
-	for (size_t i = 0; i < r->nheaders; i++) {
-		free(r->headers[i].name);
-		free(r->headers[i].value);
-	}
 	free(r->headers);
 	free(r->body);
 	r->headers = NULL;
-	r->nheaders = 0;
+	r->nheaders = r->hmax = 0;
+	r->hstr = r->hend = NULL;
 	r->body = NULL;
 	r->body_len = 0;
+}
+
+void script_resp_headers_init(struct script_resp *r, size_t nmax, size_t bytes)
+{
+	size_t slots = nmax * sizeof *r->headers;
+	size_t strings = bytes + 2 * nmax; /* with the terminators */
+	r->headers = xmalloc(slots + strings + 1);
+	r->nheaders = 0;
+	r->hmax = nmax;
+	r->hstr = (char *)r->headers + slots;
+	r->hend = r->hstr + strings;
+}
+
+int script_resp_header_add(struct script_resp *r, const char *name, size_t nl, const char *val,
+                           size_t vl)
+{
+	if (r->nheaders >= r->hmax || (size_t)(r->hend - r->hstr) < nl + vl + 2)
+		return -1;
+	struct script_hdr *h = &r->headers[r->nheaders++];
+	h->name = memcpy(r->hstr, name, nl);
+	h->name[nl] = '\0';
+	h->value = memcpy(h->name + nl + 1, val, vl);
+	h->value[vl] = '\0';
+	r->hstr = h->value + vl + 1;
+	return 0;
 }
 
 static struct script_stats *stats_for(const char *name)
@@ -776,6 +798,13 @@ static unsigned long long slot_sum(const struct script_stats *st, bool time)
 	return n;
 }
 
+static void set_name(struct script_resp *resp, const char *name)
+{
+	size_t n = strnlen(name, sizeof resp->script - 1);
+	memcpy(resp->script, name, n);
+	resp->script[n] = '\0';
+}
+
 enum script_result script_handle(const struct script_req *req, struct script_resp *resp)
 {
 	memset(resp, 0, sizeof *resp);
@@ -819,7 +848,7 @@ enum script_result script_handle(const struct script_req *req, struct script_res
 	atomic_fetch_add_explicit(&slot->time_us, (unsigned long long)(now_us() - t0),
 	                          memory_order_relaxed);
 	if (st == LVM_RESPONSE) {
-		snprintf(resp->script, sizeof resp->script, "%s", v->b->name);
+		set_name(resp, v->b->name);
 		resp->version = v->b->version;
 		result = SCRIPT_RESPONSE;
 	} else if (st == LVM_PASS) {
@@ -836,11 +865,9 @@ enum script_result script_handle(const struct script_req *req, struct script_res
 			static const char msg[] = "script error\n";
 			resp->body = xstrdup(msg);
 			resp->body_len = sizeof msg - 1;
-			resp->headers = xcalloc(1, sizeof *resp->headers);
-			resp->headers[0].name = xstrdup("Content-Type");
-			resp->headers[0].value = xstrdup("text/plain; charset=utf-8");
-			resp->nheaders = 1;
-			snprintf(resp->script, sizeof resp->script, "%s", v->b->name);
+			script_resp_headers_init(resp, 1, 12 + 25);
+			script_resp_header_add(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25);
+			set_name(resp, v->b->name);
 			resp->version = v->b->version;
 			result = SCRIPT_RESPONSE;
 		}

@@ -91,11 +91,14 @@ struct script_hdr {
 	char *name, *value;
 };
 
-/* Filled by script_handle; release with script_resp_free. */
+/* Filled by script_handle; release with script_resp_free.  The headers and
+ * their strings share one block (script_resp_headers_init), so a response
+ * costs one allocation for its headers however many it has. */
 struct script_resp {
 	int status;
-	struct script_hdr *headers;
-	size_t nheaders;
+	struct script_hdr *headers; /* owns the block; name/value point into it */
+	size_t nheaders, hmax;
+	char *hstr, *hend;          /* free string space in the block */
 	char *body;
 	size_t body_len;
 	int cache_ttl;       /* > 0: the script marked it cacheable for that many seconds */
@@ -104,6 +107,13 @@ struct script_resp {
 };
 
 void script_resp_free(struct script_resp *r);
+/* Sizes the header block: up to nmax headers whose names and values take
+ * bytes in all (without terminators). */
+void script_resp_headers_init(struct script_resp *r, size_t nmax, size_t bytes);
+/* Copies a header into the block; returns -1 if it does not fit the size
+ * given to script_resp_headers_init. */
+int script_resp_header_add(struct script_resp *r, const char *name, size_t nl, const char *val,
+                           size_t vl);
 
 /* ---------- versions and their statistics (used by the Lua runtime) ---------- */
 

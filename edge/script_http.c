@@ -215,30 +215,24 @@ static void fmt_u64(char *out, uint64_t v)
 	*out = 0;
 }
 
-/* Cache-Status and Via of unstored script responses depend only on the
- * edge's name: built on the first script response. */
-struct fixed_hdrs {
-	char cache_status[256];
-	char via[160];
-};
-static struct fixed_hdrs fixed;
+/* Cache-Status of unstored script responses depends only on the edge's
+ * name: built on the first script response. */
+static char fixed_cs[256];
 static atomic_int fixed_ready;
 static pthread_mutex_t fixed_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static const struct fixed_hdrs *fixed_hdrs_get(struct edge_req *r)
+static const char *fixed_cache_status(struct edge_req *r)
 {
 	if (!atomic_load_explicit(&fixed_ready, memory_order_acquire)) {
 		pthread_mutex_lock(&fixed_mu);
 		if (!atomic_load_explicit(&fixed_ready, memory_order_relaxed)) {
 			/* one edge per process: its name never changes */
-			snprintf(fixed.cache_status, sizeof fixed.cache_status, "%s; detail=script",
-			         r->edge->cfg.name);
-			snprintf(fixed.via, sizeof fixed.via, "1.1 %s (minicdn)", r->edge->cfg.name);
+			snprintf(fixed_cs, sizeof fixed_cs, "%s; detail=script", r->edge->cfg.name);
 			atomic_store_explicit(&fixed_ready, 1, memory_order_release);
 		}
 		pthread_mutex_unlock(&fixed_mu);
 	}
-	return &fixed;
+	return fixed_cs;
 }
 
 bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
@@ -295,11 +289,9 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 	if (stored) {
 		http_add_cache_status(r, mr, false, FWD_NONE, 0, true, resp.cache_ttl, "script");
 	} else {
-		/* The same two headers http_add_cache_status writes for an unstored
-		 * script response, formatted once per process instead of per request. */
-		const struct fixed_hdrs *fh = fixed_hdrs_get(r);
-		MHD_add_response_header(mr, "Cache-Status", fh->cache_status);
-		MHD_add_response_header(mr, "Via", fh->via);
+		/* Formatted once per process.  No Via: the edge generated this
+		 * response itself, it forwarded nothing (RFC 9110 7.6.3). */
+		MHD_add_response_header(mr, "Cache-Status", fixed_cache_status(r));
 	}
 	*ret = MHD_queue_response(r->conn, (unsigned)resp.status, mr);
 	MHD_destroy_response(mr);
