@@ -42,22 +42,18 @@ static const char *req_hdr_cb(void *cls, const char *name)
 
 bool http_hop_by_hop(const char *n, const char *connection)
 {
-	static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
-		                           "trailer", "transfer-encoding", "upgrade",
-		                           "proxy-authenticate", "proxy-authorization", NULL };
-	/* Every hop-by-hop name starts with c, k, p, t or u: most response
-	 * headers are ruled out by their first letter. */
-	switch (n[0] | 0x20) {
-	case 'c': case 'k': case 'p': case 't': case 'u':
-		for (int i = 0; hop[i]; i++)
-			if (!strcasecmp(n, hop[i]))
-				return true;
-		break;
-	default:
-		break;
-	}
+	static const struct { const char *name; size_t len; } hop[] = {
+		{ "connection", 10 }, { "keep-alive", 10 }, { "proxy-connection", 16 }, { "te", 2 },
+		{ "trailer", 7 }, { "transfer-encoding", 17 }, { "upgrade", 7 },
+		{ "proxy-authenticate", 18 }, { "proxy-authorization", 19 },
+	};
+	/* Compared only where the length matches: most names match none. */
+	size_t len = strlen(n);
+	for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
+		if (hop[i].len == len && !strcasecmp(n, hop[i].name))
+			return true;
 	if (connection) {
-		size_t nl = strlen(n);
+		size_t nl = len;
 		const char *p = connection;
 		while (*p) {
 			while (*p == ' ' || *p == ',' || *p == '\t')
