@@ -54,6 +54,11 @@ static const struct cfg_key cache_keys[] = {
 	{ "stale_if_error", CFG_MS, O(cache.stale_if_error_ms), "0", 0, 0, 0, NULL, 0, 0, NULL,
 	  "default: how long past expiry a stale entry may be served when the origin fails "
 	  "(the response's stale-if-error wins)" },
+	{ "honor_client_no_cache", CFG_BOOL, O(cache.honor_client_no_cache), "true", 0, 0, 0, NULL, 0,
+	  0, NULL,
+	  "true (RFC 9111): a client's Cache-Control no-cache / max-age=0 or Pragma: no-cache makes "
+	  "the edge revalidate with the origin; false protects the origin from reload storms by "
+	  "answering those from the cache like any other request (SIGHUP reloads)" },
 	CFG_END
 };
 

@@ -13,7 +13,7 @@
 
 /* The configuration.  SIGHUP reloads (edge/main.c) log_level, control_secret,
  * capacity, load_override, cache.max_object_size, cache.heuristic_*,
- * cache.stale_if_error, limits.max_url, limits.max_body and query_rules:
+ * cache.stale_if_error, cache.honor_client_no_cache, limits.max_url, limits.max_body and query_rules:
  * read those through edge_live(); everything else needs a restart and is
  * read from edge.cfg.  log_level and query_rules[].query point to static
  * strings (validated by the loader). */
@@ -29,6 +29,7 @@ struct edge_config {
 		int max_readers;
 		double heuristic_fraction;
 		int heuristic_max_ms, stale_if_error_ms;
+		bool honor_client_no_cache; /* false: ignore client no-cache / max-age=0 / Pragma */
 	} cache;
 	struct {
 		int connect_timeout_ms, timeout_ms, max_connections;

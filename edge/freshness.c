@@ -253,3 +253,66 @@ int64_t freshness_age(int64_t date, int64_t age_value, int64_t request_time, int
 		resident = 0;
 	return initial + resident;
 }
+
+/* ---------- request directives ---------- */
+
+void freshness_parse_request(const char *cache_control, const char *pragma, bool honor_no_cache,
+                             struct req_cc *out)
+{
+	struct cc c;
+	freshness_parse_cc(cache_control, &c);
+	out->no_cache = c.no_cache;
+	out->no_store = c.no_store;
+	out->only_if_cached = c.only_if_cached;
+	out->max_age = c.max_age;
+	out->min_fresh = c.min_fresh;
+	out->max_stale = c.max_stale;
+	if (!cache_control && pragma) {
+		/* RFC 9111 5.4 (and 7234 5.4): Pragma: no-cache acts as
+		 * Cache-Control: no-cache when there is no Cache-Control. */
+		struct cc pc;
+		freshness_parse_cc(pragma, &pc);
+		out->no_cache = pc.no_cache;
+	}
+	if (!honor_no_cache) {
+		/* What browsers send on reload (max-age=0) and forced reload
+		 * (no-cache + Pragma): the operator chose to answer those from
+		 * the cache like any other request. */
+		out->no_cache = false;
+		if (out->max_age == 0)
+			out->max_age = -1;
+	}
+}
+
+enum fresh_use freshness_use(const struct req_cc *rq, const struct stored_state *st)
+{
+	static const struct req_cc none = { false, false, false, -1, -1, -1 };
+	if (!rq)
+		rq = &none;
+	bool fresh = st->age < st->lifetime;
+	if (st->no_cache)
+		return VALIDATE_STALE; /* the response's own no-cache: every use validated */
+	if (rq->no_cache)
+		return fresh ? VALIDATE_REQUEST : VALIDATE_STALE;
+	/* max-age bounds the age whether or not the response is fresh. */
+	if (rq->max_age >= 0 && st->age > rq->max_age)
+		return fresh ? VALIDATE_REQUEST : VALIDATE_STALE;
+	if (fresh) {
+		if (rq->min_fresh >= 0 && st->lifetime - st->age < rq->min_fresh)
+			return VALIDATE_REQUEST;
+		return USE_FRESH;
+	}
+	int64_t stale_for = st->age - st->lifetime;
+	/* 4.2.4 / 5.2.2.2 / 5.2.2.8: nothing stale once revalidation is required
+	 * (s-maxage implies proxy-revalidate for a shared cache). */
+	if (st->must_revalidate)
+		return VALIDATE_STALE;
+	/* A stale response has no remaining freshness: min-fresh cannot hold. */
+	if (rq->min_fresh >= 0)
+		return VALIDATE_STALE;
+	if (rq->max_stale >= 0 && stale_for <= rq->max_stale)
+		return USE_STALE;
+	if (st->swr >= 0 && stale_for < st->swr)
+		return USE_SWR;
+	return VALIDATE_STALE;
+}

@@ -62,6 +62,44 @@ void freshness_evaluate(const struct fresh_in *in, struct fresh_out *out);
 int64_t freshness_age(int64_t date, int64_t age_value, int64_t request_time, int64_t response_time,
                       int64_t now);
 
+/* ---------- request directives (RFC 9111 5.2.1) ---------- */
+
+/* What a client's request lets this cache do.  Delta-seconds are -1 when absent. */
+struct req_cc {
+	bool no_cache;       /* no-cache, or Pragma: no-cache without Cache-Control (5.4) */
+	bool no_store, only_if_cached;
+	int64_t max_age, min_fresh;
+	int64_t max_stale;   /* 2^31 for a bare max-stale (any staleness) */
+};
+
+/* Parses a request's Cache-Control and Pragma (either may be NULL).  Pragma
+ * counts only when there is no Cache-Control.  honor_no_cache false is the
+ * origin-protection mode of edge config cache.honor_client_no_cache: client
+ * no-cache, max-age=0 and Pragma: no-cache are ignored (reload storms). */
+void freshness_parse_request(const char *cache_control, const char *pragma, bool honor_no_cache,
+                             struct req_cc *out);
+
+/* A stored response's state at the time of a request. */
+struct stored_state {
+	int64_t age, lifetime;   /* current age (freshness_age) and freshness lifetime */
+	int64_t swr;             /* stale-while-revalidate seconds, -1 none */
+	bool no_cache;           /* the response said no-cache: validate every use */
+	bool must_revalidate;    /* must-revalidate / proxy-revalidate / s-maxage */
+};
+
+enum fresh_use {
+	USE_FRESH,          /* serve it: fresh and the request's limits allow it */
+	USE_STALE,          /* serve it stale: the request's max-stale allows it */
+	USE_SWR,            /* serve it stale and refresh it in the background */
+	VALIDATE_REQUEST,   /* fresh, but the request demands validation (no-cache, max-age, min-fresh) */
+	VALIDATE_STALE,     /* stale (or response no-cache): validate with the origin */
+};
+
+/* Decides how a stored response may satisfy a request (RFC 9111 4.2, 4.2.4,
+ * 5.2.1; RFC 5861 stale-while-revalidate).  rq may be NULL (no directives).
+ * Stale is never served when the response requires revalidation. */
+enum fresh_use freshness_use(const struct req_cc *rq, const struct stored_state *st);
+
 /* True if the status is heuristically cacheable (RFC 9110 section 15.1). */
 bool freshness_heuristic_status(unsigned status);
 /* True if status may be stored at all by this cache when explicit freshness is given. */

@@ -96,7 +96,8 @@ void http_add_cache_status(struct edge_req *r, struct MHD_Response *resp, bool h
                            enum fwd_reason fwd, unsigned fwd_status, bool stored, long ttl,
                            const char *detail)
 {
-	static const char *const fwds[] = { "", "uri-miss", "vary-miss", "stale", "method", "miss" };
+	static const char *const fwds[] = { "",     "uri-miss", "vary-miss", "stale",
+		                            "method", "miss",     "request" };
 	const char *name = r->edge->cfg.name;
 	char cs[256];
 	size_t n = 0;
@@ -370,9 +371,39 @@ enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
 
 /* ---------- the cache step ---------- */
 
+/* only-if-cached and nothing usable stored: 504 without asking the origin
+ * (RFC 9111 5.2.1.7). */
+static enum MHD_Result only_if_cached_504(struct edge_req *r)
+{
+	static const char msg[] = "{\"error\":\"only-if-cached: not in the cache\"}\n";
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	r->fwd = FWD_NONE;
+	http_add_cache_status(r, resp, false, FWD_NONE, 0, false, LONG_MIN, "only-if-cached");
+	enum MHD_Result ret = MHD_queue_response(r->conn, 504, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result cache_step(struct edge_req *r)
 {
 	struct edge *e = r->edge;
+	/* Request directives (RFC 9111 5.2.1); most requests carry none, and
+	 * then the decision below is the plain freshness check. */
+	const char *rcc = edge_req_header(r, "Cache-Control");
+	const char *pragma = rcc ? NULL : edge_req_header(r, "Pragma");
+	struct req_cc rq;
+	const struct req_cc *rqp = NULL;
+	if (rcc || pragma) {
+		freshness_parse_request(rcc, pragma, edge_live(e)->cache.honor_client_no_cache, &rq);
+		rqp = &rq;
+	}
+	bool only_cached = rqp && rq.only_if_cached;
+
 	struct cache_ref *ref;
 	struct entry_view v;
 	struct buf sk = BUF_INIT;
@@ -380,37 +411,60 @@ static enum MHD_Result cache_step(struct edge_req *r)
 	if (cr != CACHE_HIT) {
 		buf_free(&sk);
 		e->n.misses++;
+		if (only_cached)
+			return only_if_cached_504(r);
 		r->fwd = cr == CACHE_VARY_MISS ? FWD_VARY_MISS : FWD_URI_MISS;
 		return proxy_start(r, NULL);
 	}
 	int64_t now = (int64_t)time(NULL);
 	int64_t age = freshness_age(v.meta.date, v.meta.age_value, v.meta.request_time,
 	                            v.meta.response_time, now);
-	bool fresh = age < v.meta.lifetime && !(v.meta.flags & ENTRY_F_NO_CACHE);
-	if (fresh) {
-		e->n.hits++;
-		enum MHD_Result ret = http_serve_entry(r, ref, &v, sk.data, FWD_NONE, 0, NULL);
-		buf_free(&sk);
-		return ret;
-	}
-	struct stale_info st = { sk.data, v.hdrs, v.hdrs_len, v.meta };
-	int64_t stale_for = age - v.meta.lifetime;
 	bool mustrv = v.meta.flags & ENTRY_F_MUST_REVALIDATE;
-	if (!mustrv && !(v.meta.flags & ENTRY_F_NO_CACHE) && v.meta.swr >= 0 && stale_for < v.meta.swr) {
-		/* stale-while-revalidate: answer now, refresh once in the background. */
-		proxy_refresh(r, &st);
-		e->n.stale_served++;
-		enum MHD_Result ret = http_serve_entry(r, ref, &v, sk.data, FWD_NONE, 0,
-		                                       "stale-while-revalidate");
+	struct stored_state ss = { age, v.meta.lifetime, v.meta.swr,
+		                   (v.meta.flags & ENTRY_F_NO_CACHE) != 0, mustrv };
+	enum fresh_use use = freshness_use(rqp, &ss);
+	enum MHD_Result ret;
+	struct stale_info st = { sk.data, v.hdrs, v.hdrs_len, v.meta };
+	switch (use) {
+	case USE_FRESH:
+		e->n.hits++;
+		ret = http_serve_entry(r, ref, &v, sk.data, FWD_NONE, 0, NULL);
 		buf_free(&sk);
 		return ret;
+	case USE_STALE:
+		/* The client's max-stale accepts this copy as it is. */
+		e->n.stale_served++;
+		ret = http_serve_entry(r, ref, &v, sk.data, FWD_NONE, 0, "max-stale");
+		buf_free(&sk);
+		return ret;
+	case USE_SWR:
+		/* stale-while-revalidate: answer now, refresh once in the
+		 * background -- unless the client forbade contacting the origin. */
+		if (!only_cached)
+			proxy_refresh(r, &st);
+		e->n.stale_served++;
+		ret = http_serve_entry(r, ref, &v, sk.data, FWD_NONE, 0, "stale-while-revalidate");
+		buf_free(&sk);
+		return ret;
+	case VALIDATE_REQUEST:
+	case VALIDATE_STALE:
+		break;
 	}
-	/* Revalidate; remember whether this stale copy may be served if the origin fails. */
+	if (only_cached) {
+		cache_ref_release(e->cache, ref);
+		buf_free(&sk);
+		return only_if_cached_504(r);
+	}
+	/* Revalidate (conditional request when the entry has a validator);
+	 * remember whether this copy may be served if the origin fails: not
+	 * when the response requires revalidation nor when the client asked
+	 * for the origin's answer with no-cache. */
+	int64_t stale_for = age - v.meta.lifetime;
 	int64_t sie = v.meta.sie >= 0 ? v.meta.sie : edge_live(e)->cache.stale_if_error_ms / 1000;
-	r->has_stale = !mustrv && sie > 0;
+	r->has_stale = !mustrv && !(rqp && rq.no_cache) && sie > 0;
 	r->stale_deadline = now + (sie - stale_for);
-	r->fwd = FWD_STALE;
-	enum MHD_Result ret = proxy_start(r, &st);
+	r->fwd = use == VALIDATE_REQUEST ? FWD_REQUEST : FWD_STALE;
+	ret = proxy_start(r, &st);
 	cache_ref_release(e->cache, ref); /* st was copied by proxy_start */
 	buf_free(&sk);
 	return ret;

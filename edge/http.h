@@ -20,7 +20,8 @@
 enum req_state { RS_NEW = 0, RS_BODY, RS_READY, RS_DONE, RS_WAIT };
 
 /* Why this request goes to the origin (Cache-Status fwd=). */
-enum fwd_reason { FWD_NONE = 0, FWD_URI_MISS, FWD_VARY_MISS, FWD_STALE, FWD_METHOD, FWD_MISS };
+enum fwd_reason { FWD_NONE = 0, FWD_URI_MISS, FWD_VARY_MISS, FWD_STALE, FWD_METHOD, FWD_MISS,
+	          FWD_REQUEST /* request directives (no-cache, max-age, min-fresh) forced it */ };
 
 /* One client request.  Allocated when MHD has the request line, freed when
  * MHD reports the request completed.  Strings are owned by the struct unless

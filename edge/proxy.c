@@ -821,7 +821,8 @@ enum MHD_Result proxy_resume(struct edge_req *r)
 	bool revalidated = x->revalidated; /* detach() may free x */
 	if (revalidated || (status == 304 && x->mode != PASS)) {
 		detach(r);
-		if (revalidated && serve_from_cache(r, FWD_STALE, 304, NULL, &ret))
+		if (revalidated && serve_from_cache(r, r->fwd == FWD_REQUEST ? FWD_REQUEST : FWD_STALE,
+		                                    304, NULL, &ret))
 			return ret;
 		/* Gone meanwhile (purged, evicted): fetch it again. */
 		r->no_collapse = true;
@@ -831,7 +832,8 @@ enum MHD_Result proxy_resume(struct edge_req *r)
 		if (r->has_stale && (int64_t)time(NULL) <= r->stale_deadline) {
 			detach(r);
 			e->n.stale_served++;
-			if (serve_from_cache(r, FWD_STALE, failed ? 504 : status, "stale-if-error", &ret))
+			if (serve_from_cache(r, r->fwd == FWD_REQUEST ? FWD_REQUEST : FWD_STALE,
+			                     failed ? 504 : status, "stale-if-error", &ret))
 				return ret;
 			return http_error(r, failed ? (timed_out ? 504 : 502) : 502, "origin failed");
 		}

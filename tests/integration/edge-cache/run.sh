@@ -266,4 +266,109 @@ oset '{"path":"/smallchunked","headers":{"Cache-Control":"max-age=60"},"size":70
 get /smallchunked; get /smallchunked
 t_eq "chunked object below the limit: stored" "1 70000" "$(ocount /smallchunked) $(stat -c %s "$T_DIR/b")"
 
+
+# --- client request Cache-Control (RFC 9111 5.2.1).  The origin sends Age so
+# entries are born aged (or already stale): no sleeps needed.
+oset '{"path":"/rq","headers":{"Cache-Control":"max-age=600","ETag":"\"q1\"","Age":"30"},"body":"rq-body","etag_304":true}'
+get /rq
+t_eq "req cc: first request fills (1 origin request)" 1 "$(ocount /rq)"
+get /rq -H 'Cache-Control: max-age=60'
+t_check "max-age=60 on a 30 s old entry: hit" cs_has "; hit"
+t_eq "max-age=60: no origin request" 1 "$(ocount /rq)"
+get /rq -H 'Cache-Control: max-age=10'
+t_check "max-age=10 on a 30 s old entry: fwd=request, revalidated (304)" cs_has "fwd=request; fwd-status=304"
+t_eq "max-age=10: body from the cache" rq-body "$(body)"
+t_eq "max-age=10: one conditional origin request" 2 "$(ocount /rq)"
+t_check "max-age=10: origin got If-None-Match" sh -c "curl -s '$O/__last?path=/rq' | grep -q 'If-None-Match'"
+get /rq -H 'Cache-Control: min-fresh=100'
+t_check "min-fresh=100 with ~600 s left: hit" cs_has "; hit"
+get /rq -H 'Cache-Control: min-fresh=1000'
+t_check "min-fresh=1000: fwd=request, revalidated" cs_has "fwd=request; fwd-status=304"
+t_eq "min-fresh: one more origin request" 3 "$(ocount /rq)"
+get /rq -H 'Cache-Control: no-cache'
+t_check "no-cache on a fresh entry: fwd=request via 304" cs_has "fwd=request; fwd-status=304"
+t_eq "no-cache: 200 with the cached body" "200 rq-body" "$(status) $(body)"
+t_eq "no-cache: one more origin request" 4 "$(ocount /rq)"
+get /rq -H 'Pragma: no-cache'
+t_check "Pragma: no-cache without Cache-Control: revalidated" cs_has "fwd=request; fwd-status=304"
+t_eq "Pragma: one more origin request" 5 "$(ocount /rq)"
+get /rq -H 'Pragma: no-cache' -H 'Cache-Control: max-age=600'
+t_check "Pragma ignored when Cache-Control is present: hit" cs_has "; hit"
+get /rq -H 'Cache-Control: only-if-cached'
+t_eq "only-if-cached, stored: 200 from the cache" "200 rq-body" "$(status) $(body)"
+t_eq "req cc: origin count after the hits" 5 "$(ocount /rq)"
+get /rq-absent -H 'Cache-Control: only-if-cached'
+t_eq "only-if-cached, not stored: 504" 504 "$(status)"
+t_check "only-if-cached 504: Cache-Status detail" cs_has "detail=only-if-cached"
+t_eq "only-if-cached, not stored: origin never asked" 0 "$(ocount /rq-absent)"
+oset '{"path":"/rqnv","headers":{"Cache-Control":"max-age=600"},"body":"no-validator"}'
+get /rqnv
+get /rqnv -H 'Cache-Control: no-cache'
+t_check "no-cache, entry without validator: full refetch (fwd-status=200)" cs_has "fwd=request; fwd-status=200"
+t_eq "no-cache without validator: body" no-validator "$(body)"
+t_check "no-cache without validator: no conditional sent" sh -c "! curl -s '$O/__last?path=/rqnv' | grep -qi 'if-none-match\|if-modified-since'"
+t_eq "no-cache without validator: 2 origin requests" 2 "$(ocount /rqnv)"
+get /rqnv
+t_check "no-cache refetch stored: next request a hit" cs_has "; hit"
+
+# max-stale: an entry stale by ~30 s from birth (max-age=10, Age: 40)
+oset '{"path":"/ms","headers":{"Cache-Control":"max-age=10","Age":"40","ETag":"\"m\""},"body":"stale-body","etag_304":true}'
+get /ms
+t_check "max-stale: aged entry stored" cs_has "stored"
+get /ms -H 'Cache-Control: max-stale=60'
+t_check "max-stale=60, ~30 s stale: served stale from the cache" cs_has "; hit.*detail=max-stale"
+t_eq "max-stale=60: stale body, no origin request" "stale-body 1" "$(body) $(ocount /ms)"
+get /ms -H 'Cache-Control: max-stale'
+t_check "bare max-stale: served stale" cs_has "; hit.*detail=max-stale"
+get /ms -H 'Cache-Control: only-if-cached'
+t_eq "only-if-cached on a stale entry: 504" 504 "$(status)"
+get /ms -H 'Cache-Control: only-if-cached, max-stale'
+t_eq "only-if-cached + max-stale on a stale entry: 200" "200 stale-body" "$(status) $(body)"
+t_eq "max-stale / only-if-cached: still 1 origin request" 1 "$(ocount /ms)"
+get /ms -H 'Cache-Control: max-stale=5'
+t_check "max-stale=5, ~30 s stale: revalidated (fwd=stale)" cs_has "fwd=stale; fwd-status=304"
+t_eq "max-stale=5: one more origin request" 2 "$(ocount /ms)"
+oset '{"path":"/msmr","headers":{"Cache-Control":"max-age=10, must-revalidate","Age":"40"},"body":"x"}'
+get /msmr; get /msmr -H 'Cache-Control: max-stale=600'
+t_check "max-stale with must-revalidate: not served stale" cs_has "fwd=stale"
+t_eq "max-stale with must-revalidate: 2 origin requests" 2 "$(ocount /msmr)"
+oset '{"path":"/mssm","headers":{"Cache-Control":"s-maxage=10","Age":"40"},"body":"x"}'
+get /mssm; get /mssm -H 'Cache-Control: max-stale'
+t_eq "max-stale with s-maxage (implies proxy-revalidate): 2 origin requests" 2 "$(ocount /mssm)"
+oset '{"path":"/mspr","headers":{"Cache-Control":"max-age=10, proxy-revalidate","Age":"40"},"body":"x"}'
+get /mspr; get /mspr -H 'Cache-Control: max-stale'
+t_eq "max-stale with proxy-revalidate: 2 origin requests" 2 "$(ocount /mspr)"
+
+# collapsing: ordinary concurrent misses still share one fetch; a burst of
+# no-cache requests shares one conditional revalidation
+oset '{"path":"/col","headers":{"Cache-Control":"max-age=60"},"body":"col-body","delay":0.8}'
+pids=(); for i in 1 2 3 4 5; do curl -s --max-time 10 -o "$T_DIR/col$i" "$E/col" & pids+=($!); done; wait "${pids[@]}"
+t_eq "collapsing: 5 concurrent misses, 1 origin request" 1 "$(ocount /col)"
+t_eq "collapsing: every client got the body" 5 "$(for f in "$T_DIR"/col?; do cat "$f"; echo; done | grep -cx col-body)"
+oset '{"path":"/colnc","headers":{"Cache-Control":"max-age=600","ETag":"\"c\""},"body":"colnc-body","etag_304":true}'
+get /colnc
+oset '{"path":"/colnc","headers":{"Cache-Control":"max-age=600","ETag":"\"c\""},"body":"colnc-body","etag_304":true,"delay":0.8}'
+pids=(); for i in 1 2 3 4 5; do curl -s --max-time 10 -D "$T_DIR/cnh$i" -o "$T_DIR/cnc$i" -H 'Cache-Control: no-cache' "$E/colnc" & pids+=($!); done; wait "${pids[@]}"
+t_eq "no-cache burst: 1 fill + 1 shared revalidation" 2 "$(ocount /colnc)"
+t_eq "no-cache burst: every client got the body" 5 "$(for f in "$T_DIR"/cnc?; do cat "$f"; echo; done | grep -cx colnc-body)"
+t_eq "no-cache burst: every answer came through the 304" 5 "$(cat "$T_DIR"/cnh? | grep -ci 'Cache-Status:.*fwd=request; fwd-status=304')"
+
+# --- cache.honor_client_no_cache = false (SIGHUP): reload storms answered from the cache
+sed -i 's/^cache = { /cache = { honor_client_no_cache = false; /' "$T_DIR/edge.conf"
+n0=$(grep -c "SIGHUP: reloaded" "$T_DIR/edge.log")
+kill -HUP "$(t_pid edge)"
+for _ in $(seq 50); do [ "$(grep -c "SIGHUP: reloaded" "$T_DIR/edge.log")" -gt "$n0" ] && break; sleep 0.1; done
+t_check "honor_client_no_cache=false: reloaded" test "$(grep -c "SIGHUP: reloaded" "$T_DIR/edge.log")" -gt "$n0"
+c0=$(ocount /rq)
+get /rq -H 'Cache-Control: no-cache'
+t_check "honor off: no-cache answered from the cache" cs_has "; hit"
+get /rq -H 'Pragma: no-cache'
+t_check "honor off: Pragma: no-cache answered from the cache" cs_has "; hit"
+get /rq -H 'Cache-Control: max-age=0'
+t_check "honor off: max-age=0 answered from the cache" cs_has "; hit"
+t_eq "honor off: no origin request for the three" "$c0" "$(ocount /rq)"
+get /rq -H 'Cache-Control: min-fresh=100000'
+t_check "honor off: other directives still honoured (min-fresh)" cs_has "fwd=request"
+t_eq "honor off: min-fresh reached the origin" $((c0 + 1)) "$(ocount /rq)"
+
 t_done

@@ -195,6 +195,120 @@ static void test_age(void **state)
 	assert_int_equal(o.date, NOW); /* invalid Date: response time */
 }
 
+/* ---------- request directives (RFC 9111 5.2.1) ---------- */
+
+static enum fresh_use use_with(const char *cc, const char *pragma, bool honor, int64_t age,
+                               int64_t lifetime, int64_t swr, bool no_cache, bool mustrv)
+{
+	struct req_cc rq;
+	freshness_parse_request(cc, pragma, honor, &rq);
+	struct stored_state st = { age, lifetime, swr, no_cache, mustrv };
+	return freshness_use(&rq, &st);
+}
+
+static void test_request_parse(void **state)
+{
+	struct req_cc rq;
+	freshness_parse_request("max-age=5, min-fresh=7, max-stale=9, only-if-cached", NULL, true, &rq);
+	assert_int_equal(rq.max_age, 5);
+	assert_int_equal(rq.min_fresh, 7);
+	assert_int_equal(rq.max_stale, 9);
+	assert_true(rq.only_if_cached);
+	assert_false(rq.no_cache);
+	freshness_parse_request("max-stale", NULL, true, &rq);
+	assert_int_equal(rq.max_stale, 2147483648LL); /* any staleness */
+	freshness_parse_request("max-stale=abc, min-fresh=x", NULL, true, &rq);
+	assert_int_equal(rq.max_stale, -1); /* malformed: ignored */
+	assert_int_equal(rq.min_fresh, -1);
+	/* Pragma only without Cache-Control (RFC 9111 5.4). */
+	freshness_parse_request(NULL, "no-cache", true, &rq);
+	assert_true(rq.no_cache);
+	freshness_parse_request("max-age=60", "no-cache", true, &rq);
+	assert_false(rq.no_cache);
+	freshness_parse_request(NULL, "x-other", true, &rq);
+	assert_false(rq.no_cache);
+	freshness_parse_request("No-Cache", NULL, true, &rq);
+	assert_true(rq.no_cache);
+	/* honor_client_no_cache = false: reload and forced reload ignored ... */
+	freshness_parse_request("no-cache, max-age=0", NULL, false, &rq);
+	assert_false(rq.no_cache);
+	assert_int_equal(rq.max_age, -1);
+	freshness_parse_request(NULL, "no-cache", false, &rq);
+	assert_false(rq.no_cache);
+	/* ... but not the other directives. */
+	freshness_parse_request("max-age=10, only-if-cached, no-store", NULL, false, &rq);
+	assert_int_equal(rq.max_age, 10);
+	assert_true(rq.only_if_cached);
+	assert_true(rq.no_store);
+}
+
+static void test_request_use(void **state)
+{
+	/* no directives: plain freshness, swr window */
+	struct stored_state st = { 10, 60, -1, false, false };
+	assert_int_equal(freshness_use(NULL, &st), USE_FRESH);
+	st.age = 60;
+	assert_int_equal(freshness_use(NULL, &st), VALIDATE_STALE); /* age == lifetime: stale */
+	st.swr = 30;
+	assert_int_equal(freshness_use(NULL, &st), USE_SWR);
+	st.age = 90;
+	assert_int_equal(freshness_use(NULL, &st), VALIDATE_STALE); /* swr window over */
+	st = (struct stored_state){ 10, 60, 30, false, true };
+	st.age = 70;
+	assert_int_equal(freshness_use(NULL, &st), VALIDATE_STALE); /* must-revalidate: no swr */
+
+	/* no-cache (request) on a fresh entry, on a stale one, and Pragma */
+	assert_int_equal(use_with("no-cache", NULL, true, 10, 60, -1, false, false), VALIDATE_REQUEST);
+	assert_int_equal(use_with("no-cache", NULL, true, 70, 60, -1, false, false), VALIDATE_STALE);
+	assert_int_equal(use_with(NULL, "no-cache", true, 10, 60, -1, false, false), VALIDATE_REQUEST);
+	assert_int_equal(use_with("no-cache", NULL, false, 10, 60, -1, false, false), USE_FRESH);
+	assert_int_equal(use_with(NULL, "no-cache", false, 10, 60, -1, false, false), USE_FRESH);
+	/* the response's no-cache always validates, whatever the request allows */
+	assert_int_equal(use_with("max-stale", NULL, true, 10, 60, -1, true, false), VALIDATE_STALE);
+
+	/* max-age: age <= N is acceptable */
+	assert_int_equal(use_with("max-age=10", NULL, true, 10, 60, -1, false, false), USE_FRESH);
+	assert_int_equal(use_with("max-age=9", NULL, true, 10, 60, -1, false, false), VALIDATE_REQUEST);
+	assert_int_equal(use_with("max-age=0", NULL, true, 1, 60, -1, false, false), VALIDATE_REQUEST);
+	assert_int_equal(use_with("max-age=0", NULL, false, 1, 60, -1, false, false), USE_FRESH);
+	assert_int_equal(use_with("max-age=1", NULL, false, 2, 60, -1, false, false), VALIDATE_REQUEST);
+	/* max-age also bounds what max-stale would accept */
+	assert_int_equal(use_with("max-age=65, max-stale", NULL, true, 70, 60, -1, false, false),
+	                 VALIDATE_STALE);
+	assert_int_equal(use_with("max-age=75, max-stale", NULL, true, 70, 60, -1, false, false),
+	                 USE_STALE);
+
+	/* min-fresh: needs lifetime - age >= N */
+	assert_int_equal(use_with("min-fresh=50", NULL, true, 10, 60, -1, false, false), USE_FRESH);
+	assert_int_equal(use_with("min-fresh=51", NULL, true, 10, 60, -1, false, false),
+	                 VALIDATE_REQUEST);
+	assert_int_equal(use_with("min-fresh=0", NULL, true, 70, 60, 100, false, false), VALIDATE_STALE);
+
+	/* max-stale: within N (or any), never with must-revalidate / s-maxage */
+	assert_int_equal(use_with("max-stale=20", NULL, true, 80, 60, -1, false, false), USE_STALE);
+	assert_int_equal(use_with("max-stale=19", NULL, true, 80, 60, -1, false, false),
+	                 VALIDATE_STALE);
+	assert_int_equal(use_with("max-stale", NULL, true, 100000, 60, -1, false, false), USE_STALE);
+	assert_int_equal(use_with("max-stale", NULL, true, 80, 60, -1, false, true), VALIDATE_STALE);
+	assert_int_equal(use_with("max-stale=5", NULL, true, 80, 60, 100, false, false), USE_SWR);
+	/* a fresh entry stays plainly fresh under max-stale */
+	assert_int_equal(use_with("max-stale=5", NULL, true, 10, 60, -1, false, false), USE_FRESH);
+
+	/* s-maxage implies proxy-revalidate: freshness_evaluate reports it so
+	 * the stored flag blocks max-stale */
+	struct fresh_out o;
+	struct fresh_in in = base();
+	in.cache_control = "s-maxage=60";
+	freshness_evaluate(&in, &o);
+	assert_true(o.must_revalidate);
+	in.cache_control = "max-age=60, proxy-revalidate";
+	freshness_evaluate(&in, &o);
+	assert_true(o.must_revalidate);
+	in.cache_control = "max-age=60";
+	freshness_evaluate(&in, &o);
+	assert_false(o.must_revalidate);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +319,8 @@ int main(void)
 		cmocka_unit_test(test_not_storable),
 		cmocka_unit_test(test_no_cache_and_windows),
 		cmocka_unit_test(test_age),
+		cmocka_unit_test(test_request_parse),
+		cmocka_unit_test(test_request_use),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
