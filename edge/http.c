@@ -16,6 +16,7 @@
 #include "edge/control.h"
 #include "edge/freshness.h"
 #include "edge/proxy.h"
+#include "edge/range.h"
 #include "edge/script_http.h"
 #include "common/httpd.h"
 #include "common/httpdate.h"
@@ -207,52 +208,6 @@ bool http_not_modified(struct edge_req *r, const char *etag, const char *last_mo
 	return false;
 }
 
-/* Parses a single "bytes=" range against len.  Returns 1 with [*start, *end]
- * inclusive, 0 to ignore the header (absent, multi-range, other unit,
- * syntax error), -1 if unsatisfiable (416). */
-int http_parse_range(const char *h, uint64_t len, uint64_t *start, uint64_t *end)
-{
-	if (!h || strncasecmp(h, "bytes=", 6))
-		return 0;
-	const char *p = h + 6;
-	while (*p == ' ')
-		p++;
-	if (strchr(p, ','))
-		return 0; /* multipart ranges: answer the whole object */
-	char *e;
-	if (*p == '-') {
-		unsigned long long n = strtoull(p + 1, &e, 10);
-		if (e == p + 1 || *e)
-			return 0;
-		if (n == 0 || len == 0)
-			return -1;
-		*start = n >= len ? 0 : len - n;
-		*end = len - 1;
-		return 1;
-	}
-	if (*p < '0' || *p > '9')
-		return 0;
-	unsigned long long a = strtoull(p, &e, 10);
-	if (*e != '-')
-		return 0;
-	const char *q = e + 1;
-	unsigned long long b;
-	if (*q == '\0') {
-		b = len ? len - 1 : 0;
-	} else {
-		b = strtoull(q, &e, 10);
-		if (*e || b < a)
-			return 0;
-	}
-	if (a >= len)
-		return -1;
-	if (b >= len)
-		b = len - 1;
-	*start = a;
-	*end = b;
-	return 1;
-}
-
 /* If-Range: a strong ETag must match exactly, a date must equal Last-Modified. */
 bool http_if_range_ok(struct edge_req *r, const char *etag, const char *last_modified)
 {
@@ -293,6 +248,31 @@ bool http_in_304(const char *n)
 	       !strcasecmp(n, "Content-Location") || !strcasecmp(n, "Last-Modified");
 }
 
+/* A multipart/byteranges body served from a cached entry: the parts are read
+ * from the map (zero-copy source) while the read transaction is held. */
+struct mp_ref {
+	struct cache *cache;
+	struct cache_ref *ref;
+	const uint8_t *body; /* borrowed from the map until ref is released */
+	struct multipart m;
+};
+
+static ssize_t mp_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct mp_ref *h = cls;
+	if (pos >= h->m.total)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	return (ssize_t)range_multipart_read(&h->m, h->body, pos, out, max);
+}
+
+static void mp_free(void *cls)
+{
+	struct mp_ref *h = cls;
+	cache_ref_release(h->cache, h->ref);
+	range_multipart_free(&h->m);
+	free(h);
+}
+
 enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
                                  const struct entry_view *v, const char *storage_key,
                                  enum fwd_reason fwd, unsigned fwd_status, const char *detail)
@@ -304,21 +284,24 @@ enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
 	long ttl = (long)(v->meta.lifetime - age);
 	const char *etag = entry_get_header(v, "ETag");
 	const char *lm = entry_get_header(v, "Last-Modified");
+	const char *range = NULL;
 	unsigned status = v->meta.status;
 	const uint8_t *body = v->body;
 	uint64_t blen = v->body_len;
 	char crange[96] = "";
+	char ctype[96] = ""; /* multipart/byteranges; boundary=... */
+	struct byte_range rg[RANGE_MAX];
+	unsigned nr = 0;
 	bool is304 = false;
 
 	if (status == 200 && http_not_modified(r, etag, lm)) {
 		is304 = true;
 		status = 304;
 		blen = 0;
-	} else if (status == 200 && (r->is_get || r->is_head) && edge_req_header(r, "Range") &&
-	           http_if_range_ok(r, etag, lm)) {
-		uint64_t a, b;
-		int rr = http_parse_range(edge_req_header(r, "Range"), v->body_len, &a, &b);
-		if (rr < 0) {
+	} else if (status == 200 && (r->is_get || r->is_head) &&
+	           (range = edge_req_header(r, "Range")) && http_if_range_ok(r, etag, lm)) {
+		enum range_result rr = range_parse(range, v->body_len, rg, &nr);
+		if (rr == RANGE_UNSATISFIABLE) {
 			struct MHD_Response *resp =
 				MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 			snprintf(crange, sizeof crange, "bytes */%llu", (unsigned long long)v->body_len);
@@ -329,31 +312,59 @@ enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
 			cache_ref_release(e->cache, ref);
 			return ret;
 		}
-		if (rr > 0) {
+		if (rr == RANGE_OK && nr == 1) {
 			status = 206;
-			body += a;
-			blen = b - a + 1;
-			snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)a,
-			         (unsigned long long)b, (unsigned long long)v->body_len);
+			body += rg[0].first;
+			blen = rg[0].last - rg[0].first + 1;
+			snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu",
+			         (unsigned long long)rg[0].first, (unsigned long long)rg[0].last,
+			         (unsigned long long)v->body_len);
+		} else if (rr == RANGE_OK) {
+			status = 206;
 		}
 	}
 
-	struct hit_ref *h = xmalloc(sizeof *h);
-	h->cache = e->cache;
-	h->ref = ref;
-	struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
-		(size_t)blen, (void *)body, hit_free, h);
-	if (!resp) {
-		hit_free(h);
-		return MHD_NO;
+	struct MHD_Response *resp;
+	if (status == 206 && nr > 1) {
+		/* Several ranges: multipart/byteranges (RFC 9110 14.6), read from
+		 * the map part by part; the read transaction lives until mp_free. */
+		struct mp_ref *h = xcalloc(1, sizeof *h);
+		h->cache = e->cache;
+		h->ref = ref;
+		h->body = v->body;
+		char boundary[33];
+		range_boundary(boundary, (uint64_t)(uintptr_t)h);
+		range_multipart_init(&h->m, boundary, entry_get_header(v, "Content-Type"), rg, nr,
+		                     v->body_len);
+		snprintf(ctype, sizeof ctype, "multipart/byteranges; boundary=%s", boundary);
+		size_t block = h->m.total < 65536 ? (size_t)h->m.total : 65536;
+		resp = MHD_create_response_from_callback(h->m.total, block, mp_read, h, mp_free);
+		if (!resp) {
+			mp_free(h);
+			return MHD_NO;
+		}
+	} else {
+		struct hit_ref *h = xmalloc(sizeof *h);
+		h->cache = e->cache;
+		h->ref = ref;
+		resp = MHD_create_response_from_buffer_with_free_callback_cls(
+			(size_t)blen, (void *)body, hit_free, h);
+		if (!resp) {
+			hit_free(h);
+			return MHD_NO;
+		}
 	}
 	size_t pos = 0;
 	struct entry_header eh;
 	while (entry_next_header(v, &pos, &eh)) {
 		if (http_skip_to_client(eh.name) || (is304 && !http_in_304(eh.name)))
 			continue;
+		if (ctype[0] && !strcasecmp(eh.name, "Content-Type"))
+			continue; /* each part carries it instead */
 		MHD_add_response_header(resp, eh.name, eh.value);
 	}
+	if (ctype[0])
+		MHD_add_response_header(resp, "Content-Type", ctype);
 	if (crange[0])
 		MHD_add_response_header(resp, "Content-Range", crange);
 	if (status == 200 || status == 206)
@@ -553,7 +564,8 @@ static enum MHD_Result dispatch(struct edge_req *r)
 
 	/* 2. Script hook (issue 5): a matching script answers or declines. */
 	enum MHD_Result sret;
-	if (script_any() && script_http_step(r, &sret))
+	if (r->state == RS_SCRIPT ? script_http_resume(r, &sret)
+	                          : script_any() && script_http_step(r, &sret))
 		return sret;
 
 	/* 3. Cache. */
@@ -625,6 +637,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->state == RS_WAIT)
 		return proxy_resume(r);
+	if (r->state == RS_SCRIPT)
+		return dispatch(r);
 	return MHD_YES;
 }
 
@@ -650,6 +664,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct edge_req *r = *con_cls;
 	if (!r)
 		return;
+	script_http_release(r);
 	proxy_release(r);
 	buf_free(&r->path);
 	buf_free(&r->host);

@@ -17,7 +17,8 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 
-enum req_state { RS_NEW = 0, RS_BODY, RS_READY, RS_DONE, RS_WAIT };
+enum req_state { RS_NEW = 0, RS_BODY, RS_READY, RS_DONE, RS_WAIT,
+	         RS_SCRIPT /* a script waits for a subrequest (edge/script_http.c) */ };
 
 /* Why this request goes to the origin (Cache-Status fwd=). */
 enum fwd_reason { FWD_NONE = 0, FWD_URI_MISS, FWD_VARY_MISS, FWD_STALE, FWD_METHOD, FWD_MISS,
@@ -49,6 +50,7 @@ struct edge_req {
 	int64_t stale_deadline;          /* serve-stale-on-error limit (epoch seconds) */
 	bool no_collapse;               /* forwarded individually after a collapse did not fit */
 	bool joined_done;               /* answered from a completed fetch whose store is pending (a hit) */
+	struct script_task *script;      /* waiting script (RS_SCRIPT), owned */
 };
 
 /* Request header value (case-insensitive), borrowed from MHD; NULL if absent. */
@@ -68,8 +70,6 @@ enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
 /* Client conditionals and ranges (RFC 9110 13, 14), shared with proxy.c. */
 bool http_not_modified(struct edge_req *r, const char *etag, const char *last_modified);
 bool http_if_range_ok(struct edge_req *r, const char *etag, const char *last_modified);
-/* Single "bytes=" range against len: 1 with [*start, *end], 0 ignore, -1 unsatisfiable. */
-int http_parse_range(const char *h, uint64_t len, uint64_t *start, uint64_t *end);
 /* Headers a 304 carries (RFC 9110 15.4.5) / headers never sent to clients. */
 bool http_in_304(const char *name);
 bool http_skip_to_client(const char *name);

@@ -1,6 +1,7 @@
 /* proxy.c -- misses, collapsing, revalidation, streaming and storing */
 #include "edge/proxy.h"
 #include "edge/freshness.h"
+#include "edge/range.h"
 #include "common/httpdate.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -684,17 +685,23 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 		out_status = 304;
 	} else if (cacheable_get && status == 200 && cl >= 0 && edge_req_header(r, "Range") &&
 	           http_if_range_ok(r, etag, lm)) {
-		uint64_t a, b;
-		int rr = http_parse_range(edge_req_header(r, "Range"), (uint64_t)cl, &a, &b);
-		if (rr < 0) {
+		/* Several ranges on a miss get the whole object (RFC 9110 14.2
+		 * lets a server ignore Range): the parts would have to wait for
+		 * bytes in request order while the body streams in.  The next
+		 * request is a hit and gets multipart/byteranges from the cache. */
+		struct byte_range rg[RANGE_MAX];
+		unsigned nr;
+		enum range_result rr = range_parse(edge_req_header(r, "Range"), (uint64_t)cl, rg, &nr);
+		if (rr == RANGE_UNSATISFIABLE) {
 			out_status = 416;
 			snprintf(crange, sizeof crange, "bytes */%lld", (long long)cl);
-		} else if (rr > 0) {
+		} else if (rr == RANGE_OK && nr == 1) {
 			out_status = 206;
-			off = a;
-			len = b - a + 1;
-			snprintf(crange, sizeof crange, "bytes %llu-%llu/%lld", (unsigned long long)a,
-			         (unsigned long long)b, (long long)cl);
+			off = rg[0].first;
+			len = rg[0].last - rg[0].first + 1;
+			snprintf(crange, sizeof crange, "bytes %llu-%llu/%lld",
+			         (unsigned long long)rg[0].first, (unsigned long long)rg[0].last,
+			         (long long)cl);
 		}
 	}
 

@@ -353,6 +353,53 @@ t_eq "no-cache burst: 1 fill + 1 shared revalidation" 2 "$(ocount /colnc)"
 t_eq "no-cache burst: every client got the body" 5 "$(for f in "$T_DIR"/cnc?; do cat "$f"; echo; done | grep -cx colnc-body)"
 t_eq "no-cache burst: every answer came through the 304" 5 "$(cat "$T_DIR"/cnh? | grep -ci 'Cache-Status:.*fwd=request; fwd-status=304')"
 
+# --- multiple byte ranges (RFC 9110 14): multipart/byteranges from the cache
+MP="$T_ROOT/tests/integration/edge-cache/check_multipart.py"
+mp() { python3 "$MP" "$T_DIR/h" "$T_DIR/b" "$T_DIR/mrfull" "$@"; }
+oset '{"path":"/mrg","headers":{"Cache-Control":"max-age=600","ETag":"\"mr\"","Content-Type":"text/plain"},"size":1000}'
+get /mrg
+cp "$T_DIR/b" "$T_DIR/mrfull"
+get /mrg -r 0-9,20-29
+t_eq "multi-range: 206 multipart/byteranges, exact parts and layout" ok "$(mp 0-9,20-29 text/plain)"
+t_check "multi-range: served from the cache" cs_has "; hit"
+mplen=$(hdr Content-Length)
+get /mrg -H 'Range: bytes=500-509, 0-4,2-6'
+t_eq "multi-range unordered/overlapping within the size: parts as asked" ok "$(mp 500-509,0-4,2-6 text/plain)"
+get /mrg -H 'Range: bytes=990-,-5,0-0'
+t_eq "multi-range open-ended and suffix ranges" ok "$(mp 990-999,995-999,0-0 text/plain)"
+curl -s -I -r 0-9,20-29 "$E/mrg" >"$T_DIR/h"
+t_eq "multi-range HEAD: 206" 206 "$(status)"
+t_check "multi-range HEAD: multipart Content-Type" sh -c "grep -qi '^Content-Type: multipart/byteranges; boundary=' '$T_DIR/h'"
+t_eq "multi-range HEAD: Content-Length of the GET" "$mplen" "$(hdr Content-Length)"
+get /mrg -r 0-9,20-29 -H 'If-Range: "mr"'
+t_eq "multi-range with matching If-Range: multipart" ok "$(mp 0-9,20-29 text/plain)"
+get /mrg -r 0-9,20-29 -H 'If-Range: "old"'
+t_eq "multi-range with stale If-Range: 200, whole object" "200 1000" "$(status) $(stat -c %s "$T_DIR/b")"
+get /mrg -r 0-0,2-2,4-4,6-6,8-8,10-10,12-12,14-14,16-16,18-18,20-20,22-22,24-24,26-26,28-28,30-30
+t_eq "16 ranges: still multipart" ok "$(mp 0-0,2-2,4-4,6-6,8-8,10-10,12-12,14-14,16-16,18-18,20-20,22-22,24-24,26-26,28-28,30-30 text/plain)"
+get /mrg -r 0-0,2-2,4-4,6-6,8-8,10-10,12-12,14-14,16-16,18-18,20-20,22-22,24-24,26-26,28-28,30-30,32-32
+t_eq "17 ranges: Range ignored, 200 whole object" "200 1000" "$(status) $(stat -c %s "$T_DIR/b")"
+t_check "17 ranges: the whole object's bytes" cmp -s "$T_DIR/b" "$T_DIR/mrfull"
+get /mrg -r 0-,0-
+t_eq "overlapping ranges adding up past the size: 200 whole object" "200 1000" "$(status) $(stat -c %s "$T_DIR/b")"
+get /mrg -r 0-600,400-999
+t_eq "overlapping ranges 1200 of 1000 bytes: 200" 200 "$(status)"
+get /mrg -r 2000-2100,3000-
+t_eq "every range unsatisfiable: 416" "416 bytes */1000" "$(status) $(hdr Content-Range)"
+get /mrg -r 2000-2100,10-19
+t_eq "one satisfiable range among unsatisfiable ones: plain 206" "206 bytes 10-19/1000 text/plain" "$(status) $(hdr Content-Range) $(hdr Content-Type)"
+t_check "plain 206: the right 10 bytes" bash -c "cmp -s '$T_DIR/b' <(dd if='$T_DIR/mrfull' bs=1 skip=10 count=10 2>/dev/null)"
+get /mrg -H 'Range: bytes=0-9,x'
+t_eq "malformed range set: 200 whole object" "200 1000" "$(status) $(stat -c %s "$T_DIR/b")"
+t_eq "multi-range: 1 origin request for all of it" 1 "$(ocount /mrg)"
+oset '{"path":"/mrnt","headers":{"Cache-Control":"max-age=600"},"size":300000}'
+get /mrnt
+t_eq "multi-range on a miss: whole object (Range ignored while streaming)" "200 300000" "$(status) $(stat -c %s "$T_DIR/b")"
+cp "$T_DIR/b" "$T_DIR/mrfull"
+get /mrnt -r 0-99999,150000-150009,200000-299999
+t_eq "multi-range over many blocks, no Content-Type: exact parts" ok "$(mp 0-99999,150000-150009,200000-299999 -)"
+t_eq "multi-range large: 1 origin request" 1 "$(ocount /mrnt)"
+
 # --- cache.honor_client_no_cache = false (SIGHUP): reload storms answered from the cache
 sed -i 's/^cache = { /cache = { honor_client_no_cache = false; /' "$T_DIR/edge.conf"
 n0=$(grep -c "SIGHUP: reloaded" "$T_DIR/edge.log")
