@@ -614,6 +614,7 @@ struct stream {
 	struct fetch *f;
 	struct MHD_Connection *conn;
 	uint64_t off, len;      /* len = UINT64_MAX: to the end */
+	struct multipart *mp;   /* several ranges of a body being kept whole, or NULL */
 };
 
 static void wake_stream(struct fetch_waiter *w)
@@ -658,9 +659,60 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 	return 0;
 }
 
+/* multipart/byteranges while the body arrives: only for a fetch that keeps
+ * the whole body (it is being stored), since parts may ask for bytes in any
+ * order.  Waits (suspends) for bytes not there yet. */
+static ssize_t stream_read_mp(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct stream *s = cls;
+	struct fetch *f = s->f;
+	size_t done = 0;
+	pthread_mutex_lock(&f->lock);
+	while (done < max) {
+		const char *text;
+		uint64_t boff, left = range_multipart_locate(s->mp, pos + done, &text, &boff);
+		if (!left)
+			break;
+		if (left > max - done)
+			left = max - done;
+		if (text) {
+			memcpy(out + done, text, (size_t)left);
+			done += (size_t)left;
+			continue;
+		}
+		uint64_t end = f->body_base + f->body.len;
+		if (boff < f->body_base) {
+			pthread_mutex_unlock(&f->lock);
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+		if (boff >= end) {
+			if (done)
+				break;
+			if (f->state == F_DONE || f->state == F_FAILED) {
+				pthread_mutex_unlock(&f->lock);
+				return MHD_CONTENT_READER_END_WITH_ERROR; /* short body */
+			}
+			s->w.waiting = true;
+			MHD_suspend_connection(s->conn);
+			pthread_mutex_unlock(&f->lock);
+			return 0;
+		}
+		if (left > end - boff)
+			left = end - boff;
+		memcpy(out + done, f->body.data + (boff - f->body_base), (size_t)left);
+		done += (size_t)left;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return done ? (ssize_t)done : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
 static void stream_free(void *cls)
 {
 	struct stream *s = cls;
+	if (s->mp) {
+		range_multipart_free(s->mp);
+		free(s->mp);
+	}
 	pthread_mutex_lock(&s->f->lock);
 	fetch_remove_waiter(s->f, &s->w);
 	pthread_mutex_unlock(&s->f->lock);
@@ -677,6 +729,9 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 	uint64_t off = 0, len = cl >= 0 ? (uint64_t)cl : UINT64_MAX;
 	unsigned out_status = status;
 	char crange[96] = "";
+	char ctype[96] = "";
+	struct byte_range rg[RANGE_MAX];
+	unsigned nr = 0;
 	bool is304 = false;
 	bool cacheable_get = x->mode != PASS;
 
@@ -685,12 +740,6 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 		out_status = 304;
 	} else if (cacheable_get && status == 200 && cl >= 0 && edge_req_header(r, "Range") &&
 	           http_if_range_ok(r, etag, lm)) {
-		/* Several ranges on a miss get the whole object (RFC 9110 14.2
-		 * lets a server ignore Range): the parts would have to wait for
-		 * bytes in request order while the body streams in.  The next
-		 * request is a hit and gets multipart/byteranges from the cache. */
-		struct byte_range rg[RANGE_MAX];
-		unsigned nr;
 		enum range_result rr = range_parse(edge_req_header(r, "Range"), (uint64_t)cl, rg, &nr);
 		if (rr == RANGE_UNSATISFIABLE) {
 			out_status = 416;
@@ -702,6 +751,14 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 			snprintf(crange, sizeof crange, "bytes %llu-%llu/%lld",
 			         (unsigned long long)rg[0].first, (unsigned long long)rg[0].last,
 			         (long long)cl);
+		} else if (rr == RANGE_OK && x->store) {
+			/* Several ranges: multipart/byteranges streamed from the body
+			 * as it arrives (kept whole, it is being stored).  A body that
+			 * is not kept gets the whole object (RFC 9110 14.2 lets a
+			 * server ignore Range): its bytes are dropped once read. */
+			out_status = 206;
+		} else {
+			nr = 0;
 		}
 	}
 
@@ -717,6 +774,16 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 		s->len = len;
 		s->w.wake = wake_stream;
 		s->w.pos = off;
+		if (out_status == 206 && nr > 1) {
+			char boundary[33];
+			range_boundary(boundary, (uint64_t)(uintptr_t)s);
+			s->mp = xcalloc(1, sizeof *s->mp);
+			range_multipart_init(s->mp, boundary, fetch_header(&f->hdrs, "Content-Type"), rg,
+			                     nr, (uint64_t)cl);
+			snprintf(ctype, sizeof ctype, "multipart/byteranges; boundary=%s", boundary);
+			len = s->mp->total;
+			s->w.pos = 0;
+		}
 		pthread_mutex_lock(&f->lock);
 		fetch_add_waiter(f, &s->w);
 		pthread_mutex_unlock(&f->lock);
@@ -725,7 +792,8 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 		 * faults from heap trimming). */
 		size_t block = len < STREAM_BLOCK ? (size_t)(len < 1024 ? 1024 : len) : STREAM_BLOCK;
 		resp = MHD_create_response_from_callback(len == UINT64_MAX ? MHD_SIZE_UNKNOWN : len,
-		                                         block, stream_read, s, stream_free);
+		                                         block, s->mp ? stream_read_mp : stream_read, s,
+		                                         stream_free);
 		if (!resp) {
 			stream_free(s);
 			return MHD_NO;
@@ -743,9 +811,13 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 			continue;
 		if (out_status == 416 && strcasecmp(n, "Date"))
 			continue;
+		if (ctype[0] && !strcasecmp(n, "Content-Type"))
+			continue; /* each part carries it */
 		MHD_add_response_header(resp, n, v);
 	}
 	buf_free(&hdrs);
+	if (ctype[0])
+		MHD_add_response_header(resp, "Content-Type", ctype);
 	if (crange[0])
 		MHD_add_response_header(resp, "Content-Range", crange);
 	if (cacheable_get && (out_status == 200 || out_status == 206))

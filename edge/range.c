@@ -166,6 +166,29 @@ size_t range_multipart_read(const struct multipart *m, const uint8_t *body, uint
 	return done;
 }
 
+uint64_t range_multipart_locate(const struct multipart *m, uint64_t pos, const char **text,
+                                uint64_t *body_off)
+{
+	uint64_t at = 0;
+	for (unsigned i = 0; i <= m->n; i++) {
+		if (pos < at + m->seg_len[i]) {
+			*text = m->text.data + m->seg_off[i] + (pos - at);
+			return at + m->seg_len[i] - pos;
+		}
+		at += m->seg_len[i];
+		if (i == m->n)
+			break;
+		uint64_t plen = m->r[i].last - m->r[i].first + 1;
+		if (pos < at + plen) {
+			*text = NULL;
+			*body_off = m->r[i].first + (pos - at);
+			return at + plen - pos;
+		}
+		at += plen;
+	}
+	return 0;
+}
+
 static uint64_t splitmix64(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ull;

@@ -61,6 +61,13 @@ void range_multipart_free(struct multipart *m);
 size_t range_multipart_read(const struct multipart *m, const uint8_t *body, uint64_t pos, char *out,
                             size_t max);
 
+/* For a body that is still arriving: where byte pos of the multipart body
+ * comes from.  Returns how many bytes from pos on stay in the same segment
+ * (0 at or past the end); sets *text to the framing bytes at pos, or to NULL
+ * with *body_off the representation offset of pos. */
+uint64_t range_multipart_locate(const struct multipart *m, uint64_t pos, const char **text,
+                                uint64_t *body_off);
+
 /* Writes a boundary of 32 characters (plus NUL) into out: "minicdn-" and 24
  * hex digits from a per-process counter mixed with the time and seed, so two
  * responses rarely share one and a body is unlikely to contain it. */

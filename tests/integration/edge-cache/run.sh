@@ -392,12 +392,19 @@ t_check "plain 206: the right 10 bytes" bash -c "cmp -s '$T_DIR/b' <(dd if='$T_D
 get /mrg -H 'Range: bytes=0-9,x'
 t_eq "malformed range set: 200 whole object" "200 1000" "$(status) $(stat -c %s "$T_DIR/b")"
 t_eq "multi-range: 1 origin request for all of it" 1 "$(ocount /mrg)"
-oset '{"path":"/mrnt","headers":{"Cache-Control":"max-age=600"},"size":300000}'
+oset '{"path":"/mrnt","headers":{"Cache-Control":"max-age=600"},"size":300000,"delay":0.3}'
+get /mrnt -r 0-99999,150000-150009,200000-299999,5-5
+cp "$T_DIR/h" "$T_DIR/mrmiss.h"; cp "$T_DIR/b" "$T_DIR/mrmiss.b"
+t_check "multi-range on a miss: forwarded" cs_has "fwd=uri-miss.*stored"
 get /mrnt
-t_eq "multi-range on a miss: whole object (Range ignored while streaming)" "200 300000" "$(status) $(stat -c %s "$T_DIR/b")"
+t_eq "after the multi-range miss: whole object stored (hit)" "200 300000" "$(status) $(stat -c %s "$T_DIR/b")"
 cp "$T_DIR/b" "$T_DIR/mrfull"
+t_eq "multi-range on a miss: multipart streamed while the body arrives" ok "$(python3 "$MP" "$T_DIR/mrmiss.h" "$T_DIR/mrmiss.b" "$T_DIR/mrfull" 0-99999,150000-150009,200000-299999,5-5 -)"
 get /mrnt -r 0-99999,150000-150009,200000-299999
-t_eq "multi-range over many blocks, no Content-Type: exact parts" ok "$(mp 0-99999,150000-150009,200000-299999 -)"
+t_eq "multi-range over many blocks from the cache, no Content-Type: exact parts" ok "$(mp 0-99999,150000-150009,200000-299999 -)"
+oset '{"path":"/mrns","headers":{"Cache-Control":"no-store"},"size":1000}'
+get /mrns -r 0-9,20-29
+t_eq "multi-range on a response not stored: 200 whole object" "200 1000" "$(status) $(stat -c %s "$T_DIR/b")"
 t_eq "multi-range large: 1 origin request" 1 "$(ocount /mrnt)"
 
 # --- cache.honor_client_no_cache = false (SIGHUP): reload storms answered from the cache

@@ -116,6 +116,24 @@ static void test_multipart(void **state)
 		assert_memory_equal(out, want, strlen(want));
 	}
 	assert_int_equal(range_multipart_read(&m, body, m.total, out, sizeof out), 0);
+	/* locate: rebuild the same bytes segment by segment */
+	size_t pos = 0;
+	const char *text;
+	uint64_t boff, left;
+	memset(out, 0, sizeof out);
+	while ((left = range_multipart_locate(&m, pos, &text, &boff)) > 0) {
+		memcpy(out + pos, text ? text : (const char *)body + boff, (size_t)left);
+		pos += (size_t)left;
+	}
+	assert_int_equal(pos, strlen(want));
+	assert_memory_equal(out, want, strlen(want));
+	assert_int_equal(range_multipart_locate(&m, 5, &text, &boff), strlen("--BND\r\nContent-Type: "
+	                 "text/plain\r\nContent-Range: bytes 0-2/100\r\n\r\n") - 5);
+	assert_non_null(text);
+	size_t hdr0 = m.seg_len[0];
+	assert_int_equal(range_multipart_locate(&m, hdr0 + 1, &text, &boff), 2);
+	assert_null(text);
+	assert_int_equal(boff, 1);
 	range_multipart_free(&m);
 	/* no Content-Type when the object has none */
 	range_multipart_init(&m, "B", NULL, r, 2, 100);
