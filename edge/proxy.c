@@ -191,6 +191,10 @@ static void fill_evaluate(struct fill *x, struct fetch *f, const struct buf *hdr
 	in.method = "GET";
 	in.req_authorization = x->req_auth;
 	in.req_cache_control = fetch_header(&x->req_hdrs, "Cache-Control");
+	/* Age is never stored (it is recomputed), so after a 304 the merged
+	 * headers lack it: the 304's own Age is the validated response's age
+	 * upstream (RFC 9111 4.2.3, 4.3.4). */
+	in.age = fetch_header(&f->hdrs, "Age");
 	freshness_evaluate(&in, &x->fo);
 }
 

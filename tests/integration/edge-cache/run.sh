@@ -280,8 +280,9 @@ t_check "max-age=10 on a 30 s old entry: fwd=request, revalidated (304)" cs_has 
 t_eq "max-age=10: body from the cache" rq-body "$(body)"
 t_eq "max-age=10: one conditional origin request" 2 "$(ocount /rq)"
 t_check "max-age=10: origin got If-None-Match" sh -c "curl -s '$O/__last?path=/rq' | grep -q 'If-None-Match'"
+t_check "after the 304 the entry is as old as the 304's Age says" test "$(hdr Age)" -ge 30
 get /rq -H 'Cache-Control: min-fresh=100'
-t_check "min-fresh=100 with ~600 s left: hit" cs_has "; hit"
+t_check "min-fresh=100 with ~570 s left: hit" cs_has "; hit"
 get /rq -H 'Cache-Control: min-fresh=1000'
 t_check "min-fresh=1000: fwd=request, revalidated" cs_has "fwd=request; fwd-status=304"
 t_eq "min-fresh: one more origin request" 3 "$(ocount /rq)"
@@ -294,9 +295,12 @@ t_check "Pragma: no-cache without Cache-Control: revalidated" cs_has "fwd=reques
 t_eq "Pragma: one more origin request" 5 "$(ocount /rq)"
 get /rq -H 'Pragma: no-cache' -H 'Cache-Control: max-age=600'
 t_check "Pragma ignored when Cache-Control is present: hit" cs_has "; hit"
+get /rq -H 'Cache-Control: max-age=0'
+t_check "max-age=0 (browser reload) on a 30 s old entry: revalidated" cs_has "fwd=request; fwd-status=304"
+t_eq "max-age=0: one more origin request" 6 "$(ocount /rq)"
 get /rq -H 'Cache-Control: only-if-cached'
 t_eq "only-if-cached, stored: 200 from the cache" "200 rq-body" "$(status) $(body)"
-t_eq "req cc: origin count after the hits" 5 "$(ocount /rq)"
+t_eq "req cc: origin count after the hits" 6 "$(ocount /rq)"
 get /rq-absent -H 'Cache-Control: only-if-cached'
 t_eq "only-if-cached, not stored: 504" 504 "$(status)"
 t_check "only-if-cached 504: Cache-Status detail" cs_has "detail=only-if-cached"
