@@ -34,10 +34,11 @@
 static const char vary_magic[4] = { 'M', 'C', 'V', '1' };
 static const char ref_magic[4] = { 'M', 'C', 'R', '1' };
 #define REF_SIZE 20
-/* "m" records.  The format names the entry encoding (entry.h's magic) and
- * the layout of the databases; a store without it, or with another, is from
- * an older minicdn and is moved aside at start-up, never misread. */
-#define STORE_FORMAT "MCE3"
+/* "m" records.  The format names the layout of the databases and the entry
+ * encoding; a store without it (MCE2: one value per URL), or with another,
+ * is from an older minicdn and is moved aside at start-up, never misread.
+ * MCS2: "e" references, "b" entries (entry.h MCE3) under native integer ids. */
+#define STORE_FORMAT "MCS2"
 static const MDB_val m_bytes = { 5, "bytes" }, m_format = { 6, "format" }, m_clean = { 5, "clean" };
 
 struct cache {
@@ -115,12 +116,22 @@ static void be64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)v;
 }
 
-static uint64_t get_be64(const uint8_t *p)
+/* "b" keys are body ids as native size_t with MDB_INTEGERKEY: LMDB then
+ * compares them as integers, cheaper than memcmp on a hit's second lookup. */
+_Static_assert(sizeof(size_t) == 8, "body ids are 64-bit size_t keys");
+
+static MDB_val body_key(size_t *slot, uint64_t id)
 {
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
+	*slot = (size_t)id;
+	return (MDB_val){ sizeof *slot, slot };
+}
+
+static uint64_t body_id(const MDB_val *k)
+{
+	size_t id = 0;
+	if (k->mv_size == sizeof id)
+		memcpy(&id, k->mv_data, sizeof id);
+	return id;
 }
 
 struct ref {
@@ -253,7 +264,7 @@ static int check_walk(const char *path, uint64_t map_size, int fd)
 		if (i == -1)
 			rc = mdb_dbi_open(t, NULL, 0, &dbi);
 		else if (i >= 0)
-			rc = mdb_dbi_open(t, names[i], i == 4 ? MDB_DUPSORT : 0, &dbi);
+			rc = mdb_dbi_open(t, names[i], i == 4 ? MDB_DUPSORT : i == 1 ? MDB_INTEGERKEY : 0, &dbi);
 		if (rc == MDB_NOTFOUND && main_entries == 0)
 			continue; /* a new store: created on open */
 		const char *dn = i < 0 ? (i == -1 ? "main" : "free") : names[i];
@@ -305,7 +316,7 @@ static int check_walk(const char *path, uint64_t map_size, int fd)
 					if (entry_verify(v.mv_data, v.mv_size) < 0) {
 						snprintf(why, sizeof why, "database b: body %llu: checksum "
 						         "mismatch (bytes lost in an unclean stop)",
-						         (unsigned long long)get_be64(k.mv_data));
+						         (unsigned long long)body_id(&k));
 						break;
 					}
 					verified++;
@@ -318,9 +329,8 @@ static int check_walk(const char *path, uint64_t map_size, int fd)
 					break;
 				ok = ref_decode(&v, &r) == 0;
 				if (ok) {
-					uint8_t bk[8];
-					be64(bk, r.id);
-					MDB_val bkey = { 8, bk }, bv;
+					size_t bk;
+					MDB_val bkey = body_key(&bk, r.id), bv;
 					if (mdb_get(t, bdbi, &bkey, &bv) != 0) {
 						snprintf(why, sizeof why, "database e: record %zu points at "
 						         "body %llu, which is missing", n,
@@ -562,7 +572,7 @@ static int env_open(struct cache *c, const struct cache_opts *o, char *err, size
 		goto lmdb_fail;
 	bool existed = mst.ms_entries > 0;
 	if ((rc = mdb_dbi_open(txn, "e", MDB_CREATE, &c->e)) ||
-	    (rc = mdb_dbi_open(txn, "b", MDB_CREATE, &c->b)) ||
+	    (rc = mdb_dbi_open(txn, "b", MDB_CREATE | MDB_INTEGERKEY, &c->b)) ||
 	    (rc = mdb_dbi_open(txn, "l", MDB_CREATE, &c->l)) ||
 	    (rc = mdb_dbi_open(txn, "t", MDB_CREATE | MDB_DUPSORT, &c->t)) ||
 	    (rc = mdb_dbi_open(txn, "m", MDB_CREATE, &c->m)))
@@ -590,7 +600,7 @@ static int env_open(struct cache *c, const struct cache_opts *o, char *err, size
 	MDB_val k, v;
 	c->next_id = 1;
 	if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
-		c->next_id = get_be64(k.mv_data) + 1;
+		c->next_id = body_id(&k) + 1;
 	mdb_cursor_close(cur);
 	if ((rc = mdb_txn_commit(txn))) { /* frees txn either way */
 		snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
@@ -781,9 +791,9 @@ enum cache_result cache_lookup(struct cache *c, const char *key, cache_header_fn
 	/* The reference, then the entry itself in "b" (same read transaction:
 	 * the two agree, and the body stays mapped until the ref is released). */
 	struct ref r;
-	uint8_t bk[8];
-	MDB_val bkey = { 8, bk };
-	if (ref_decode(&v, &r) < 0 || (be64(bk, r.id), mdb_get(t, c->b, &bkey, &v)) != 0 ||
+	size_t bk;
+	MDB_val bkey;
+	if (ref_decode(&v, &r) < 0 || (bkey = body_key(&bk, r.id), mdb_get(t, c->b, &bkey, &v)) != 0 ||
 	    entry_decode(v.mv_data, v.mv_size, out) < 0) {
 		log_warn("cache", "undecodable entry for %s ignored", key);
 		buf_free(&sk);
@@ -856,10 +866,9 @@ static int ref_put(struct cache *c, MDB_txn *t, const MDB_val *k, uint64_t id, u
  * t), or an LMDB code. */
 static int body_reserve(struct cache *c, MDB_txn *t, size_t vsize, uint64_t *id, void **dst)
 {
-	uint8_t bk[8];
+	size_t bk;
 	*id = c->next_id++;
-	be64(bk, *id);
-	MDB_val k = { 8, bk }, v = { vsize, NULL };
+	MDB_val k = body_key(&bk, *id), v = { vsize, NULL };
 	int rc = mdb_put(t, c->b, &k, &v, MDB_APPEND | MDB_RESERVE);
 	if (rc == 0)
 		*dst = v.mv_data;
@@ -879,9 +888,8 @@ static int del_record(struct cache *c, MDB_txn *t, MDB_val *k)
 		mdb_del(t, c->e, k, NULL);
 		return 0;
 	}
-	uint8_t bk[8];
-	be64(bk, r.id);
-	MDB_val bkey = { 8, bk }, bv;
+	size_t bk;
+	MDB_val bkey = body_key(&bk, r.id), bv;
 	size_t vlen = 0;
 	if (mdb_get(t, c->b, &bkey, &bv) == 0) {
 		vlen = bv.mv_size;
@@ -1391,11 +1399,11 @@ int cache_update(struct cache *c, const char *storage_key, const struct entry_me
 	MDB_val k = { dbkey(storage_key, strlen(storage_key), kb), kb }, v;
 	struct entry_view ev;
 	struct ref r;
-	uint8_t bk[8];
-	MDB_val bkey = { 8, bk };
+	size_t bk;
+	MDB_val bkey;
 	if (mdb_get(t, c->e, &k, &v) != 0 || ref_decode(&v, &r) < 0)
 		goto fail;
-	be64(bk, r.id);
+	bkey = body_key(&bk, r.id);
 	if (mdb_get(t, c->b, &bkey, &v) != 0 || entry_decode(v.mv_data, v.mv_size, &ev) < 0)
 		goto fail;
 	size_t nsize = entry_size(hdrs_len, ev.tags_len, ev.body_len);
