@@ -1,14 +1,18 @@
 /* cache.h -- the LMDB object store: lookup, store, update, purge, eviction.
  *
  * One environment, five named databases:
- *   e  storage key -> entry (entry.h) or a Vary record ("MCV1" + header names)
- *   a  storage key -> last access (u64 seconds), for the approximate LRU
+ *   e  storage key -> reference (body id + last access) or a Vary record
+ *      ("MCV1" + header names): small records, dozens per page
+ *   b  body id -> entry (entry.h: meta, headers, tags, body, crc32); ids only
+ *      grow and are appended (MDB_APPEND), so pages fill sequentially
  *   l  be64(access) + storage key -> "" (oldest first: the eviction order)
  *   t  tag -> storage key (dupsort), for purge by Surrogate-Key / Cache-Tag
- *   m  "bytes" -> u64 accounted size of all entries
- * Each store/update/purge is one write transaction (cache_store_async: one
- * transaction for a batch of stores), so readers and crashes only ever see
- * whole entries.  Thread-safe: any thread may call anything.
+ *   m  "bytes" accounted size, "format" (store layout), "clean" (set only by
+ *      cache_close after the final sync: the next start skips body checksums)
+ * Each store/update/purge is one write transaction (the writer thread: one
+ * transaction for a batch of stores and purges, in queue order), so readers
+ * and crashes only ever see whole entries.  Thread-safe: any thread may call
+ * anything.
  *
  * Keys longer than LMDB's 511-byte limit are stored as their first 400 bytes
  * plus a hash, so prefix purges look at most at the first 400 bytes. */
@@ -46,7 +50,8 @@ enum cache_result { CACHE_MISS = 0, CACHE_HIT, CACHE_VARY_MISS };
  * transaction and out points into the map (zero-copy) until
  * cache_ref_release(*ref); storage_key (optional) receives the key of the
  * variant found.  On a miss *ref is NULL.  Vary records are resolved with
- * hdr(cls, name).  Cost: one B-tree lookup (two for a Vary'd object). */
+ * hdr(cls, name).  Cost: two B-tree lookups, "e" then "b" (three for a
+ * Vary'd object). */
 enum cache_result cache_lookup(struct cache *c, const char *key, cache_header_fn hdr, void *cls,
                                struct cache_ref **ref, struct entry_view *out,
                                struct buf *storage_key);
@@ -78,11 +83,17 @@ void cache_store_async(struct cache *c, const char *key, const char *vary, cache
                        void (*done)(void *cls, int rc), void *cls);
 
 /* After a 304: replaces the meta and headers of the entry at storage_key,
- * keeping tags and body.  Returns 0, or -1 if the entry is gone. */
+ * keeping tags and body (the "b" record is rewritten under the same id: the
+ * body is copied once).  Returns 0, or -1 if the entry is gone. */
 int cache_update(struct cache *c, const char *storage_key, const struct entry_meta *m,
                  const char *hdrs, size_t hdrs_len);
 
-/* Purges; each returns the number of entries removed (variants count one each). */
+/* Purges; each returns the number of entries removed (variants count one
+ * each), or -1.  A purge is queued behind the stores already queued by
+ * cache_store_async and the caller waits for its commit, so a store queued
+ * before the purge is never committed after it.  (A fetch still running
+ * when the purge is made queues its store later: the caller must drop it.)
+ * From the writer thread itself (a done callback) a purge runs at once. */
 long cache_purge_key(struct cache *c, const char *key);     /* the key and its variants */
 long cache_purge_prefix(struct cache *c, const char *prefix); /* "http://host/p" or "/p" (any host) */
 long cache_purge_tag(struct cache *c, const char *tag);
