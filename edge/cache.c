@@ -27,6 +27,7 @@
 #define TXN_POOL 128
 #define TOUCH_QUEUE 4096
 #define TOUCH_GRANULARITY 10 /* seconds: an access younger than this is not rewritten */
+#define RECENT_PURGES 128    /* purges remembered against fetches still running */
 
 /* "e" values: a Vary record ("MCV1" + names) or a reference to a "b" record:
  * "MCR1" | body id u64 | last access u64 (native byte order: the file is
@@ -62,6 +63,15 @@ struct cache {
 	pthread_cond_t wq_cond;   /* work queued, or stop */
 	pthread_cond_t done_cond; /* a queued purge finished */
 	struct cache_job *wq_head, *wq_tail;
+	/* recent purges, so a store of a response requested before one of
+	 * them is dropped (purge_covers); a ring, the oldest overwritten */
+	pthread_mutex_t recent_lock;
+	struct recent_purge {
+		int kind; /* enum job_kind; 0 = unused slot */
+		char *arg;
+		int64_t at;
+	} recent[RECENT_PURGES];
+	int recent_next;
 };
 
 enum job_kind { JOB_STORE, JOB_PURGE_KEY, JOB_PURGE_PREFIX, JOB_PURGE_TAG };
@@ -80,6 +90,7 @@ struct cache_job {
 	uint64_t body_len;
 	void (*done)(void *cls, int rc);
 	void *cls;
+	bool skipped; /* a purge covered it: done(-1) after a good commit */
 	/* purges (on the caller's stack: the writer must not touch one once
 	 * finished is set) */
 	const char *arg;
@@ -493,6 +504,7 @@ struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen)
 	c->low = o->low_water > 0 ? o->low_water : 0.6;
 	pthread_mutex_init(&c->pool_lock, NULL);
 	pthread_mutex_init(&c->touch_lock, NULL);
+	pthread_mutex_init(&c->recent_lock, NULL);
 	/* A cache may lose its contents, never the edge its start: a store
 	 * damaged by an OS crash (commits are not fsync'd one by one, see
 	 * env_open) or written by an older minicdn is moved aside and the edge
@@ -654,6 +666,9 @@ void cache_close(struct cache *c)
 			mdb_env_sync(c->env, 1);
 	}
 	mdb_env_close(c->env);
+	for (int i = 0; i < RECENT_PURGES; i++)
+		free(c->recent[i].arg);
+	pthread_mutex_destroy(&c->recent_lock);
 	pthread_mutex_destroy(&c->pool_lock);
 	pthread_mutex_destroy(&c->touch_lock);
 	free(c);
@@ -1009,15 +1024,80 @@ static int make_room(struct cache *c, MDB_txn **t, size_t vsize, uint64_t evict_
 	return rc;
 }
 
+/* ---------- purges against fetches still running ---------- */
+
+#define STORE_SKIPPED (-1000) /* store_in: not stored, a purge covers it (not an LMDB code) */
+
+/* Whether a storage key's path (after "http://host") starts with prefix, or
+ * for an absolute prefix the key itself: the purge's own matching. */
+static bool prefix_covers(const char *key, const char *prefix)
+{
+	size_t len = strlen(prefix), kl = strlen(key);
+	if (prefix[0] != '/') {
+		len = len > DBKEY_KEEP ? DBKEY_KEEP : len;
+		return kl >= len && !memcmp(key, prefix, len);
+	}
+	const char *e = kl > 7 ? memchr(key + 7, '/', kl - 7) : NULL;
+	return e && strlen(e) >= len && !memcmp(e, prefix, len);
+}
+
+/* Remembers a purge (called inside its write transaction). */
+static void purge_remember(struct cache *c, enum job_kind kind, const char *arg)
+{
+	pthread_mutex_lock(&c->recent_lock);
+	struct recent_purge *p = &c->recent[c->recent_next];
+	free(p->arg);
+	p->kind = (int)kind;
+	p->arg = xstrdup(arg);
+	p->at = (int64_t)now_s();
+	c->recent_next = (c->recent_next + 1) % RECENT_PURGES;
+	pthread_mutex_unlock(&c->recent_lock);
+}
+
+/* Whether a purge made after request_time covers this response (by its
+ * primary key or one of its tags): it was requested before the purge, so it
+ * may carry the purged content and must not be stored after it.  Times are
+ * seconds (entry_meta): a purge in the same second as the request does not
+ * count -- counting it would drop every response fetched just after a purge
+ * (purge, then warm up) -- so that one-second window stays open.  Only the
+ * last RECENT_PURGES purges are remembered.  Cost: a scan of them per
+ * store, under the writer's transaction. */
+static bool purge_covers(struct cache *c, const char *key, const char *tags, size_t tags_len,
+                         int64_t request_time)
+{
+	bool hit = false;
+	pthread_mutex_lock(&c->recent_lock);
+	for (int i = 0; i < RECENT_PURGES && !hit; i++) {
+		const struct recent_purge *p = &c->recent[i];
+		if (!p->kind || p->at <= request_time)
+			continue;
+		switch (p->kind) {
+		case JOB_PURGE_KEY: hit = !strcmp(key, p->arg); break;
+		case JOB_PURGE_PREFIX: hit = prefix_covers(key, p->arg); break;
+		case JOB_PURGE_TAG:
+			for (size_t j = 0; j < tags_len && !hit; j += strlen(tags + j) + 1)
+				hit = !strcmp(tags + j, p->arg);
+			break;
+		default: break;
+		}
+	}
+	pthread_mutex_unlock(&c->recent_lock);
+	return hit;
+}
+
 /* Writes one entry inside write txn t (no commit): the entry under a new
  * body id in "b", the reference at its storage key in "e", tag rows, the
- * LRU row.  Returns 0 or an LMDB code; on error t must be aborted. */
+ * LRU row.  Returns 0, STORE_SKIPPED (nothing written: a purge made since
+ * the response was requested covers it) or an LMDB code; on error t must
+ * be aborted. */
 static int store_in(struct cache *c, MDB_txn *t, const char *key, const char *vary,
                     cache_header_fn hdr, void *cls, const struct entry_meta *m, const char *hdrs,
                     size_t hdrs_len, const char *tags, size_t tags_len, const void *body,
                     uint64_t body_len)
 {
 	int rc;
+	if (purge_covers(c, key, tags, tags_len, m->request_time))
+		return STORE_SKIPPED;
 	size_t vsize = entry_size(hdrs_len, tags_len, body_len);
 	char pk[DBKEY_MAX];
 	MDB_val pkey = { dbkey(key, strlen(key), pk), pk };
@@ -1110,6 +1190,10 @@ int cache_store(struct cache *c, const char *key, const char *vary, cache_header
 		return -1; /* would evict most of the cache: not worth it */
 	}
 	int rc = store_txn(c, key, vary, hdr, cls, m, hdrs, hdrs_len, tags, tags_len, body, body_len, 0);
+	if (rc == STORE_SKIPPED) {
+		log_debug("cache", "not stored %s: purged while it was being fetched", key);
+		return -1;
+	}
 	if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
 		/* Free pages still pinned by readers, or accounting drift: evict
 		 * harder and try once more.  Never an error for the client. */
@@ -1191,6 +1275,7 @@ static long purge_tag_in(struct cache *c, MDB_txn *t, const char *tag)
 
 static long purge_in(struct cache *c, MDB_txn *t, const struct cache_job *j)
 {
+	purge_remember(c, j->kind, j->arg);
 	switch (j->kind) {
 	case JOB_PURGE_KEY: return purge_key_in(c, t, j->arg);
 	case JOB_PURGE_PREFIX: return purge_prefix_in(c, t, j->arg);
@@ -1220,7 +1305,7 @@ static long purge_txn(struct cache *c, const struct cache_job *j)
 static void job_finish(struct cache *c, struct cache_job *j, int rc)
 {
 	if (j->kind == JOB_STORE) {
-		j->done(j->cls, rc);
+		j->done(j->cls, rc ? rc : j->skipped ? -1 : 0);
 		return;
 	}
 	pthread_mutex_lock(&c->wq_lock);
@@ -1272,6 +1357,10 @@ static void writer_batch(struct cache *c, struct cache_job **jobs, int n)
 		}
 		rc = store_in(c, t, j->key, j->vary, j->hdr, j->hcls, &j->m, j->hdrs, j->hdrs_len,
 		              j->tags, j->tags_len, j->body, j->body_len);
+		if (rc == STORE_SKIPPED) {
+			j->skipped = true;
+			rc = 0;
+		}
 	}
 	if (rc == 0) {
 		rc = mdb_txn_commit(t);

@@ -91,9 +91,11 @@ int cache_update(struct cache *c, const char *storage_key, const struct entry_me
 /* Purges; each returns the number of entries removed (variants count one
  * each), or -1.  A purge is queued behind the stores already queued by
  * cache_store_async and the caller waits for its commit, so a store queued
- * before the purge is never committed after it.  (A fetch still running
- * when the purge is made queues its store later: the caller must drop it.)
- * From the writer thread itself (a done callback) a purge runs at once. */
+ * before the purge is never committed after it.  The last 128 purges are
+ * also remembered: a later store of a response whose meta.request_time is
+ * an earlier second than a purge covering it (same key, prefix or tag: a
+ * fetch still running when the purge came) is dropped (rc -1).  From the
+ * writer thread itself (a done callback) a purge runs at once. */
 long cache_purge_key(struct cache *c, const char *key);     /* the key and its variants */
 long cache_purge_prefix(struct cache *c, const char *prefix); /* "http://host/p" or "/p" (any host) */
 long cache_purge_tag(struct cache *c, const char *tag);

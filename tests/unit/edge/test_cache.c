@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -203,9 +204,65 @@ static void test_purge_after_queued_store(void **state)
 	assert_true(get(c, "http://h/other", b, sizeof b));
 	/* Purges of every kind still work from the writer's own thread path
 	 * (no writer queued work): a store then a purge by prefix. */
-	put(c, "http://h/race", "again", "", 0);
+	struct entry_meta later = META;
+	later.request_time = (int64_t)time(NULL) + 1; /* requested after the purge */
+	assert_int_equal(cache_store(c, "http://h/race", NULL, NULL, NULL, &later, HDRS,
+	                             sizeof HDRS - 1, "", 0, "again", 5),
+	                 0);
 	assert_int_equal(cache_purge_prefix(c, "http://h/ra"), 1);
 	assert_false(get(c, "http://h/race", b, sizeof b));
+	cache_close(c);
+}
+
+/* A response requested before a purge but stored after it (a fetch still
+ * running when the purge came): not stored.  One requested after the purge
+ * is stored.  By key, by prefix and by tag. */
+static void test_purge_while_fetching(void **state)
+{
+	struct cache *c = open_store();
+	char b[256];
+	int64_t now = (int64_t)time(NULL);
+	struct entry_meta before = META, after = META;
+	before.request_time = now - 5;
+	after.request_time = now + 1; /* a request sent after the purge's second */
+	assert_int_equal(cache_purge_key(c, "http://h/k"), 0);
+	assert_int_equal(cache_purge_prefix(c, "/pre/"), 0);
+	assert_int_equal(cache_purge_tag(c, "tg"), 0);
+	static const struct {
+		const char *key, *tags;
+		size_t tl;
+	} cases[] = {
+		{ "http://h/k", "", 0 },
+		{ "http://other/pre/x", "", 0 },
+		{ "http://h/tagged", "a\0tg\0", 5 },
+	};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(cache_store(c, cases[i].key, NULL, NULL, NULL, &before, HDRS,
+		                             sizeof HDRS - 1, cases[i].tags, cases[i].tl, "stale", 5),
+		                 -1);
+		assert_false(get(c, cases[i].key, b, sizeof b));
+		assert_int_equal(cache_store(c, cases[i].key, NULL, NULL, NULL, &after, HDRS,
+		                             sizeof HDRS - 1, cases[i].tags, cases[i].tl, "fresh", 5),
+		                 0);
+		assert_true(get(c, cases[i].key, b, sizeof b));
+		assert_string_equal(b, "fresh");
+	}
+	/* Not covered by any purge: stored whatever its request time. */
+	assert_int_equal(cache_store(c, "http://h/free", NULL, NULL, NULL, &before, HDRS,
+	                             sizeof HDRS - 1, "b\0", 2, "x", 1),
+	                 0);
+	assert_true(get(c, "http://h/free", b, sizeof b));
+	/* Through the writer: the done callback hears -1. */
+	struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, true, { 0 }, 0 };
+	cache_store_async(c, "http://h/k", NULL, NULL, NULL, &before, HDRS, sizeof HDRS - 1, "", 0,
+	                  "stale", 5, plain_done, &g);
+	pthread_mutex_lock(&g.lock);
+	while (g.ndone < 1)
+		pthread_cond_wait(&g.cond, &g.lock);
+	pthread_mutex_unlock(&g.lock);
+	assert_int_equal(g.done_rc[0], -1);
+	assert_true(get(c, "http://h/k", b, sizeof b));
+	assert_string_equal(b, "fresh");
 	cache_close(c);
 }
 
@@ -350,6 +407,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip_update_purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_after_queued_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge_while_fetching, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_marker_and_checksums, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_old_format, setup, teardown),
 	};
