@@ -198,6 +198,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *cls)
 		pthread_mutex_unlock(&f->lock);
 		return CURL_WRITEFUNC_PAUSE;
 	}
+	if (f->max_body && f->body_base + f->body.len + len > f->max_body) {
+		f->too_big = true;
+		pthread_mutex_unlock(&f->lock);
+		return 0; /* aborts the transfer (CURLE_WRITE_ERROR) */
+	}
 	buf_append(&f->body, p, len);
 	if (!f->discard && f->keep_limit && f->body_base + f->body.len > f->keep_limit)
 		f->discard = true; /* too big to store (no Content-Length said so): stream through */
@@ -221,6 +226,8 @@ static void start_one(struct fetcher *fr, struct fetch *f)
 	bool get = !strcmp(f->method, "GET");
 	f->fr = fr;
 	f->request_time = (int64_t)time(NULL);
+	long tmo = f->timeout_ms > 0 && f->timeout_ms < fr->timeout_ms ? f->timeout_ms : fr->timeout_ms;
+	long ctmo = tmo < fr->connect_timeout_ms ? tmo : fr->connect_timeout_ms;
 	if (get && fr->nidle) {
 		/* A pooled GET handle keeps every option below but the per-fetch ones. */
 		CURL *e = fr->idle[--fr->nidle];
@@ -231,6 +238,8 @@ static void start_one(struct fetcher *fr, struct fetch *f)
 		curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->req_headers);
 		curl_easy_setopt(e, CURLOPT_XFERINFODATA, f);
+		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ctmo);
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, tmo);
 		curl_multi_add_handle(fr->multi, e);
 		return;
 	}
@@ -240,8 +249,8 @@ static void start_one(struct fetcher *fr, struct fetch *f)
 	curl_easy_setopt(e, CURLOPT_PRIVATE, f);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)fr->connect_timeout_ms);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)fr->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ctmo);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, tmo);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);

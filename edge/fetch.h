@@ -70,6 +70,10 @@ struct fetch {
 	bool complete;               /* whole body received (F_DONE with a full body) */
 	bool discard;                /* drop bytes all waiters have read */
 	uint64_t keep_limit;         /* switch to discard past this many bytes (0 = never) */
+	/* set before fetch_submit (script subrequests): */
+	int timeout_ms;              /* total for this transfer, capped by the fetcher's (0 = its) */
+	uint64_t max_body;           /* abort the transfer past this many body bytes (0 = no cap) */
+	bool too_big;                /* aborted because of max_body */
 	bool paused, unpause;
 	bool timed_out;
 	char err[128];

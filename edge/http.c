@@ -564,7 +564,8 @@ static enum MHD_Result dispatch(struct edge_req *r)
 
 	/* 2. Script hook (issue 5): a matching script answers or declines. */
 	enum MHD_Result sret;
-	if (script_any() && script_http_step(r, &sret))
+	if (r->state == RS_SCRIPT ? script_http_resume(r, &sret)
+	                          : script_any() && script_http_step(r, &sret))
 		return sret;
 
 	/* 3. Cache. */
@@ -636,6 +637,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->state == RS_WAIT)
 		return proxy_resume(r);
+	if (r->state == RS_SCRIPT)
+		return dispatch(r);
 	return MHD_YES;
 }
 
@@ -661,6 +664,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct edge_req *r = *con_cls;
 	if (!r)
 		return;
+	script_http_release(r);
 	proxy_release(r);
 	buf_free(&r->path);
 	buf_free(&r->host);

@@ -17,7 +17,8 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 
-enum req_state { RS_NEW = 0, RS_BODY, RS_READY, RS_DONE, RS_WAIT };
+enum req_state { RS_NEW = 0, RS_BODY, RS_READY, RS_DONE, RS_WAIT,
+	         RS_SCRIPT /* a script waits for a subrequest (edge/script_http.c) */ };
 
 /* Why this request goes to the origin (Cache-Status fwd=). */
 enum fwd_reason { FWD_NONE = 0, FWD_URI_MISS, FWD_VARY_MISS, FWD_STALE, FWD_METHOD, FWD_MISS,
@@ -49,6 +50,7 @@ struct edge_req {
 	int64_t stale_deadline;          /* serve-stale-on-error limit (epoch seconds) */
 	bool no_collapse;               /* forwarded individually after a collapse did not fit */
 	bool joined_done;               /* answered from a completed fetch whose store is pending (a hit) */
+	struct script_task *script;      /* waiting script (RS_SCRIPT), owned */
 };
 
 /* Request header value (case-insensitive), borrowed from MHD; NULL if absent. */

@@ -8,22 +8,33 @@
  *
  * from = "cache" (GET only) reads the edge's cache through the dispatch's
  * script_cache_ops: a fresh entry for the URL on the request's host is
- * answered without contacting the origin; otherwise the origin is fetched
- * (with that Host) and the response stored if it is cacheable, exactly as a
- * client's request for the same URL would be.
+ * answered without contacting the origin (synchronously: a local LMDB read);
+ * otherwise the origin is fetched (with that Host) and the response stored if
+ * it is cacheable, exactly as a client's request for the same URL would be.
+ *
+ * Origin subrequests never block the worker thread: the request goes to the
+ * edge's fetcher (edge/fetch.h, libcurl multi in its own thread, connections
+ * kept alive), the dispatch suspends the client connection (req->suspend),
+ * and fetch() yields the script's coroutine.  When the transfer ends the
+ * fetcher's thread calls req->wake (the dispatch resumes the connection),
+ * the dispatch calls script_resume on the worker thread, and fetch()
+ * returns its result through the continuation below.
  *
  * Only the configured origin is reachable (the argument is a path), so a
  * script cannot turn the edge into a proxy to arbitrary hosts.  Bounded by:
  * the per-request count (lua_vm_count_fetch), a timeout capped by the
- * configured subrequest timeout and by what is left of the wall-clock budget,
- * and a maximum body size.  The curl handle is reused per worker state, so
- * connections to the origin are kept alive. */
+ * configured subrequest timeout and by what is left of the wall-clock budget
+ * (and by the fetcher's own timeout), and a maximum body size (the transfer is
+ * aborted past it). */
 #include "edge/lua_vm.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"
+#include "edge/fetch.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <lauxlib.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -33,60 +44,40 @@
 
 struct fetch_ctx {
 	struct buf body;
-	size_t max;
-	int too_big;
 	struct buf hdrs;
-	int nhdrs;
 	long status;
 	struct curl_slist *hl;
-	char *url;
 	struct buf reqh;     /* subrequest headers, packed "name\0value\0" (Vary selection) */
+	bool yieldable;      /* the calling coroutine can wait */
+	struct lua_sub *sub; /* set when the origin must be asked: l_fetch yields */
 };
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-	struct fetch_ctx *f = ud;
-	size_t len = sz * n;
-	if (f->body.len + len > f->max) {
-		f->too_big = 1;
-		return 0; /* aborts the transfer */
-	}
-	buf_append(&f->body, p, len);
-	return len;
-}
+/* An origin subrequest in flight.  Owned by the task that waits for it
+ * (lua_vm_set_pending) until fetch_cont takes it over. */
+struct lua_sub {
+	struct fetch_waiter w; /* first: the wake callback casts back */
+	struct fetch *f;       /* a reference */
+	bool registered;       /* w is in f's waiters */
+	void (*wake)(void *ctx);
+	void (*suspend)(void *ctx);
+	void *ctx;
+	bool store;            /* from = "cache": store the response if cacheable */
+	char *path;
+	struct buf reqh;       /* the subrequest's headers (Vary selection on store) */
+};
 
-/* Collects "name\0value\0" pairs in C: no Lua call (which may raise) runs
- * inside a curl callback. */
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+/* Pushes the result table; hdrs packed "name\0value\0", cache (may be
+ * NULL) is r.cache. */
+static int push_result(lua_State *L, long status, const struct buf *hdrs, const char *body,
+                       size_t body_len, const char *cache)
 {
-	struct fetch_ctx *f = ud;
-	size_t len = sz * n;
-	char *colon = memchr(p, ':', len);
-	if (!colon || colon == p || colon - p > 128 || f->nhdrs >= 100)
-		return len; /* status line, blank line, too many */
-	size_t nl = (size_t)(colon - p);
-	const char *v = colon + 1, *end = p + len;
-	while (v < end && (*v == ' ' || *v == '\t'))
-		v++;
-	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-		end--;
-	if ((size_t)(end - v) > 8192)
-		return len;
-	buf_append(&f->hdrs, p, nl); /* as received: lower-cased when pushed to Lua */
-	buf_append(&f->hdrs, "", 1);
-	buf_append(&f->hdrs, v, (size_t)(end - v));
-	buf_append(&f->hdrs, "", 1);
-	f->nhdrs++;
-	return len;
-}
-
-/* Pushes the result table built from f; cache (may be NULL) is r.cache. */
-static int push_result(lua_State *L, struct fetch_ctx *f, const char *cache)
-{
+	int nhdrs = 0;
+	for (size_t o = 0; o < hdrs->len; o++)
+		nhdrs += hdrs->data[o] == 0; /* two NULs per header */
 	lua_createtable(L, 0, 4);
-	lua_createtable(L, 0, f->nhdrs);
-	for (size_t o = 0; o < f->hdrs.len;) {
-		const char *k = f->hdrs.data + o;
+	lua_createtable(L, 0, nhdrs / 2);
+	for (size_t o = 0; o < hdrs->len;) {
+		const char *k = hdrs->data + o;
 		const char *v = k + strlen(k) + 1;
 		char low[130];
 		size_t kl = strlen(k);
@@ -97,34 +88,30 @@ static int push_result(lua_State *L, struct fetch_ctx *f, const char *cache)
 		lua_pushlstring(L, low, kl);
 		lua_pushstring(L, v);
 		lua_rawset(L, -3);
-		o = (size_t)(v - f->hdrs.data) + strlen(v) + 1;
+		o = (size_t)(v - hdrs->data) + strlen(v) + 1;
 	}
 	lua_setfield(L, -2, "headers");
 	if (cache) {
 		lua_pushstring(L, cache);
 		lua_setfield(L, -2, "cache");
 	}
-	lua_pushinteger(L, f->status);
+	lua_pushinteger(L, status);
 	lua_setfield(L, -2, "status");
-	lua_pushlstring(L, f->body.data ? f->body.data : "", f->body.len);
+	lua_pushlstring(L, body ? body : "", body_len);
 	lua_setfield(L, -2, "body");
 	return 1;
 }
 
-static void curl_free_handle(void *h)
-{
-	curl_easy_cleanup(h);
-}
-
-/* Vary selection for cache subrequests: the subrequest's own headers. */
+/* Vary selection for cache subrequests: the subrequest's own headers
+ * (cls: a struct buf packed "name\0value\0"). */
 static const char *reqh_get(void *cls, const char *name)
 {
-	struct fetch_ctx *f = cls;
+	const struct buf *h = cls;
 	size_t pos = 0;
-	while (pos < f->reqh.len) {
-		const char *n = f->reqh.data + pos;
+	while (pos < h->len) {
+		const char *n = h->data + pos;
 		pos += strlen(n) + 1;
-		const char *v = f->reqh.data + pos;
+		const char *v = h->data + pos;
 		pos += strlen(v) + 1;
 		if (!strcasecmp(n, name))
 			return v;
@@ -211,78 +198,146 @@ static int fetch_inner(lua_State *L)
 	const struct script_cache_ops *ops = req ? req->cache : NULL;
 	if (ops) {
 		int st = 0;
-		int hit = ops->get(req->ctx, path, reqh_get, f, lim->fetch_max_body, &st, &f->hdrs, &f->body);
+		int hit = ops->get(req->ctx, path, reqh_get, &f->reqh, lim->fetch_max_body, &st, &f->hdrs,
+		                   &f->body);
 		if (hit < 0) {
 			lua_pushnil(L);
 			lua_pushliteral(L, "cached body over the subrequest size limit");
 			return 2;
 		}
-		if (hit > 0) {
-			f->status = st;
-			for (size_t o = 0; o < f->hdrs.len; o++)
-				f->nhdrs += f->hdrs.data[o] == 0; /* two NULs per header */
-			f->nhdrs /= 2;
-			return push_result(L, f, "hit");
-		}
+		if (hit > 0)
+			return push_result(L, st, &f->hdrs, f->body.data, f->body.len, "hit");
 		char *line = xasprintf("Host: %s", ops->host(req->ctx));
 		f->hl = curl_slist_append(f->hl, line);
 		free(line);
 	}
 
-	void (*freefn)(void *);
-	void **slot = lua_vm_curl_slot(L, &freefn);
-	CURL *c = *slot;
-	if (!c) {
-		c = curl_easy_init();
-		*slot = c;
-		lua_vm_set_curl_free(L, curl_free_handle);
-	} else {
-		curl_easy_reset(c);
-	}
-	f->url = xasprintf("%s%s", site->origin, path);
-	f->max = lim->fetch_max_body;
-	curl_easy_setopt(c, CURLOPT_URL, f->url);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, f);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "minicdn-edge-script/" "0.1");
-	f->hl = curl_slist_append(f->hl, "Via: 1.1 minicdn-edge (script)");
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, f->hl);
-	if (!strcmp(method, "HEAD"))
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	else if (strcmp(method, "GET") != 0) {
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
-	}
-	int64_t t_req = (int64_t)time(NULL);
-	CURLcode rc = curl_easy_perform(c);
-	long status = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	/* Leave no pointers to this call's data in the reused handle. */
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-	if (rc != CURLE_OK) {
+	if (!req)
+		req = lua_vm_current_req(L);
+	if (!req || !req->fetcher || !req->suspend || !req->wake) {
 		lua_pushnil(L);
-		lua_pushstring(L, f->too_big ? "subrequest body over the size limit" : curl_easy_strerror(rc));
+		lua_pushliteral(L, "origin subrequests are not available here");
 		return 2;
 	}
-	f->status = status;
+	if (!f->yieldable)
+		return luaL_error(L, "fetch: cannot wait for the origin here (inside a callback of a C "
+		                     "function such as string.gsub or table.sort, or while the script loads)");
+	char *url = xasprintf("%s%s", site->origin, path);
+	f->hl = curl_slist_append(f->hl, "Via: 1.1 minicdn-edge (script)");
+	f->hl = curl_slist_append(f->hl, "User-Agent: minicdn-edge-script/0.1");
+	char *b = NULL;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		b = xmalloc(body_len + 1);
+		if (body_len)
+			memcpy(b, body, body_len);
+	}
+	struct fetch *ft = fetch_new(method, url, f->hl, b, body_len, NULL, NULL);
+	f->hl = NULL; /* the fetch owns the list now */
+	free(url);
+	ft->timeout_ms = timeout_ms;
+	ft->max_body = lim->fetch_max_body;
+	struct lua_sub *s = xcalloc(1, sizeof *s);
+	s->f = ft;
+	s->wake = req->wake;
+	s->suspend = req->suspend;
+	s->ctx = req->ctx;
+	s->store = ops != NULL;
+	s->path = xstrdup(path);
+	s->reqh = f->reqh;
+	memset(&f->reqh, 0, sizeof f->reqh);
+	f->sub = s;
+	return 0;
+}
+
+/* In the fetcher's thread, under f->lock: resumes the client connection
+ * once the transfer is over (header and body progress are not wanted). */
+static void sub_wake(struct fetch_waiter *w)
+{
+	struct lua_sub *s = (struct lua_sub *)w;
+	if (s->f->state < F_DONE) {
+		w->waiting = true;
+		return;
+	}
+	s->wake(s->ctx);
+}
+
+/* On the worker thread, the connection resumed: 1 if the transfer is over
+ * (the waiter is removed), else waits again. */
+static int sub_ready(void *p)
+{
+	struct lua_sub *s = p;
+	pthread_mutex_lock(&s->f->lock);
+	bool done = s->f->state >= F_DONE;
+	if (done) {
+		fetch_remove_waiter(s->f, &s->w);
+		s->registered = false;
+	} else {
+		s->w.waiting = true;
+		s->suspend(s->ctx);
+	}
+	pthread_mutex_unlock(&s->f->lock);
+	return done;
+}
+
+static void sub_free(struct lua_sub *s)
+{
+	if (s->registered) {
+		pthread_mutex_lock(&s->f->lock);
+		fetch_remove_waiter(s->f, &s->w);
+		pthread_mutex_unlock(&s->f->lock);
+	}
+	fetch_unref(s->f);
+	free(s->path);
+	buf_free(&s->reqh);
+	free(s);
+}
+
+/* The request ends while waiting: the transfer goes on in the fetcher and
+ * its result is dropped. */
+static void sub_cancel(void *p)
+{
+	sub_free(p);
+}
+
+/* Runs protected inside the resumed coroutine: pushes fetch()'s results. */
+static int sub_result(lua_State *L)
+{
+	struct lua_sub *s = lua_touserdata(L, 1);
+	struct fetch *f = s->f;
+	if (f->state != F_DONE) {
+		lua_pushnil(L);
+		if (f->too_big)
+			lua_pushliteral(L, "subrequest body over the size limit");
+		else
+			lua_pushstring(L, f->err[0] ? f->err : "subrequest failed");
+		return 2;
+	}
 	const char *cache = NULL;
-	if (ops) {
-		if (!strcmp(method, "GET") &&
-		    ops->put(req->ctx, path, reqh_get, f, (int)status, &f->hdrs, f->body.data, f->body.len,
-		             t_req, (int64_t)time(NULL)) > 0)
+	if (s->store) {
+		const struct script_req *req = lua_vm_current_req(L);
+		const struct script_cache_ops *ops = req ? req->cache : NULL;
+		if (ops && ops->put(req->ctx, s->path, reqh_get, &s->reqh, (int)f->status, &f->hdrs,
+		                    f->body.data, f->body.len, f->request_time,
+		                    f->response_time ? f->response_time : (int64_t)time(NULL)) > 0)
 			cache = "stored";
 		else
 			cache = "miss";
 	}
-	return push_result(L, f, cache);
+	return push_result(L, (long)f->status, &f->hdrs, f->body.data, f->body.len, cache);
+}
+
+/* fetch()'s continuation after the yield. */
+static int fetch_cont(lua_State *L, int status, lua_KContext k)
+{
+	struct lua_sub *s = (struct lua_sub *)k;
+	lua_settop(L, 0);
+	lua_pushcfunction(L, sub_result);
+	lua_pushlightuserdata(L, s);
+	int st = lua_pcall(L, 1, LUA_MULTRET, 0);
+	sub_free(s);
+	if (st != LUA_OK)
+		return lua_error(L);
+	return lua_gettop(L);
 }
 
 /* fetch(path [, opts]) -> result | nil, err */
@@ -295,15 +350,29 @@ static int l_fetch(lua_State *L)
 	lua_pushcfunction(L, fetch_inner);
 	lua_insert(L, 1);
 	lua_pushlightuserdata(L, &f);
+	f.yieldable = lua_isyieldable(L);
 	int st = lua_pcall(L, 3, LUA_MULTRET, 0);
 	buf_free(&f.body);
 	buf_free(&f.hdrs);
 	buf_free(&f.reqh);
 	curl_slist_free_all(f.hl);
-	free(f.url);
 	if (st != LUA_OK)
 		return lua_error(L);
-	return lua_gettop(L);
+	if (!f.sub)
+		return lua_gettop(L);
+	/* Wait for the origin: suspend the client connection, then start the
+	 * transfer (so its wake-up cannot come before the suspension). */
+	struct lua_sub *s = f.sub;
+	s->w.wake = sub_wake;
+	s->w.waiting = true;
+	pthread_mutex_lock(&s->f->lock);
+	fetch_add_waiter(s->f, &s->w);
+	s->registered = true;
+	pthread_mutex_unlock(&s->f->lock);
+	s->suspend(s->ctx);
+	fetch_submit(lua_vm_current_req(L)->fetcher, s->f);
+	lua_vm_set_pending(L, s, sub_ready, sub_cancel);
+	return lua_yieldk(L, 0, (lua_KContext)s, fetch_cont);
 }
 
 int lua_fetch_open(lua_State *L)

@@ -22,23 +22,46 @@ struct compiled {
 	int ref_env;
 };
 
-struct lua_vm {
-	lua_State *L;
-	struct lua_vm_limits lim;
-	struct lua_vm_site site; /* strings owned */
-	size_t used;             /* bytes allocated through vm_alloc */
-	/* current call */
+/* Most requests never wait: a few idle coroutines cover the usual
+ * concurrency of one worker thread; more are made when needed and dropped
+ * when they finish. */
+#define TASK_POOL 8
+
+/* One call of handle() (or of a module load, on the main thread) and the
+ * coroutine it runs in. */
+struct lua_task {
+	struct lua_vm *vm;
+	lua_State *co;
+	int ref;                 /* registry reference anchoring co (LUA_NOREF: main thread) */
+	struct lua_task *next, *prev; /* pool (next only) or waiting list */
 	struct script_ver *cur;
 	const struct script_req *cur_req;
+	struct script_req req;   /* copy made when the call first yields */
 	const void *cur_req_tbl;
 	const void *cur_hdr_tbl; /* the call's req.headers table, once made */
 	const char *cur_region;  /* given by the caller, or NULL: computed when read */
-	int in_call;
 	long long instr;
 	long long deadline_ms;
 	int killed;              /* budget exceeded: every pcall in the script rethrows */
 	enum script_err kill_kind;
 	int fetches;
+	/* what a yielded call waits for (lua_vm_set_pending) */
+	void *pending;
+	int (*ready)(void *p);
+	void (*cancel)(void *p);
+};
+
+struct lua_vm {
+	lua_State *L;
+	struct lua_vm_limits lim;
+	struct lua_vm_site site; /* strings owned */
+	size_t used;             /* bytes allocated through vm_alloc */
+	struct lua_task *run;    /* the call running now, NULL between calls */
+	struct lua_task main;    /* module loading runs on the main thread */
+	struct lua_task *pool;   /* idle coroutines */
+	int npool;
+	struct lua_task *waiting;/* yielded calls (doubly linked) */
+	int nwaiting;
 	/* compiled versions */
 	struct compiled *comp;
 	size_t ncomp, capcomp;
@@ -48,8 +71,6 @@ struct lua_vm {
 	void *chunks;            /* chunks the small blocks are carved from */
 	char *chunk_pos;
 	size_t chunk_left;
-	void *curl;              /* lua_fetch's handle, reused for keep-alive */
-	void (*curl_free)(void *);
 };
 
 static long long mono_ms(void)
@@ -119,9 +140,9 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		return NULL;
 	}
 	if (nsize > osize && vm->used - osize + nsize > vm->lim.memory) {
-		if (vm->in_call && !vm->killed) {
-			vm->killed = 1;
-			vm->kill_kind = SERR_MEMORY;
+		if (vm->run && !vm->run->killed) {
+			vm->run->killed = 1;
+			vm->run->kill_kind = SERR_MEMORY;
 		}
 		return NULL; /* Lua raises a memory error (after one emergency GC) */
 	}
@@ -171,7 +192,8 @@ struct lua_vm *lua_vm_of(lua_State *L)
 
 struct script_ver *lua_vm_current(lua_State *L)
 {
-	return lua_vm_of(L)->cur;
+	struct lua_vm *vm = lua_vm_of(L);
+	return vm->run ? vm->run->cur : NULL;
 }
 
 const struct lua_vm_limits *lua_vm_limits(lua_State *L)
@@ -187,46 +209,58 @@ const struct lua_vm_site *lua_vm_site(lua_State *L)
 int lua_vm_time_left_ms(lua_State *L)
 {
 	struct lua_vm *vm = lua_vm_of(L);
-	long long left = vm->deadline_ms - mono_ms();
+	if (!vm->run)
+		return 0;
+	long long left = vm->run->deadline_ms - mono_ms();
 	return left < 0 ? 0 : left > 1000000 ? 1000000 : (int)left;
 }
 
 void lua_vm_charge(lua_State *L, long long n)
 {
 	struct lua_vm *vm = lua_vm_of(L);
-	if (!vm->in_call)
+	struct lua_task *t = vm->run;
+	if (!t)
 		return;
-	vm->instr += n;
-	if (!vm->killed) {
-		if (vm->instr > vm->lim.instructions) {
-			vm->killed = 1;
-			vm->kill_kind = SERR_INSTRUCTIONS;
-		} else if (mono_ms() > vm->deadline_ms) {
-			vm->killed = 1;
-			vm->kill_kind = SERR_TIME;
+	t->instr += n;
+	if (!t->killed) {
+		if (t->instr > vm->lim.instructions) {
+			t->killed = 1;
+			t->kill_kind = SERR_INSTRUCTIONS;
+		} else if (mono_ms() > t->deadline_ms) {
+			t->killed = 1;
+			t->kill_kind = SERR_TIME;
 		}
 	}
-	if (vm->killed)
-		luaL_error(L, "%s", kill_reason(vm->kill_kind));
+	if (t->killed)
+		luaL_error(L, "%s", kill_reason(t->kill_kind));
 }
 
 void lua_vm_count_fetch(lua_State *L)
 {
 	struct lua_vm *vm = lua_vm_of(L);
-	if (++vm->fetches > vm->lim.max_fetches)
+	if (!vm->run)
+		luaL_error(L, "subrequests are only available while handling a request");
+	if (++vm->run->fetches > vm->lim.max_fetches)
 		luaL_error(L, "too many subrequests (limit %d per request)", vm->lim.max_fetches);
 }
 
-void **lua_vm_curl_slot(lua_State *L, void (**freefn)(void *))
+void lua_vm_set_pending(lua_State *L, void *p, int (*ready)(void *p), void (*cancel)(void *p))
 {
-	struct lua_vm *vm = lua_vm_of(L);
-	*freefn = vm->curl_free;
-	return &vm->curl;
+	struct lua_task *t = lua_vm_of(L)->run;
+	t->pending = p;
+	t->ready = ready;
+	t->cancel = cancel;
 }
 
-void lua_vm_set_curl_free(lua_State *L, void (*fn)(void *))
+int lua_vm_waiting(const struct lua_vm *vm)
 {
-	lua_vm_of(L)->curl_free = fn;
+	return vm->nwaiting;
+}
+
+static int task_killed(lua_State *L)
+{
+	struct lua_task *t = lua_vm_of(L)->run;
+	return t && t->killed;
 }
 
 size_t lua_vm_memory(const struct lua_vm *vm)
@@ -237,42 +271,40 @@ size_t lua_vm_memory(const struct lua_vm *vm)
 /* ---------- sandboxed base functions ---------- */
 
 /* pcall/xpcall that cannot swallow a budget kill: if the VM was killed while
- * the protected call ran, the error is raised again. */
+ * the protected call ran, the error is raised again.  With continuations
+ * (as Lua's own), so a fetch inside a pcall can yield.  extra: stack slots
+ * below the results (the status boolean included). */
+static int pcall_done(lua_State *L, int st, lua_KContext extra)
+{
+	if (st != LUA_OK && st != LUA_YIELD) {
+		if (task_killed(L) || st == LUA_ERRMEM)
+			return lua_error(L);
+		lua_pushboolean(L, 0);
+		lua_pushvalue(L, -2);
+		return 2;
+	}
+	return lua_gettop(L) - (int)extra;
+}
+
 static int sb_pcall(lua_State *L)
 {
 	luaL_checkany(L, 1);
-	int st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
-	if (st != LUA_OK) {
-		if (lua_vm_of(L)->killed || st == LUA_ERRMEM)
-			return lua_error(L);
-		lua_pushboolean(L, 0);
-		lua_insert(L, -2);
-		return 2;
-	}
-	lua_pushboolean(L, 1);
+	lua_pushboolean(L, 1); /* first result if no errors */
 	lua_insert(L, 1);
-	return lua_gettop(L);
+	int st = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, pcall_done);
+	return pcall_done(L, st, 0);
 }
 
 static int sb_xpcall(lua_State *L)
 {
 	int n = lua_gettop(L);
 	luaL_checktype(L, 2, LUA_TFUNCTION);
-	/* stack: f msgh args... -> msgh f args... */
-	lua_pushvalue(L, 1);
-	lua_copy(L, 2, 1);
-	lua_replace(L, 2);
-	int st = lua_pcall(L, n - 2, LUA_MULTRET, 1);
-	if (st != LUA_OK) {
-		if (lua_vm_of(L)->killed || st == LUA_ERRMEM)
-			return lua_error(L);
-		lua_pushboolean(L, 0);
-		lua_insert(L, -2);
-		return 2;
-	}
+	/* stack: f msgh args... -> true msgh f args... */
 	lua_pushboolean(L, 1);
-	lua_replace(L, 1); /* replaces msgh */
-	return lua_gettop(L);
+	lua_pushvalue(L, 1);
+	lua_rotate(L, 3, 2);
+	int st = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, pcall_done);
+	return pcall_done(L, st, 2);
 }
 
 /* setmetatable without finalizers (a __gc would run at GC time, outside any
@@ -323,8 +355,9 @@ static void log_args(lua_State *L, enum log_level lvl)
 	luaL_pushresult(&b);
 	size_t len;
 	const char *msg = lua_tolstring(L, -1, &len);
-	log_write(lvl, "script", "%s v%llu: %.*s", vm->cur ? vm->cur->b->name : "?",
-	          vm->cur ? (unsigned long long)vm->cur->b->version : 0ull, len > 2000 ? 2000 : (int)len,
+	struct script_ver *cur = vm->run ? vm->run->cur : NULL;
+	log_write(lvl, "script", "%s v%llu: %.*s", cur ? cur->b->name : "?",
+	          cur ? (unsigned long long)cur->b->version : 0ull, len > 2000 ? 2000 : (int)len,
 	          msg);
 }
 
@@ -341,6 +374,18 @@ static const luaL_Reg log_funcs[] = {
 	{ NULL, NULL },
 };
 
+/* After the module ran (continuation: a module may fetch at request time). */
+static int require_done(lua_State *L, int st, lua_KContext ctx)
+{
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushboolean(L, 1);
+	}
+	lua_pushvalue(L, -1);
+	lua_setfield(L, lua_upvalueindex(2), lua_tostring(L, 1));
+	return 1;
+}
+
 /* require(name): only the modules of the script's own bundle.
  * upvalue 1: name -> compiled chunk, upvalue 2: name -> loaded value */
 static int sb_require(lua_State *L)
@@ -352,14 +397,8 @@ static int sb_require(lua_State *L)
 	if (lua_getfield(L, lua_upvalueindex(1), name) != LUA_TFUNCTION)
 		return luaL_error(L, "module '%s' is not part of this bundle", name);
 	lua_pushstring(L, name);
-	lua_call(L, 1, 1);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		lua_pushboolean(L, 1);
-	}
-	lua_pushvalue(L, -1);
-	lua_setfield(L, lua_upvalueindex(2), name);
-	return 1;
+	lua_callk(L, 1, 1, 0, require_done);
+	return require_done(L, LUA_OK, 0);
 }
 
 static int sb_readonly(lua_State *L)
@@ -543,6 +582,9 @@ struct lua_vm *lua_vm_new(const struct lua_vm_limits *lim, const struct lua_vm_s
 	if (!vm->L)
 		goto fail;
 	*(struct lua_vm **)lua_getextraspace(vm->L) = vm;
+	vm->main.vm = vm;
+	vm->main.co = vm->L;
+	vm->main.ref = LUA_NOREF;
 	/* Incremental GC with a long pause: a request makes a dozen short-lived
 	 * objects and keeps none; collecting when the heap has grown 4x costs less
 	 * per request than generational minor collections (callgrind: -6% Ir in
@@ -571,8 +613,20 @@ void lua_vm_free(struct lua_vm *vm)
 		free(vm->chunks);
 		vm->chunks = next;
 	}
-	if (vm->curl && vm->curl_free)
-		vm->curl_free(vm->curl);
+	/* Tasks still waiting (the edge aborts them before; this is for
+	 * embedders that do not): their subrequests are cancelled. */
+	while (vm->waiting) {
+		struct lua_task *t = vm->waiting;
+		vm->waiting = t->next;
+		if (t->cancel)
+			t->cancel(t->pending);
+		free(t);
+	}
+	while (vm->pool) {
+		struct lua_task *t = vm->pool;
+		vm->pool = t->next;
+		free(t);
+	}
 	free(vm->comp);
 	free((char *)vm->site.edge_name);
 	free((char *)vm->site.edge_region);
@@ -621,7 +675,7 @@ struct lua_vm *lua_vm_thread(void)
 	if (!tl_ready)
 		return NULL;
 	struct lua_vm *vm = pthread_getspecific(tl_key);
-	if (vm && vm->recycle) {
+	if (vm && vm->recycle && !vm->nwaiting) {
 		log_info("lua", "replacing a Lua state whose memory stayed at %zu bytes after a request",
 		         vm->used);
 		lua_vm_free(vm);
@@ -675,26 +729,30 @@ static int vm_msgh(lua_State *L)
 	return 1;
 }
 
-static void begin_call(struct lua_vm *vm, struct script_ver *v)
+static void begin_call(struct lua_task *t, struct script_ver *v)
 {
-	vm->cur = v;
-	vm->in_call = 1;
-	vm->instr = 0;
-	vm->killed = 0;
-	vm->fetches = 0;
-	vm->deadline_ms = mono_ms() + vm->lim.time_ms;
-	lua_sethook(vm->L, vm_hook, LUA_MASKCOUNT, HOOK_STEP); /* resets the count */
+	struct lua_vm *vm = t->vm;
+	t->cur = v;
+	t->instr = 0;
+	t->killed = 0;
+	t->fetches = 0;
+	t->deadline_ms = mono_ms() + vm->lim.time_ms;
+	lua_sethook(t->co, vm_hook, LUA_MASKCOUNT, HOOK_STEP); /* resets the count */
+	vm->run = t;
 }
 
-static void end_call(struct lua_vm *vm)
+static void end_call(struct lua_task *t)
 {
-	vm->in_call = 0;
-	vm->cur = NULL;
-	vm->cur_req = NULL;
-	vm->cur_req_tbl = NULL;
-	vm->cur_hdr_tbl = NULL;
-	vm->cur_region = NULL;
-	vm->killed = 0;
+	t->vm->run = NULL;
+	t->cur = NULL;
+	t->cur_req = NULL;
+	t->cur_req_tbl = NULL;
+	t->cur_hdr_tbl = NULL;
+	t->cur_region = NULL;
+	t->killed = 0;
+	t->pending = NULL;
+	t->ready = NULL;
+	t->cancel = NULL;
 }
 
 /* Builds the environment of one script and compiles its modules.
@@ -762,7 +820,7 @@ int lua_vm_compile(struct lua_vm *vm, struct script_ver *v, char *err, size_t er
 		snprintf(err, errlen, "Lua stack exhausted");
 		return -1;
 	}
-	begin_call(vm, v);
+	begin_call(&vm->main, v);
 	lua_pushcfunction(L, vm_msgh); /* 1 */
 	int rc = build_env(L, v, err, errlen); /* 2 P, 3 E, 4 MT, 5 MM */
 	if (rc < 0)
@@ -771,8 +829,9 @@ int lua_vm_compile(struct lua_vm *vm, struct script_ver *v, char *err, size_t er
 	lua_getfield(L, 3, "require");
 	lua_pushstring(L, v->b->entry);
 	if (lua_pcall(L, 1, 0, 1) != LUA_OK) {
-		if (vm->killed)
-			snprintf(err, errlen, "%s: %s (while loading)", v->b->entry, kill_reason(vm->kill_kind));
+		if (vm->main.killed)
+			snprintf(err, errlen, "%s: %s (while loading)", v->b->entry,
+			         kill_reason(vm->main.kill_kind));
 		else
 			snprintf(err, errlen, "%s", lua_tostring(L, -1));
 		goto fail;
@@ -794,11 +853,11 @@ int lua_vm_compile(struct lua_vm *vm, struct script_ver *v, char *err, size_t er
 	c->ref_handle = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pushvalue(L, 2);
 	c->ref_env = luaL_ref(L, LUA_REGISTRYINDEX);
-	end_call(vm);
+	end_call(&vm->main);
 	lua_settop(L, 0);
 	return 0;
 fail:
-	end_call(vm);
+	end_call(&vm->main);
 	lua_settop(L, 0);
 	lua_gc(L, LUA_GCCOLLECT, 0);
 	return -1;
@@ -806,12 +865,157 @@ fail:
 
 /* ---------- running ---------- */
 
+static int task_anchor(lua_State *L)
+{
+	struct lua_task *t = lua_touserdata(L, 1);
+	t->co = lua_newthread(L);
+	t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+/* An idle coroutine from the pool, or a new one (NULL if the memory cap
+ * does not allow it).  New threads inherit the main thread's extra space,
+ * so lua_vm_of works in them. */
+static struct lua_task *task_get(struct lua_vm *vm)
+{
+	struct lua_task *t = vm->pool;
+	if (t) {
+		vm->pool = t->next;
+		vm->npool--;
+		return t;
+	}
+	t = xcalloc(1, sizeof *t);
+	t->vm = vm;
+	lua_pushcfunction(vm->L, task_anchor);
+	lua_pushlightuserdata(vm->L, t);
+	if (lua_pcall(vm->L, 1, 0, 0) != LUA_OK) {
+		lua_settop(vm->L, 0);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* Back to the pool once its call is over.  failed: the coroutine is dead
+ * (an error) or abandoned while suspended; it is dropped, not reused, and not
+ * reset either: in Lua 5.4.4 an error raised from the count hook (every
+ * budget kill) leaves the thread's allowhook flag cleared, and neither
+ * lua_resetthread nor lua_sethook restores it, so a reset thread would run
+ * its next script -- and any __close handler run by the reset -- without the
+ * instruction and wall-clock budget.  The collector frees it (without
+ * calling __close).  Errors are the slow path: a new thread costs ~1 us. */
+static void task_put(struct lua_task *t, bool failed)
+{
+	struct lua_vm *vm = t->vm;
+	end_call(t);
+	if (!failed && vm->npool < TASK_POOL) {
+		lua_settop(t->co, 0);
+		t->next = vm->pool;
+		vm->pool = t;
+		vm->npool++;
+	} else {
+		luaL_unref(vm->L, LUA_REGISTRYINDEX, t->ref);
+		free(t);
+	}
+}
+
+static void wait_link(struct lua_task *t)
+{
+	struct lua_vm *vm = t->vm;
+	t->prev = NULL;
+	t->next = vm->waiting;
+	if (vm->waiting)
+		vm->waiting->prev = t;
+	vm->waiting = t;
+	vm->nwaiting++;
+}
+
+static void wait_unlink(struct lua_task *t)
+{
+	struct lua_vm *vm = t->vm;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		vm->waiting = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	t->next = t->prev = NULL;
+	vm->nwaiting--;
+}
+
+/* Resumes t's coroutine with nargs values on its stack and sorts out how
+ * the call ended. */
+static enum lua_vm_status task_run(struct lua_task *t, int nargs, struct script_resp *resp,
+                                   enum script_err *kind, char *err, size_t errlen,
+                                   struct lua_task **task)
+{
+	struct lua_vm *vm = t->vm;
+	lua_State *co = t->co;
+	enum lua_vm_status rs;
+	int nres = 0;
+	vm->run = t;
+	int st = lua_resume(co, vm->L, nargs, &nres);
+	if (st == LUA_YIELD && t->pending) {
+		/* Waiting for a subrequest: keep what the call needs. */
+		lua_pop(co, nres);
+		if (t->cur_req != &t->req) {
+			t->req = *t->cur_req;
+			t->cur_req = &t->req;
+		}
+		vm->run = NULL;
+		wait_link(t);
+		*task = t;
+		return LVM_YIELD;
+	}
+	bool failed = false;
+	if (st == LUA_YIELD) {
+		/* Nothing exposed to scripts yields without a pending subrequest. */
+		*kind = SERR_RUNTIME;
+		snprintf(err, errlen, "script yielded outside a subrequest");
+		rs = LVM_ERROR;
+		failed = true;
+	} else if (st != LUA_OK) {
+		*kind = t->killed ? t->kill_kind : st == LUA_ERRMEM ? SERR_MEMORY : SERR_RUNTIME;
+		if (t->killed)
+			snprintf(err, errlen, "%s", kill_reason(t->kill_kind));
+		else if (lua_type(co, -1) == LUA_TSTRING)
+			snprintf(err, errlen, "%s", lua_tostring(co, -1));
+		else
+			snprintf(err, errlen, "(error object is a %s value)", luaL_typename(co, -1));
+		rs = LVM_ERROR;
+		failed = true;
+	} else {
+		/* The first value handle returned (none: nil).  Converting may
+		 * allocate (strings are copied out); still this call's budget. */
+		if (nres == 0) {
+			lua_pushnil(co);
+			nres = 1;
+		}
+		int r = lua_req_response(co, -nres, resp, err, errlen);
+		if (r < 0) {
+			*kind = SERR_RESPONSE;
+			rs = LVM_ERROR;
+		} else {
+			rs = r ? LVM_RESPONSE : LVM_PASS;
+		}
+	}
+	task_put(t, failed);
+	/* A script may keep growing module-level tables; if memory stays high
+	 * after a full collection, the state is replaced before the next request
+	 * (once no call of it is waiting). */
+	if (vm->used > vm->lim.memory / 2) {
+		lua_gc(vm->L, LUA_GCCOLLECT, 0);
+		if (vm->used > vm->lim.memory / 2)
+			vm->recycle = 1;
+	}
+	return rs;
+}
+
 enum lua_vm_status lua_vm_call(struct lua_vm *vm, struct script_ver *v, const struct script_req *req,
                                const char *region, struct script_resp *resp, enum script_err *kind,
-                               char *err, size_t errlen)
+                               char *err, size_t errlen, struct lua_task **task)
 {
-	lua_State *L = vm->L;
-	enum lua_vm_status rs;
+	*task = NULL;
 	struct compiled *c = find_compiled(vm, v->seq);
 	if (!c) {
 		if (lua_vm_compile(vm, v, err, errlen) < 0) {
@@ -820,63 +1024,68 @@ enum lua_vm_status lua_vm_call(struct lua_vm *vm, struct script_ver *v, const st
 		}
 		c = find_compiled(vm, v->seq);
 	}
-	lua_settop(L, 0);
-	begin_call(vm, v);
-	vm->cur_req = req;
-	lua_pushcfunction(L, vm_msgh);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref_handle);
-	lua_req_push(L, req, region);
-	vm->cur_req_tbl = lua_topointer(L, -1);
-	vm->cur_region = region;
-	int st = lua_pcall(L, 1, 1, 1);
-	if (st != LUA_OK) {
-		*kind = vm->killed ? vm->kill_kind : st == LUA_ERRMEM ? SERR_MEMORY : SERR_RUNTIME;
-		if (vm->killed)
-			snprintf(err, errlen, "%s", kill_reason(vm->kill_kind));
-		else
-			snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
-		rs = LVM_ERROR;
-	} else {
-		/* Converting may allocate (strings are copied out); keep it in budget. */
-		int r = lua_req_response(L, -1, resp, err, errlen);
-		if (r < 0) {
-			*kind = SERR_RESPONSE;
-			rs = LVM_ERROR;
-		} else {
-			rs = r ? LVM_RESPONSE : LVM_PASS;
-		}
+	struct lua_task *t = task_get(vm);
+	if (!t) {
+		*kind = SERR_MEMORY;
+		snprintf(err, errlen, "%s (no room for a coroutine)", kill_reason(SERR_MEMORY));
+		return LVM_ERROR;
 	}
-	end_call(vm);
-	lua_settop(L, 0);
-	/* A script may keep growing module-level tables; if memory stays high
-	 * after a full collection, the state is replaced before the next request. */
-	if (vm->used > vm->lim.memory / 2) {
-		lua_gc(L, LUA_GCCOLLECT, 0);
-		if (vm->used > vm->lim.memory / 2)
-			vm->recycle = 1;
-	}
+	lua_State *co = t->co;
+	begin_call(t, v);
+	t->cur_req = req;
+	lua_rawgeti(co, LUA_REGISTRYINDEX, c->ref_handle);
+	lua_req_push(co, req, region);
+	t->cur_req_tbl = lua_topointer(co, -1);
+	t->cur_region = region;
+	return task_run(t, 1, resp, kind, err, errlen, task);
+}
+
+enum lua_vm_status lua_vm_resume(struct lua_task *t, struct script_resp *resp, enum script_err *kind,
+                                 char *err, size_t errlen)
+{
+	struct lua_task *again = NULL;
+	if (!t->ready(t->pending))
+		return LVM_YIELD; /* woken early: it re-armed its wake-up */
+	/* The yielded C function's continuation takes the pending data over. */
+	t->pending = NULL;
+	t->ready = NULL;
+	t->cancel = NULL;
+	wait_unlink(t);
+	enum lua_vm_status rs = task_run(t, 0, resp, kind, err, errlen, &again);
 	return rs;
+}
+
+void lua_vm_abort(struct lua_task *t)
+{
+	wait_unlink(t);
+	if (t->cancel)
+		t->cancel(t->pending);
+	t->pending = NULL;
+	t->cancel = NULL;
+	task_put(t, true);
 }
 
 const struct script_req *lua_vm_request(lua_State *L, const void *tbl)
 {
-	struct lua_vm *vm = lua_vm_of(L);
-	return vm->in_call && tbl && (vm->cur_req_tbl == tbl || vm->cur_hdr_tbl == tbl) ? vm->cur_req
-	                                                                                : NULL;
+	struct lua_task *t = lua_vm_of(L)->run;
+	return t && tbl && (t->cur_req_tbl == tbl || t->cur_hdr_tbl == tbl) ? t->cur_req : NULL;
 }
 
 void lua_vm_set_headers_table(lua_State *L, const void *tbl)
 {
-	lua_vm_of(L)->cur_hdr_tbl = tbl;
+	struct lua_task *t = lua_vm_of(L)->run;
+	if (t)
+		t->cur_hdr_tbl = tbl;
 }
 
 const char *lua_vm_region(lua_State *L)
 {
-	return lua_vm_of(L)->cur_region;
+	struct lua_task *t = lua_vm_of(L)->run;
+	return t ? t->cur_region : NULL;
 }
 
 const struct script_req *lua_vm_current_req(lua_State *L)
 {
-	struct lua_vm *vm = lua_vm_of(L);
-	return vm->in_call ? vm->cur_req : NULL;
+	struct lua_task *t = lua_vm_of(L)->run;
+	return t ? t->cur_req : NULL;
 }

@@ -3,7 +3,8 @@
  * budget per call, compiled script versions cached by version.
  *
  * A state is used by one thread at a time (the edge keeps one per worker
- * thread, lua_vm_thread()).  Each script gets its own _ENV: a read-only view of
+ * thread, lua_vm_thread()); requests run in coroutines of it (tasks), which
+ * may yield while a subrequest is in flight.  Each script gets its own _ENV: a read-only view of
  * its globals (writable while its modules load, read-only during requests) in
  * front of private copies of the standard tables, so a script can change
  * neither another script nor the shared string metatable. */
@@ -57,14 +58,34 @@ enum lua_vm_status {
 	LVM_RESPONSE,   /* resp filled */
 	LVM_PASS,       /* handle returned nil */
 	LVM_ERROR,      /* failed: kind/err say why */
+	LVM_YIELD,      /* waiting for a subrequest: *task set, see lua_vm_resume */
 };
+
+/* A call of handle() runs in a coroutine ("task") taken from a small
+ * per-state pool, so a script waiting for the origin yields instead of
+ * blocking the worker thread.  Several tasks of one state can be waiting at
+ * once; they share the state's memory cap, each has its own instruction
+ * count, wall-clock deadline and subrequest count. */
+struct lua_task;
 
 /* Runs v's handle(req) under the budgets.  On LVM_ERROR *kind and err are set.
  * region: the client's region (borrowed), or NULL to look it up only if the
- * script reads req.region. */
+ * script reads req.region.  LVM_YIELD: *task is the waiting call (req is
+ * copied into it; the strings it points to must stay valid until the task
+ * ends), finished by lua_vm_resume or lua_vm_abort on this same thread. */
 enum lua_vm_status lua_vm_call(struct lua_vm *vm, struct script_ver *v, const struct script_req *req,
                                const char *region, struct script_resp *resp, enum script_err *kind,
-                               char *err, size_t errlen);
+                               char *err, size_t errlen, struct lua_task **task);
+/* Continues a task whose subrequest completed (its wake callback ran).
+ * Returns as lua_vm_call; LVM_YIELD again if the script waits for another
+ * subrequest (or the wake was early).  Otherwise the task is gone. */
+enum lua_vm_status lua_vm_resume(struct lua_task *t, struct script_resp *resp, enum script_err *kind,
+                                 char *err, size_t errlen);
+/* Ends a waiting task without running it further (client gone, shutdown):
+ * its subrequest is cancelled and the coroutine returned to the pool. */
+void lua_vm_abort(struct lua_task *t);
+/* Tasks of vm waiting right now. */
+int lua_vm_waiting(const struct lua_vm *vm);
 
 /* Bytes currently allocated by the state. */
 size_t lua_vm_memory(const struct lua_vm *vm);
@@ -79,9 +100,13 @@ const struct lua_vm_limits *lua_vm_limits(lua_State *L);
 const struct lua_vm_site *lua_vm_site(lua_State *L);
 /* Milliseconds left of the wall-clock budget of the current call. */
 int lua_vm_time_left_ms(lua_State *L);
-/* The thread's reusable curl handle for subrequests (freed with the state). */
-void **lua_vm_curl_slot(lua_State *L, void (**freefn)(void *));
-void lua_vm_set_curl_free(lua_State *L, void (*fn)(void *));
+/* For a C function about to lua_yieldk (lua_fetch.c): what the task waits
+ * for.  ready(p) runs on the worker thread when the task is to be resumed:
+ * 1 if p is complete (the continuation of the yielding function then takes p
+ * over and frees it), 0 if not (it re-armed its wake-up; the task keeps
+ * waiting).  cancel(p) frees p without running Lua (lua_vm_abort, state
+ * closed). */
+void lua_vm_set_pending(lua_State *L, void *p, int (*ready)(void *p), void (*cancel)(void *p));
 /* The request being handled, if tbl is its request table or its
  * req.headers table (NULL outside a call or for tables of past requests). */
 const struct script_req *lua_vm_request(lua_State *L, const void *tbl);

@@ -805,9 +805,62 @@ static void set_name(struct script_resp *resp, const char *name)
 	resp->script[n] = '\0';
 }
 
-enum script_result script_handle(const struct script_req *req, struct script_resp *resp)
+/* A request waiting for a subrequest: what finishing it needs. */
+struct script_task {
+	struct lua_task *lt;
+	struct script_ver *v;              /* a reference: the version it started on */
+	const struct bundle_route *route;  /* in v->b */
+	const char *method;                /* borrowed from the request */
+	const char *path;
+	size_t path_len;
+	long long run_us;                  /* time spent running so far */
+};
+
+/* Accounts a finished (or waiting) call of v and turns its status into the
+ * result.  t0: when this run started. */
+static enum script_result finish(struct script_ver *v, const struct bundle_route *route,
+                                 const char *method, const char *path, size_t path_len,
+                                 enum lua_vm_status st, enum script_err kind, const char *err,
+                                 long long run_us, struct script_resp *resp)
+{
+	struct script_stats *stats = v->stats;
+	struct script_stat_slot *slot = &stats->slot[stat_slot()];
+	atomic_fetch_add_explicit(&slot->invocations, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&slot->time_us, (unsigned long long)run_us, memory_order_relaxed);
+	if (st == LVM_RESPONSE) {
+		set_name(resp, v->b->name);
+		resp->version = v->b->version;
+		return SCRIPT_RESPONSE;
+	}
+	if (st == LVM_PASS) {
+		atomic_fetch_add(&stats->passes, 1);
+		return SCRIPT_PASS;
+	}
+	atomic_fetch_add(&stats->errors[kind], 1);
+	if (log_allowed(stats))
+		log_warn("script", "%s v%llu failed on %s %.*s: %s: %s", v->b->name,
+		         (unsigned long long)v->b->version, method, (int)path_len, path,
+		         err_kind_name(kind), err);
+	if (route->on_error != BUNDLE_ON_ERROR_500)
+		return SCRIPT_PASS;
+	script_resp_free(resp);
+	memset(resp, 0, sizeof *resp);
+	resp->status = 500;
+	static const char msg[] = "script error\n";
+	resp->body = xstrdup(msg);
+	resp->body_len = sizeof msg - 1;
+	script_resp_headers_init(resp, 1, 12 + 25);
+	script_resp_header_add(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25);
+	set_name(resp, v->b->name);
+	resp->version = v->b->version;
+	return SCRIPT_RESPONSE;
+}
+
+enum script_result script_handle(const struct script_req *req, struct script_resp *resp,
+                                 struct script_task **task)
 {
 	memset(resp, 0, sizeof *resp);
+	*task = NULL;
 	if (!S.ready)
 		return SCRIPT_PASS;
 	struct snap *s = snap_thread();
@@ -830,50 +883,69 @@ enum script_result script_handle(const struct script_req *req, struct script_res
 		return SCRIPT_PASS;
 	}
 	struct lua_vm *vm = lua_vm_thread();
-	enum script_result result = SCRIPT_PASS;
 	char err[512];
 	enum script_err kind = SERR_RUNTIME;
 	enum lua_vm_status st;
+	struct lua_task *lt = NULL;
 	long long t0 = now_us();
 	if (!vm) {
 		snprintf(err, sizeof err, "no Lua state");
 		st = LVM_ERROR;
 	} else {
 		lua_vm_sync(vm, s->gen, s->seqs, s->n);
-		st = lua_vm_call(vm, v, req, NULL, resp, &kind, err, sizeof err);
+		st = lua_vm_call(vm, v, req, NULL, resp, &kind, err, sizeof err, &lt);
 	}
-	struct script_stats *stats = v->stats;
-	struct script_stat_slot *slot = &stats->slot[stat_slot()];
-	atomic_fetch_add_explicit(&slot->invocations, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&slot->time_us, (unsigned long long)(now_us() - t0),
-	                          memory_order_relaxed);
-	if (st == LVM_RESPONSE) {
-		set_name(resp, v->b->name);
-		resp->version = v->b->version;
-		result = SCRIPT_RESPONSE;
-	} else if (st == LVM_PASS) {
-		atomic_fetch_add(&stats->passes, 1);
-	} else {
-		atomic_fetch_add(&stats->errors[kind], 1);
-		if (log_allowed(stats))
-			log_warn("script", "%s v%llu failed on %s %.*s: %s: %s", v->b->name,
-			         (unsigned long long)v->b->version, req->method, (int)req->path_len, req->path,
-			         err_kind_name(kind), err);
-		if (route->on_error == BUNDLE_ON_ERROR_500) {
-			memset(resp, 0, sizeof *resp);
-			resp->status = 500;
-			static const char msg[] = "script error\n";
-			resp->body = xstrdup(msg);
-			resp->body_len = sizeof msg - 1;
-			script_resp_headers_init(resp, 1, 12 + 25);
-			script_resp_header_add(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25);
-			set_name(resp, v->b->name);
-			resp->version = v->b->version;
-			result = SCRIPT_RESPONSE;
-		}
+	if (st == LVM_YIELD) {
+		/* The snapshot is only borrowed: the task takes its own reference to
+		 * the version, which keeps its bundle (and route) alive however many
+		 * pushes happen while it waits. */
+		struct script_task *t = xcalloc(1, sizeof *t);
+		t->lt = lt;
+		atomic_fetch_add(&v->refs, 1);
+		t->v = v;
+		t->route = route;
+		t->method = req->method;
+		t->path = req->path;
+		t->path_len = req->path_len;
+		t->run_us = now_us() - t0;
+		snap_thread_done(s);
+		*task = t;
+		return SCRIPT_WAIT;
 	}
+	enum script_result result =
+		finish(v, route, req->method, req->path, req->path_len, st, kind, err, now_us() - t0, resp);
 	snap_thread_done(s);
 	return result;
+}
+
+enum script_result script_resume(struct script_task *t, struct script_resp *resp)
+{
+	memset(resp, 0, sizeof *resp);
+	char err[512];
+	enum script_err kind = SERR_RUNTIME;
+	long long t0 = now_us();
+	enum lua_vm_status st = lua_vm_resume(t->lt, resp, &kind, err, sizeof err);
+	t->run_us += now_us() - t0;
+	if (st == LVM_YIELD)
+		return SCRIPT_WAIT;
+	enum script_result result =
+		finish(t->v, t->route, t->method, t->path, t->path_len, st, kind, err, t->run_us, resp);
+	script_ver_release(t->v);
+	free(t);
+	return result;
+}
+
+void script_abort(struct script_task *t)
+{
+	if (!t)
+		return;
+	lua_vm_abort(t->lt);
+	struct script_stats *stats = t->v->stats;
+	struct script_stat_slot *slot = &stats->slot[stat_slot()];
+	atomic_fetch_add_explicit(&slot->invocations, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&slot->time_us, (unsigned long long)t->run_us, memory_order_relaxed);
+	script_ver_release(t->v);
+	free(t);
 }
 
 /* ---------- metrics ---------- */

@@ -46,6 +46,7 @@ extern const struct cfg_key script_cfg_keys[];
 /* ---------- request and response as the dispatch hands them over ---------- */
 
 struct script_cache_ops;
+struct fetcher;
 
 struct script_req {
 	const char *method;
@@ -64,6 +65,16 @@ struct script_req {
 	/* Cache subrequests (fetch{from = "cache"}); NULL: the dispatch has no cache
 	 * and such fetches go straight to the origin. */
 	const struct script_cache_ops *cache;
+	/* Origin subrequests (fetch{from = "origin"}, and cache misses): sent
+	 * through this fetcher without blocking the caller.  suspend(ctx) is
+	 * called on the calling thread before the transfer starts (the dispatch
+	 * suspends the client connection; script_handle will return SCRIPT_WAIT),
+	 * wake(ctx) in the fetcher's thread when it is over (the dispatch resumes
+	 * the connection and then calls script_resume on the thread that called
+	 * script_handle).  NULL: origin subrequests answer nil, err. */
+	struct fetcher *fetcher;
+	void (*suspend)(void *ctx);
+	void (*wake)(void *ctx);
 };
 
 /* The edge cache as scripts' subrequests see it (implemented by the dispatch,
@@ -163,14 +174,29 @@ void script_shutdown(void);
 /* True when at least one bundle is active (a cheap check for the dispatch). */
 bool script_any(void);
 
-enum script_result { SCRIPT_PASS = 0, SCRIPT_RESPONSE = 1 };
+enum script_result { SCRIPT_PASS = 0, SCRIPT_RESPONSE = 1, SCRIPT_WAIT = 2 };
+
+/* A script request waiting for an origin subrequest. */
+struct script_task;
 
 /* Runs the first bundle whose route matches.  SCRIPT_RESPONSE: resp is filled
  * (by the script, or a 500 when it failed and its route says on_error "500");
  * SCRIPT_PASS: no route matched, the script returned nil, or it failed with
  * on_error "origin" -- the caller goes on with the cache/origin path.
- * Blocks the calling thread for at most the wall-clock budget. */
-enum script_result script_handle(const struct script_req *req, struct script_resp *resp);
+ * SCRIPT_WAIT: the script waits for a subrequest (req->suspend was called);
+ * *task is set and req (copied) and what it points to must stay valid until
+ * the task ends: after req->wake, call script_resume; if the request ends
+ * first, script_abort.  Both on the thread that called script_handle (it
+ * owns the Lua state).  The task keeps the bundle version it started with
+ * (a push meanwhile does not affect it).  Never blocks on the network. */
+enum script_result script_handle(const struct script_req *req, struct script_resp *resp,
+                                 struct script_task **task);
+/* Continues t after its wake-up; returns as script_handle (SCRIPT_WAIT again:
+ * t waits for another subrequest, or the wake-up was early).  Otherwise t is
+ * gone. */
+enum script_result script_resume(struct script_task *t, struct script_resp *resp);
+/* Ends a waiting t (client gone, shutdown) without a response. */
+void script_abort(struct script_task *t);
 
 /* Control API under /.minicdn/scripts.  method/path as received, body the
  * request body (borrowed).  Writes a JSON reply into out, returns the HTTP status.

@@ -235,6 +235,50 @@ static const char *fixed_cache_status(struct edge_req *r)
 	return fixed_cs;
 }
 
+/* ---------- waiting for origin subrequests ---------- */
+
+/* On the worker thread, before the subrequest starts. */
+static void sub_suspend(void *ctx)
+{
+	struct edge_req *r = ctx;
+	MHD_suspend_connection(r->conn);
+}
+
+/* In the fetcher's thread when the subrequest is over (under its lock, so
+ * it runs before script_http_release can remove the waiter, or not at all). */
+static void sub_wake(void *ctx)
+{
+	struct edge_req *r = ctx;
+	MHD_resume_connection(r->conn);
+}
+
+/* Queues the script's response (and stores it when marked cacheable). */
+static enum MHD_Result respond(struct edge_req *r, struct script_resp *resp);
+
+bool script_http_resume(struct edge_req *r, enum MHD_Result *ret)
+{
+	struct script_resp resp;
+	enum script_result res = script_resume(r->script, &resp);
+	if (res == SCRIPT_WAIT) {
+		*ret = MHD_YES;
+		return true;
+	}
+	r->script = NULL;
+	r->state = RS_DONE;
+	if (res == SCRIPT_PASS)
+		return false;
+	*ret = respond(r, &resp);
+	return true;
+}
+
+void script_http_release(struct edge_req *r)
+{
+	if (r->script) {
+		script_abort(r->script);
+		r->script = NULL;
+	}
+}
+
 bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 {
 	const char *q = strchr(r->path.data, '?');
@@ -251,13 +295,32 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 		.headers_each = hdr_each,
 		.ctx = r,
 		.cache = r->edge->cache ? &sub_ops : NULL,
+		.fetcher = r->edge->fetcher,
+		.suspend = sub_suspend,
+		.wake = sub_wake,
 	};
 	if ((r->is_get || r->is_head) && atomic_load_explicit(&any_cached, memory_order_relaxed) &&
 	    cached_fresh(r))
 		return false;
 	struct script_resp resp;
-	if (script_handle(&sr, &resp) == SCRIPT_PASS)
+	struct script_task *task;
+	enum script_result res = script_handle(&sr, &resp, &task);
+	if (res == SCRIPT_PASS)
 		return false;
+	if (res == SCRIPT_WAIT) {
+		/* Suspended (sub_suspend); MHD calls us again after sub_wake. */
+		r->script = task;
+		r->state = RS_SCRIPT;
+		*ret = MHD_YES;
+		return true;
+	}
+	*ret = respond(r, &resp);
+	return true;
+}
+
+static enum MHD_Result respond(struct edge_req *r, struct script_resp *resp_in)
+{
+	struct script_resp resp = *resp_in;
 	bool stored = false;
 	if (resp.cache_ttl > 0 && r->is_get && resp.status == 200)
 		stored = store(r, &resp);
@@ -273,8 +336,7 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 	}
 	if (!mr) {
 		script_resp_free(&resp);
-		*ret = MHD_NO;
-		return true;
+		return MHD_NO;
 	}
 	for (size_t i = 0; i < resp.nheaders; i++)
 		if (!http_hop_by_hop(resp.headers[i].name, NULL) &&
@@ -293,10 +355,10 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 		 * response itself, it forwarded nothing (RFC 9110 7.6.3). */
 		MHD_add_response_header(mr, "Cache-Status", fixed_cache_status(r));
 	}
-	*ret = MHD_queue_response(r->conn, (unsigned)resp.status, mr);
+	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp.status, mr);
 	MHD_destroy_response(mr);
 	script_resp_free(&resp);
-	return true;
+	return ret;
 }
 
 enum MHD_Result script_http_control(struct edge_req *r)

@@ -14,6 +14,15 @@
  * cacheable script response exists and the cache should serve it). */
 bool script_http_step(struct edge_req *r, enum MHD_Result *ret);
 
+/* A script waiting for an origin subrequest (r->state RS_SCRIPT: the
+ * connection was suspended and has been resumed): continues it.  Returns as
+ * script_http_step; true with the connection suspended again if it waits
+ * for another subrequest. */
+bool script_http_resume(struct edge_req *r, enum MHD_Result *ret);
+
+/* The request is over (MHD completed it): ends a script still waiting. */
+void script_http_release(struct edge_req *r);
+
 /* /.minicdn/scripts[/NAME]: push (POST), unpush (DELETE), list (GET).
  * Authenticated by the bundle signature, not the control secret. */
 enum MHD_Result script_http_control(struct edge_req *r);

@@ -3,6 +3,11 @@
 # fetch(path, {from = "cache"}) through the edge's cache (hit without the
 # origin, miss stored when cacheable, entries shared with clients' requests,
 # Vary, purge, no-store, limits), asserted on the origin's request counts.
+# Origin subrequests do not block the worker: with threads = 1, a script
+# waiting 2 s for its origin is in flight while other requests (a cache hit,
+# another script route, /healthz) complete; a push during the wait does not
+# change the waiting request's version; a client that goes away while its
+# script waits, and SIGTERM during a wait, are handled cleanly.
 . "$(dirname "$0")/../../lib.sh"
 t_init scripts-fetch
 . "$(dirname "$0")/../scripts-push/common.sh"
@@ -142,6 +147,126 @@ t_eq "headers: pairs, any case, repeated joined, absent nil" \
 	"$(curl -s -H 'User-Agent:' -H 'Accept:' -H 'X-A: 1' -H 'X-Rep: r1' -H 'X-Rep: r2' "$E/req/hdrs")"
 # one connection, so both requests run on the same worker thread (Lua state)
 t_eq "a request table kept past its request answers nil" "keptnil nil" "$(curl -s "$E/req/keep" "$E/req/old")"
+
+# --- origin subrequest body over fetch_max_body: the transfer is aborted ------
+t_eq "origin body over fetch_max_body refused" "502 error: subrequest body over the size limit" \
+	"$(curl -s -w ' %{http_code}' -H 'X-From: origin' "$E/sub/big" | awk '{c=$NF; $NF=""; sub(/ $/,""); print c, $0}')"
+
+# --- subrequests wait without blocking the worker thread (threads = 1) -------
+oset '{"path":"/s2","delay":2,"headers":{"X-O":"slow"},"body":"late"}'
+oset '{"path":"/s05","delay":0.5,"headers":{"Cache-Control":"max-age=60"},"body":"half"}'
+oset '{"path":"/hit","headers":{"Cache-Control":"max-age=60"},"body":"cached"}'
+EDGE_THREADS=1 sc_edge edge-one eu 'time = "5s"; fetch_timeout = "4s";'
+E1=${EDGE_URL[edge-one]}
+cat >"$B/slow.lua" <<'EOL'
+--[[minicdn
+name = "slow";
+routes = ( { path = "/slow/*"; } );
+]]
+local V = "v1"
+function handle(req)
+  local p = req.path
+  if p == "/slow/fast" then return { body = "fast " .. V .. " " .. (req.args.i or "") } end
+  if p == "/slow/pass" then local r = fetch("/s05") if r.body == "half" then return nil end end
+  local r, err = fetch(req.args.o or "/s2", { from = req.args.from or "origin" })
+  if not r then return { status = 502, body = "error: " .. err } end
+  return { body = string.format("%s %d %s %s %s %s", V, r.status, r.body, tostring(r.cache),
+                                r.headers["x-o"] or "-", req.headers["x-tag"] or "-"),
+           cache = req.args.store and 60 or nil }
+end
+EOL
+sc_sign "$B/slow.lua" 1 >"$B/slow1.env"
+sed 's/local V = "v1"/local V = "v2"/' "$B/slow.lua" >"$B/slow2.lua"
+sc_sign "$B/slow2.lua" 2 >"$B/slow2.env"
+r=$(sc_push edge-one "$B/slow1.env"); t_eq "slow bundle activates on the one-thread edge" "200" "${r%% *}"
+curl -s -o /dev/null "$E1/hit"
+t_eq "warm: /hit is cached" "cached" "$(curl -s "$E1/hit")"
+
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+t0=$(ms)
+curl -s -D "$T_DIR/slow.h" -o "$T_DIR/slow.out" -H 'X-Tag: t1' "$E1/slow/wait" &
+SLOWPID=$!
+sleep 0.3
+: >"$T_DIR/during.txt"
+for i in 1 2 3 4 5 6 7; do
+	for u in "/hit" "/slow/fast?i=$i" "/healthz"; do
+		curl -s -o /dev/null -w "%{http_code} %{time_total} $u\n" --max-time 3 "$E1$u" >>"$T_DIR/during.txt"
+	done
+done
+kill -0 $SLOWPID 2>/dev/null && inflight=yes || inflight=no
+t_eq "the slow script request is still waiting after the others" "yes" "$inflight"
+t_eq "21 requests answered 200 meanwhile" "21" "$(grep -c '^200 ' "$T_DIR/during.txt")"
+t_eq "... each in under 0.5 s" "0" "$(awk '$2 >= 0.5' "$T_DIR/during.txt" | wc -l)"
+t_check "... including script responses" grep -q "^200 .* /slow/fast?i=7" "$T_DIR/during.txt"
+wait $SLOWPID
+el=$(( $(ms) - t0 ))
+t_eq "the slow request then completes with its subrequest's answer" "v1 200 late nil slow t1" "$(cat "$T_DIR/slow.out")"
+t_check "... after the origin's 2 s ($el ms)" test "$el" -ge 1900 -a "$el" -lt 4500
+t_check "... with its script header" grep -qi '^X-Edge-Script: slow/1' "$T_DIR/slow.h"
+
+# a script that waits, then returns nil: the request falls through to the origin
+t_eq "fall-through after a wait" "hello from /slow/pass" "$(curl -s "$E1/slow/pass")"
+# a cache subrequest miss waits too, and its response is stored
+t_eq "cache subrequest miss (origin waited for) is stored" "v1 200 half stored - -" "$(curl -s "$E1/slow/c?o=/s05&from=cache")"
+t_eq "... then a hit" "v1 200 half hit - -" "$(curl -s "$E1/slow/c?o=/s05&from=cache")"
+# a script response marked cacheable after a wait is stored
+curl -s -o /dev/null "$E1/slow/st?o=/s05&store=1"
+h=$(curl -s -D - -o "$T_DIR/st.out" "$E1/slow/st?o=/s05&store=1")
+t_check "cacheable script response after a wait is stored (then a hit)" grep -qi '^Cache-Status:.*; hit' <<<"$h"
+# origin down while waiting -> nil, err
+oset '{"path":"/s3","delay":3,"body":"never"}'
+cat >"$B/slowto.lua" <<'EOL'
+--[[minicdn
+name = "slowto";
+routes = ( { path = "/to/*"; } );
+]]
+function handle(req)
+  local r, err = fetch("/s3", { timeout = 0.3 })
+  return { status = r and 200 or 504, body = r and r.body or ("error: " .. err) }
+end
+EOL
+sc_sign "$B/slowto.lua" 1 >"$B/slowto.env"
+r=$(sc_push edge-one "$B/slowto.env"); t_eq "slowto bundle activates" "200" "${r%% *}"
+t_eq "subrequest timeout while waiting gives nil, err" "504 error: Timeout was reached" \
+	"$(curl -s -w ' %{http_code}' "$E1/to/x" | awk '{c=$NF; $NF=""; sub(/ $/,""); print c, $0}')"
+
+# --- a push during the wait does not affect the waiting request ----------------
+curl -s -o "$T_DIR/slow2.out" -D "$T_DIR/slow2.h" -H 'X-Tag: t2' "$E1/slow/wait" &
+SLOWPID=$!
+sleep 0.3
+r=$(sc_push edge-one "$B/slow2.env"); t_eq "v2 activated while v1 waits" "200" "${r%% *}"
+t_eq "new requests run v2 at once" "fast v2 x" "$(curl -s "$E1/slow/fast?i=x")"
+wait $SLOWPID
+t_eq "the waiting request finished on v1" "v1 200 late nil slow t2" "$(cat "$T_DIR/slow2.out")"
+t_check "... and says so" grep -qi '^X-Edge-Script: slow/1' "$T_DIR/slow2.h"
+
+# --- the client goes away while its script waits --------------------------------
+for i in 1 2 3; do curl -s -o /dev/null --max-time 0.4 "$E1/slow/wait?i=$i"; done
+t_eq "edge serves while abandoned scripts wait" "fast v2 y" "$(curl -s --max-time 1 "$E1/slow/fast?i=y")"
+sleep 2.2
+t_eq "edge healthy after the abandoned waits ended" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$E1/healthz")"
+t_eq "... and runs waiting scripts again" "v2 200 late nil slow -" "$(curl -s --max-time 4 "$E1/slow/wait")"
+
+# --- SIGTERM while a script waits: the request finishes, the edge exits 0 ------
+curl -s -o "$T_DIR/slow3.out" "$E1/slow/wait" &
+SLOWPID=$!
+sleep 0.5
+EPID=$(t_pid edge-one)
+t0=$(ms)
+kill -TERM "$EPID"
+wait $SLOWPID
+t_eq "request waiting at SIGTERM still answered" "v2 200 late nil slow -" "$(cat "$T_DIR/slow3.out")"
+for _ in $(seq 50); do kill -0 "$EPID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$EPID" 2>/dev/null; then
+	t_fail "edge-one did not exit after SIGTERM"
+	kill -KILL "$EPID"
+fi
+wait "$EPID"; rc=$?
+unset "T_PIDS[edge-one]"
+t_eq "edge exits 0 after SIGTERM during a wait" "0" "$rc"
+t_check "... within 4 s ($(( $(ms) - t0 )) ms)" test $(( $(ms) - t0 )) -lt 4000
+t_check "... having logged its stop" grep -q "main: stopped" "$T_DIR/edge-one.log"
+t_scan_log edge-one
 
 t_eq "edge still healthy" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$E/healthz")"
 

@@ -1,6 +1,7 @@
 /* test_script.c -- the edge script runtime without HTTP: push/verify/replay,
- * activation, restart, routes, the request API, KV, and the sandbox against
- * hostile scripts. */
+ * activation, restart, routes, the request API, KV, the sandbox against
+ * hostile scripts, and origin subrequests that yield the script's coroutine
+ * (several requests interleaved on one thread's Lua state). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "edge/fetch.h"
 #include "edge/script.h"
 
 #include <arpa/inet.h>
@@ -20,16 +22,67 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 static char dir[64];
 static uint8_t pk[BUNDLE_PK_LEN], sk[BUNDLE_SK_LEN];
 static struct script_config cfg;
 
-/* A "origin" that accepts connections (kernel backlog) but never answers:
- * subrequests to it run into their timeout. */
+/* A small origin: GET /d/MS answers "got /d/MS" after MS milliseconds
+ * (header X-O: MS); any other path is never answered (the connection is held
+ * for 3 s), so subrequests to it run into their timeout.  One thread per
+ * connection. */
 static int mute_fd = -1;
 static char origin[64];
+static struct fetcher *fr;
+
+static void *origin_conn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char req[4096];
+	size_t n = 0;
+	ssize_t k;
+	while (n < sizeof req - 1 && (k = read(fd, req + n, sizeof req - 1 - n)) > 0) {
+		n += (size_t)k;
+		req[n] = 0;
+		if (strstr(req, "\r\n\r\n"))
+			break;
+	}
+	req[n] = 0;
+	char path[256] = "";
+	sscanf(req, "%*s %255s", path);
+	int ms;
+	if (sscanf(path, "/d/%d", &ms) == 1) {
+		usleep((useconds_t)ms * 1000);
+		char body[300], resp[600];
+		int bl = snprintf(body, sizeof body, "got %s", path);
+		int rl = snprintf(resp, sizeof resp,
+		                  "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-O: %d\r\n"
+		                  "Connection: close\r\n\r\n%s", bl, ms, body);
+		if (write(fd, resp, (size_t)rl) < 0)
+			perror("origin write");
+	} else {
+		usleep(3000 * 1000);
+	}
+	close(fd);
+	return NULL;
+}
+
+static void *origin_main(void *arg)
+{
+	for (;;) {
+		int fd = accept(mute_fd, NULL, NULL);
+		if (fd < 0)
+			return NULL;
+		pthread_t th;
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		pthread_create(&th, &at, origin_conn, (void *)(intptr_t)fd);
+		pthread_attr_destroy(&at);
+	}
+}
 
 static int init(void)
 {
@@ -43,6 +96,13 @@ static int init(void)
 		    getsockname(mute_fd, (struct sockaddr *)&a, &al) < 0)
 			return -1;
 		snprintf(origin, sizeof origin, "http://127.0.0.1:%d", ntohs(a.sin_port));
+		pthread_t th;
+		pthread_create(&th, NULL, origin_main, NULL);
+		pthread_detach(th);
+		struct fetcher_opts fo = { origin, 1000, 5000, 8 };
+		fr = fetcher_start(&fo, err, sizeof err);
+		if (!fr)
+			return -1;
 	}
 	if (script_init(&cfg, "edge-test", "eu", origin, err, sizeof err) < 0) {
 		fprintf(stderr, "script_init: %s\n", err);
@@ -84,6 +144,7 @@ static int setup(void **st)
 static int teardown(void **st)
 {
 	script_shutdown();
+	fetcher_stop(fr);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
@@ -138,6 +199,63 @@ struct hdrs {
 	const char *names[4], *values[4];
 };
 
+/* A client connection as the dispatch would have it: headers, and the
+ * suspend/wake pair (wake comes from the fetcher's thread). */
+struct conn {
+	struct hdrs h; /* first: hdr_get casts ctx */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int suspended, woken;
+};
+
+static void conn_suspend(void *ctx)
+{
+	struct conn *c = ctx;
+	pthread_mutex_lock(&c->mu);
+	c->suspended++;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void conn_wake(void *ctx)
+{
+	struct conn *c = ctx;
+	pthread_mutex_lock(&c->mu);
+	c->woken++;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Waits (at most 5 s) until c was woken as often as it was suspended. */
+static bool conn_wait(struct conn *c)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	pthread_mutex_lock(&c->mu);
+	int rc = 0;
+	while (c->woken < c->suspended && rc == 0)
+		rc = pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+	bool ok = c->woken == c->suspended;
+	pthread_mutex_unlock(&c->mu);
+	return ok;
+}
+
+static void conn_init(struct conn *c)
+{
+	memset(c, 0, sizeof *c);
+	c->h.names[0] = "Host";
+	c->h.values[0] = "www.cdn.test";
+	c->h.names[1] = "X-Name";
+	c->h.values[1] = "Ada";
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+}
+
+/* Starts a request on c (c and *a must outlive it); SCRIPT_WAIT leaves *task. */
+static enum script_result start(struct conn *c, struct sockaddr_in *a, const char *method,
+                                const char *path, const char *query, struct script_resp *resp,
+                                struct script_task **task);
+
 static const char *hdr_get(void *ctx, const char *name)
 {
 	struct hdrs *h = ctx;
@@ -161,18 +279,36 @@ static struct sockaddr_in client_addr(const char *ip)
 	return a;
 }
 
-/* Runs one request; returns the result, fills resp. */
+static enum script_result start(struct conn *c, struct sockaddr_in *a, const char *method,
+                                const char *path, const char *query, struct script_resp *resp,
+                                struct script_task **task)
+{
+	struct script_req req = {
+		.method = method, .host = "www.cdn.test", .path = path, .path_len = strlen(path),
+		.query = query, .client = (struct sockaddr *)a, .header = hdr_get,
+		.headers_each = hdr_each, .ctx = c, .fetcher = fr, .suspend = conn_suspend,
+		.wake = conn_wake,
+	};
+	return script_handle(&req, resp, task);
+}
+
+/* Runs one request to its end (waiting for its subrequests); returns the
+ * result, fills resp. */
 static enum script_result run(const char *method, const char *path, const char *query,
                               const char *client, struct script_resp *resp)
 {
-	static struct hdrs h = { { "Host", "X-Name", NULL }, { "www.cdn.test", "Ada", NULL } };
+	struct conn c;
+	conn_init(&c);
 	struct sockaddr_in a = client_addr(client ? client : "127.0.1.5");
-	struct script_req req = {
-		.method = method, .host = "www.cdn.test", .path = path, .path_len = strlen(path),
-		.query = query, .client = (struct sockaddr *)&a, .header = hdr_get,
-		.headers_each = hdr_each, .ctx = &h,
-	};
-	return script_handle(&req, resp);
+	struct script_task *t;
+	enum script_result res = start(&c, &a, method, path, query, resp, &t);
+	while (res == SCRIPT_WAIT) {
+		if (!conn_wait(&c))
+			fail_msg("%s: no wake-up within 5 s", path);
+		res = script_resume(t, resp);
+	}
+	assert_int_equal(c.woken, c.suspended);
+	return res;
 }
 
 static char *body_of(const char *path, const char *query, int *status)
@@ -291,29 +427,29 @@ static void test_activate_new_then_restart(void **st)
 	assert_int_equal(push(HELLO("1", ""), 15), 409);
 }
 
-/* In-flight requests finish on the version they started with. */
-static void *slow_request(void *arg)
-{
-	int status;
-	char *b = body_of("/hello", NULL, &status);
-	return b;
-}
-
+/* In-flight requests finish on the version they started with, even when
+ * the new version runs on the same thread (same Lua state) while the old one
+ * waits for its subrequest. */
 static void test_inflight_keeps_old(void **st)
 {
-	assert_int_equal(push(HELLO("3", "  fetch('/slow')\n"), 30), 200);
-	pthread_t th;
-	pthread_create(&th, NULL, slow_request, NULL);
-	usleep(50000);
+	assert_int_equal(push(HELLO("3", "  fetch('/d/150')\n"), 30), 200);
+	struct conn c;
+	conn_init(&c);
+	struct sockaddr_in a = client_addr("127.0.1.5");
+	struct script_resp r;
+	struct script_task *t;
+	assert_int_equal(start(&c, &a, "GET", "/hello", NULL, &r, &t), SCRIPT_WAIT);
+	assert_int_equal(c.suspended, 1);
 	assert_int_equal(push(HELLO("4", ""), 31), 200);
 	int status;
 	char *b = body_of("/hello", NULL, &status);
 	assert_string_equal(b, "v4 edge-test eu - Ada");
 	free(b);
-	void *old;
-	pthread_join(th, &old);
-	assert_string_equal(old, "v3 edge-test eu - Ada");
-	free(old);
+	assert_true(conn_wait(&c));
+	assert_int_equal(script_resume(t, &r), SCRIPT_RESPONSE);
+	assert_string_equal(r.body, "v3 edge-test eu - Ada");
+	assert_int_equal(r.version, 30);
+	script_resp_free(&r);
 }
 
 static const char *HOSTILE_HDR =
@@ -456,6 +592,114 @@ static void test_fetch_bounded(void **st)
 	free(b);
 }
 
+#define ASYNC_SRC \
+	"--[[minicdn\nname=\"async\";\nroutes=({path=\"/a/*\";});\n]]\n" \
+	"function handle(req)\n" \
+	"  local p = req.path\n" \
+	"  if p == '/a/one' then local r, err = fetch('/d/' .. req.args.ms)\n" \
+	"    return r and (r.status .. ' ' .. r.body .. ' ' .. r.headers['x-o'] .. ' ' .. req.args.ms) or ('err ' .. err) end\n" \
+	"  if p == '/a/two' then local r1 = fetch('/d/20') local r2 = fetch('/d/30') return r1.body .. '+' .. r2.body end\n" \
+	"  if p == '/a/pcall' then local ok, r = pcall(fetch, '/d/10') return tostring(ok) .. ' ' .. r.body end\n" \
+	"  if p == '/a/gsub' then return (string.gsub('x', 'x', function() return fetch('/d/1').body end)) end\n" \
+	"  if p == '/a/spin' then local n = 0 for i = 1, tonumber(req.args.n) do n = n + i end\n" \
+	"    local r = fetch('/d/10') for i = 1, tonumber(req.args.n) do n = n + i end return r.body end\n" \
+	"end\n"
+
+static char *finish_body(struct conn *c, struct script_task *t, int *status)
+{
+	struct script_resp r;
+	if (!conn_wait(c))
+		fail_msg("no wake-up within 5 s");
+	enum script_result res = script_resume(t, &r);
+	assert_int_equal(res, SCRIPT_RESPONSE);
+	*status = r.status;
+	char *b = xstrndup(r.body ? r.body : "", r.body_len);
+	script_resp_free(&r);
+	return b;
+}
+
+/* Origin subrequests yield: several requests wait at once on one thread's
+ * Lua state, others run meanwhile, each keeps its own budgets. */
+static void test_fetch_async(void **st)
+{
+	assert_int_equal(push(ASYNC_SRC, 1), 200);
+	int status;
+	char *b = body_of("/a/one", "ms=5", &status);
+	assert_string_equal(b, "200 got /d/5 5 5");
+	free(b);
+	b = body_of("/a/two", NULL, &status);
+	assert_string_equal(b, "got /d/20+got /d/30");
+	free(b);
+	b = body_of("/a/pcall", NULL, &status);
+	assert_string_equal(b, "true got /d/10");
+	free(b);
+	/* A C function's callback cannot wait: a clear error, not a stall. */
+	unsigned long long rt0 = metric("minicdn_script_errors_total{script=\"async\",kind=\"runtime\"} ");
+	b = body_of("/a/gsub", NULL, &status);
+	assert_int_equal(status, 500); /* on_error "500" (the default) */
+	free(b);
+	assert_int_equal(metric("minicdn_script_errors_total{script=\"async\",kind=\"runtime\"} "), rt0 + 1);
+
+	/* Two requests wait at once (the slower one started first); a third
+	 * runs to completion meanwhile; they finish in the order of their
+	 * subrequests, each with its own request. */
+	struct conn ca, cb;
+	conn_init(&ca);
+	conn_init(&cb);
+	struct sockaddr_in a = client_addr("127.0.1.5");
+	struct script_resp r;
+	struct script_task *ta, *tb;
+	assert_int_equal(start(&ca, &a, "GET", "/a/one", "ms=150", &r, &ta), SCRIPT_WAIT);
+	assert_int_equal(start(&cb, &a, "GET", "/a/one", "ms=20", &r, &tb), SCRIPT_WAIT);
+	b = body_of("/a/pcall", NULL, &status);
+	assert_string_equal(b, "true got /d/10");
+	free(b);
+	b = finish_body(&cb, tb, &status);
+	assert_string_equal(b, "200 got /d/20 20 20");
+	free(b);
+	assert_int_equal(ca.woken, 0); /* still waiting */
+	b = finish_body(&ca, ta, &status);
+	assert_string_equal(b, "200 got /d/150 150 150");
+	free(b);
+
+	/* Instruction budgets are per request: each of these spends ~1.6M of
+	 * its 2M, interleaved (a shared count would kill the later ones). */
+	assert_int_equal(start(&ca, &a, "GET", "/a/spin", "n=400000", &r, &ta), SCRIPT_WAIT);
+	assert_int_equal(start(&cb, &a, "GET", "/a/spin", "n=400000", &r, &tb), SCRIPT_WAIT);
+	b = finish_body(&ca, ta, &status);
+	assert_string_equal(b, "got /d/10");
+	free(b);
+	b = finish_body(&cb, tb, &status);
+	assert_string_equal(b, "got /d/10");
+	free(b);
+	/* ... and still enforced in a coroutine. */
+	unsigned long long in0 = metric("minicdn_script_errors_total{script=\"async\",kind=\"instructions\"} ");
+	assert_int_equal(run("GET", "/a/spin", "n=1100000", NULL, &r), SCRIPT_RESPONSE);
+	assert_int_equal(r.status, 500);
+	script_resp_free(&r);
+	assert_int_equal(metric("minicdn_script_errors_total{script=\"async\",kind=\"instructions\"} "), in0 + 1);
+	/* A killed coroutine is not reused without its budget: the next
+	 * runaway request on this thread is stopped too (Lua 5.4.4 keeps hooks
+	 * off in a thread reset after a kill from the hook). */
+	assert_int_equal(run("GET", "/a/spin", "n=1100000", NULL, &r), SCRIPT_RESPONSE);
+	assert_int_equal(r.status, 500);
+	script_resp_free(&r);
+	assert_int_equal(metric("minicdn_script_errors_total{script=\"async\",kind=\"instructions\"} "), in0 + 2);
+
+	/* The request goes away while waiting: no wake-up afterwards, nothing
+	 * leaks (ASan), the state keeps serving. */
+	unsigned long long inv0 = metric("minicdn_script_invocations_total{script=\"async\"} ");
+	conn_init(&ca);
+	assert_int_equal(start(&ca, &a, "GET", "/a/one", "ms=50", &r, &ta), SCRIPT_WAIT);
+	script_abort(ta);
+	usleep(200 * 1000);
+	assert_int_equal(ca.woken, 0);
+	assert_int_equal(metric("minicdn_script_invocations_total{script=\"async\"} "), inv0 + 1);
+	b = body_of("/a/one", "ms=1", &status);
+	assert_string_equal(b, "200 got /d/1 1 1");
+	free(b);
+}
+
 static void test_delete(void **st)
 {
 	size_t n;
@@ -494,6 +738,7 @@ int main(void)
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_kv),
 		cmocka_unit_test(test_fetch_bounded),
+		cmocka_unit_test(test_fetch_async),
 		cmocka_unit_test(test_delete),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
