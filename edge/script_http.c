@@ -318,46 +318,45 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 	return true;
 }
 
-static enum MHD_Result respond(struct edge_req *r, struct script_resp *resp_in)
+static enum MHD_Result respond(struct edge_req *r, struct script_resp *resp)
 {
-	struct script_resp resp = *resp_in;
 	bool stored = false;
-	if (resp.cache_ttl > 0 && r->is_get && resp.status == 200)
-		stored = store(r, &resp);
+	if (resp->cache_ttl > 0 && r->is_get && resp->status == 200)
+		stored = store(r, resp);
 	struct MHD_Response *mr;
 	if (r->is_head) {
 		mr = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	} else {
 		/* The body is handed to MHD, which frees it. */
-		mr = MHD_create_response_from_buffer(resp.body_len, resp.body ? resp.body : (char *)"",
-		                                     resp.body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+		mr = MHD_create_response_from_buffer(resp->body_len, resp->body ? resp->body : (char *)"",
+		                                     resp->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 		if (mr)
-			resp.body = NULL;
+			resp->body = NULL;
 	}
 	if (!mr) {
-		script_resp_free(&resp);
+		script_resp_free(resp);
 		return MHD_NO;
 	}
-	for (size_t i = 0; i < resp.nheaders; i++)
-		if (!http_hop_by_hop(resp.headers[i].name, NULL) &&
-		    strcasecmp(resp.headers[i].name, "Content-Length") != 0)
-			MHD_add_response_header(mr, resp.headers[i].name, resp.headers[i].value);
+	for (size_t i = 0; i < resp->nheaders; i++)
+		if (!http_hop_by_hop(resp->headers[i].name, NULL) &&
+		    strcasecmp(resp->headers[i].name, "Content-Length") != 0)
+			MHD_add_response_header(mr, resp->headers[i].name, resp->headers[i].value);
 	char tag[BUNDLE_MAX_NAME + 32];
-	size_t nl = strnlen(resp.script, BUNDLE_MAX_NAME);
-	memcpy(tag, resp.script, nl);
+	size_t nl = strnlen(resp->script, BUNDLE_MAX_NAME);
+	memcpy(tag, resp->script, nl);
 	tag[nl] = '/';
-	fmt_u64(tag + nl + 1, resp.version);
+	fmt_u64(tag + nl + 1, resp->version);
 	MHD_add_response_header(mr, "X-Edge-Script", tag);
 	if (stored) {
-		http_add_cache_status(r, mr, false, FWD_NONE, 0, true, resp.cache_ttl, "script");
+		http_add_cache_status(r, mr, false, FWD_NONE, 0, true, resp->cache_ttl, "script");
 	} else {
 		/* Formatted once per process.  No Via: the edge generated this
 		 * response itself, it forwarded nothing (RFC 9110 7.6.3). */
 		MHD_add_response_header(mr, "Cache-Status", fixed_cache_status(r));
 	}
-	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp.status, mr);
+	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp->status, mr);
 	MHD_destroy_response(mr);
-	script_resp_free(&resp);
+	script_resp_free(resp);
 	return ret;
 }
 
