@@ -127,8 +127,13 @@ void http_add_cache_status(struct edge_req *r, struct MHD_Response *resp, bool h
 	}
 	cs[n] = '\0';
 	MHD_add_response_header(resp, "Cache-Status", cs);
+}
+
+void http_add_via(struct edge_req *r, struct MHD_Response *resp)
+{
+	const char *name = r->edge->cfg.name;
 	char via[160];
-	n = 0;
+	size_t n = 0;
 	PUT_LIT(via, &n, "1.1 ");
 	put(via, sizeof via, &n, name, strlen(name));
 	PUT_LIT(via, &n, " (minicdn)");
@@ -307,6 +312,7 @@ enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
 			snprintf(crange, sizeof crange, "bytes */%llu", (unsigned long long)v->body_len);
 			MHD_add_response_header(resp, "Content-Range", crange);
 			http_add_cache_status(r, resp, fwd == FWD_NONE, fwd, fwd_status, false, ttl, detail);
+			http_add_via(r, resp);
 			enum MHD_Result ret = MHD_queue_response(r->conn, 416, resp);
 			MHD_destroy_response(resp);
 			cache_ref_release(e->cache, ref);
@@ -373,6 +379,7 @@ enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
 	snprintf(agebuf, sizeof agebuf, "%lld", (long long)(age < 0 ? 0 : age));
 	MHD_add_response_header(resp, "Age", agebuf);
 	http_add_cache_status(r, resp, fwd == FWD_NONE, fwd, fwd_status, false, ttl, detail);
+	http_add_via(r, resp);
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	if (storage_key)

@@ -74,10 +74,14 @@ bool http_if_range_ok(struct edge_req *r, const char *etag, const char *last_mod
 bool http_in_304(const char *name);
 bool http_skip_to_client(const char *name);
 
-/* Queues a small error reply with Cache-Status and Via. */
+/* Queues a small error reply with Cache-Status (no Via: the edge made it). */
 enum MHD_Result http_error(struct edge_req *r, unsigned status, const char *msg);
 
-/* Adds Via and a Cache-Status built from the parts to resp. */
+/* Adds Via: only to responses forwarded from the origin (RFC 9110 7.6.3),
+ * fresh or served from the cache, not to what the edge generates itself
+ * (errors, only-if-cached 504s, script responses). */
+void http_add_via(struct edge_req *r, struct MHD_Response *resp);
+/* Adds a Cache-Status (RFC 9211) built from the parts to resp. */
 void http_add_cache_status(struct edge_req *r, struct MHD_Response *resp, bool hit,
                            enum fwd_reason fwd, unsigned fwd_status, bool stored, long ttl,
                            const char *detail);

@@ -843,6 +843,7 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 		http_add_cache_status(r, resp, false, r->fwd, status, x->store, ttl,
 		                      r->leader ? NULL : "collapsed");
 	}
+	http_add_via(r, resp); /* forwarded from the origin, directly or collapsed */
 	enum MHD_Result ret = MHD_queue_response(r->conn, out_status, resp);
 	MHD_destroy_response(resp);
 	return ret;

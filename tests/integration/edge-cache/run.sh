@@ -19,6 +19,7 @@ t_check "hit: body identical" cmp -s "$T_DIR/b" "$T_DIR/first"
 t_eq "hit: 5000 bytes" 5000 "$(stat -c %s "$T_DIR/b")"
 t_eq "miss+hit: origin saw 1 request" 1 "$(ocount /a)"
 t_check "hit: Age header present" test -n "$(hdr Age)"
+t_check "hit: Via added (forwarded content, from the cache)" grep -qi "^Via: 1.1 edge-test" "$T_DIR/h"
 t_check "origin saw Via from the edge" sh -c "curl -s '$O/__last?path=/a' | grep -q 'edge-test'"
 
 # --- HEAD from the GET entry
@@ -304,6 +305,7 @@ t_eq "req cc: origin count after the hits" 6 "$(ocount /rq)"
 get /rq-absent -H 'Cache-Control: only-if-cached'
 t_eq "only-if-cached, not stored: 504" 504 "$(status)"
 t_check "only-if-cached 504: Cache-Status detail" cs_has "detail=only-if-cached"
+t_check "only-if-cached 504: no Via (the edge made it, RFC 9110 7.6.3)" sh -c "! grep -qi '^Via:' '$T_DIR/h'"
 t_eq "only-if-cached, not stored: origin never asked" 0 "$(ocount /rq-absent)"
 oset '{"path":"/rqnv","headers":{"Cache-Control":"max-age=600"},"body":"no-validator"}'
 get /rqnv
