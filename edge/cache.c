@@ -192,6 +192,29 @@ static uint64_t cost_vary(size_t klen, size_t vlen)
 #define CHECK_DEADLINE_S 60
 #define CHECK_FORMAT 2 /* check_walk's exit code for a store of an older format */
 
+/* Whether the main database names exactly the databases of an MCE2 store
+ * (e, a, l, t, m: entries keyed by URL, no format record). */
+static bool mce2_names(MDB_txn *t)
+{
+	MDB_dbi main_dbi;
+	MDB_cursor *cur;
+	if (mdb_dbi_open(t, NULL, 0, &main_dbi) || mdb_cursor_open(t, main_dbi, &cur))
+		return false;
+	char seen[8] = "";
+	size_t n = 0;
+	bool ok = true;
+	MDB_val k, v;
+	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && ok;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		ok = n < 5 && k.mv_size == 1 && strchr("ealtm", *(char *)k.mv_data) &&
+		     !memchr(seen, *(char *)k.mv_data, n);
+		if (ok)
+			seen[n++] = *(char *)k.mv_data;
+	}
+	mdb_cursor_close(cur);
+	return ok && n == 5;
+}
+
 /* Walks every record of a store opened read-only.  Runs in a child process
  * (store_check): a damaged page can make LMDB read out of bounds or trip an
  * assertion, and that must kill the child, not the edge.  Writes to fd a
@@ -241,6 +264,12 @@ static int check_walk(const char *path, uint64_t map_size, int fd)
 		if (rc == 0)
 			rc = mdb_get(t, mdbi, (MDB_val *)&m_format, &v);
 		if (rc == MDB_NOTFOUND) {
+			/* Only the exact set of names of an MCE2 store is a format
+			 * change; a missing "m" in a garbage tree is damage. */
+			if (!mce2_names(t)) {
+				snprintf(why, sizeof why, "no format record, and not an older store");
+				goto out;
+			}
 			snprintf(why, sizeof why, "no format record: an MCE2 store (one value per URL), "
 			         "this edge writes %s", STORE_FORMAT);
 			ret = CHECK_FORMAT;
