@@ -169,7 +169,15 @@ int main(int argc, char **argv)
 	/* Stop accepting, let in-flight requests (and suspended misses) finish,
 	 * then stop MHD, the fetcher, and close LMDB last. */
 	MHD_quiesce_daemon(d);
-	long long deadline = daemon_now_ms() + e.cfg.upstream.timeout_ms + 2000;
+	/* Long enough for the slowest suspended request: a miss waits at most
+	 * upstream.timeout, a script waiting on subrequests at most its
+	 * wall-clock budget (each subrequest is capped by what is left of it).
+	 * libmicrohttpd aborts if stopped with a connection still suspended. */
+	const struct edge_config *lc = edge_live(&e);
+	long long grace = lc->upstream.timeout_ms;
+	if (lc->scripts.enabled && lc->scripts.time_ms > grace)
+		grace = lc->scripts.time_ms;
+	long long deadline = daemon_now_ms() + grace + 2000;
 	while (e.inflight > 0 && daemon_now_ms() < deadline)
 		daemon_wait(20);
 	MHD_stop_daemon(d);
