@@ -70,8 +70,10 @@ struct cache {
 		int kind; /* enum job_kind; 0 = unused slot */
 		char *arg;
 		int64_t at;
+		uint64_t seq; /* 1, 2, ...: the purges so far, this one included */
 	} recent[RECENT_PURGES];
 	int recent_next;
+	_Atomic uint64_t purges; /* purges remembered so far */
 };
 
 enum job_kind { JOB_STORE, JOB_PURGE_KEY, JOB_PURGE_PREFIX, JOB_PURGE_TAG };
@@ -1070,6 +1072,11 @@ static bool prefix_covers(const char *key, const char *prefix)
 	return e && strlen(e) >= len && !memcmp(e, prefix, len);
 }
 
+uint64_t cache_purge_seq(struct cache *c)
+{
+	return atomic_load(&c->purges) + 1;
+}
+
 /* Remembers a purge (called inside its write transaction). */
 static void purge_remember(struct cache *c, enum job_kind kind, const char *arg)
 {
@@ -1079,26 +1086,32 @@ static void purge_remember(struct cache *c, enum job_kind kind, const char *arg)
 	p->kind = (int)kind;
 	p->arg = xstrdup(arg);
 	p->at = (int64_t)now_s();
+	p->seq = atomic_fetch_add(&c->purges, 1) + 1;
 	c->recent_next = (c->recent_next + 1) % RECENT_PURGES;
 	pthread_mutex_unlock(&c->recent_lock);
 }
 
-/* Whether a purge made after request_time covers this response (by its
- * primary key or one of its tags): it was requested before the purge, so it
- * may carry the purged content and must not be stored after it.  Times are
- * seconds (entry_meta): a purge in the same second as the request does not
- * count -- counting it would drop every response fetched just after a purge
- * (purge, then warm up) -- so that one-second window stays open.  Only the
- * last RECENT_PURGES purges are remembered.  Cost: a scan of them per
- * store, under the writer's transaction. */
+/* Whether a purge made after the request was sent covers this response (by
+ * its primary key or one of its tags): it may carry the purged content and
+ * must not be stored after it.  "After" is exact when the store carries the
+ * purge sequence taken as the request was sent (proxy.c does); otherwise
+ * request times in seconds decide, and a purge in the same second as the
+ * request does not count -- counting it would drop every response fetched
+ * just after a purge -- so that one-second window stays open for such
+ * stores (script responses).  Only the last RECENT_PURGES purges are
+ * remembered.  Cost: a scan of them per store, under the writer's
+ * transaction. */
 static bool purge_covers(struct cache *c, const char *key, const char *tags, size_t tags_len,
-                         int64_t request_time)
+                         const struct entry_meta *m)
 {
 	bool hit = false;
 	pthread_mutex_lock(&c->recent_lock);
+	/* With the sequence recorded at request time (cache_purge_seq: one more
+	 * than the purges then), exactly the later purges count. */
+	uint64_t seen = m->purge_seq ? m->purge_seq - 1 : 0;
 	for (int i = 0; i < RECENT_PURGES && !hit; i++) {
 		const struct recent_purge *p = &c->recent[i];
-		if (!p->kind || p->at <= request_time)
+		if (!p->kind || (m->purge_seq ? p->seq <= seen : p->at <= m->request_time))
 			continue;
 		switch (p->kind) {
 		case JOB_PURGE_KEY: hit = !strcmp(key, p->arg); break;
@@ -1125,7 +1138,7 @@ static int store_in(struct cache *c, MDB_txn *t, const char *key, const char *va
                     uint64_t body_len)
 {
 	int rc;
-	if (purge_covers(c, key, tags, tags_len, m->request_time))
+	if (purge_covers(c, key, tags, tags_len, m))
 		return STORE_SKIPPED;
 	size_t vsize = entry_size(hdrs_len, tags_len, body_len);
 	char pk[DBKEY_MAX];

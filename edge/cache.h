@@ -88,6 +88,12 @@ void cache_store_async(struct cache *c, const char *key, const char *vary, cache
 int cache_update(struct cache *c, const char *storage_key, const struct entry_meta *m,
                  const char *hdrs, size_t hdrs_len);
 
+/* The purge sequence: record it in entry_meta.purge_seq when a request to
+ * the origin is sent; a store of its response is then dropped if any purge
+ * covering it ran after that moment, however close (without it, request
+ * times in whole seconds leave a one-second window). */
+uint64_t cache_purge_seq(struct cache *c);
+
 /* Purges; each returns the number of entries removed (variants count one
  * each), or -1.  A purge is queued behind the stores already queued by
  * cache_store_async and the caller waits for its commit, so a store queued

@@ -122,6 +122,7 @@ int entry_decode(const void *data, size_t len, struct entry_view *out)
 	m->lifetime = (int32_t)get32(p + 40);
 	m->swr = (int32_t)get32(p + 44);
 	m->sie = (int32_t)get32(p + 48);
+	m->purge_seq = 0;
 	uint64_t hl = get32(p + 52), tl = get32(p + 56), bl = get64(p + 64);
 	if (m->status < 100 || m->status > 999)
 		return -1;

@@ -43,6 +43,8 @@ struct entry_meta {
 	int32_t lifetime;      /* freshness lifetime in seconds (freshness.c) */
 	int32_t swr;           /* stale-while-revalidate seconds, -1 none */
 	int32_t sie;           /* stale-if-error seconds, -1 none */
+	uint64_t purge_seq;    /* not stored: cache_purge_seq() when the request was
+	                        * sent, 0 if unknown (then request_time decides) */
 };
 
 /* A decoded entry: pointers borrowed from the encoded bytes (valid as long as

@@ -112,6 +112,7 @@ struct fill {
 	bool req_auth;
 	struct buf old_hdrs;  /* REVALIDATE/REFRESH: stored headers for the 304 merge */
 	struct entry_meta old_meta;
+	uint64_t purge_seq;   /* cache_purge_seq() as the request was sent */
 	bool in_table;
 	/* decided in the fetch thread before waiters are woken */
 	bool store, shareable, revalidated;
@@ -223,6 +224,7 @@ static void meta_from(struct fill *x, struct fetch *f, unsigned status, struct e
 	memset(m, 0, sizeof *m);
 	m->status = status;
 	m->request_time = f->request_time;
+	m->purge_seq = x->purge_seq;
 	m->response_time = f->response_time;
 	m->date = x->fo.date;
 	m->age_value = x->fo.age_value;
@@ -470,6 +472,7 @@ static struct fetch *new_fetch(struct edge_req *r, enum fill_mode mode, const st
 	x->key = xstrdup(r->key.data);
 	x->host = xstrdup(r->host.data);
 	x->req_auth = r->has_auth;
+	x->purge_seq = e->cache ? cache_purge_seq(e->cache) : 0;
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, pack_hdr, &x->req_hdrs);
 	const char *etag = NULL, *lm = NULL;
 	struct entry_view tmpv;

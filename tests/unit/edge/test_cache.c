@@ -47,7 +47,7 @@ static struct cache *open_store(void)
 	return c;
 }
 
-static const struct entry_meta META = { 200, 0, 1000, 1001, 1000, 0, 3600, -1, -1 };
+static const struct entry_meta META = { 200, 0, 1000, 1001, 1000, 0, 3600, -1, -1, 0 };
 static const char HDRS[] = "content-type\0text/plain\0etag\0\"v1\"\0";
 
 static void put(struct cache *c, const char *key, const char *body, const char *tags, size_t tl)
@@ -262,6 +262,23 @@ static void test_purge_while_fetching(void **state)
 	pthread_mutex_unlock(&g.lock);
 	assert_int_equal(g.done_rc[0], -1);
 	assert_true(get(c, "http://h/k", b, sizeof b));
+	assert_string_equal(b, "fresh");
+	/* Within one second: the purge sequence taken when the request was sent
+	 * decides, not the request time (both requests below are "now"). */
+	struct entry_meta sent = META, later = META;
+	sent.request_time = later.request_time = (int64_t)time(NULL);
+	sent.purge_seq = cache_purge_seq(c);
+	assert_int_equal(cache_purge_key(c, "http://h/sub"), 0);
+	later.purge_seq = cache_purge_seq(c);
+	assert_true(later.purge_seq > sent.purge_seq);
+	assert_int_equal(cache_store(c, "http://h/sub", NULL, NULL, NULL, &sent, HDRS, sizeof HDRS - 1,
+	                             "", 0, "stale", 5),
+	                 -1);
+	assert_false(get(c, "http://h/sub", b, sizeof b));
+	assert_int_equal(cache_store(c, "http://h/sub", NULL, NULL, NULL, &later, HDRS, sizeof HDRS - 1,
+	                             "", 0, "fresh", 5),
+	                 0);
+	assert_true(get(c, "http://h/sub", b, sizeof b));
 	assert_string_equal(b, "fresh");
 	cache_close(c);
 }

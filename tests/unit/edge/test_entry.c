@@ -14,7 +14,7 @@ static const char TAGS[] = "product-1\0all\0";
 
 static uint8_t *encode(size_t *len, const char *body, size_t blen)
 {
-	struct entry_meta m = { 200, ENTRY_F_MUST_REVALIDATE, 1000, 1001, 999, 5, 60, 30, -1 };
+	struct entry_meta m = { 200, ENTRY_F_MUST_REVALIDATE, 1000, 1001, 999, 5, 60, 30, -1, 0 };
 	*len = entry_size(sizeof HDRS - 1, sizeof TAGS - 1, blen);
 	uint8_t *p = malloc(*len);
 	entry_write(p, &m, HDRS, sizeof HDRS - 1, TAGS, sizeof TAGS - 1, body, blen);
