@@ -106,17 +106,7 @@ static int push_result(lua_State *L, long status, const struct buf *hdrs, const 
  * (cls: a struct buf packed "name\0value\0"). */
 static const char *reqh_get(void *cls, const char *name)
 {
-	const struct buf *h = cls;
-	size_t pos = 0;
-	while (pos < h->len) {
-		const char *n = h->data + pos;
-		pos += strlen(n) + 1;
-		const char *v = h->data + pos;
-		pos += strlen(v) + 1;
-		if (!strcasecmp(n, name))
-			return v;
-	}
-	return NULL;
+	return fetch_header(cls, name);
 }
 
 /* Runs protected (see l_fetch): everything C allocates lives in *f, which
