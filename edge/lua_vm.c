@@ -487,6 +487,7 @@ static int vm_setup(lua_State *L)
 	/* Pattern functions whose matching steps count against the budget. */
 	lua_getglobal(L, LUA_STRLIBNAME);
 	lua_pattern_open(L, -1);
+	lua_format_open(L, -1);
 	lua_settop(L, 0);
 
 	/* The string metatable is shared by every string in the state: make its

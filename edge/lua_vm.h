@@ -122,6 +122,9 @@ void lua_vm_charge(lua_State *L, long long n);
 /* Replaces find/match/gmatch/gsub in the string library table at idx with
  * step-limited versions (edge/lua_pattern.c). */
 void lua_pattern_open(lua_State *L, int idx);
+/* Replaces format in the string library table at idx with a version that
+ * builds the plain %s / %d / %% cases itself (edge/lua_format.c). */
+void lua_format_open(lua_State *L, int idx);
 /* Counts a subrequest; raises a Lua error when over the per-call limit. */
 void lua_vm_count_fetch(lua_State *L);
 
