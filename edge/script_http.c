@@ -11,7 +11,6 @@
 #include "common/xmalloc.h"
 
 #include <limits.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
@@ -215,26 +214,6 @@ static void fmt_u64(char *out, uint64_t v)
 	*out = 0;
 }
 
-/* Cache-Status of unstored script responses depends only on the edge's
- * name: built on the first script response. */
-static char fixed_cs[256];
-static atomic_int fixed_ready;
-static pthread_mutex_t fixed_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static const char *fixed_cache_status(struct edge_req *r)
-{
-	if (!atomic_load_explicit(&fixed_ready, memory_order_acquire)) {
-		pthread_mutex_lock(&fixed_mu);
-		if (!atomic_load_explicit(&fixed_ready, memory_order_relaxed)) {
-			/* one edge per process: its name never changes */
-			snprintf(fixed_cs, sizeof fixed_cs, "%s; detail=script", r->edge->cfg.name);
-			atomic_store_explicit(&fixed_ready, 1, memory_order_release);
-		}
-		pthread_mutex_unlock(&fixed_mu);
-	}
-	return fixed_cs;
-}
-
 /* ---------- waiting for origin subrequests ---------- */
 
 /* On the worker thread, before the subrequest starts. */
@@ -347,13 +326,13 @@ static enum MHD_Result respond(struct edge_req *r, struct script_resp *resp)
 	tag[nl] = '/';
 	fmt_u64(tag + nl + 1, resp->version);
 	MHD_add_response_header(mr, "X-Edge-Script", tag);
-	if (stored) {
+	/* Cache-Status (RFC 9211) says how the cache handled a response: only
+	 * when it stored this one.  An unstored script response never went
+	 * through the cache, and X-Edge-Script already names what made it.  No
+	 * Via either way: the edge generated it, it forwarded nothing (RFC 9110
+	 * 7.6.3). */
+	if (stored)
 		http_add_cache_status(r, mr, false, FWD_NONE, 0, true, resp->cache_ttl, "script");
-	} else {
-		/* Formatted once per process.  No Via: the edge generated this
-		 * response itself, it forwarded nothing (RFC 9110 7.6.3). */
-		MHD_add_response_header(mr, "Cache-Status", fixed_cache_status(r));
-	}
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp->status, mr);
 	MHD_destroy_response(mr);
 	script_resp_free(resp);
