@@ -5,7 +5,8 @@
  * The table starts empty: each field is computed by __index the first time
  * it is read and stored raw, so a request costs only what its script reads
  * (a script reading two fields pays for two, not for twelve).  req.headers
- * looks one header up at a time; pairs() over either table computes all. */
+ * and req.args are empty views whose __index looks one name up in the
+ * request (in C, nothing stored); pairs() over any of them computes all. */
 #include "edge/lua_vm.h"
 #include "common/addr.h"
 #include "common/buf.h"
@@ -115,6 +116,25 @@ static void push_args(lua_State *L, const char *q)
 	}
 }
 
+/* Does the query parameter name s[0..n), percent-decoded, equal k[0..kn)? */
+static bool name_is(const char *s, size_t n, const char *k, size_t kn)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < n; i++, j++) {
+		int c = (unsigned char)s[i], hi, lo;
+		if (c == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+		    (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+			c = hi * 16 + lo;
+			i += 2;
+		} else if (c == '+') {
+			c = ' ';
+		}
+		if (j == kn || (unsigned char)k[j] != c)
+			return false;
+	}
+	return j == kn;
+}
+
 static int next_trampoline_req(lua_State *L)
 {
 	lua_settop(L, 2);
@@ -125,8 +145,8 @@ static int next_trampoline_req(lua_State *L)
 
 /* Looking a header up scans the request's header list in C (a handful of
  * strcasecmp) instead of building a Lua table of every header: browsers send
- * a dozen headers and scripts read one or two.  pairs(req.headers) builds the
- * whole table (lower-case names) the first time. */
+ * a dozen headers and scripts read one or two.  pairs(req.headers) builds a
+ * table of them all (lower-case names) for the loop. */
 static const char HDR_MT = 'H';
 
 struct hdr_find {
@@ -159,7 +179,7 @@ static int push_joined(lua_State *L)
 	return 1;
 }
 
-/* __index(H, name): the header's value (cached in H), nil if absent. */
+/* __index(H, name): the header's value, nil if absent. */
 static int hdr_index(lua_State *L)
 {
 	size_t n;
@@ -175,6 +195,8 @@ static int hdr_index(lua_State *L)
 		lua_pushnil(L);
 		return 1;
 	}
+	/* Not stored in H: a script reads a header once or twice, and a store
+	 * would cost H a hash part per request. */
 	if (f.n == 1) {
 		lua_pushstring(L, f.first);
 	} else {
@@ -189,9 +211,6 @@ static int hdr_index(lua_State *L)
 		if (st != LUA_OK)
 			return lua_error(L);
 	}
-	lua_pushvalue(L, 2);
-	lua_pushvalue(L, -2);
-	lua_rawset(L, 1);
 	return 1;
 }
 
@@ -207,6 +226,59 @@ static int hdr_pairs(lua_State *L)
 	}
 	lua_pushnil(L);
 	return 3;
+}
+
+/* ---------- req.args: one parameter at a time ---------- */
+
+static const char ARGS_MT = 'A';
+
+/* __index(A, name): the first parameter with that (decoded) name: its
+ * decoded value, true if it has no '=', nil if absent. */
+static int args_index(lua_State *L)
+{
+	size_t kn;
+	const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &kn) : NULL;
+	const struct script_req *req = lua_vm_request(L, lua_topointer(L, 1));
+	const char *q = req ? req->query : NULL;
+	for (int n = 0; k && q && *q && n < MAX_ARGS;) {
+		const char *amp = strchr(q, '&');
+		size_t len = amp ? (size_t)(amp - q) : strlen(q);
+		const char *eq = memchr(q, '=', len);
+		size_t klen = eq ? (size_t)(eq - q) : len;
+		if (klen) {
+			if (name_is(q, klen, k, kn)) {
+				if (eq)
+					push_decoded(L, eq + 1, len - klen - 1);
+				else
+					lua_pushboolean(L, 1);
+				return 1;
+			}
+			n++;
+		}
+		q = amp ? amp + 1 : NULL;
+	}
+	lua_pushnil(L);
+	return 1;
+}
+
+/* __pairs(A): next over a full table of the parameters. */
+static int args_pairs(lua_State *L)
+{
+	const struct script_req *req = lua_vm_request(L, lua_topointer(L, 1));
+	lua_pushcfunction(L, next_trampoline_req);
+	push_args(L, req ? req->query : NULL);
+	lua_pushnil(L);
+	return 3;
+}
+
+/* Pushes an empty table with the view metatable mt_key, recorded as the
+ * running call's view (so that it answers nil once the request is over). */
+static void push_view(lua_State *L, const char *mt_key, enum lua_vm_view view)
+{
+	lua_createtable(L, 0, 0);
+	lua_rawgetp(L, LUA_REGISTRYINDEX, mt_key);
+	lua_setmetatable(L, -2);
+	lua_vm_set_view_table(L, view, lua_topointer(L, -1));
 }
 
 /* ---------- the request table: every field computed on first read ---------- */
@@ -231,7 +303,7 @@ static int req_index(lua_State *L)
 	case 'a':
 		if (strcmp(k, "args"))
 			goto nil;
-		push_args(L, req->query);
+		push_view(L, &ARGS_MT, LUA_VM_VIEW_ARGS);
 		break;
 	case 'b':
 		if (strcmp(k, "body") || !req->body || !req->body_len)
@@ -255,10 +327,7 @@ static int req_index(lua_State *L)
 		break;
 	case 'h':
 		if (!strcmp(k, "headers")) {
-			lua_createtable(L, 0, 2);
-			lua_rawgetp(L, LUA_REGISTRYINDEX, &HDR_MT);
-			lua_setmetatable(L, -2);
-			lua_vm_set_headers_table(L, lua_topointer(L, -1));
+			push_view(L, &HDR_MT, LUA_VM_VIEW_HEADERS);
 		} else if (!strcmp(k, "host") && req->host) {
 			lua_pushstring(L, req->host);
 		} else {
@@ -337,6 +406,12 @@ void lua_req_open(lua_State *L)
 	lua_pushcfunction(L, hdr_pairs);
 	lua_setfield(L, -2, "__pairs");
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &HDR_MT);
+	lua_createtable(L, 0, 2);
+	lua_pushcfunction(L, args_index);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, args_pairs);
+	lua_setfield(L, -2, "__pairs");
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &ARGS_MT);
 }
 
 /* Nothing is computed here: the fields appear as the script reads them. */

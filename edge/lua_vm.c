@@ -39,6 +39,7 @@ struct lua_task {
 	struct script_req req;   /* copy made when the call first yields */
 	const void *cur_req_tbl;
 	const void *cur_hdr_tbl; /* the call's req.headers table, once made */
+	const void *cur_args_tbl;/* the call's req.args table, once made */
 	const char *cur_region;  /* given by the caller, or NULL: computed when read */
 	long long instr;
 	long long deadline_ms;
@@ -749,6 +750,7 @@ static void end_call(struct lua_task *t)
 	t->cur_req = NULL;
 	t->cur_req_tbl = NULL;
 	t->cur_hdr_tbl = NULL;
+	t->cur_args_tbl = NULL;
 	t->cur_region = NULL;
 	t->killed = 0;
 	t->pending = NULL;
@@ -1069,14 +1071,16 @@ void lua_vm_abort(struct lua_task *t)
 const struct script_req *lua_vm_request(lua_State *L, const void *tbl)
 {
 	struct lua_task *t = lua_vm_of(L)->run;
-	return t && tbl && (t->cur_req_tbl == tbl || t->cur_hdr_tbl == tbl) ? t->cur_req : NULL;
+	return t && tbl && (t->cur_req_tbl == tbl || t->cur_hdr_tbl == tbl || t->cur_args_tbl == tbl)
+	               ? t->cur_req
+	               : NULL;
 }
 
-void lua_vm_set_headers_table(lua_State *L, const void *tbl)
+void lua_vm_set_view_table(lua_State *L, enum lua_vm_view view, const void *tbl)
 {
 	struct lua_task *t = lua_vm_of(L)->run;
 	if (t)
-		t->cur_hdr_tbl = tbl;
+		*(view == LUA_VM_VIEW_HEADERS ? &t->cur_hdr_tbl : &t->cur_args_tbl) = tbl;
 }
 
 const char *lua_vm_region(lua_State *L)

@@ -108,9 +108,12 @@ int lua_vm_time_left_ms(lua_State *L);
  * closed). */
 void lua_vm_set_pending(lua_State *L, void *p, int (*ready)(void *p), void (*cancel)(void *p));
 /* The request being handled, if tbl is its request table or its
- * req.headers table (NULL outside a call or for tables of past requests). */
+ * req.headers or req.args table (NULL outside a call or for tables of past
+ * requests). */
 const struct script_req *lua_vm_request(lua_State *L, const void *tbl);
-void lua_vm_set_headers_table(lua_State *L, const void *tbl);
+enum lua_vm_view { LUA_VM_VIEW_HEADERS, LUA_VM_VIEW_ARGS };
+/* Records tbl as the running call's req.headers or req.args table. */
+void lua_vm_set_view_table(lua_State *L, enum lua_vm_view view, const void *tbl);
 /* The client's region given to lua_vm_call, or NULL (then computed on read). */
 const char *lua_vm_region(lua_State *L);
 /* The request of the call running now (NULL outside a call). */

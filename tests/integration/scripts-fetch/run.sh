@@ -128,6 +128,17 @@ local last
 function handle(req)
   if req.path == "/req/keep" then last = req return "kept" end
   if req.path == "/req/old" then return tostring(last.method) .. " " .. tostring(last.headers) end
+  if req.path == "/req/keepviews" then last = { req.args, req.headers } return "kept" end
+  if req.path == "/req/oldviews" then
+    return tostring(last[1].id) .. " " .. tostring(last[2]["x-a"]) .. " " .. tostring(req.args.id)
+  end
+  if req.path == "/req/args" then
+    local a, names = req.args, {}
+    for k, v in pairs(a) do names[#names + 1] = k .. "=" .. tostring(v) end
+    table.sort(names)
+    return table.concat(names, ";") .. "|" .. table.concat({ tostring(a.a), tostring(a["a b"]),
+      tostring(a.flag), tostring(a.none), tostring(a["é"]), tostring(a[1]), tostring(a.e) }, ",")
+  end
   if req.path == "/req/hdrs" then
     local names = {}
     for k, v in pairs(req.headers) do names[#names + 1] = k .. "=" .. v end
@@ -149,6 +160,11 @@ t_eq "headers: pairs, any case, repeated joined, absent nil" \
 	"$(curl -s -H 'User-Agent:' -H 'Accept:' -H 'X-A: 1' -H 'X-Rep: r1' -H 'X-Rep: r2' "$E/req/hdrs")"
 # one connection, so both requests run on the same worker thread (Lua state)
 t_eq "a request table kept past its request answers nil" "keptnil nil" "$(curl -s "$E/req/keep" "$E/req/old")"
+t_eq "args and headers views kept past their request answer nil" "keptnil nil 5" \
+	"$(curl -s -H 'X-A: 1' "$E/req/keepviews?id=4" "$E/req/oldviews?id=5")"
+t_eq "args: decoded names and values, first wins, flags, pairs" \
+	"%=1;a b=x y;a=1;e=;flag=true;é=ü|1,x y,true,nil,ü,nil," \
+	"$(curl -s "$E/req/args?a=1&a=2&a%20b=x+y&flag&%C3%A9=%c3%bc&&%25=1&a+b=no&e=")"
 
 # --- origin subrequest body over fetch_max_body: the transfer is aborted ------
 t_eq "origin body over fetch_max_body refused" "502 error: subrequest body over the size limit" \
