@@ -426,15 +426,27 @@ void lua_req_push(lua_State *L, const struct script_req *req, const char *region
 
 /* ---------- response ---------- */
 
+/* tchar of RFC 9110 5.6.2: the characters of a header name. */
+static bool tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	switch (c) {
+	case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+	case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+		return true;
+	default:
+		return false;
+	}
+}
+
 static bool token_ok(const char *s, size_t n)
 {
 	if (n == 0 || n > 128)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)))
+	for (size_t i = 0; i < n; i++)
+		if (!tchar((unsigned char)s[i]))
 			return false;
-	}
 	return true;
 }
 
@@ -448,67 +460,90 @@ static bool value_ok(const char *s, size_t n)
 	return true;
 }
 
-static int add_resp_header(struct script_resp *r, const char *name, size_t nl, const char *val,
-                           size_t vl, char *err, size_t errlen)
+/* A header as found in the script's table: the strings stay valid while the
+ * table (or, for converted numbers, the stack slot) holds them. */
+struct hsrc {
+	const char *name, *val;
+	size_t nl, vl;
+};
+
+/* One header value at the top of the stack (a string or a number).  A
+ * number's text is made on a copy moved under the `above` slots on top (the
+ * value, lua_next's key and for a list the list), so it lives until the
+ * response is built without moving the table lua_next walks; the caller pops
+ * the value either way. */
+static int collect_value(lua_State *L, int above, struct hsrc *h, char *err, size_t errlen)
 {
-	if (!token_ok(name, nl) || !value_ok(val, vl)) {
-		snprintf(err, errlen, "invalid response header '%.*s'", (int)(nl > 64 ? 64 : nl), name);
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		h->val = lua_tolstring(L, -1, &h->vl);
+	} else if (lua_type(L, -1) == LUA_TNUMBER) {
+		if (!lua_checkstack(L, 4)) {
+			snprintf(err, errlen, "response headers too many");
+			return -1;
+		}
+		lua_pushvalue(L, -1);
+		h->val = lua_tolstring(L, -1, &h->vl); /* converts the copy */
+		lua_insert(L, -1 - above);
+	} else {
+		snprintf(err, errlen, "header values must be strings");
 		return -1;
 	}
-	if (script_resp_header_add(r, name, nl, val, vl) < 0) {
-		snprintf(err, errlen, "response headers changed while being read");
+	if (!token_ok(h->name, h->nl) || !value_ok(h->val, h->vl)) {
+		snprintf(err, errlen, "invalid response header '%.*s'", (int)(h->nl > 64 ? 64 : h->nl),
+		         h->name);
 		return -1;
 	}
 	return 0;
 }
 
-/* Room a header value takes: strings exactly, numbers as formatted (at most
- * LUAI_MAXSHORTLEN-ish; 64 is plenty for "%.14g" and integers). */
-static size_t value_room(lua_State *L, int idx)
+/* Walks the headers table at h once, checking every header into src (at
+ * most MAX_RESP_HEADERS); *count and *bytes say how many and how long. */
+static int collect_headers(lua_State *L, int h, struct hsrc *src, size_t *count, size_t *bytes,
+                           char *err, size_t errlen)
 {
-	if (lua_type(L, idx) == LUA_TSTRING)
-		return lua_rawlen(L, idx);
-	return 64;
-}
-
-/* Pass 1 over the headers table at h: how many headers and how many bytes
- * of names and values, so that one block holds them all.  Returns -1 (err
- * set) on a shape no response may have. */
-static int headers_size(lua_State *L, int h, size_t *count, size_t *bytes, char *err, size_t errlen)
-{
-	*count = *bytes = 0;
+	size_t n = 0, b = 0;
 	lua_pushnil(L);
 	while (lua_next(L, h)) {
 		if (lua_type(L, -2) != LUA_TSTRING) {
 			snprintf(err, errlen, "response header names must be strings");
 			return -1;
 		}
-		size_t nl = lua_rawlen(L, -2);
+		size_t nl;
+		const char *name = lua_tolstring(L, -2, &nl);
 		int t = lua_type(L, -1);
 		if (t == LUA_TSTRING || t == LUA_TNUMBER) {
-			*count += 1;
-			*bytes += nl + value_room(L, -1);
+			if (n == MAX_RESP_HEADERS)
+				goto too_many;
+			src[n] = (struct hsrc){ .name = name, .nl = nl };
+			if (collect_value(L, 2, &src[n], err, errlen) < 0)
+				return -1;
+			b += nl + src[n++].vl;
 		} else if (t == LUA_TTABLE) {
-			lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-			if (n > MAX_RESP_HEADERS)
-				n = MAX_RESP_HEADERS + 1; /* refused below, without walking it */
-			for (lua_Integer i = 1; i <= n; i++) {
+			lua_Integer len = (lua_Integer)lua_rawlen(L, -1);
+			if (len > MAX_RESP_HEADERS)
+				goto too_many; /* refused without walking it */
+			for (lua_Integer i = 1; i <= len; i++) {
+				if (n == MAX_RESP_HEADERS)
+					goto too_many;
 				lua_rawgeti(L, -1, i);
-				*bytes += nl + value_room(L, -1);
+				src[n] = (struct hsrc){ .name = name, .nl = nl };
+				if (collect_value(L, 3, &src[n], err, errlen) < 0)
+					return -1;
+				b += nl + src[n++].vl;
 				lua_pop(L, 1);
 			}
-			*count += (size_t)n;
 		} else {
-			snprintf(err, errlen, "response header '%s' must be a string", lua_tostring(L, -2));
+			snprintf(err, errlen, "response header '%s' must be a string", name);
 			return -1;
 		}
 		lua_pop(L, 1);
-		if (*count > MAX_RESP_HEADERS) {
-			snprintf(err, errlen, "more than %d response headers", MAX_RESP_HEADERS);
-			return -1;
-		}
 	}
+	*count = n;
+	*bytes = b;
 	return 0;
+too_many:
+	snprintf(err, errlen, "more than %d response headers", MAX_RESP_HEADERS);
+	return -1;
 }
 
 int lua_req_response(lua_State *L, int idx, struct script_resp *resp, char *err, size_t errlen)
@@ -581,49 +616,26 @@ int lua_req_response(lua_State *L, int idx, struct script_resp *resp, char *err,
 	lua_pop(L, 1);
 	lua_pushliteral(L, "headers");
 	t = lua_rawget(L, idx);
+	struct hsrc src[MAX_RESP_HEADERS];
 	size_t count = 0, bytes = 0;
-	if (t == LUA_TTABLE && headers_size(L, lua_gettop(L), &count, &bytes, err, errlen) < 0)
-		goto fail;
-	/* One more slot for the default Content-Type. */
-	script_resp_headers_init(resp, count + 1, bytes + 12 + 25);
 	if (t == LUA_TTABLE) {
-		int h = lua_gettop(L);
-		lua_pushnil(L);
-		while (lua_next(L, h)) {
-			size_t nl, vl;
-			const char *name = lua_tolstring(L, -2, &nl);
-			if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-				lua_pushvalue(L, -1); /* tolstring on a number converts in place */
-				const char *val = lua_tolstring(L, -1, &vl);
-				if (add_resp_header(resp, name, nl, val, vl, err, errlen) < 0)
-					goto fail;
-				lua_pop(L, 1);
-			} else {
-				lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-				for (lua_Integer i = 1; i <= n; i++) {
-					lua_rawgeti(L, -1, i);
-					const char *val = lua_tolstring(L, -1, &vl);
-					if (!val || add_resp_header(resp, name, nl, val, vl, err, errlen) < 0) {
-						if (!val)
-							snprintf(err, errlen, "header values must be strings");
-						goto fail;
-					}
-					lua_pop(L, 1);
-				}
-			}
-			lua_pop(L, 1);
-		}
+		if (collect_headers(L, lua_gettop(L), src, &count, &bytes, err, errlen) < 0)
+			goto fail;
 	} else if (t != LUA_TNIL) {
 		snprintf(err, errlen, "response headers must be a table");
 		goto fail;
 	}
+	/* One block for them all, with room for the default Content-Type. */
+	script_resp_headers_init(resp, count + 1, bytes + 12 + 25);
+	for (size_t i = 0; i < count; i++)
+		script_resp_header_add(resp, src[i].name, src[i].nl, src[i].val, src[i].vl);
 	lua_settop(L, idx);
 content_type:
 	for (size_t i = 0; i < resp->nheaders; i++)
 		if (!strcasecmp(resp->headers[i].name, "content-type"))
 			return 1;
 	if (resp->body_len)
-		add_resp_header(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, err, errlen);
+		script_resp_header_add(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25);
 	return 1;
 fail:
 	lua_settop(L, idx);

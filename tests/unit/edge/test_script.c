@@ -492,6 +492,24 @@ static void test_hostile(void **st)
 		{ "function handle(req) local s = 0 while true do s = s + 1 end end", "instructions" },
 		{ "function handle(req) return 42 end", "response" },
 		{ "function handle(req) return { status = 200, headers = { ['X\\r\\nY'] = 'v' } } end", "response" },
+		{ "function handle(req) return { headers = { X = 'a\\r\\nInjected: 1' } } end", "response" },
+		{ "function handle(req) return { headers = { X = 'a\\0b' } } end", "response" },
+		{ "function handle(req) return { headers = { ['Bad Name'] = 'v' } } end", "response" },
+		{ "function handle(req) return { headers = { [''] = 'v' } } end", "response" },
+		{ "function handle(req) return { headers = { 'v' } } end", "response" },
+		{ "function handle(req) return { headers = { X = true } } end", "response" },
+		{ "function handle(req) return { headers = { X = { 'a', false } } } end", "response" },
+		{ "function handle(req) return { headers = { X = { 'a', 2, { } } } } end", "response" },
+		{ "function handle(req) return { headers = 'X: 1' } end", "response" },
+		{ "function handle(req) local h = {} for i = 1, 65 do h['X-' .. i] = 'v' end return { headers = h } end", "response" },
+		{ "function handle(req) local l = {} for i = 1, 65 do l[i] = 'v' end return { headers = { X = l } } end", "response" },
+		{ "function handle(req) return { headers = { A = { 'v', 'v' }, B = ('v '):rep(40, ',') .. '', C = ('x'):rep(9000) } } end", "response" },
+		{ "function handle(req) return { status = 99 } end", "response" },
+		{ "function handle(req) return { status = 'ok' } end", "response" },
+		{ "function handle(req) return { status = 200.5 } end", "response" },
+		{ "function handle(req) return { body = {} } end", "response" },
+		{ "function handle(req) return { cache = -1 } end", "response" },
+		{ "function handle(req) return { cache = 'yes' } end", "response" },
 	};
 	char needle[128];
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -527,6 +545,46 @@ static void test_hostile(void **st)
 	char *b = body_of("/evil/x", NULL, &status);
 	assert_string_equal(b, "ABCprotected");
 	free(b);
+}
+
+/* Response tables in every accepted shape become the same headers. */
+static void test_response_shapes(void **st)
+{
+	hostile("function handle(req)\n"
+	        "  local h = { ['X-Num'] = 42, ['X-Float'] = 1.5, ['X-List'] = { 'a', 7, 'c' },\n"
+	        "              ['content-type'] = 'text/x-mine', ['X-Empty'] = '', ['X-None'] = { } }\n"
+	        "  for i = 1, 57 do h['X-' .. i] = tostring(i) end\n"
+	        "  return { status = 201, headers = h, body = 12 }\n"
+	        "end", 300);
+	struct script_resp r;
+	assert_int_equal(run("GET", "/evil/x", NULL, NULL, &r), SCRIPT_RESPONSE);
+	assert_int_equal(r.status, 201);
+	assert_int_equal(r.body_len, 2);
+	assert_memory_equal(r.body, "12", 2);
+	/* 57 + X-Num + X-Float + 3 list items + content-type + X-Empty = 64, the
+	 * limit, and no default Content-Type beside the script's own. */
+	assert_int_equal(r.nheaders, 64);
+	int seen = 0, list = 0;
+	for (size_t i = 0; i < r.nheaders; i++) {
+		const char *n = r.headers[i].name, *v = r.headers[i].value;
+		seen |= (!strcmp(n, "X-Num") && !strcmp(v, "42")) << 0;
+		seen |= (!strcmp(n, "X-Float") && !strcmp(v, "1.5")) << 1;
+		seen |= (!strcmp(n, "content-type") && !strcmp(v, "text/x-mine")) << 2;
+		seen |= (!strcmp(n, "X-Empty") && !strcmp(v, "")) << 3;
+		seen |= (!strcmp(n, "X-57") && !strcmp(v, "57")) << 4;
+		if (!strcmp(n, "X-List"))
+			list = list * 10 + (!strcmp(v, "a") ? 1 : !strcmp(v, "7") ? 2 : !strcmp(v, "c") ? 3 : 9);
+		assert_true(strcasecmp(n, "Content-Type") || !strcmp(v, "text/x-mine"));
+	}
+	assert_int_equal(seen, 31);
+	assert_int_equal(list, 123); /* in list order */
+	script_resp_free(&r);
+	/* A plain string gets the default Content-Type. */
+	hostile("function handle(req) return 'plain' end", 301);
+	assert_int_equal(run("GET", "/evil/x", NULL, NULL, &r), SCRIPT_RESPONSE);
+	assert_int_equal(r.nheaders, 1);
+	assert_string_equal(r.headers[0].value, "text/plain; charset=utf-8");
+	script_resp_free(&r);
 }
 
 static void test_kv(void **st)
@@ -736,6 +794,7 @@ int main(void)
 		cmocka_unit_test(test_activate_new_then_restart),
 		cmocka_unit_test(test_inflight_keeps_old),
 		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_response_shapes),
 		cmocka_unit_test(test_kv),
 		cmocka_unit_test(test_fetch_bounded),
 		cmocka_unit_test(test_fetch_async),
