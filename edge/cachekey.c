@@ -185,8 +185,7 @@ static void append_query(struct buf *k, const char *q, size_t qlen, enum query_m
 	free(ps);
 }
 
-int cachekey_build(const char *target, const char *host_hdr, const struct query_rule *rules,
-                   size_t nrules, struct buf *key, struct buf *path_out, struct buf *host_out)
+int cachekey_split(const char *target, const char *host_hdr, struct buf *path_out, struct buf *host_out)
 {
 	const char *p = target;
 	const char *host = host_hdr;
@@ -218,30 +217,47 @@ int cachekey_build(const char *target, const char *host_hdr, const struct query_
 	for (size_t i = 0; i < qlen; i++)
 		if ((unsigned char)qs[i] <= 0x20 || (unsigned char)qs[i] >= 0x7f)
 			return -1;
-
-	/* Sized once: the key is never longer than this. */
-	buf_reserve(key, 7 + hlen + plen + qlen + 2);
-	buf_append(key, "http://", 7);
-	size_t hstart = key->len;
-	if (cachekey_normalize_host(host, hlen, key) < 0)
+	if (cachekey_normalize_host(host, hlen, host_out) < 0)
 		return -1;
-	if (host_out)
-		buf_append(host_out, key->data + hstart, key->len - hstart);
-	size_t pstart = key->len;
-	if (cachekey_normalize_path(p, plen, key) < 0)
+	/* Sized once: the normalised path is never longer than the raw one. */
+	buf_reserve(path_out, plen + qlen + 2);
+	if (cachekey_normalize_path(p, plen, path_out) < 0)
 		return -1;
-	size_t pend = key->len;
-	if (path_out) {
-		buf_reserve(path_out, pend - pstart + qlen + 1);
-		buf_append(path_out, key->data + pstart, pend - pstart);
-		if (qlen) {
-			buf_append(path_out, "?", 1);
-			buf_append(path_out, qs, qlen);
-		}
+	if (qlen) {
+		buf_append(path_out, "?", 1);
+		buf_append(path_out, qs, qlen);
 	}
+	return 0;
+}
+
+void cachekey_join(const char *host, size_t hlen, const char *path_query, size_t len,
+                   const struct query_rule *rules, size_t nrules, struct buf *key)
+{
+	/* A normalised path has no '?' (an encoded one stays "%3F"). */
+	const char *q = memchr(path_query, '?', len);
+	size_t plen = q ? (size_t)(q - path_query) : len;
+	buf_reserve(key, 7 + len + hlen + 1);
+	buf_append(key, "http://", 7);
+	buf_append(key, host, hlen);
+	size_t pstart = key->len;
+	buf_append(key, path_query, plen);
 	/* key->data + pstart is the NUL-terminated normalised path here. */
 	enum query_mode mode = nrules ? cachekey_query_mode(rules, nrules, key->data + pstart)
 	                              : QUERY_KEEP;
-	append_query(key, qs, qlen, mode);
-	return 0;
+	if (q)
+		append_query(key, q + 1, len - plen - 1, mode);
+}
+
+int cachekey_build(const char *target, const char *host_hdr, const struct query_rule *rules,
+                   size_t nrules, struct buf *key, struct buf *path_out, struct buf *host_out)
+{
+	struct buf path = BUF_INIT, host = BUF_INIT;
+	struct buf *pb = path_out ? path_out : &path, *hb = host_out ? host_out : &host;
+	size_t p0 = pb->len, h0 = hb->len;
+	int rc = cachekey_split(target, host_hdr, pb, hb);
+	if (rc == 0)
+		cachekey_join(hb->data + h0, hb->len - h0, pb->data + p0, pb->len - p0, rules, nrules, key);
+	buf_free(&path);
+	buf_free(&host);
+	return rc;
 }

@@ -33,10 +33,17 @@ int cachekey_normalize_path(const char *path, size_t len, struct buf *out);
  * Returns 0, or -1 if empty or containing characters not allowed in a host. */
 int cachekey_normalize_host(const char *host, size_t len, struct buf *out);
 
-/* Builds the key from a request target: origin-form "/p?q" with host from the
- * Host header, or absolute-form "http://h/p?q" whose authority wins over Host
- * (RFC 9112 3.2.2).  path_out (optional) receives the normalised path and
- * query as sent to the origin.  Returns 0 or -1 (target rejected, 400). */
+/* Checks and normalises a request target: origin-form "/p?q" with host from
+ * the Host header, or absolute-form "http://h/p?q" whose authority wins over
+ * Host (RFC 9112 3.2.2).  Appends the normalised path and raw query (as sent
+ * to the origin) to path_out and the normalised host to host_out.  Returns 0
+ * or -1 (target rejected, 400). */
+int cachekey_split(const char *target, const char *host_hdr, struct buf *path_out, struct buf *host_out);
+/* Appends the key of a split target (host, path and query) to key, the query
+ * kept, sorted or dropped per the first matching rule. */
+void cachekey_join(const char *host, size_t hlen, const char *path_query, size_t len,
+                   const struct query_rule *rules, size_t nrules, struct buf *key);
+/* Both in one: split (path_out and host_out optional) then join into key. */
 int cachekey_build(const char *target, const char *host_hdr, const struct query_rule *rules,
                    size_t nrules, struct buf *key, struct buf *path_out, struct buf *host_out);
 

@@ -6,7 +6,7 @@
  * normalised path/query/host, headers via edge_req_header(), client address)
  * and either queues a response on r->conn (returning its MHD result) or
  * declines, in which case the request continues to the cache.  To cache a
- * script response use cache_store() (cache.h) with r->key; cache lookups use
+ * script response use cache_store() (cache.h) with edge_req_key(r); cache lookups use
  * cache_lookup(); purges cache_purge_*().  Control paths for bundles
  * (/.minicdn/scripts) are routed in control.c.
  *
@@ -425,7 +425,7 @@ static enum MHD_Result cache_step(struct edge_req *r)
 	struct cache_ref *ref;
 	struct entry_view v;
 	struct buf sk = BUF_INIT;
-	enum cache_result cr = cache_lookup(e->cache, r->key.data, req_hdr_cb, r, &ref, &v, &sk);
+	enum cache_result cr = cache_lookup(e->cache, edge_req_key(r), req_hdr_cb, r, &ref, &v, &sk);
 	if (cr != CACHE_HIT) {
 		buf_free(&sk);
 		e->n.misses++;
@@ -486,6 +486,16 @@ static enum MHD_Result cache_step(struct edge_req *r)
 	cache_ref_release(e->cache, ref); /* st was copied by proxy_start */
 	buf_free(&sk);
 	return ret;
+}
+
+const char *edge_req_key(struct edge_req *r)
+{
+	if (!r->key.len) {
+		const struct edge_config *lc = edge_live(r->edge);
+		cachekey_join(r->host.data, r->host.len, r->path.data, r->path.len, lc->query_rules,
+		              lc->nquery_rules, &r->key);
+	}
+	return r->key.data;
 }
 
 /* ---------- request validation ---------- */
@@ -549,8 +559,9 @@ static unsigned validate(struct edge_req *r, const char *version, const char **w
 	char defhost[ADDR_STRLEN];
 	if (!host)
 		host = addr_format(&e->cfg.listen, defhost, sizeof defhost);
-	if (cachekey_build(r->target, host, lc->query_rules, lc->nquery_rules, &r->key, &r->path,
-	                   &r->host) < 0) {
+	/* The key itself is joined when first needed (edge_req_key): a script
+	 * answering the request never needs it. */
+	if (cachekey_split(r->target, host, &r->path, &r->host) < 0) {
 		*why = "malformed request target or Host";
 		return 400;
 	}

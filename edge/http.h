@@ -34,7 +34,7 @@ struct edge_req {
 	char *target;                    /* raw request-target as received */
 	struct buf path;                 /* normalised path + "?" + raw query (to the origin) */
 	struct buf host;                 /* normalised host[:port] */
-	struct buf key;                  /* primary cache key */
+	struct buf key;                  /* primary cache key: use edge_req_key() */
 	const char *query;               /* into path.data after '?', "" if none */
 	const struct sockaddr *client;   /* borrowed from MHD */
 	bool is_head, is_get, is_unsafe, has_auth;
@@ -52,6 +52,9 @@ struct edge_req {
 	bool joined_done;               /* answered from a completed fetch whose store is pending (a hit) */
 	struct script_task *script;      /* waiting script (RS_SCRIPT), owned */
 };
+
+/* The request's primary cache key, joined from path and host on first use. */
+const char *edge_req_key(struct edge_req *r);
 
 /* Request header value (case-insensitive), borrowed from MHD; NULL if absent. */
 const char *edge_req_header(const struct edge_req *r, const char *name);

@@ -469,7 +469,7 @@ static struct fetch *new_fetch(struct edge_req *r, enum fill_mode mode, const st
 	struct fill *x = xcalloc(1, sizeof *x);
 	x->e = e;
 	x->mode = mode;
-	x->key = xstrdup(r->key.data);
+	x->key = xstrdup(edge_req_key(r));
 	x->host = xstrdup(r->host.data);
 	x->req_auth = r->has_auth;
 	x->purge_seq = e->cache ? cache_purge_seq(e->cache) : 0;
@@ -486,7 +486,7 @@ static struct fetch *new_fetch(struct edge_req *r, enum fill_mode mode, const st
 		etag = entry_get_header(&tmpv, "ETag");
 		lm = entry_get_header(&tmpv, "Last-Modified");
 	}
-	log_debug("proxy", "fetch %s mode %d etag %s lm %s", r->key.data, (int)mode, etag ? etag : "-", lm ? lm : "-");
+	log_debug("proxy", "fetch %s mode %d etag %s lm %s", edge_req_key(r), (int)mode, etag ? etag : "-", lm ? lm : "-");
 	const char *method = mode == PASS ? r->method : "GET";
 	char *url = xasprintf("%s%s", e->cfg.origin, r->path.data);
 	char *body = NULL;
@@ -530,7 +530,7 @@ enum MHD_Result proxy_start(struct edge_req *r, const struct stale_info *st)
 	if (mode != PASS && !r->no_collapse) {
 		struct collapse *c = e->collapse;
 		pthread_mutex_lock(&c->lock);
-		struct fetch *f = collapse_find(c, r->key.data);
+		struct fetch *f = collapse_find(c, edge_req_key(r));
 		if (f) {
 			pthread_mutex_lock(&f->lock);
 			struct fill *x = f->ctx;
@@ -564,7 +564,7 @@ enum MHD_Result proxy_start(struct edge_req *r, const struct stale_info *st)
 		f = new_fetch(r, mode, st);
 		struct fill *x = f->ctx;
 		x->in_table = true;
-		collapse_put(c, r->key.data, f);
+		collapse_put(c, edge_req_key(r), f);
 		pthread_mutex_lock(&f->lock);
 		r->leader = true;
 		wait_on(r, f);
@@ -587,14 +587,14 @@ void proxy_refresh(struct edge_req *r, const struct stale_info *st)
 	struct edge *e = r->edge;
 	struct collapse *c = e->collapse;
 	pthread_mutex_lock(&c->lock);
-	if (collapse_find(c, r->key.data)) {
+	if (collapse_find(c, edge_req_key(r))) {
 		pthread_mutex_unlock(&c->lock);
 		return; /* already being refreshed or filled */
 	}
 	struct fetch *f = new_fetch(r, REFRESH, st);
 	struct fill *x = f->ctx;
 	x->in_table = true;
-	collapse_put(c, r->key.data, f);
+	collapse_put(c, edge_req_key(r), f);
 	pthread_mutex_unlock(&c->lock);
 	fetch_submit(e->fetcher, f);
 	fetch_unref(f);
@@ -871,7 +871,7 @@ static bool serve_from_cache(struct edge_req *r, enum fwd_reason fwd, unsigned f
 	struct cache_ref *ref;
 	struct entry_view v;
 	struct buf sk = BUF_INIT;
-	if (cache_lookup(r->edge->cache, r->key.data, req_hdr, r, &ref, &v, &sk) != CACHE_HIT) {
+	if (cache_lookup(r->edge->cache, edge_req_key(r), req_hdr, r, &ref, &v, &sk) != CACHE_HIT) {
 		buf_free(&sk);
 		return false;
 	}
@@ -941,7 +941,7 @@ enum MHD_Result proxy_resume(struct edge_req *r)
 		const char *vary = fetch_header(&f->hdrs, "Vary");
 		if (vary) {
 			struct buf mine = BUF_INIT, theirs = BUF_INIT;
-			cache_variant_key(r->key.data, vary, req_hdr, r, &mine);
+			cache_variant_key(edge_req_key(r), vary, req_hdr, r, &mine);
 			cache_variant_key(x->key, vary, fill_hdr, x, &theirs);
 			bool same = !strcmp(mine.data, theirs.data);
 			buf_free(&mine);

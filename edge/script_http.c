@@ -50,7 +50,7 @@ static bool cached_fresh(struct edge_req *r)
 {
 	struct cache_ref *ref = NULL;
 	struct entry_view v;
-	if (cache_lookup(r->edge->cache, r->key.data, hdr_get, r, &ref, &v, NULL) != CACHE_HIT)
+	if (cache_lookup(r->edge->cache, edge_req_key(r), hdr_get, r, &ref, &v, NULL) != CACHE_HIT)
 		return false;
 	bool fresh = (int64_t)time(NULL) < v.meta.response_time + v.meta.lifetime &&
 	             !(v.meta.flags & ENTRY_F_NO_CACHE);
@@ -68,7 +68,7 @@ static bool store(struct edge_req *r, const struct script_resp *sr)
 	int64_t now = (int64_t)time(NULL);
 	struct entry_meta m = { .status = (unsigned)sr->status, .request_time = now, .response_time = now,
 		                .date = now, .lifetime = sr->cache_ttl, .swr = -1, .sie = -1 };
-	int rc = cache_store(r->edge->cache, r->key.data, NULL, hdr_get, r, &m, h.data ? h.data : "", h.len,
+	int rc = cache_store(r->edge->cache, edge_req_key(r), NULL, hdr_get, r, &m, h.data ? h.data : "", h.len,
 	                     NULL, 0, sr->body, sr->body_len);
 	buf_free(&h);
 	if (rc == 0) {
