@@ -28,7 +28,10 @@ static int fast_len(lua_State *L, const char *f, size_t fl, int nargs, size_t *l
 	int arg = 1;
 	for (size_t i = 0; i < fl; i++) {
 		if (f[i] != '%') {
-			n++;
+			const char *pct = memchr(f + i, '%', fl - i);
+			size_t run = pct ? (size_t)(pct - (f + i)) : fl - i;
+			n += run;
+			i += run - 1;
 			continue;
 		}
 		if (++i == fl)
@@ -62,7 +65,12 @@ static size_t fast_write(lua_State *L, const char *f, size_t fl, char *out)
 	int arg = 1;
 	for (size_t i = 0; i < fl; i++) {
 		if (f[i] != '%') {
-			*o++ = f[i];
+			/* the literal run up to the next conversion, in one copy */
+			const char *pct = memchr(f + i, '%', fl - i);
+			size_t run = pct ? (size_t)(pct - (f + i)) : fl - i;
+			memcpy(o, f + i, run);
+			o += run;
+			i += run - 1;
 			continue;
 		}
 		i++;

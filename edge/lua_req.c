@@ -147,7 +147,6 @@ static int next_trampoline_req(lua_State *L)
  * strcasecmp) instead of building a Lua table of every header: browsers send
  * a dozen headers and scripts read one or two.  pairs(req.headers) builds a
  * table of them all (lower-case names) for the loop. */
-static const char HDR_MT = 'H';
 
 struct hdr_find {
 	const char *name;
@@ -230,8 +229,6 @@ static int hdr_pairs(lua_State *L)
 
 /* ---------- req.args: one parameter at a time ---------- */
 
-static const char ARGS_MT = 'A';
-
 /* __index(A, name): the first parameter with that (decoded) name: its
  * decoded value, true if it has no '=', nil if absent. */
 static int args_index(lua_State *L)
@@ -271,12 +268,12 @@ static int args_pairs(lua_State *L)
 	return 3;
 }
 
-/* Pushes an empty table with the view metatable mt_key, recorded as the
+/* Pushes an empty table with the view metatable at mt_idx, recorded as the
  * running call's view (so that it answers nil once the request is over). */
-static void push_view(lua_State *L, const char *mt_key, enum lua_vm_view view)
+static void push_view(lua_State *L, int mt_idx, enum lua_vm_view view)
 {
 	lua_createtable(L, 0, 0);
-	lua_rawgetp(L, LUA_REGISTRYINDEX, mt_key);
+	lua_pushvalue(L, mt_idx);
 	lua_setmetatable(L, -2);
 	lua_vm_set_view_table(L, view, lua_topointer(L, -1));
 }
@@ -289,7 +286,8 @@ static void push_path(lua_State *L, const struct script_req *req)
 }
 
 /* __index(req, k): computes the field, stores it raw so the next read is a
- * plain table access.  A request table kept past its request answers nil. */
+ * plain table access.  A request table kept past its request answers nil.
+ * Upvalues: the metatables of req.headers and req.args. */
 static int req_index(lua_State *L)
 {
 	size_t n;
@@ -303,7 +301,7 @@ static int req_index(lua_State *L)
 	case 'a':
 		if (strcmp(k, "args"))
 			goto nil;
-		push_view(L, &ARGS_MT, LUA_VM_VIEW_ARGS);
+		push_view(L, lua_upvalueindex(2), LUA_VM_VIEW_ARGS);
 		break;
 	case 'b':
 		if (strcmp(k, "body") || !req->body || !req->body_len)
@@ -327,7 +325,7 @@ static int req_index(lua_State *L)
 		break;
 	case 'h':
 		if (!strcmp(k, "headers")) {
-			push_view(L, &HDR_MT, LUA_VM_VIEW_HEADERS);
+			push_view(L, lua_upvalueindex(1), LUA_VM_VIEW_HEADERS);
 		} else if (!strcmp(k, "host") && req->host) {
 			lua_pushstring(L, req->host);
 		} else {
@@ -394,24 +392,23 @@ static int req_pairs(lua_State *L)
 
 void lua_req_open(lua_State *L)
 {
-	lua_createtable(L, 0, 2);
-	lua_pushcfunction(L, req_index);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, req_pairs);
-	lua_setfield(L, -2, "__pairs");
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &REQ_MT);
-	lua_createtable(L, 0, 2);
+	lua_createtable(L, 0, 2); /* req.headers */
 	lua_pushcfunction(L, hdr_index);
 	lua_setfield(L, -2, "__index");
 	lua_pushcfunction(L, hdr_pairs);
 	lua_setfield(L, -2, "__pairs");
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &HDR_MT);
-	lua_createtable(L, 0, 2);
+	lua_createtable(L, 0, 2); /* req.args */
 	lua_pushcfunction(L, args_index);
 	lua_setfield(L, -2, "__index");
 	lua_pushcfunction(L, args_pairs);
 	lua_setfield(L, -2, "__pairs");
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &ARGS_MT);
+	lua_createtable(L, 0, 2); /* req */
+	lua_insert(L, -3);
+	lua_pushcclosure(L, req_index, 2);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, req_pairs);
+	lua_setfield(L, -2, "__pairs");
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &REQ_MT);
 }
 
 /* Nothing is computed here: the fields appear as the script reads them. */
