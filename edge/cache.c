@@ -921,9 +921,42 @@ static int body_reserve(struct cache *c, MDB_txn *t, size_t vsize, uint64_t *id,
 	return rc;
 }
 
+/* After the variant at dbkey k went: if it was its URL's last one, the
+ * Vary record at the primary key goes too.  Nothing else would remove it
+ * (a Vary record has no LRU row), and with Vary: Accept-Encoding on most
+ * text responses every evicted URL would leave one behind.  A variant's
+ * dbkey is its primary key, CACHEKEY_VARY_SEP and the selected values, so
+ * its siblings are the keys right after primary + SEP; a primary key too
+ * long to be kept verbatim in a variant's dbkey is not found (and its
+ * record stays). */
+static void drop_orphan_vary(struct cache *c, MDB_txn *t, const MDB_val *k)
+{
+	const char *sep = memchr(k->mv_data, CACHEKEY_VARY_SEP,
+	                         k->mv_size < DBKEY_KEEP ? k->mv_size : DBKEY_KEEP);
+	if (!sep)
+		return;
+	size_t plen = (size_t)(sep - (const char *)k->mv_data);
+	char pk[DBKEY_KEEP + 1];
+	memcpy(pk, k->mv_data, plen + 1);
+	MDB_cursor *cur;
+	if (mdb_cursor_open(t, c->e, &cur) != 0)
+		return;
+	MDB_val ck = { plen + 1, pk }, cv;
+	bool sibling = mdb_cursor_get(cur, &ck, &cv, MDB_SET_RANGE) == 0 && ck.mv_size > plen &&
+	               !memcmp(ck.mv_data, pk, plen + 1);
+	mdb_cursor_close(cur);
+	MDB_val vk = { plen, pk }, vv;
+	if (!sibling && mdb_get(t, c->e, &vk, &vv) == 0 && is_vary(&vv)) {
+		bytes_add(c, t, -(int64_t)cost_vary(vk.mv_size, vv.mv_size));
+		mdb_del(t, c->e, &vk, NULL);
+	}
+}
+
 /* Deletes the record at dbkey k (entry or Vary record) with its body, tags
- * and LRU row.  Returns 1 if an entry was removed, 0 otherwise. */
-static int del_record(struct cache *c, MDB_txn *t, MDB_val *k)
+ * and LRU row, and a Vary record left without variants unless keep_vary
+ * (the variant is being replaced).  Returns 1 if an entry was removed, 0
+ * otherwise. */
+static int del_record(struct cache *c, MDB_txn *t, MDB_val *k, bool keep_vary)
 {
 	MDB_val v;
 	if (mdb_get(t, c->e, k, &v) != 0)
@@ -953,6 +986,8 @@ static int del_record(struct cache *c, MDB_txn *t, MDB_val *k)
 	lru_drop(c, t, k, r.at);
 	mdb_del(t, c->e, k, NULL);
 	bytes_add(c, t, -(int64_t)cost(k->mv_size, vlen));
+	if (!keep_vary)
+		drop_orphan_vary(c, t, k);
 	return 1;
 }
 
@@ -973,7 +1008,7 @@ static long todo_delete(struct cache *c, MDB_txn *t, struct buf *todo)
 		uint32_t kl;
 		memcpy(&kl, todo->data + off, 4);
 		MDB_val dk = { kl, todo->data + off + 4 };
-		n += del_record(c, t, &dk);
+		n += del_record(c, t, &dk, false);
 		off += 4 + kl;
 	}
 	buf_free(todo);
@@ -1022,7 +1057,7 @@ static long evict(struct cache *c, MDB_txn *t, uint64_t target)
 			break;
 		}
 		MDB_val k = { rl - 8, row + 8 };
-		del_record(c, t, &k);
+		del_record(c, t, &k, false);
 		/* Whatever del_record found, this row must go, or we would loop. */
 		MDB_val r = { rl, row };
 		mdb_del(t, c->l, &r, NULL);
@@ -1176,7 +1211,7 @@ static int store_in(struct cache *c, MDB_txn *t, const char *key, const char *va
 	}
 	char skb[DBKEY_MAX];
 	MDB_val skey = { dbkey(sk.data, sk.len, skb), skb };
-	del_record(c, t, &skey);
+	del_record(c, t, &skey, true);
 	uint64_t id, now = now_s();
 	void *dst;
 	if ((rc = body_reserve(c, t, vsize, &id, &dst)) != 0)
@@ -1258,7 +1293,7 @@ static long purge_key_in(struct cache *c, MDB_txn *t, const char *key)
 	 * catch "key2", so delete the exact key, then the SEP-prefixed range. */
 	char kb[DBKEY_MAX];
 	MDB_val k = { dbkey(key, strlen(key), kb), kb };
-	long n = del_record(c, t, &k);
+	long n = del_record(c, t, &k, false);
 	struct buf p = BUF_INIT;
 	buf_puts(&p, key);
 	char sep = CACHEKEY_VARY_SEP;

@@ -1,6 +1,7 @@
 /* test_cache.c -- the LMDB store through its API: round trip, 304 update,
  * purges ordered with queued stores, clean-shutdown marker, body checksums
- * after an unclean stop, refusal of an older store format. */
+ * after an unclean stop, refusal of an older store format, Vary records
+ * leaving with their last variant. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -418,6 +419,90 @@ static void test_old_format(void **state)
 	cache_close(c);
 }
 
+static const char *accept_gzip(void *cls, const char *name)
+{
+	return !strcmp(name, "accept-encoding") ? cls : NULL;
+}
+
+/* Counts Vary records and variant references in "e" (the store closed). */
+static void count_e(long *vary, long *variants)
+{
+	MDB_env *env;
+	MDB_txn *t;
+	MDB_dbi e;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	*vary = *variants = 0;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &t), 0);
+	assert_int_equal(mdb_dbi_open(t, "e", 0, &e), 0);
+	assert_int_equal(mdb_cursor_open(t, e, &cur), 0);
+	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (v.mv_size >= 4 && !memcmp(v.mv_data, "MCV1", 4))
+			(*vary)++;
+		else if (memchr(k.mv_data, '\x1f', k.mv_size))
+			(*variants)++;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(t);
+	mdb_env_close(env);
+}
+
+/* Every URL of a site sends Vary: Accept-Encoding: when eviction takes a
+ * URL's last variant, its Vary record goes with it, so the store does not
+ * fill up with records of URLs long evicted.  A purge of one variant's tag
+ * does the same. */
+static void test_vary_records_evicted(void **state)
+{
+	struct cache_opts o = { .path = dir, .map_size = 4 << 20 };
+	char err[256];
+	struct cache *c = cache_open(&o, err, sizeof err);
+	if (!c)
+		fail_msg("cache_open: %s", err);
+	char body[2048], key[64];
+	memset(body, 'x', sizeof body);
+	const int n = 4000; /* 8 MB of bodies through a 4 MB map */
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof key, "http://h/v/%d", i);
+		assert_int_equal(cache_store(c, key, "Accept-Encoding", accept_gzip, "gzip", &META, HDRS,
+		                             sizeof HDRS - 1, "t-all\0", 6, body, sizeof body),
+		                 0);
+	}
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	assert_true(st.evicted > 0);
+	/* The newest URL is still a hit through its Vary record. */
+	struct cache_ref *ref;
+	struct entry_view v;
+	snprintf(key, sizeof key, "http://h/v/%d", n - 1);
+	assert_int_equal(cache_lookup(c, key, accept_gzip, "gzip", &ref, &v, NULL), CACHE_HIT);
+	cache_ref_release(c, ref);
+	/* Replacing a URL's only variant keeps its Vary record. */
+	assert_int_equal(cache_store(c, key, "Accept-Encoding", accept_gzip, "gzip", &META, HDRS,
+	                             sizeof HDRS - 1, NULL, 0, "new", 3),
+	                 0);
+	assert_int_equal(cache_lookup(c, key, accept_gzip, "gzip", &ref, &v, NULL), CACHE_HIT);
+	assert_memory_equal(v.body, "new", 3);
+	cache_ref_release(c, ref);
+	cache_close(c);
+	long vary, variants;
+	count_e(&vary, &variants);
+	assert_true(variants > 100 && variants < n);
+	assert_int_equal(vary, variants); /* one record per URL still stored */
+
+	/* A tag purge of every variant leaves no Vary record. */
+	c = cache_open(&o, err, sizeof err);
+	assert_non_null(c);
+	assert_true(cache_purge_tag(c, "t-all") > 0);
+	cache_close(c);
+	count_e(&vary, &variants);
+	assert_int_equal(variants, 1); /* the replaced one, stored without the tag */
+	assert_int_equal(vary, 1);
+}
+
 int main(void)
 {
 	log_init("test_cache", LOG_LVL_ERROR);
@@ -427,6 +512,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_purge_while_fetching, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_marker_and_checksums, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_old_format, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vary_records_evicted, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
