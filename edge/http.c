@@ -577,7 +577,8 @@ static enum MHD_Result dispatch(struct edge_req *r)
 	struct edge *e = r->edge;
 	/* 1. Node endpoints and control API. */
 	const char *p = r->path.data;
-	if (!strcmp(p, "/healthz") || !strcmp(p, "/metrics") || !strncmp(p, "/.minicdn/", 10))
+	if ((p[1] == 'h' && !strcmp(p, "/healthz")) || (p[1] == 'm' && !strcmp(p, "/metrics")) ||
+	    (p[1] == '.' && !strncmp(p, "/.minicdn/", 10)))
 		return control_handle(r);
 
 	/* 2. Script hook (issue 5): a matching script answers or declines. */
@@ -612,9 +613,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		r->client = ci ? ci->client_addr : NULL;
 		r->is_get = !strcmp(method, "GET");
-		r->is_head = !strcmp(method, "HEAD");
-		r->is_unsafe = !strcmp(method, "POST") || !strcmp(method, "PUT") ||
-		               !strcmp(method, "DELETE") || !strcmp(method, "PATCH");
+		r->is_head = !r->is_get && !strcmp(method, "HEAD");
+		r->is_unsafe = !r->is_get && !r->is_head &&
+		               (!strcmp(method, "POST") || !strcmp(method, "PUT") ||
+		                !strcmp(method, "DELETE") || !strcmp(method, "PATCH"));
 		r->has_auth = edge_req_header(r, "Authorization") != NULL;
 		const char *why = NULL;
 		unsigned st = validate(r, version, &why);
