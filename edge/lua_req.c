@@ -543,6 +543,62 @@ too_many:
 	return -1;
 }
 
+enum { F_STATUS, F_BODY, F_CACHE, F_HEADERS, F_COUNT };
+#define RESP_WALK_MAX 8 /* a response table has 2-4 fields */
+
+static int field_of(lua_State *L, int idx)
+{
+	size_t n;
+	const char *k = lua_tolstring(L, idx, &n);
+	switch (n) {
+	case 4:
+		return !memcmp(k, "body", 4) ? F_BODY : -1;
+	case 5:
+		return !memcmp(k, "cache", 5) ? F_CACHE : -1;
+	case 6:
+		return !memcmp(k, "status", 6) ? F_STATUS : -1;
+	case 7:
+		return !memcmp(k, "headers", 7) ? F_HEADERS : -1;
+	default:
+		return -1;
+	}
+}
+
+/* Leaves the values of the response table's fields at idx on the stack,
+ * their indices in fld (0 if absent).  One walk of the table's keys finds
+ * them (no key strings to make); a table with more than RESP_WALK_MAX
+ * entries is read by name instead, so its size costs nothing. */
+static int response_fields(lua_State *L, int idx, int fld[F_COUNT])
+{
+	static const char *const names[F_COUNT] = { "status", "body", "cache", "headers" };
+	if (!lua_checkstack(L, F_COUNT + 4))
+		return -1;
+	for (int f = 0; f < F_COUNT; f++)
+		fld[f] = 0;
+	int walked = 0;
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		if (++walked > RESP_WALK_MAX) {
+			lua_settop(L, idx);
+			for (int f = 0; f < F_COUNT; f++) {
+				lua_pushstring(L, names[f]);
+				fld[f] = lua_rawget(L, idx) == LUA_TNIL ? 0 : lua_gettop(L);
+			}
+			return 0;
+		}
+		int f = lua_type(L, -2) == LUA_TSTRING ? field_of(L, -2) : -1;
+		if (f < 0) {
+			lua_pop(L, 1);
+			continue;
+		}
+		/* keep the value below a copy of the key lua_next goes on from */
+		lua_pushvalue(L, -2);
+		lua_remove(L, -3);
+		fld[f] = lua_gettop(L) - 1;
+	}
+	return 0;
+}
+
 int lua_req_response(lua_State *L, int idx, struct script_resp *resp, char *err, size_t errlen)
 {
 	idx = lua_absindex(L, idx);
@@ -568,24 +624,25 @@ int lua_req_response(lua_State *L, int idx, struct script_resp *resp, char *err,
 		         luaL_typename(L, idx));
 		return -1;
 	}
-	/* rawget only: a response table's metamethods are not run from here. */
-	lua_pushliteral(L, "status");
-	int t = lua_rawget(L, idx);
-	if (t != LUA_TNIL) {
+	/* The fields, raw (a response table's metamethods are not run from
+	 * here): each value is left on the stack at fld[F_*], 0 if absent. */
+	int fld[F_COUNT];
+	if (response_fields(L, idx, fld) < 0)
+		goto fail_mem;
+	int t;
+	if (fld[F_STATUS]) {
 		int isnum;
-		lua_Integer st = lua_tointegerx(L, -1, &isnum);
+		lua_Integer st = lua_tointegerx(L, fld[F_STATUS], &isnum);
 		if (!isnum || st < 100 || st > 599) {
 			snprintf(err, errlen, "response status must be an integer 100-599");
 			goto fail;
 		}
 		resp->status = (int)st;
 	}
-	lua_pop(L, 1);
-	lua_pushliteral(L, "body");
-	t = lua_rawget(L, idx);
+	t = fld[F_BODY] ? lua_type(L, fld[F_BODY]) : LUA_TNIL;
 	if (t == LUA_TSTRING || t == LUA_TNUMBER) {
 		size_t n;
-		const char *s = lua_tolstring(L, -1, &n);
+		const char *s = lua_tolstring(L, fld[F_BODY], &n);
 		resp->body = xmalloc(n + 1);
 		memcpy(resp->body, s, n);
 		resp->body[n] = 0;
@@ -594,29 +651,25 @@ int lua_req_response(lua_State *L, int idx, struct script_resp *resp, char *err,
 		snprintf(err, errlen, "response body must be a string");
 		goto fail;
 	}
-	lua_pop(L, 1);
-	lua_pushliteral(L, "cache");
-	t = lua_rawget(L, idx);
+	t = fld[F_CACHE] ? lua_type(L, fld[F_CACHE]) : LUA_TNIL;
 	if (t == LUA_TNUMBER) {
-		lua_Number ttl = lua_tonumber(L, -1);
+		lua_Number ttl = lua_tonumber(L, fld[F_CACHE]);
 		if (ttl < 0 || ttl > 365 * 86400.0) {
 			snprintf(err, errlen, "response cache ttl must be 0..31536000 seconds");
 			goto fail;
 		}
 		resp->cache_ttl = (int)ttl;
 	} else if (t == LUA_TBOOLEAN) {
-		resp->cache_ttl = lua_toboolean(L, -1) ? 60 : 0;
+		resp->cache_ttl = lua_toboolean(L, fld[F_CACHE]) ? 60 : 0;
 	} else if (t != LUA_TNIL) {
 		snprintf(err, errlen, "response cache must be a number of seconds or a boolean");
 		goto fail;
 	}
-	lua_pop(L, 1);
-	lua_pushliteral(L, "headers");
-	t = lua_rawget(L, idx);
+	t = fld[F_HEADERS] ? lua_type(L, fld[F_HEADERS]) : LUA_TNIL;
 	struct hsrc src[MAX_RESP_HEADERS];
 	size_t count = 0, bytes = 0;
 	if (t == LUA_TTABLE) {
-		if (collect_headers(L, lua_gettop(L), src, &count, &bytes, err, errlen) < 0)
+		if (collect_headers(L, fld[F_HEADERS], src, &count, &bytes, err, errlen) < 0)
 			goto fail;
 	} else if (t != LUA_TNIL) {
 		snprintf(err, errlen, "response headers must be a table");
@@ -634,6 +687,8 @@ content_type:
 	if (resp->body_len)
 		script_resp_header_add(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25);
 	return 1;
+fail_mem:
+	snprintf(err, errlen, "response table: no room on the Lua stack");
 fail:
 	lua_settop(L, idx);
 	script_resp_free(resp);

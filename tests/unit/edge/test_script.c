@@ -579,8 +579,28 @@ static void test_response_shapes(void **st)
 	assert_int_equal(seen, 31);
 	assert_int_equal(list, 123); /* in list order */
 	script_resp_free(&r);
+	/* A response table with many other fields is read by name. */
+	hostile("function handle(req)\n"
+	        "  local r = { 'a', 'b', status = 202, body = 'many', x1 = 1, x2 = 2, x3 = 3 }\n"
+	        "  for i = 1, 20 do r['y' .. i] = i end\n"
+	        "  return r\n"
+	        "end", 302);
+	assert_int_equal(run("GET", "/evil/x", NULL, NULL, &r), SCRIPT_RESPONSE);
+	assert_int_equal(r.status, 202);
+	assert_int_equal(r.body_len, 4);
+	assert_memory_equal(r.body, "many", 4);
+	script_resp_free(&r);
+	/* ... and one with a few, whatever their order in the table. */
+	hostile("function handle(req) return { [1] = 'x', cache = false, headers = { ['X-A'] = 'a' },\n"
+	        "  status = 203, body = 'few' } end", 303);
+	assert_int_equal(run("GET", "/evil/x", NULL, NULL, &r), SCRIPT_RESPONSE);
+	assert_int_equal(r.status, 203);
+	assert_memory_equal(r.body, "few", 3);
+	assert_int_equal(r.nheaders, 2); /* X-A and the default Content-Type */
+	assert_string_equal(r.headers[0].name, "X-A");
+	script_resp_free(&r);
 	/* A plain string gets the default Content-Type. */
-	hostile("function handle(req) return 'plain' end", 301);
+	hostile("function handle(req) return 'plain' end", 304);
 	assert_int_equal(run("GET", "/evil/x", NULL, NULL, &r), SCRIPT_RESPONSE);
 	assert_int_equal(r.nheaders, 1);
 	assert_string_equal(r.headers[0].value, "text/plain; charset=utf-8");
