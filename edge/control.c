@@ -29,7 +29,7 @@ static double load_of(struct edge *e)
 	const struct edge_config *lc = edge_live(e);
 	if (lc->load_override >= 0)
 		return lc->load_override;
-	long in = e->inflight - 1; /* not counting the health check itself */
+	long in = counters_get(&e->n, C_INFLIGHT) - 1; /* not counting the health check itself */
 	return (double)(in < 0 ? 0 : in) / (double)lc->capacity;
 }
 
@@ -46,7 +46,7 @@ static enum MHD_Result healthz(struct edge_req *r)
 	buf_printf(&b, ",\"version\":\"%s\",\"uptime_s\":%lld,\"load\":%.3f,\"inflight\":%ld,"
 	               "\"cache\":{\"entries\":%llu,\"bytes\":%llu,\"map_size\":%llu}}\n",
 	           MINICDN_VERSION, (daemon_now_ms() - e->start_ms) / 1000, load_of(e),
-	           (long)e->inflight - 1, (unsigned long long)cs.entries,
+	           counters_get(&e->n, C_INFLIGHT) - 1, (unsigned long long)cs.entries,
 	           (unsigned long long)cs.bytes, (unsigned long long)cs.map_size);
 	enum MHD_Result ret = httpd_reply_json(r->conn, 200, &b);
 	buf_free(&b);
@@ -65,23 +65,24 @@ static enum MHD_Result metrics(struct edge_req *r)
 #define G(name, help, v) \
 	buf_printf(&b, "# HELP minicdn_edge_" name " " help "\n# TYPE minicdn_edge_" name " gauge\n" \
 	               "minicdn_edge_" name " %llu\n", (unsigned long long)(v))
-	C("requests_total", "Requests received.", e->n.requests);
-	C("cache_hits_total", "Requests answered fresh from the cache.", e->n.hits);
-	C("cache_misses_total", "Requests with no usable entry.", e->n.misses);
+	C("requests_total", "Requests received.", counters_get(&e->n, C_REQUESTS));
+	C("cache_hits_total", "Requests answered fresh from the cache.", counters_get(&e->n, C_HITS));
+	C("cache_misses_total", "Requests with no usable entry.", counters_get(&e->n, C_MISSES));
 	C("stale_served_total", "Stale responses served (stale-while-revalidate, stale-if-error).",
-	  e->n.stale_served);
-	C("revalidated_total", "Entries revalidated with a 304.", e->n.revalidated);
-	C("origin_fetches_total", "Requests sent to the origin.", e->n.origin_fetches);
-	C("origin_errors_total", "Origin failures (network or 5xx).", e->n.origin_errors);
-	C("collapsed_total", "Requests that joined an in-flight fetch.", e->n.collapsed);
-	C("stored_total", "Responses stored.", e->n.stored);
-	C("purged_total", "Entries purged.", e->n.purged);
-	C("bad_requests_total", "Requests refused as malformed.", e->n.bad_requests);
+	  counters_get(&e->n, C_STALE_SERVED));
+	C("revalidated_total", "Entries revalidated with a 304.", counters_get(&e->n, C_REVALIDATED));
+	C("origin_fetches_total", "Requests sent to the origin.", counters_get(&e->n, C_ORIGIN_FETCHES));
+	C("origin_errors_total", "Origin failures (network or 5xx).", counters_get(&e->n, C_ORIGIN_ERRORS));
+	C("collapsed_total", "Requests that joined an in-flight fetch.", counters_get(&e->n, C_COLLAPSED));
+	C("stored_total", "Responses stored.", counters_get(&e->n, C_STORED));
+	C("purged_total", "Entries purged.", counters_get(&e->n, C_PURGED));
+	C("bad_requests_total", "Requests refused as malformed.", counters_get(&e->n, C_BAD_REQUESTS));
 	C("evicted_total", "Entries evicted by the LRU.", cs.evicted);
 	G("cache_entries", "Entries in the cache.", cs.entries);
 	G("cache_bytes", "Accounted bytes in the cache.", cs.bytes);
 	G("cache_map_bytes", "LMDB map size.", cs.map_size);
-	G("inflight_requests", "Requests in flight.", e->inflight > 0 ? e->inflight - 1 : 0);
+	long inflight = counters_get(&e->n, C_INFLIGHT) - 1; /* not this request */
+	G("inflight_requests", "Requests in flight.", inflight > 0 ? inflight : 0);
 #undef C
 #undef G
 	script_metrics(&b);
@@ -145,7 +146,7 @@ long control_purge(struct edge *e, const char *text, size_t len, char *err, size
 	if (n < 0)
 		snprintf(err, errlen, "storage error");
 	else
-		e->n.purged += (unsigned long)n;
+		counters_add(&e->n, C_PURGED, n);
 out:
 	json_decref(j);
 	return n;

@@ -6,6 +6,7 @@
 #include "common/addr.h"
 #include "common/cfg.h"
 #include "edge/cachekey.h"
+#include "edge/counters.h"
 #include "edge/script.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -49,11 +50,6 @@ struct cache;
 struct fetcher;
 struct collapse;
 
-struct edge_counters {
-	_Atomic unsigned long requests, hits, misses, stale_served, revalidated, origin_fetches,
-		origin_errors, stored, purged, bad_requests, collapsed, passes;
-};
-
 struct edge {
 	struct edge_config cfg;           /* as loaded at start-up */
 	/* The settings SIGHUP may change: an immutable snapshot swapped
@@ -64,8 +60,7 @@ struct edge {
 	struct fetcher *fetcher;
 	struct collapse *collapse;
 	long long start_ms;
-	_Atomic long inflight;
-	struct edge_counters n;
+	struct counters n;                /* counters.h: per-thread shards */
 };
 
 /* The reloadable settings in force (never NULL once main() started the edge;

@@ -428,7 +428,7 @@ static enum MHD_Result cache_step(struct edge_req *r)
 	enum cache_result cr = cache_lookup(e->cache, edge_req_key(r), req_hdr_cb, r, &ref, &v, &sk);
 	if (cr != CACHE_HIT) {
 		buf_free(&sk);
-		e->n.misses++;
+		counters_add(&e->n, C_MISSES, 1);
 		if (only_cached)
 			return only_if_cached_504(r);
 		r->fwd = cr == CACHE_VARY_MISS ? FWD_VARY_MISS : FWD_URI_MISS;
@@ -445,13 +445,13 @@ static enum MHD_Result cache_step(struct edge_req *r)
 	struct stale_info st = { sk.data, v.hdrs, v.hdrs_len, v.meta };
 	switch (use) {
 	case USE_FRESH:
-		e->n.hits++;
+		counters_add(&e->n, C_HITS, 1);
 		ret = http_serve_entry(r, ref, &v, sk.data, FWD_NONE, 0, NULL);
 		buf_free(&sk);
 		return ret;
 	case USE_STALE:
 		/* The client's max-stale accepts this copy as it is. */
-		e->n.stale_served++;
+		counters_add(&e->n, C_STALE_SERVED, 1);
 		ret = http_serve_entry(r, ref, &v, sk.data, FWD_NONE, 0, "max-stale");
 		buf_free(&sk);
 		return ret;
@@ -460,7 +460,7 @@ static enum MHD_Result cache_step(struct edge_req *r)
 		 * background -- unless the client forbade contacting the origin. */
 		if (!only_cached)
 			proxy_refresh(r, &st);
-		e->n.stale_served++;
+		counters_add(&e->n, C_STALE_SERVED, 1);
 		ret = http_serve_entry(r, ref, &v, sk.data, FWD_NONE, 0, "stale-while-revalidate");
 		buf_free(&sk);
 		return ret;
@@ -597,7 +597,7 @@ static enum MHD_Result dispatch(struct edge_req *r)
 
 	/* 4. Origin: everything else passes through (unsafe methods invalidate). */
 	r->fwd = FWD_METHOD;
-	e->n.passes++;
+	counters_add(&e->n, C_PASSES, 1);
 	return proxy_start(r, NULL);
 }
 
@@ -612,7 +612,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (r->state == RS_NEW) {
 		r->conn = conn;
 		r->method = method;
-		e->n.requests++;
+		counters_add(&e->n, C_REQUESTS, 1);
 		const union MHD_ConnectionInfo *ci =
 			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		r->client = ci ? ci->client_addr : NULL;
@@ -625,7 +625,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		const char *why = NULL;
 		unsigned st = validate(r, version, &why);
 		if (st) {
-			e->n.bad_requests++;
+			counters_add(&e->n, C_BAD_REQUESTS, 1);
 			r->state = RS_DONE;
 			log_debug("http", "refused %s: %s", r->target, why);
 			return http_error(r, st, why);
@@ -677,7 +677,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	r->edge = e;
 	r->conn = conn;
 	r->target = memcpy((char *)(r + 1), uri ? uri : "", n);
-	e->inflight++;
+	counters_add(&e->n, C_INFLIGHT, 1);
 	return r;
 }
 
@@ -696,7 +696,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	buf_free(&r->body);
 	free(r); /* and its target */
 	*con_cls = NULL;
-	e->inflight--;
+	counters_add(&e->n, C_INFLIGHT, -1);
 }
 
 struct MHD_Daemon *http_start(struct edge *e, char *err, size_t errlen)

@@ -178,7 +178,7 @@ int main(int argc, char **argv)
 	if (lc->scripts.enabled && lc->scripts.time_ms > grace)
 		grace = lc->scripts.time_ms;
 	long long deadline = daemon_now_ms() + grace + 2000;
-	while (e.inflight > 0 && daemon_now_ms() < deadline)
+	while (counters_get(&e.n, C_INFLIGHT) > 0 && daemon_now_ms() < deadline)
 		daemon_wait(20);
 	MHD_stop_daemon(d);
 	d = NULL;

@@ -304,7 +304,7 @@ static void on_headers(struct fetch *f)
 		} else if (cache_update(e->cache, x->storage_key, &m, merged.data ? merged.data : "",
 		                        merged.len) == 0) {
 			x->revalidated = true;
-			e->n.revalidated++;
+			counters_add(&e->n, C_REVALIDATED, 1);
 		}
 		buf_free(&merged);
 		x->shareable = x->revalidated;
@@ -339,7 +339,7 @@ static void store_done(void *cls, int rc)
 	struct pending_store *ps = cls;
 	struct fill *x = ps->f->ctx;
 	if (rc == 0)
-		x->e->n.stored++;
+		counters_add(&x->e->n, C_STORED, 1);
 	/* in_table is only written by the fetch thread before on_done queued
 	 * the store, and by us after it. */
 	if (x->in_table) {
@@ -359,9 +359,9 @@ static void on_done(struct fetch *f)
 	pthread_mutex_lock(&f->lock);
 	bool ok = f->complete && !f->discard && f->body_base == 0;
 	pthread_mutex_unlock(&f->lock);
-	e->n.origin_fetches++;
+	counters_add(&e->n, C_ORIGIN_FETCHES, 1);
 	if (f->status == 0 || f->status >= 500)
-		e->n.origin_errors++;
+		counters_add(&e->n, C_ORIGIN_ERRORS, 1);
 	if (x->store && ok) {
 		/* Stored by the cache's writer thread (group commit), so this
 		 * thread goes back to the origin at once.  The fetch stays in the
@@ -538,7 +538,7 @@ enum MHD_Result proxy_start(struct edge_req *r, const struct stale_info *st)
 			          (f->state == F_PENDING || x->shareable) && f->body_base == 0;
 			if (ok) {
 				fetch_ref(f);
-				e->n.collapsed++;
+				counters_add(&e->n, C_COLLAPSED, 1);
 				if (f->state == F_PENDING) {
 					wait_on(r, f);
 					pthread_mutex_unlock(&f->lock);
@@ -549,8 +549,8 @@ enum MHD_Result proxy_start(struct edge_req *r, const struct stale_info *st)
 				/* The response is complete (its store is being committed):
 				 * this request is not forwarded, so it is a hit. */
 				if (f->state == F_DONE && f->complete) {
-					e->n.collapsed--;
-					e->n.hits++;
+					counters_add(&e->n, C_COLLAPSED, -1);
+					counters_add(&e->n, C_HITS, 1);
 					r->fwd = FWD_NONE;
 					r->joined_done = true;
 				}
@@ -918,7 +918,7 @@ enum MHD_Result proxy_resume(struct edge_req *r)
 	if (failed || status >= 500) {
 		if (r->has_stale && (int64_t)time(NULL) <= r->stale_deadline) {
 			detach(r);
-			e->n.stale_served++;
+			counters_add(&e->n, C_STALE_SERVED, 1);
 			if (serve_from_cache(r, r->fwd == FWD_REQUEST ? FWD_REQUEST : FWD_STALE,
 			                     failed ? 504 : status, "stale-if-error", &ret))
 				return ret;

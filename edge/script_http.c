@@ -73,7 +73,7 @@ static bool store(struct edge_req *r, const struct script_resp *sr)
 	buf_free(&h);
 	if (rc == 0) {
 		atomic_store(&any_cached, 1);
-		r->edge->n.stored++;
+		counters_add(&r->edge->n, C_STORED, 1);
 	}
 	return rc == 0;
 }
@@ -122,14 +122,14 @@ static int sub_get(void *ctx, const char *path, const char *(*hdr)(void *, const
 	buf_append(hdrs, agebuf, strlen(agebuf) + 1);
 	buf_append(body, v.body, (size_t)v.body_len);
 	*status = (int)v.meta.status;
-	e->n.hits++;
+	counters_add(&e->n, C_HITS, 1);
 	cache_touch(e->cache, sk.data);
 	rc = 1;
 out:
 	if (ref)
 		cache_ref_release(e->cache, ref);
 	if (rc == 0)
-		e->n.misses++;
+		counters_add(&e->n, C_MISSES, 1);
 	buf_free(&key);
 	buf_free(&sk);
 	return rc;
@@ -141,7 +141,7 @@ static int sub_put(void *ctx, const char *path, const char *(*hdr)(void *, const
 {
 	struct edge_req *r = ctx;
 	struct edge *e = r->edge;
-	e->n.origin_fetches++;
+	counters_add(&e->n, C_ORIGIN_FETCHES, 1);
 	if (status <= 0 || body_len > edge_live(e)->cache.max_object_size)
 		return 0;
 	struct fresh_in in;
@@ -182,7 +182,7 @@ static int sub_put(void *ctx, const char *path, const char *(*hdr)(void *, const
 	}
 	if (cache_store(e->cache, key.data, in.vary, hdr, cls, &m, hdrs.data ? hdrs.data : "", hdrs.len,
 	                tags.data ? tags.data : "", tags.len, body, body_len) == 0) {
-		e->n.stored++;
+		counters_add(&e->n, C_STORED, 1);
 		rc = 1;
 	}
 out:
