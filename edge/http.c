@@ -500,27 +500,33 @@ const char *edge_req_key(struct edge_req *r)
 
 /* ---------- request validation ---------- */
 
+/* One pass over the request headers finds everything validation needs
+ * (values borrowed from MHD for the request). */
 struct hdr_scan {
 	int content_length, transfer_encoding, host;
 	bool cl_conflict;
-	const char *first_cl;
+	const char *first_cl, *te, *host_value, *authorization;
 };
 
 static enum MHD_Result scan_hdr(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	struct hdr_scan *s = cls;
-	/* Most headers are none of the three: one byte tells. */
+	/* Most headers are none of these: one byte tells. */
 	int c = key[0] | 0x20;
-	if (c != 'c' && c != 't' && c != 'h')
+	if (c != 'c' && c != 't' && c != 'h' && c != 'a')
 		return MHD_YES;
 	if (!strcasecmp(key, "Content-Length")) {
 		if (s->content_length++ && s->first_cl && strcmp(s->first_cl, value))
 			s->cl_conflict = true;
 		s->first_cl = value;
 	} else if (!strcasecmp(key, "Transfer-Encoding")) {
-		s->transfer_encoding++;
+		if (!s->transfer_encoding++)
+			s->te = value;
 	} else if (!strcasecmp(key, "Host")) {
-		s->host++;
+		if (!s->host++)
+			s->host_value = value;
+	} else if (!s->authorization && !strcasecmp(key, "Authorization")) {
+		s->authorization = value;
 	}
 	return MHD_YES;
 }
@@ -544,9 +550,9 @@ static unsigned validate(struct edge_req *r, const char *version, const char **w
 		*why = "conflicting framing headers";
 		return 400;
 	}
+	r->has_auth = s.authorization != NULL;
 	if (s.transfer_encoding) {
-		const char *te = edge_req_header(r, "Transfer-Encoding");
-		if (strcasecmp(te, "chunked")) {
+		if (!s.te || strcasecmp(s.te, "chunked")) {
 			*why = "unsupported Transfer-Encoding";
 			return 400;
 		}
@@ -555,7 +561,7 @@ static unsigned validate(struct edge_req *r, const char *version, const char **w
 		*why = "more than one Host header";
 		return 400;
 	}
-	const char *host = edge_req_header(r, "Host");
+	const char *host = s.host_value;
 	if (!host && strcmp(version, "HTTP/1.0") && strncasecmp(r->target, "http", 4)) {
 		*why = "missing Host";
 		return 400;
@@ -621,7 +627,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->is_unsafe = !r->is_get && !r->is_head &&
 		               (!strcmp(method, "POST") || !strcmp(method, "PUT") ||
 		                !strcmp(method, "DELETE") || !strcmp(method, "PATCH"));
-		r->has_auth = edge_req_header(r, "Authorization") != NULL;
 		const char *why = NULL;
 		unsigned st = validate(r, version, &why);
 		if (st) {
