@@ -14,6 +14,6 @@ function handle(req)
   end
   return {
     headers = { ["Content-Type"] = "application/json", ["Cache-Control"] = "no-store" },
-    body = json.object({ edge = req.edge_name, visits = n, recent_clients = tonumber(kv.get("clients")) or 0 }),
+    body = json.object({ edge = req.edge_name, visits = n, recent_clients = tonumber(kv.get("clients")) or 0 }) .. "\n",
   }
 end
