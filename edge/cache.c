@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,6 +29,7 @@
 #define TOUCH_QUEUE 4096
 #define TOUCH_GRANULARITY 10 /* seconds: an access younger than this is not rewritten */
 #define RECENT_PURGES 128    /* purges remembered against fetches still running */
+#define BAD_MAX 4096         /* bad bodies remembered from a background checksum pass */
 
 /* "e" values: a Vary record ("MCV1" + names) or a reference to a "b" record:
  * "MCR1" | body id u64 | last access u64 (native byte order: the file is
@@ -74,9 +76,32 @@ struct cache {
 	} recent[RECENT_PURGES];
 	int recent_next;
 	_Atomic uint64_t purges; /* purges remembered so far */
+	/* After an unclean stop whose checksum pass outlived the start-up
+	 * wait (store_check): bodies below verify_limit (written before the
+	 * stop) are served only if the pass vouched for them (below
+	 * verified_upto) or they verify on read, and never once found bad. */
+	char *path;
+	_Atomic uint64_t verify_limit;  /* 0: every body trusted */
+	_Atomic uint64_t verified_upto; /* UINT64_MAX once the pass is done */
+	bool verify_all;                /* the check was abandoned: verify every old body */
+	_Atomic bool unverified;        /* old bodies not all verified yet: no clean-stop
+	                                   marker at close, the next start verifies */
+	pthread_mutex_t bad_lock;
+	uint64_t bad[BAD_MAX];
+	size_t nbad;
+	bool bad_overflow;              /* more than BAD_MAX: verify every old body */
+	_Atomic bool any_bad;
+	_Atomic bool bad_final;         /* the pass is done: bad[] sorted, never changed */
+	struct timespec check_t0;
+	pid_t check_pid;                /* the background pass, 0 if none */
+	int check_fd;
+	struct check_read *check_r;
+	pthread_t check_thread;
+	bool check_started;
+	_Atomic bool check_stop;
 };
 
-enum job_kind { JOB_STORE, JOB_PURGE_KEY, JOB_PURGE_PREFIX, JOB_PURGE_TAG };
+enum job_kind { JOB_STORE, JOB_PURGE_KEY, JOB_PURGE_PREFIX, JOB_PURGE_TAG, JOB_DROP_BAD };
 
 struct cache_job {
 	struct cache_job *next;
@@ -217,14 +242,99 @@ static bool mce2_names(MDB_txn *t)
 	return ok && n == 5;
 }
 
-/* Walks every record of a store opened read-only.  Runs in a child process
+/* The checksum pass over bodies 1..last_id, after an unclean stop.  It may
+ * outlive the start-up wait and run while the edge writes (store_check),
+ * so it opens the store with locking, as a registered reader, and reads in
+ * short transactions: a long one would keep the writer from reusing freed
+ * pages.  Reports on fd: "bad ID" per mismatch, "upto ID" (every body
+ * below ID verified) per batch.  rate: bytes per second at most, 0 = as
+ * fast as the disk goes.  Returns 0, or -1 if the store cannot be read. */
+#define VERIFY_BATCH_RECORDS 256
+#define VERIFY_BATCH_BYTES (16u << 20)
+static int verify_bodies(const char *path, uint64_t map_size, uint64_t last_id, uint64_t rate,
+                         int fd, size_t *verified)
+{
+	MDB_env *env = NULL;
+	MDB_dbi bdbi;
+	MDB_txn *t = NULL;
+	int rc;
+	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_mapsize(env, (size_t)map_size)) ||
+	    (rc = mdb_env_set_maxdbs(env, 8)) ||
+	    (rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0640)) ||
+	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &t)) ||
+	    (rc = mdb_dbi_open(t, "b", MDB_INTEGERKEY, &bdbi)) ||
+	    (rc = mdb_txn_commit(t), t = NULL, rc) || /* the handle outlives the txn */
+	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &t))) {
+		dprintf(fd, "# %s\n", mdb_strerror(rc));
+		if (t)
+			mdb_txn_abort(t);
+		mdb_env_close(env);
+		return -1;
+	}
+	mdb_txn_reset(t);
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	uint64_t next = 1, bytes = 0;
+	int ret = 0;
+	while (next <= last_id) {
+		MDB_cursor *cur;
+		if (mdb_txn_renew(t) || mdb_cursor_open(t, bdbi, &cur)) {
+			ret = -1;
+			break;
+		}
+		size_t slot, n = 0, batch = 0;
+		MDB_val k = body_key(&slot, next), v;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		for (; rc == 0 && n < VERIFY_BATCH_RECORDS && batch < VERIFY_BATCH_BYTES;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), n++) {
+			uint64_t id = body_id(&k);
+			if (id > last_id)
+				break; /* written by the running edge: not from the stop */
+			if (entry_verify(v.mv_data, v.mv_size) < 0 &&
+			    dprintf(fd, "bad %llu\n", (unsigned long long)id) < 0)
+				rc = -1;
+			(*verified)++;
+			batch += v.mv_size;
+			next = id + 1;
+		}
+		mdb_cursor_close(cur);
+		mdb_txn_reset(t);
+		if (rc == MDB_NOTFOUND || (rc == 0 && n < VERIFY_BATCH_RECORDS &&
+		                           batch < VERIFY_BATCH_BYTES))
+			next = last_id + 1; /* past the last body: done */
+		else if (rc != 0 && rc != MDB_NOTFOUND) {
+			ret = -1;
+			break;
+		}
+		if (dprintf(fd, "upto %llu\n", (unsigned long long)next) < 0) {
+			ret = -1; /* the edge is gone */
+			break;
+		}
+		bytes += batch;
+		if (rate) { /* sleep off whatever ran ahead of the rate */
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			double el = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+			double ahead = (double)bytes / (double)rate - el;
+			for (; ahead > 0; ahead -= 1) /* usleep takes under a second */
+				usleep((useconds_t)(ahead > 1 ? 999999 : ahead * 1e6));
+		}
+	}
+	mdb_txn_abort(t);
+	mdb_env_close(env);
+	return ret;
+}
+
+/* Walks every record of a store opened read-only, then, after an unclean
+ * stop, verifies every body's checksum.  Runs in a child process
  * (store_check): a damaged page can make LMDB read out of bounds or trip an
- * assertion, and that must kill the child, not the edge.  Writes to fd a
- * first line "STATE N" (how the previous run stopped: clean, unclean, new or
- * unknown; N body checksums verified, only after an unclean stop), then
- * the reason if the store is not sound.  Returns 0 if it is sound, 1 if it
- * is damaged, CHECK_FORMAT if it is of another format. */
-static int check_walk(const char *path, uint64_t map_size, int fd)
+ * assertion, and that must kill the child, not the edge.  Writes lines to
+ * fd: "structure ok" when the walk found the store sound and the checksum
+ * pass begins, that pass's "bad ID" and "upto ID", and last "end STATE N"
+ * (how the previous run stopped: clean, unclean, new or unknown; N body
+ * checksums verified) followed by the reason if the store is not sound.
+ * Returns 0 if it is sound apart from the bodies reported bad, 1 if it is
+ * damaged, CHECK_FORMAT if it is of another format. */
+static int check_walk(const char *path, uint64_t map_size, uint64_t rate, int fd)
 {
 	MDB_env *env = NULL;
 	MDB_txn *t = NULL;
@@ -233,6 +343,7 @@ static int check_walk(const char *path, uint64_t map_size, int fd)
 	bool clean = true;
 	const char *state = "unknown"; /* how the previous run stopped */
 	size_t verified = 0;
+	uint64_t last_id = 0;
 	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_mapsize(env, (size_t)map_size)) ||
 	    (rc = mdb_env_set_maxdbs(env, 8))) {
 		snprintf(why, sizeof why, "lmdb: %s", mdb_strerror(rc));
@@ -295,8 +406,8 @@ static int check_walk(const char *path, uint64_t map_size, int fd)
 	}
 	/* Walk order: the free-page list (writers allocate from it), the main
 	 * database (names of the others), then ours: "m", the bodies "b" (each
-	 * decoded, and its checksum verified after an unclean stop), then "e"
-	 * (each reference must find its body). */
+	 * decoded), then "e" (each reference must find its body).  Checksums
+	 * come after, in their own pass (verify_bodies). */
 	static const char *const names[] = { "m", "b", "e", "l", "t" };
 	size_t main_entries = 0, bodies = 0, refs = 0;
 	MDB_dbi bdbi = 0;
@@ -354,15 +465,8 @@ static int check_walk(const char *path, uint64_t map_size, int fd)
 				break;
 			case 1: /* b: body id -> entry */
 				ok = k.mv_size == 8 && entry_decode(v.mv_data, v.mv_size, &ev) == 0;
-				if (ok && !clean) {
-					if (entry_verify(v.mv_data, v.mv_size) < 0) {
-						snprintf(why, sizeof why, "database b: body %llu: checksum "
-						         "mismatch (bytes lost in an unclean stop)",
-						         (unsigned long long)body_id(&k));
-						break;
-					}
-					verified++;
-				}
+				if (ok)
+					last_id = body_id(&k);
 				bodies++;
 				break;
 			case 2: { /* e: a reference whose body exists, or a Vary record */
@@ -409,29 +513,147 @@ out:
 		mdb_txn_abort(t);
 	if (env)
 		mdb_env_close(env);
-	char line[64];
-	int ll = snprintf(line, sizeof line, "%s %zu\n", state, verified);
-	if (write(fd, line, (size_t)ll) < 0 || (why[0] && write(fd, why, strlen(why)) < 0))
+	if (ret == 0 && !clean && last_id) {
+		/* Sound structure: from here on the edge may open the store and
+		 * serve while the checksums are verified (store_check). */
+		if (dprintf(fd, "structure ok\n") < 0)
+			return 1;
+		if (verify_bodies(path, map_size, last_id, rate, fd, &verified) < 0)
+			snprintf(why, sizeof why, "checksum pass: cannot read the store");
+		if (why[0])
+			ret = 1;
+	}
+	if (dprintf(fd, "end %s %zu\n%s", state, verified, why) < 0)
 		return 1;
 	return ret;
 }
 
+/* ---------- reading the check's reports (start-up, then in the background) ---------- */
+
+/* The child's lines as they arrive; after "end", the rest is the reason. */
+struct check_read {
+	char buf[1024];
+	size_t len;
+	bool structure, ended;
+	char state[16];
+	unsigned long verified;
+	char why[300];
+	size_t whylen;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static bool bad_has(struct cache *c, uint64_t id)
+{
+	if (atomic_load_explicit(&c->bad_final, memory_order_acquire)) /* sorted, frozen */
+		return bsearch(&id, c->bad, c->nbad, sizeof id, cmp_u64) != NULL;
+	bool has = false;
+	pthread_mutex_lock(&c->bad_lock);
+	for (size_t i = 0; i < c->nbad && !has; i++)
+		has = c->bad[i] == id;
+	pthread_mutex_unlock(&c->bad_lock);
+	return has;
+}
+
+static void bad_add(struct cache *c, uint64_t id)
+{
+	pthread_mutex_lock(&c->bad_lock);
+	size_t i = 0;
+	while (i < c->nbad && c->bad[i] != id) /* found on read, then by the pass */
+		i++;
+	if (i < c->nbad)
+		;
+	else if (c->nbad < BAD_MAX)
+		c->bad[c->nbad++] = id;
+	else
+		c->bad_overflow = true; /* old bodies stay verified on read, all of them */
+	pthread_mutex_unlock(&c->bad_lock);
+	atomic_store(&c->any_bad, true);
+}
+
+/* Takes in n more bytes of the child's report in r->buf and acts on the
+ * complete lines. */
+static void check_take(struct cache *c, struct check_read *r, size_t n)
+{
+	r->len += n;
+	size_t pos = 0;
+	while (!r->ended) {
+		char *nl = memchr(r->buf + pos, '\n', r->len - pos);
+		if (!nl)
+			break;
+		*nl = '\0';
+		const char *line = r->buf + pos;
+		unsigned long long id;
+		if (!strcmp(line, "structure ok"))
+			r->structure = true;
+		else if (sscanf(line, "bad %llu", &id) == 1)
+			bad_add(c, id);
+		else if (sscanf(line, "upto %llu", &id) == 1)
+			atomic_store(&c->verified_upto, id);
+		else if (sscanf(line, "end %15s %lu", r->state, &r->verified) == 2)
+			r->ended = true;
+		else if (line[0] == '#')
+			log_warn("cache", "store check: %s", line + 2);
+		pos = (size_t)(nl + 1 - r->buf);
+	}
+	if (r->ended) { /* the reason, as it comes */
+		size_t k = r->len - pos;
+		if (k > sizeof r->why - 1 - r->whylen)
+			k = sizeof r->why - 1 - r->whylen;
+		memcpy(r->why + r->whylen, r->buf + pos, k);
+		r->whylen += k;
+		r->why[r->whylen] = '\0';
+		pos = r->len;
+	}
+	memmove(r->buf, r->buf + pos, r->len - pos);
+	r->len -= pos;
+	if (r->len == sizeof r->buf) /* a line longer than any the child writes */
+		r->len = 0;
+}
+
+/* Reads one chunk of the report; false at end of file (the child is done). */
+static bool check_read_some(struct cache *c, struct check_read *r, int fd)
+{
+	ssize_t n = read(fd, r->buf + r->len, sizeof r->buf - r->len);
+	if (n < 0 && errno == EINTR)
+		return true;
+	if (n <= 0)
+		return false;
+	check_take(c, r, (size_t)n);
+	return true;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
 /* Checks the store at path in a child process.  Returns 0 if it is sound (or
- * absent), -1 with the reason in why if it is damaged, -2 if it is of an
- * older format.  A check still running after CHECK_DEADLINE_S is abandoned
- * and the store used as it is. */
-static int store_check(const char *path, uint64_t map_size, char *why, size_t whylen)
+ * absent), -1 with the reason in why if it is damaged (a body's checksum
+ * included), -2 if it is of an older format.
+ *
+ * The start waits for the structure walk (CHECK_DEADLINE_S at most: past
+ * that the check is abandoned, and every body from before the stop is
+ * verified on read for this run), then o->check_ms for the checksums.  A
+ * checksum pass still running then goes on in the background: c->check_pid
+ * and c->check_fd are set, and cache_open() starts check_main() on them. */
+static int store_check(struct cache *c, const struct cache_opts *o, char *why, size_t whylen)
 {
 	char data[4096];
-	snprintf(data, sizeof data, "%s/data.mdb", path);
+	snprintf(data, sizeof data, "%s/data.mdb", o->path);
 	struct stat sb;
 	if (stat(data, &sb) < 0 || sb.st_size == 0)
 		return 0;
 	int pfd[2];
 	if (pipe(pfd) < 0)
 		return 0;
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	clock_gettime(CLOCK_MONOTONIC, &c->check_t0);
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(pfd[0]);
@@ -440,57 +662,179 @@ static int store_check(const char *path, uint64_t map_size, char *why, size_t wh
 	}
 	if (pid == 0) {
 		/* The child may die on a wild page by design: its stderr (and a
-		 * sanitizer's report of that) is not the edge's log. */
+		 * sanitizer's report of that) is not the edge's log.  A write
+		 * to an edge gone away ends it (EPIPE), without a signal. */
 		int devnull = open("/dev/null", O_WRONLY);
 		if (devnull >= 0)
 			dup2(devnull, 2);
+		signal(SIGPIPE, SIG_IGN);
 		close(pfd[0]);
-		_exit(check_walk(path, map_size, pfd[1]));
+		_exit(check_walk(o->path, o->map_size, o->verify_rate, pfd[1]));
 	}
 	close(pfd[1]);
+	struct check_read *r = xcalloc(1, sizeof *r);
+	double deadline = CHECK_DEADLINE_S * 1e3;
+	bool eof = false, structure = false;
+	for (;;) {
+		double left = deadline - ms_since(&c->check_t0);
+		if (left <= 0)
+			break;
+		struct pollfd pf = { pfd[0], POLLIN, 0 };
+		int pr = poll(&pf, 1, left > 1000 ? 1000 : (int)left + 1);
+		if (pr > 0 && !check_read_some(c, r, pfd[0])) {
+			eof = true;
+			break;
+		}
+		if (r->structure && !structure) { /* the checksum pass begins */
+			structure = true;
+			deadline = o->check_ms ? ms_since(&c->check_t0) + (double)o->check_ms : 1e300;
+		}
+	}
+	if (!eof) {
+		atomic_store(&c->unverified, true); /* old bodies verified on read meanwhile */
+		if (!r->structure) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			close(pfd[0]);
+			c->verify_all = true;
+			log_warn("cache", "store check of %s took more than %d s: abandoned; every body "
+			         "from before the stop is verified on read for this run", o->path,
+			         CHECK_DEADLINE_S);
+		} else {
+			c->check_pid = pid;
+			c->check_fd = pfd[0];
+			c->check_r = r; /* check_main() reads on */
+			log_warn("cache", "store %s: the previous run did not stop cleanly: structure "
+			         "sound in %.0f ms; the body checksums go on in the background, each "
+			         "body from before the stop verified on read until then", o->path,
+			         ms_since(&c->check_t0));
+			return 0;
+		}
+		free(r);
+		return 0;
+	}
 	int status = 0;
-	pid_t w = 0;
-	for (int i = 0; i < CHECK_DEADLINE_S * 1000 && (w = waitpid(pid, &status, WNOHANG)) == 0; i++)
-		usleep(1000);
-	if (w == 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		close(pfd[0]);
-		log_warn("cache", "store check of %s took more than %d s: abandoned, store used as is",
-		         path, CHECK_DEADLINE_S);
-		return 0;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	char msg[512];
-	size_t got = 0;
-	ssize_t n;
-	while (got < sizeof msg - 1 && (n = read(pfd[0], msg + got, sizeof msg - 1 - got)) > 0)
-		got += (size_t)n;
+	waitpid(pid, &status, 0);
 	close(pfd[0]);
-	msg[got] = '\0';
-	char *nl = strchr(msg, '\n');
-	const char *reason = nl ? nl + 1 : "";
-	snprintf(why, whylen, "%s", reason);
-	char state[16] = "";
-	unsigned long verified = 0;
-	if (nl && sscanf(msg, "%15s %lu", state, &verified) == 2) {
-		double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-		if (!strcmp(state, "clean"))
-			log_info("cache", "store %s: the previous run stopped cleanly: structure checked "
-			         "in %.0f ms, body checksums skipped", path, ms);
-		else if (!strcmp(state, "unclean"))
-			log_warn("cache", "store %s: the previous run did not stop cleanly: %lu body "
-			         "checksums verified in %.0f ms", path, verified, ms);
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == CHECK_FORMAT)
-		return -2;
-	if (WIFSIGNALED(status))
+	double ms = ms_since(&c->check_t0);
+	snprintf(why, whylen, "%s", r->why);
+	if (r->ended && !strcmp(r->state, "clean"))
+		log_info("cache", "store %s: the previous run stopped cleanly: structure checked "
+		         "in %.0f ms, body checksums skipped", o->path, ms);
+	else if (r->ended && !strcmp(r->state, "unclean"))
+		log_warn("cache", "store %s: the previous run did not stop cleanly: %lu body "
+		         "checksums verified in %.0f ms", o->path, r->verified, ms);
+	free(r);
+	int rc = -1;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		rc = 0;
+		if (c->nbad) { /* found while the start waited: the store is not sound */
+			snprintf(why, whylen, "database b: body %llu: checksum mismatch (bytes lost in "
+			         "an unclean stop)", (unsigned long long)c->bad[0]);
+			rc = -1;
+		}
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == CHECK_FORMAT) {
+		rc = -2;
+	} else if (WIFSIGNALED(status)) {
 		snprintf(why, whylen, "the check crashed reading it (signal %d)", WTERMSIG(status));
-	else if (!why[0])
+	} else if (!why[0]) {
 		snprintf(why, whylen, "the check failed (exit %d)", WEXITSTATUS(status));
-	return -1;
+	}
+	c->nbad = 0;
+	c->bad_overflow = false;
+	atomic_store(&c->any_bad, false);
+	atomic_store(&c->verified_upto, 0);
+	return rc;
+}
+
+static long drop_bad_queued(struct cache *c);
+
+/* The background half of the check: reads the checksum pass's report to
+ * its end.  A complete pass lifts the verification on read, after the bad
+ * bodies' entries are deleted (they were never served). */
+static void *check_main(void *arg)
+{
+	struct cache *c = arg;
+	struct check_read *r = c->check_r;
+	while (check_read_some(c, r, c->check_fd))
+		;
+	int status = 0;
+	waitpid(c->check_pid, &status, 0);
+	double s = ms_since(&c->check_t0) / 1e3;
+	if (atomic_load(&c->check_stop)) {
+		log_info("cache", "store %s: background checksum pass stopped by the shutdown; the "
+		         "next start verifies again", c->path);
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && r->ended && !c->bad_overflow) {
+		pthread_mutex_lock(&c->bad_lock);
+		size_t nbad = c->nbad;
+		pthread_mutex_unlock(&c->bad_lock);
+		long dropped = nbad ? drop_bad_queued(c) : 0;
+		if (dropped >= 0) {
+			/* The set is final (reads no longer verify, so add none):
+			 * sorted, it is searched without the lock.  A read that
+			 * began before the deletion may still meet a bad id, so
+			 * lookups keep asking while any was found. */
+			pthread_mutex_lock(&c->bad_lock);
+			qsort(c->bad, c->nbad, sizeof c->bad[0], cmp_u64);
+			atomic_store(&c->verified_upto, UINT64_MAX);
+			atomic_store_explicit(&c->bad_final, true, memory_order_release);
+			pthread_mutex_unlock(&c->bad_lock);
+			if (!nbad)
+				atomic_store(&c->verify_limit, 0);
+			atomic_store(&c->unverified, false);
+		}
+		if (nbad)
+			log_error("cache", "store %s: background checksum pass done in %.1f s: %lu "
+			          "verified, %zu mismatched (bytes lost in the unclean stop; never "
+			          "served; entries deleted: %ld)", c->path, s, r->verified, nbad,
+			          dropped);
+		else
+			log_info("cache", "store %s: background checksum pass done in %.1f s: %lu "
+			         "verified, all sound", c->path, s, r->verified);
+	} else {
+		log_warn("cache", "store %s: background checksum pass ended early (%s): the bodies "
+		         "it did not reach stay verified on read for this run", c->path,
+		         r->why[0] ? r->why : c->bad_overflow ? "too many bad bodies" : "no report");
+	}
+	close(c->check_fd);
+	c->check_fd = -1;
+	free(r);
+	c->check_r = NULL;
+	return NULL;
+}
+
+/* Ends the background pass (at close): the child is killed, its reader
+ * slot freed by LMDB's next reader check. */
+static void check_stop(struct cache *c)
+{
+	if (c->check_started) {
+		atomic_store(&c->check_stop, true);
+		kill(c->check_pid, SIGKILL);
+		pthread_join(c->check_thread, NULL);
+		c->check_started = false;
+	} else if (c->check_pid > 0) { /* not handed to check_main */
+		kill(c->check_pid, SIGKILL);
+		waitpid(c->check_pid, NULL, 0);
+		close(c->check_fd);
+		free(c->check_r);
+		c->check_r = NULL;
+	}
+	c->check_pid = 0;
+}
+
+/* Whether a body from before an unclean stop may be served: not one the
+ * checksum pass found bad, and verified now unless the pass vouched for
+ * it.  Off the hot path: only bodies below c->verify_limit come here. */
+static bool old_body_ok(struct cache *c, uint64_t id, const MDB_val *v)
+{
+	if (atomic_load(&c->any_bad) && bad_has(c, id))
+		return false;
+	if (!c->verify_all && !c->bad_overflow && id < atomic_load(&c->verified_upto))
+		return true;
+	if (entry_verify(v->mv_data, v->mv_size) == 0)
+		return true;
+	bad_add(c, id);
+	return false;
 }
 
 /* Moves a damaged data.mdb aside (one copy kept, data.mdb.damaged) and drops
@@ -536,12 +880,15 @@ struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen)
 	pthread_mutex_init(&c->pool_lock, NULL);
 	pthread_mutex_init(&c->touch_lock, NULL);
 	pthread_mutex_init(&c->recent_lock, NULL);
+	pthread_mutex_init(&c->bad_lock, NULL);
+	c->path = xstrdup(o->path);
+	c->check_fd = -1;
 	/* A cache may lose its contents, never the edge its start: a store
 	 * damaged by an OS crash (commits are not fsync'd one by one, see
 	 * env_open) or written by an older minicdn is moved aside and the edge
 	 * starts empty. */
 	char why[300] = "";
-	int rc = store_check(o->path, o->map_size, why, sizeof why);
+	int rc = store_check(c, o, why, sizeof why);
 	bool format = rc == -2;
 	if (rc == 0) {
 		rc = env_open(c, o, why, sizeof why);
@@ -552,6 +899,9 @@ struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen)
 		}
 	}
 	if (rc) {
+		check_stop(c);
+		c->verify_all = false;
+		atomic_store(&c->unverified, false);
 		char aside[4096];
 		if (store_reset(o->path, aside, sizeof aside) < 0) {
 			snprintf(err, errlen, "store %s is damaged (%s) and cannot be moved aside: %s",
@@ -567,12 +917,18 @@ struct cache *cache_open(const struct cache_opts *o, char *err, size_t errlen)
 		if (env_open(c, o, err, errlen))
 			goto fail;
 	}
+	if (atomic_load(&c->unverified))
+		atomic_store(&c->verify_limit, c->next_id); /* what this run writes is sound */
 	pthread_mutex_init(&c->wq_lock, NULL);
 	pthread_cond_init(&c->wq_cond, NULL);
 	pthread_cond_init(&c->done_cond, NULL);
 	c->writer_started = pthread_create(&c->writer, NULL, writer_main, c) == 0;
+	if (c->check_pid > 0)
+		c->check_started = pthread_create(&c->check_thread, NULL, check_main, c) == 0;
 	return c;
 fail:
+	check_stop(c);
+	free(c->path);
 	free(c);
 	return NULL;
 }
@@ -671,6 +1027,7 @@ void cache_close(struct cache *c)
 {
 	if (!c)
 		return;
+	check_stop(c); /* before the writer: a finished pass queues a job */
 	if (c->writer_started) { /* drains the queue first */
 		pthread_mutex_lock(&c->wq_lock);
 		c->writer_stop = true;
@@ -687,9 +1044,10 @@ void cache_close(struct cache *c)
 	for (int i = 0; i < c->ntouch; i++)
 		free(c->touch[i]);
 	/* Everything is on disk: only now may the next start skip the body
-	 * checksums.  The marker goes in its own transaction, synced again. */
+	 * checksums -- unless some from before an unclean stop were never
+	 * verified.  The marker goes in its own transaction, synced again. */
 	MDB_txn *t;
-	if (mdb_env_sync(c->env, 1) == 0 && mdb_txn_begin(c->env, NULL, 0, &t) == 0) {
+	if (!atomic_load(&c->unverified) && mdb_env_sync(c->env, 1) == 0 && mdb_txn_begin(c->env, NULL, 0, &t) == 0) {
 		MDB_val one = { 1, "1" };
 		if (mdb_put(t, c->m, (MDB_val *)&m_clean, &one, 0) != 0)
 			mdb_txn_abort(t);
@@ -702,6 +1060,8 @@ void cache_close(struct cache *c)
 	pthread_mutex_destroy(&c->recent_lock);
 	pthread_mutex_destroy(&c->pool_lock);
 	pthread_mutex_destroy(&c->touch_lock);
+	pthread_mutex_destroy(&c->bad_lock);
+	free(c->path);
 	free(c);
 }
 
@@ -842,6 +1202,14 @@ enum cache_result cache_lookup(struct cache *c, const char *key, cache_header_fn
 	if (ref_decode(&v, &r) < 0 || (bkey = body_key(&bk, r.id), mdb_get(t, c->b, &bkey, &v)) != 0 ||
 	    entry_decode(v.mv_data, v.mv_size, out) < 0) {
 		log_warn("cache", "undecodable entry for %s ignored", key);
+		buf_free(&sk);
+		goto miss;
+	}
+	if (r.id < atomic_load_explicit(&c->verify_limit, memory_order_relaxed) &&
+	    !old_body_ok(c, r.id, &v)) {
+		/* A miss: the refetch's store replaces it. */
+		log_error("cache", "%s: body %llu fails its checksum (bytes lost in an unclean "
+		          "stop): not served", sk.data, (unsigned long long)r.id);
 		buf_free(&sk);
 		goto miss;
 	}
@@ -1350,8 +1718,40 @@ static long purge_tag_in(struct cache *c, MDB_txn *t, const char *tag)
 	return n;
 }
 
+/* Deletes the entries whose bodies the checksum pass found bad (a full
+ * scan of the references, once, at the end of a background pass). */
+static long drop_bad_in(struct cache *c, MDB_txn *t)
+{
+	MDB_cursor *cur;
+	struct buf todo = BUF_INIT;
+	if (mdb_cursor_open(t, c->e, &cur) == 0) {
+		MDB_val k, v;
+		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			struct ref r;
+			if (ref_decode(&v, &r) == 0 && r.id < atomic_load(&c->verify_limit) &&
+			    bad_has(c, r.id))
+				todo_push(&todo, k.mv_data, k.mv_size);
+		}
+		mdb_cursor_close(cur);
+	}
+	return todo_delete(c, t, &todo);
+}
+
+static bool job_queue(struct cache *c, struct cache_job *j);
+
+static long drop_bad_queued(struct cache *c)
+{
+	struct cache_job j = { .kind = JOB_DROP_BAD };
+	if (!job_queue(c, &j))
+		return -1;
+	return j.result;
+}
+
 static long purge_in(struct cache *c, MDB_txn *t, const struct cache_job *j)
 {
+	if (j->kind == JOB_DROP_BAD)
+		return drop_bad_in(c, t);
 	purge_remember(c, j->kind, j->arg);
 	switch (j->kind) {
 	case JOB_PURGE_KEY: return purge_key_in(c, t, j->arg);
@@ -1653,6 +2053,10 @@ void cache_get_stats(struct cache *c, struct cache_stats *s)
 	s->map_size = c->map_size;
 	s->evicted = c->evicted;
 	s->store_failed = c->store_failed;
+	s->unverified = atomic_load(&c->unverified);
+	pthread_mutex_lock(&c->bad_lock);
+	s->bad_bodies = c->nbad;
+	pthread_mutex_unlock(&c->bad_lock);
 	MDB_txn *t = rtxn_get(c);
 	if (!t)
 		return;

@@ -22,6 +22,7 @@
 #include "common/buf.h"
 #include "edge/entry.h"
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct cache;
@@ -33,6 +34,10 @@ struct cache_opts {
 	unsigned max_readers; /* concurrent zero-copy hits in flight */
 	double high_water;    /* evict when accounted bytes exceed this fraction of the map */
 	double low_water;     /* ... down to this fraction */
+	int64_t check_ms;     /* after an unclean stop, how long the start waits for body
+	                         checksums before verifying the rest in the background;
+	                         0 = until they are all verified */
+	uint64_t verify_rate; /* that background pass's bytes per second, 0 = no limit */
 };
 
 /* Opens (creating) the store.  Returns NULL with the reason in err. */
@@ -113,6 +118,8 @@ void cache_maintain(struct cache *c);
 
 struct cache_stats {
 	uint64_t entries, bytes, map_size, evicted, store_failed;
+	bool unverified;     /* bodies from before an unclean stop still being verified */
+	uint64_t bad_bodies; /* of those, found with a bad checksum (never served) */
 };
 void cache_get_stats(struct cache *c, struct cache_stats *s);
 

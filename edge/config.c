@@ -45,6 +45,12 @@ static const struct cfg_key cache_keys[] = {
 	  "LMDB map size: the most the cache may use; LRU eviction keeps it below" },
 	{ "max_object_size", CFG_SIZE, O(cache.max_object_size), "16M", 0, 1ull << 36, 0, NULL, 0, 0,
 	  NULL, "larger responses stream through without being stored" },
+	{ "check_time", CFG_MS, O(cache.check_ms), "60s", 1, 86400000, 0, NULL, 0, 0, NULL,
+	  "after an unclean stop, how long the start waits for the body checksums; the rest are "
+	  "verified in the background, and until then each body from before the stop is "
+	  "verified when it is read" },
+	{ "verify_rate", CFG_SIZE, O(cache.verify_rate), "0", 0, 0, 0, NULL, 0, 0, NULL,
+	  "bytes per second that background checksum pass reads at most (0: no limit)" },
 	{ "max_readers", CFG_INT, O(cache.max_readers), "4096", 16, 1 << 20, 0, NULL, 0, 0, NULL,
 	  "concurrent zero-copy hits (LMDB reader slots)" },
 	{ "heuristic_fraction", CFG_FLOAT, O(cache.heuristic_fraction), "0.1", 0, 1, 0, NULL, 0, 0,

@@ -81,6 +81,10 @@ static enum MHD_Result metrics(struct edge_req *r)
 	G("cache_entries", "Entries in the cache.", cs.entries);
 	G("cache_bytes", "Accounted bytes in the cache.", cs.bytes);
 	G("cache_map_bytes", "LMDB map size.", cs.map_size);
+	G("cache_unverified", "1 while bodies from before an unclean stop are being verified "
+	  "(each is verified on read until then).", cs.unverified);
+	C("cache_bad_bodies_total", "Bodies from before an unclean stop found with a bad "
+	  "checksum (never served).", cs.bad_bodies);
 	long inflight = counters_get(&e->n, C_INFLIGHT) - 1; /* not this request */
 	G("inflight_requests", "Requests in flight.", inflight > 0 ? inflight : 0);
 #undef C

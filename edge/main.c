@@ -138,7 +138,7 @@ int main(int argc, char **argv)
 	int rc = 1;
 	struct MHD_Daemon *d = NULL;
 	struct cache_opts co = { e.cfg.cache.path, e.cfg.cache.map_size, (unsigned)e.cfg.cache.max_readers,
-		                 0.75, 0.6 };
+		                 0.75, 0.6, e.cfg.cache.check_ms, e.cfg.cache.verify_rate };
 	e.cache = cache_open(&co, err, sizeof err);
 	if (!e.cache)
 		goto fail;

@@ -20,7 +20,7 @@ origin = "http://127.0.0.1:$OPORT";
 control_secret = "test-secret";
 log_level = "info";
 threads = 2;
-cache = { path = "$T_DIR/cache"; map_size = "${EDGE_MAP:-64M}"; max_object_size = "${EDGE_MAXOBJ:-4M}"; stale_if_error = "${EDGE_SIE:-0}"; };
+cache = { path = "$T_DIR/cache"; map_size = "${EDGE_MAP:-64M}"; max_object_size = "${EDGE_MAXOBJ:-4M}"; stale_if_error = "${EDGE_SIE:-0}"; ${EDGE_CACHE_EXTRA:-} };
 upstream = { connect_timeout = "1s"; timeout = "${EDGE_TIMEOUT:-3s}"; };
 $EDGE_EXTRA
 EOC

@@ -211,4 +211,78 @@ get /dmg
 t_check "sound store after restart: /dmg a hit" cs_has "; hit"
 t_check "sound store: no damage reported" sh -c "! grep -q damaged '$T_DIR/edge.log'"
 
+# --- a checksum pass longer than the start's wait (check_time) goes on in the
+# background: the edge serves meanwhile, each body from before the stop is
+# verified when read, a bad one is refetched (never served) and the pass
+# deletes the bad entries it finds.  300 small objects: the pass's second
+# batch of 256 comes seconds later at 8 KB/s.
+t_stop edge
+rm -rf "$T_DIR/cache"
+EDGE_CACHE_EXTRA='check_time = "1ms"; verify_rate = "8K";'
+edge_write_conf
+mv "$T_DIR/edge.log" "$T_DIR/edge-bg0.log.old"
+edge_start
+for i in 5 290; do
+	oset "{\"path\":\"/bg$i\",\"headers\":{\"Cache-Control\":\"max-age=300\"},\"body\":\"BGCRC-$i-$$-$(head -c 80 /dev/zero | tr '\0' z)\"}"
+done
+curl -s -o /dev/null "$E/bg[1-300]"
+get /bg290; cp "$T_DIR/b" "$T_DIR/bg290"
+t_check "background pass: /bg290 stored before the stop" cs_has "; hit"
+get /bg5; cp "$T_DIR/b" "$T_DIR/bg5"
+t_kill9 edge
+flipped=$(python3 - "$T_DIR/cache/data.mdb" "BGCRC-5-$$-" "BGCRC-290-$$-" <<'PY'
+import sys
+path = sys.argv[1]
+d = bytearray(open(path, "rb").read())
+n = 0
+for marker in (m.encode() for m in sys.argv[2:]):
+    i = d.find(marker)
+    while i >= 0:
+        d[i + len(marker) + 10] ^= 0x01
+        n += 1
+        i = d.find(marker, i + 1)
+open(path, "r+b").write(d)
+print(n)
+PY
+)
+t_check "background pass: both markers found in data.mdb ($flipped copies)" test "$flipped" -ge 2
+mv "$T_DIR/edge.log" "$T_DIR/edge-bg1.log.old"
+n290=$(ocount /bg290); n5=$(ocount /bg5)
+edge_start
+t_check "background pass: the edge started and says the checksums go on in the background" \
+	grep -q "cache: store $T_DIR/cache: the previous run did not stop cleanly: structure sound in .* the body checksums go on in the background" "$T_DIR/edge.log"
+t_check "background pass: /metrics shows the store unverified" \
+	sh -c "curl -s $E/metrics | grep -qx 'minicdn_edge_cache_unverified 1'"
+get /bg290
+t_eq "background pass: /bg290 (not yet reached) served 200" 200 "$(status)"
+t_check "background pass: /bg290 not served with the changed bytes" cmp -s "$T_DIR/b" "$T_DIR/bg290"
+t_check "background pass: /bg290 refetched from the origin" cs_has "uri-miss"
+t_eq "background pass: origin count for /bg290" $((n290 + 1)) "$(ocount /bg290)"
+t_check "background pass: ERROR names the body that failed on read" \
+	grep -qE "ERROR .*cache: http://127.0.0.1:$EPORT/bg290: body [0-9]+ fails its checksum" "$T_DIR/edge.log"
+get /bg100
+t_check "background pass: a sound old object is a hit meanwhile" cs_has "; hit"
+done_line=""
+for _ in $(seq 200); do
+	done_line=$(grep "background checksum pass done" "$T_DIR/edge.log") && break
+	sleep 0.1
+done
+t_check "background pass: it ends, naming both bad bodies and the entry it deleted" \
+	grep -qE "background checksum pass done in .*: (29[0-9]|30[0-9]) verified, 2 mismatched .*entries deleted: 1\)" <<<"$done_line"
+t_check "background pass: /metrics counts 2 bad bodies, store verified" \
+	sh -c "curl -s $E/metrics | grep -qx 'minicdn_edge_cache_bad_bodies_total 2' && curl -s $E/metrics | grep -qx 'minicdn_edge_cache_unverified 0'"
+get /bg5
+t_check "background pass: /bg5 (found by the pass) refetched, right bytes" \
+	sh -c "cmp -s '$T_DIR/b' '$T_DIR/bg5' && grep -qi '^cache-status:.*uri-miss' '$T_DIR/h'"
+t_eq "background pass: origin count for /bg5" $((n5 + 1)) "$(ocount /bg5)"
+get /bg290
+t_check "background pass: the refetched /bg290 is a hit" cs_has "; hit"
+t_stop edge
+mv "$T_DIR/edge.log" "$T_DIR/edge-bg2.log.old"
+edge_start
+t_check "background pass done, clean stop: the next start skips the checksums" \
+	grep -q "cache: store $T_DIR/cache: the previous run stopped cleanly" "$T_DIR/edge.log"
+get /bg200
+t_check "background pass: /bg200 still a hit after the restart" cs_has "; hit"
+
 t_done

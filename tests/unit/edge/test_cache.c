@@ -1,7 +1,8 @@
 /* test_cache.c -- the LMDB store through its API: round trip, 304 update,
  * purges ordered with queued stores, clean-shutdown marker, body checksums
- * after an unclean stop, refusal of an older store format, Vary records
- * leaving with their last variant. */
+ * after an unclean stop (at start-up, and in the background with bodies
+ * verified on read meanwhile), refusal of an older store format, Vary
+ * records leaving with their last variant. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -385,6 +386,113 @@ static void test_clean_marker_and_checksums(void **state)
 	cache_close(c);
 }
 
+/* ---------- checksums verified in the background ---------- */
+
+#define BG_N 600 /* three batches of the checksum pass */
+
+static struct cache *open_store_bg(uint64_t rate)
+{
+	struct cache_opts o = { .path = dir, .map_size = 64 << 20, .check_ms = 1, .verify_rate = rate };
+	char err[256];
+	struct cache *c = cache_open(&o, err, sizeof err);
+	if (!c)
+		fail_msg("cache_open: %s", err);
+	return c;
+}
+
+static void bg_key(char *k, size_t n, int i)
+{
+	snprintf(k, n, "http://h/bg%d", i);
+}
+
+/* BG_N entries of 1000 bytes ("BG-BODY-0042-yyyy..."), then an unclean stop. */
+static void bg_fill(void)
+{
+	struct cache *c = open_store();
+	char k[64], body[1001];
+	for (int i = 0; i < BG_N; i++) {
+		bg_key(k, sizeof k, i);
+		int n = snprintf(body, sizeof body, "BG-BODY-%04d-", i);
+		memset(body + n, 'y', sizeof body - 1 - (size_t)n);
+		body[sizeof body - 1] = '\0';
+		put(c, k, body, "", 0);
+	}
+	cache_close(c);
+	unclean_run(NULL, NULL);
+	assert_false(marker_set());
+}
+
+static bool bg_get(struct cache *c, int i)
+{
+	char k[64], b[1100], want[32];
+	bg_key(k, sizeof k, i);
+	snprintf(want, sizeof want, "BG-BODY-%04d-", i);
+	if (!get(c, k, b, sizeof b))
+		return false;
+	assert_int_equal(strlen(b), 1000);
+	assert_memory_equal(b, want, strlen(want));
+	return true;
+}
+
+static bool wait_verified(struct cache *c, int secs)
+{
+	struct cache_stats st;
+	for (int i = 0; i < secs * 20; i++) {
+		cache_get_stats(c, &st);
+		if (!st.unverified)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+/* The start waits 1 ms for checksums, then serves: old bodies the pass has
+ * not reached are verified on read, bad ones never served, and at the end
+ * of the pass their entries are gone and everything else kept. */
+static void test_background_checksums(void **state)
+{
+	bg_fill();
+	assert_true(corrupt("BG-BODY-0005-") >= 1); /* in the pass's first batch */
+	assert_true(corrupt("BG-BODY-0590-") >= 1); /* in its last, seconds later */
+	struct cache *c = open_store_bg(128 << 10);    /* about 5 s for 600 KB */
+	assert_false(damaged_aside());
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	assert_true(st.unverified);
+	assert_false(bg_get(c, 590)); /* verified on read: refused */
+	assert_true(bg_get(c, 580));  /* verified on read: sound */
+	char b[64];
+	put(c, "http://h/new", "NEW-BODY", "", 0); /* this run's own: trusted */
+	assert_true(get(c, "http://h/new", b, sizeof b));
+	assert_true(wait_verified(c, 60));
+	cache_get_stats(c, &st);
+	assert_int_equal(st.bad_bodies, 2);
+	assert_int_equal(st.entries, BG_N - 2 + 1); /* the two bad entries deleted */
+	int hits = 0;
+	for (int i = 0; i < BG_N; i++)
+		hits += bg_get(c, i);
+	assert_int_equal(hits, BG_N - 2);
+	assert_false(bg_get(c, 5));
+	cache_close(c);
+	assert_true(marker_set()); /* all verified: the next start may skip them */
+}
+
+/* Stopped before its pass ends, a store is not marked clean: the next start
+ * verifies again (and, waiting this time, finds the bad body). */
+static void test_background_checksums_interrupted(void **state)
+{
+	bg_fill();
+	assert_true(corrupt("BG-BODY-0590-") >= 1); /* old page copies too */
+	struct cache *c = open_store_bg(16 << 10); /* far slower than the test */
+	assert_true(bg_get(c, 3));
+	assert_false(bg_get(c, 590));
+	cache_close(c);
+	assert_false(marker_set());
+	c = open_store();
+	assert_true(damaged_aside());
+	cache_close(c);
+}
+
 /* ---------- a store of the previous format is moved aside ---------- */
 
 static void test_old_format(void **state)
@@ -511,6 +619,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_purge_after_queued_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_while_fetching, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_marker_and_checksums, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_background_checksums, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_background_checksums_interrupted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_old_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vary_records_evicted, setup, teardown),
 	};
