@@ -1497,11 +1497,11 @@ static void purge_remember(struct cache *c, enum job_kind kind, const char *arg)
 /* Whether a purge made after the request was sent covers this response (by
  * its primary key or one of its tags): it may carry the purged content and
  * must not be stored after it.  "After" is exact when the store carries the
- * purge sequence taken as the request was sent (proxy.c does); otherwise
- * request times in seconds decide, and a purge in the same second as the
- * request does not count -- counting it would drop every response fetched
- * just after a purge -- so that one-second window stays open for such
- * stores (script responses).  Only the last RECENT_PURGES purges are
+ * purge sequence taken as the request was sent (proxy.c and script_http.c
+ * do); otherwise request times in seconds decide, and a purge in the same
+ * second as the request does not count -- counting it would drop every
+ * response fetched just after a purge -- so that one-second window stays
+ * open for such stores.  Only the last RECENT_PURGES purges are
  * remembered.  Cost: a scan of them per store, under the writer's
  * transaction. */
 static bool purge_covers(struct cache *c, const char *key, const char *tags, size_t tags_len,

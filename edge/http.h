@@ -51,6 +51,8 @@ struct edge_req {
 	bool no_collapse;               /* forwarded individually after a collapse did not fit */
 	bool joined_done;               /* answered from a completed fetch whose store is pending (a hit) */
 	struct script_task *script;      /* waiting script (RS_SCRIPT), owned */
+	uint64_t purge_seq;              /* cache_purge_seq() as the script began: its stores
+	                                    lose to any purge made after that */
 };
 
 /* The request's primary cache key, joined from path and host on first use. */

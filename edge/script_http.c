@@ -67,7 +67,8 @@ static bool store(struct edge_req *r, const struct script_resp *sr)
 	}
 	int64_t now = (int64_t)time(NULL);
 	struct entry_meta m = { .status = (unsigned)sr->status, .request_time = now, .response_time = now,
-		                .date = now, .lifetime = sr->cache_ttl, .swr = -1, .sie = -1 };
+		                .date = now, .lifetime = sr->cache_ttl, .swr = -1, .sie = -1,
+		                .purge_seq = r->purge_seq };
 	int rc = cache_store(r->edge->cache, edge_req_key(r), NULL, hdr_get, r, &m, h.data ? h.data : "", h.len,
 	                     NULL, 0, sr->body, sr->body_len);
 	buf_free(&h);
@@ -162,6 +163,7 @@ static int sub_put(void *ctx, const char *path, const char *(*hdr)(void *, const
 		.lifetime = (int32_t)(fo.lifetime > INT32_MAX ? INT32_MAX : fo.lifetime),
 		.swr = (int32_t)(fo.swr > INT32_MAX ? INT32_MAX : fo.swr),
 		.sie = (int32_t)(fo.sie > INT32_MAX ? INT32_MAX : fo.sie),
+		.purge_seq = r->purge_seq, /* taken before the script sent it: conservative */
 	};
 	if (fo.must_revalidate)
 		m.flags |= ENTRY_F_MUST_REVALIDATE;
@@ -283,6 +285,9 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 		return false;
 	struct script_resp resp;
 	struct script_task *task;
+	/* Whatever the script stores (its response, its subrequests') was made
+	 * from what it saw from now on: a purge after this point wins. */
+	r->purge_seq = r->edge->cache ? cache_purge_seq(r->edge->cache) : 0;
 	enum script_result res = script_handle(&sr, &resp, &task);
 	if (res == SCRIPT_PASS)
 		return false;
