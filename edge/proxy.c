@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -395,6 +396,34 @@ static const struct fetch_hooks fill_hooks = { on_headers, on_done, fill_free };
 
 /* ---------- building the origin request ---------- */
 
+/* Appends the concatenation of the strings (up to a NULL) to l as one header
+ * line; curl copies it.  Built on the stack unless unusually long: a miss
+ * builds five or more of these. */
+static struct curl_slist *slist_cat(struct curl_slist *l, ...)
+{
+	char stack[512];
+	size_t len = 0;
+	va_list ap;
+	va_start(ap, l);
+	for (const char *p; (p = va_arg(ap, const char *));)
+		len += strlen(p);
+	va_end(ap);
+	char *line = len < sizeof stack ? stack : xmalloc(len + 1);
+	size_t at = 0;
+	va_start(ap, l);
+	for (const char *p; (p = va_arg(ap, const char *));) {
+		size_t n = strlen(p);
+		memcpy(line + at, p, n);
+		at += n;
+	}
+	va_end(ap);
+	line[at] = '\0';
+	l = curl_slist_append(l, line);
+	if (line != stack)
+		free(line);
+	return l;
+}
+
 struct hdr_build {
 	struct curl_slist *l;
 	enum fill_mode mode;
@@ -421,9 +450,7 @@ static enum MHD_Result add_req_hdr(void *cls, enum MHD_ValueKind kind, const cha
 				return MHD_YES;
 	if (!strcasecmp(k, "Accept"))
 		b->had_accept = true;
-	char *line = v && *v ? xasprintf("%s: %s", k, v) : xasprintf("%s;", k);
-	b->l = curl_slist_append(b->l, line);
-	free(line);
+	b->l = v && *v ? slist_cat(b->l, k, ": ", v, NULL) : slist_cat(b->l, k, ";", NULL);
 	return MHD_YES;
 }
 
@@ -432,31 +459,21 @@ static struct curl_slist *origin_headers(struct edge_req *r, enum fill_mode mode
 {
 	struct edge *e = r->edge;
 	struct hdr_build b = { NULL, mode, edge_req_header(r, "Connection"), false, NULL, NULL };
-	char *line = xasprintf("Host: %s", r->host.data);
-	b.l = curl_slist_append(b.l, line);
-	free(line);
+	b.l = slist_cat(b.l, "Host: ", r->host.data, NULL);
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_req_hdr, &b);
 	const char *via = edge_req_header(r, "Via");
-	line = via ? xasprintf("Via: %s, 1.1 %s", via, e->cfg.name) : xasprintf("Via: 1.1 %s", e->cfg.name);
-	b.l = curl_slist_append(b.l, line);
-	free(line);
+	b.l = via ? slist_cat(b.l, "Via: ", via, ", 1.1 ", e->cfg.name, NULL)
+	          : slist_cat(b.l, "Via: 1.1 ", e->cfg.name, NULL);
 	char ip[ADDR_STRLEN] = "unknown";
 	if (r->client)
 		addr_format_ip(r->client, ip, sizeof ip);
 	const char *xff = edge_req_header(r, "X-Forwarded-For");
-	line = xff ? xasprintf("X-Forwarded-For: %s, %s", xff, ip) : xasprintf("X-Forwarded-For: %s", ip);
-	b.l = curl_slist_append(b.l, line);
-	free(line);
-	if (etag) {
-		line = xasprintf("If-None-Match: %s", etag);
-		b.l = curl_slist_append(b.l, line);
-		free(line);
-	}
-	if (lm) {
-		line = xasprintf("If-Modified-Since: %s", lm);
-		b.l = curl_slist_append(b.l, line);
-		free(line);
-	}
+	b.l = xff ? slist_cat(b.l, "X-Forwarded-For: ", xff, ", ", ip, NULL)
+	          : slist_cat(b.l, "X-Forwarded-For: ", ip, NULL);
+	if (etag)
+		b.l = slist_cat(b.l, "If-None-Match: ", etag, NULL);
+	if (lm)
+		b.l = slist_cat(b.l, "If-Modified-Since: ", lm, NULL);
 	if (!b.had_accept)
 		b.l = curl_slist_append(b.l, "Accept:"); /* no curl default */
 	b.l = curl_slist_append(b.l, "Expect:");

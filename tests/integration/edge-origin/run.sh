@@ -121,4 +121,18 @@ t_check "victim's entry untouched" cs_has "; hit"
 t_eq "absolute-form: origin saw 2 requests" 2 "$(ocount /poison)"
 t_check "edge still healthy after bad input" t_wait_http "$E/healthz" 2
 
+# --- what the origin is sent: Host, the client's headers minus hop-by-hop
+# ones, Via and X-Forwarded-For appended to, an empty header kept empty.
+get /fwd -H 'Via: 1.0 corp-proxy' -H 'X-Forwarded-For: 203.0.113.9' -H 'X-Empty;' \
+	-H 'X-Keep: yes' -H 'Connection: close, X-Drop' -H 'X-Drop: secret' -H 'Keep-Alive: 5'
+last=$(curl -s "$O/__last?path=/fwd")
+fwd() { python3 -c 'import json,sys; h={k.lower(): v for k, v in json.loads(sys.argv[1])["headers"].items()}; print(h.get(sys.argv[2], "<none>"))' "$last" "$1"; }
+t_eq "origin request: Host" "127.0.0.1:$EPORT" "$(fwd host)"
+t_eq "origin request: Via appended" "1.0 corp-proxy, 1.1 edge-test" "$(fwd via)"
+t_eq "origin request: X-Forwarded-For appended" "203.0.113.9, 127.0.0.1" "$(fwd x-forwarded-for)"
+t_eq "origin request: a client header passed on" "yes" "$(fwd x-keep)"
+t_eq "origin request: an empty header stays empty" "" "$(fwd x-empty)"
+t_eq "origin request: headers named by Connection dropped" "<none>" "$(fwd x-drop)"
+t_eq "origin request: Keep-Alive dropped" "<none>" "$(fwd keep-alive)"
+
 t_done
