@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* ---------- value parsers ---------- */
@@ -73,6 +74,8 @@ struct loader {
 	const char *name; /* file name for messages */
 	char *err;
 	size_t errlen;
+	const char *dir;  /* the file's folder, for CFG_PATH keys; NULL: paths as given */
+	size_t dirlen;
 };
 
 static int fail(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
@@ -120,6 +123,24 @@ static const char *type_name(enum cfg_type t)
 static int load_group(struct loader *ld, const config_setting_t *grp, const struct cfg_key *keys,
                       char *base, const char *path);
 
+/* dir/rel, with the folder part made canonical when it exists, so logs say
+ * "/srv/cdn/run/edge-eu" rather than "deploy/local/../../run/edge-eu".  A
+ * folder that does not exist yet (the daemon creates it) stays as joined. */
+static char *path_join(const char *dir, size_t dirlen, const char *rel)
+{
+	char *joined = xasprintf("%.*s/%s", (int)dirlen, dir, rel);
+	char *slash = strrchr(joined, '/');
+	*slash = '\0';
+	char *canon = realpath(joined, NULL);
+	*slash = '/';
+	if (!canon)
+		return joined;
+	char *out = xasprintf("%s%s", canon, slash);
+	free(canon);
+	free(joined);
+	return out;
+}
+
 /* Converts text (from the file or a default) into the target of k. */
 static int set_from_text(struct loader *ld, const config_setting_t *s, const struct cfg_key *k,
                          char *dst, const char *text, const char *path)
@@ -128,7 +149,12 @@ static int set_from_text(struct loader *ld, const config_setting_t *s, const str
 	switch (k->type) {
 	case CFG_STRING:
 		free(*(char **)dst);
-		*(char **)dst = xstrdup(text);
+		/* Relative to the file, not to wherever the daemon was started:
+		 * a config then means the same from any working directory. */
+		if ((k->flags & CFG_PATH) && ld->dir && text[0] && text[0] != '/')
+			*(char **)dst = path_join(ld->dir, ld->dirlen, text);
+		else
+			*(char **)dst = xstrdup(text);
 		return 0;
 	case CFG_INT: {
 		char *end;
@@ -334,8 +360,8 @@ static int load_group(struct loader *ld, const config_setting_t *grp, const stru
 	return 0;
 }
 
-static int finish(config_t *cf, int rc, const char *name, const struct cfg_key *schema, void *base,
-                  char *err, size_t errlen)
+static int finish(config_t *cf, int rc, const char *name, bool is_file, const struct cfg_key *schema,
+                  void *base, char *err, size_t errlen)
 {
 	if (rc == CONFIG_FALSE) {
 		const char *file = config_error_file(cf);
@@ -344,7 +370,12 @@ static int finish(config_t *cf, int rc, const char *name, const struct cfg_key *
 		config_destroy(cf);
 		return -1;
 	}
-	struct loader ld = { name, err, errlen };
+	struct loader ld = { name, err, errlen, NULL, 0 };
+	const char *slash = is_file ? strrchr(name, '/') : NULL;
+	if (slash) {
+		ld.dir = name;
+		ld.dirlen = slash == name ? 1 : (size_t)(slash - name);
+	}
 	int r = load_group(&ld, config_root_setting(cf), schema, base, "");
 	config_destroy(cf);
 	if (r < 0)
@@ -363,7 +394,7 @@ int cfg_load(const char *path, const struct cfg_key *schema, void *base, char *e
 	fclose(f);
 	config_init(&cf);
 	config_set_auto_convert(&cf, 0);
-	return finish(&cf, config_read_file(&cf, path), path, schema, base, err, errlen);
+	return finish(&cf, config_read_file(&cf, path), path, true, schema, base, err, errlen);
 }
 
 int cfg_load_string(const char *text, const char *name, const struct cfg_key *schema, void *base,
@@ -372,7 +403,7 @@ int cfg_load_string(const char *text, const char *name, const struct cfg_key *sc
 	config_t cf;
 	config_init(&cf);
 	config_set_auto_convert(&cf, 0);
-	return finish(&cf, config_read_string(&cf, text), name, schema, base, err, errlen);
+	return finish(&cf, config_read_string(&cf, text), name, false, schema, base, err, errlen);
 }
 
 /* ---------- freeing and reference ---------- */
@@ -439,7 +470,8 @@ static void print_keys(const struct cfg_key *keys, FILE *out, const char *prefix
 			snprintf(def, sizeof def, "[%s]", k->def);
 		else
 			def[0] = '\0';
-		fprintf(out, "  %-28s %-16s %s %s\n", path, type_name(k->type), k->help ? k->help : "", def);
+		fprintf(out, "  %-28s %-16s %s%s %s\n", path, type_name(k->type), k->help ? k->help : "",
+		        k->flags & CFG_PATH ? " (relative to this file)" : "", def);
 	}
 }
 

@@ -34,6 +34,8 @@ enum cfg_type {
 };
 
 #define CFG_REQUIRED 1u
+#define CFG_PATH 2u /* STRING naming a file or folder: a relative value (or default)
+                       is taken relative to the config file's folder */
 
 struct cfg_key {
 	const char *name;

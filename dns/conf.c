@@ -12,7 +12,7 @@
 static const struct cfg_key zone_keys[] = {
 	{ "name", CFG_STRING, offsetof(struct conf_zone, name), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
 	  "zone apex, e.g. \"cdn.test.\"" },
-	{ "file", CFG_STRING, offsetof(struct conf_zone, file), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
+	{ "file", CFG_STRING, offsetof(struct conf_zone, file), NULL, 0, 0, CFG_REQUIRED | CFG_PATH, NULL, 0, 0, NULL,
 	  "master-format zone file (relative to the config file)" },
 	CFG_END
 };
@@ -90,9 +90,9 @@ const struct cfg_key dns_conf_schema[] = {
 	  OFF(n_zones), NULL, "zones served: ( { name = \"cdn.test.\"; file = \"cdn.test.zone\"; } )" },
 	{ "dynamic", CFG_STRLIST, OFF(dynamic), NULL, 0, 0, 0, NULL, 0, OFF(n_dynamic), NULL,
 	  "names answered with edges: [ \"www.cdn.test.\", \"*.cdn.test.\" ]" },
-	{ "map", CFG_STRING, OFF(map), NULL, 0, 0, 0, NULL, 0, 0, NULL,
+	{ "map", CFG_STRING, OFF(map), NULL, 0, 0, CFG_PATH, NULL, 0, 0, NULL,
 	  "subnet map file: lines \"CIDR REGION\", # comments" },
-	{ "geoip", CFG_STRING, OFF(geoip), NULL, 0, 0, 0, NULL, 0, 0, NULL,
+	{ "geoip", CFG_STRING, OFF(geoip), NULL, 0, 0, CFG_PATH, NULL, 0, 0, NULL,
 	  "MaxMind DB consulted (location.latitude/longitude) for addresses not in the map" },
 	{ "default_region", CFG_STRING, OFF(default_region), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
 	  "region for clients found nowhere" },
@@ -142,19 +142,6 @@ int dns_conf_statuses(const char *spec, bool ok[600], char *err, size_t errlen)
 bad:
 	snprintf(err, errlen, "'%s' is not a list of HTTP statuses (e.g. \"200\", \"200-299,304\")", spec);
 	return -1;
-}
-
-/* Makes a relative path relative to the config file's folder. */
-static void resolve(char **p, const char *cfgpath)
-{
-	if (!*p || **p == '/' || !**p)
-		return;
-	const char *slash = strrchr(cfgpath, '/');
-	if (!slash)
-		return;
-	char *full = xasprintf("%.*s/%s", (int)(slash - cfgpath), cfgpath, *p);
-	free(*p);
-	*p = full;
 }
 
 static int region_known(const struct dns_conf *c, const char *name)
@@ -258,10 +245,6 @@ int dns_conf_load(const char *path, struct dns_conf *c, char *err, size_t errlen
 		snprintf(err, errlen, "%s: health.initial must be \"up\" or \"down\"", path);
 		goto fail;
 	}
-	for (size_t i = 0; i < c->n_zones; i++)
-		resolve(&c->zones[i].file, path);
-	resolve(&c->map, path);
-	resolve(&c->geoip, path);
 	return 0;
 fail:
 	dns_conf_free(c);

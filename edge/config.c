@@ -39,7 +39,7 @@ static int parse_query_mode(const char *text, void *dst, char *err, size_t errle
 #define O(f) offsetof(struct edge_config, f)
 
 static const struct cfg_key cache_keys[] = {
-	{ "path", CFG_STRING, O(cache.path), "/var/lib/minicdn/edge", 0, 0, 0, NULL, 0, 0, NULL,
+	{ "path", CFG_STRING, O(cache.path), "/var/lib/minicdn/edge", 0, 0, CFG_PATH, NULL, 0, 0, NULL,
 	  "LMDB directory (created if missing); the cache survives restarts" },
 	{ "map_size", CFG_SIZE, O(cache.map_size), "256M", 1 << 20, 1ull << 40, 0, NULL, 0, 0, NULL,
 	  "LMDB map size: the most the cache may use; LRU eviction keeps it below" },

@@ -27,10 +27,10 @@ static const struct cfg_key edge_keys[] = {
 };
 
 static const struct cfg_key push_keys[] = {
-	{ "secret_key", CFG_STRING, offsetof(struct origin_push_cfg, secret_key), NULL, 0, 0, 0, NULL, 0, 0,
+	{ "secret_key", CFG_STRING, offsetof(struct origin_push_cfg, secret_key), NULL, 0, 0, CFG_PATH, NULL, 0, 0,
 	  NULL, "Ed25519 secret key file (minicdnctl keygen); unset = pushing disabled" },
 	{ "state_dir", CFG_STRING, offsetof(struct origin_push_cfg, state_dir), "/var/lib/minicdn/origin", 0,
-	  0, 0, NULL, 0, 0, NULL, "bundle version history (survives restarts)" },
+	  0, CFG_PATH, NULL, 0, 0, NULL, "bundle version history (survives restarts)" },
 	{ "timeout", CFG_MS, offsetof(struct origin_push_cfg, timeout_ms), "3s", 50, 120000, 0, NULL, 0, 0,
 	  NULL, "per-edge push timeout" },
 	{ "retry_interval", CFG_MS, offsetof(struct origin_push_cfg, retry_ms), "5s", 100, 3600000, 0, NULL,
@@ -47,7 +47,7 @@ const struct cfg_key origin_config_schema[] = {
 	{ "name", CFG_STRING, S(name), "origin", 0, 0, 0, NULL, 0, 0, NULL, "node name in /healthz" },
 	{ "region", CFG_STRING, S(region), "", 0, 0, 0, NULL, 0, 0, NULL, "region in /healthz" },
 	{ "listen", CFG_ADDR, S(listen), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL, "ip:port to serve on" },
-	{ "root", CFG_STRING, S(root), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL, "document root directory" },
+	{ "root", CFG_STRING, S(root), NULL, 0, 0, CFG_REQUIRED | CFG_PATH, NULL, 0, 0, NULL, "document root directory" },
 	{ "index", CFG_STRING, S(index), "index.html", 0, 0, 0, NULL, 0, 0, NULL, "file served for a directory" },
 	{ "threads", CFG_INT, S(threads), "4", 1, 256, 0, NULL, 0, 0, NULL, "HTTP worker threads" },
 	{ "capacity", CFG_INT, S(capacity), "256", 1, 1000000, 0, NULL, 0, 0, NULL,

@@ -25,7 +25,7 @@ const struct cfg_key ctl_config_schema[] = {
 	  "the origin's control URL (push, scripts, rollback, unpush)" },
 	{ "timeout", CFG_MS, offsetof(struct ctl_config, timeout_ms), "3s", 50, 600000, 0, NULL, 0, 0, NULL,
 	  "per-request timeout of status and fan-out requests" },
-	{ "keys_dir", CFG_STRING, offsetof(struct ctl_config, keys_dir), "run/keys", 0, 0, 0, NULL, 0, 0,
+	{ "keys_dir", CFG_STRING, offsetof(struct ctl_config, keys_dir), "run/keys", 0, 0, CFG_PATH, NULL, 0, 0,
 	  NULL, "where `keygen` writes origin.key / origin.pub by default" },
 	{ "nodes", CFG_LIST, offsetof(struct ctl_config, nodes), NULL, 0, 0, 0, node_keys,
 	  sizeof(struct ctl_node), offsetof(struct ctl_config, n_nodes), NULL, "the fleet" },

@@ -26,6 +26,13 @@ mapfile -t CMDS < <(awk '/^### Try it/ {on=1; next} on && /^```/ {n++; if (n == 
 	on && n == 1 && !/^[[:space:]]*(#|$)/' "$TREE/README.md")
 t_check "README has a Try-it block" test "${#CMDS[@]}" -gt 10
 
+# The Configuration section shows the files make run uses, whole.
+for f in origin.conf edge-eu.conf dns.conf ctl.conf; do
+	shown=$(awk -v h="\`deploy/local/$f\`" 'index($0, h) && /^### / {on=1; next}
+		on && /^```/ {n++; if (n == 2) exit; next} on && n == 1' "$TREE/README.md")
+	t_eq "README shows deploy/local/$f as it is" "$(cat "$TREE/deploy/local/$f")" "$shown"
+done
+
 t_start run-local env MINICDN_BIN="$BIN" "$TREE/scripts/run-local"
 up=0
 for _ in $(seq 300); do
@@ -35,6 +42,12 @@ for _ in $(seq 300); do
 done
 t_eq "run-local says the CDN is running" 1 $up
 [ $up = 1 ] || t_done
+# Relative paths in the configs are relative to the file: -t works from any
+# directory (after run-local, which made the origin's key).
+for p in origin:origin.conf edge:edge-eu.conf dns:dns.conf; do
+	t_check "minicdn-${p%%:*} -t accepts deploy/local/${p#*:} from another directory" \
+		sh -c "cd / && '$BIN/minicdn-${p%%:*}' -t -c '$TREE/deploy/local/${p#*:}'"
+done
 
 # run PATTERN: the first README command containing PATTERN, run from the tree;
 # its output in $OUT, its status in $RC.

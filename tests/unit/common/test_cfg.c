@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct peer {
@@ -193,6 +194,66 @@ static void test_parsers(void **state)
 	assert_int_equal(cfg_parse_ms("9999h", &ms, err, sizeof err), -1);
 }
 
+/* CFG_PATH: relative values (and defaults) are relative to the config
+ * file's folder, made canonical when that folder exists; absolute ones,
+ * and configs given as a string, are taken as they are. */
+struct paths {
+	char *here, *up, *abs, *missing, *def, *plain;
+};
+
+static const struct cfg_key path_keys[] = {
+	{ .name = "here", .type = CFG_STRING, .offset = offsetof(struct paths, here), .flags = CFG_PATH },
+	{ .name = "up", .type = CFG_STRING, .offset = offsetof(struct paths, up), .flags = CFG_PATH },
+	{ .name = "abs", .type = CFG_STRING, .offset = offsetof(struct paths, abs), .flags = CFG_PATH },
+	{ .name = "missing", .type = CFG_STRING, .offset = offsetof(struct paths, missing), .flags = CFG_PATH },
+	{ .name = "def", .type = CFG_STRING, .offset = offsetof(struct paths, def), .def = "state",
+	  .flags = CFG_PATH },
+	{ .name = "plain", .type = CFG_STRING, .offset = offsetof(struct paths, plain) },
+	CFG_END,
+};
+
+static void test_paths(void **state)
+{
+	char dir[64] = "/tmp/test_cfg.XXXXXX", sub[96], file[128], want[256];
+	assert_non_null(mkdtemp(dir));
+	char *canon = realpath(dir, NULL); /* /tmp may itself be a link */
+	assert_non_null(canon);
+	char run[96];
+	snprintf(run, sizeof run, "%s/run", dir);
+	assert_int_equal(mkdir(run, 0700), 0);
+	snprintf(sub, sizeof sub, "%s/conf", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(file, sizeof file, "%s/conf/x.conf", dir);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fputs("here = \"zone.txt\"; up = \"../run/cache\"; abs = \"/var/lib/x\";\n"
+	      "missing = \"nodir/sub/f\"; plain = \"rel/x\";\n", f);
+	fclose(f);
+	struct paths p = { 0 };
+	char err[512];
+	assert_int_equal(cfg_load(file, path_keys, &p, err, sizeof err), 0);
+	snprintf(want, sizeof want, "%s/conf/zone.txt", canon);
+	assert_string_equal(p.here, want);
+	snprintf(want, sizeof want, "%s/run/cache", canon); /* ".." resolved: the folder exists */
+	assert_string_equal(p.up, want);
+	assert_string_equal(p.abs, "/var/lib/x");
+	snprintf(want, sizeof want, "%s/conf/nodir/sub/f", dir); /* not there yet: joined as is */
+	assert_string_equal(p.missing, want);
+	snprintf(want, sizeof want, "%s/conf/state", canon);
+	assert_string_equal(p.def, want);
+	assert_string_equal(p.plain, "rel/x"); /* not a CFG_PATH key */
+	cfg_free(path_keys, &p);
+	struct paths q = { 0 };
+	assert_int_equal(cfg_load_string("here = \"zone.txt\";", "s.conf", path_keys, &q, err, sizeof err), 0);
+	assert_string_equal(q.here, "zone.txt");
+	cfg_free(path_keys, &q);
+	unlink(file);
+	rmdir(sub);
+	rmdir(run);
+	rmdir(dir);
+	free(canon);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +263,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_file_line),
 		cmocka_unit_test(test_parsers),
+		cmocka_unit_test(test_paths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
