@@ -565,8 +565,8 @@ static void bad_add(struct cache *c, uint64_t id)
 	size_t i = 0;
 	while (i < c->nbad && c->bad[i] != id) /* found on read, then by the pass */
 		i++;
-	if (i < c->nbad)
-		;
+	if (i < c->nbad || atomic_load(&c->bad_final))
+		; /* known; or frozen: the finished pass reported every bad body */
 	else if (c->nbad < BAD_MAX)
 		c->bad[c->nbad++] = id;
 	else
@@ -778,6 +778,7 @@ static void *check_main(void *arg)
 			qsort(c->bad, c->nbad, sizeof c->bad[0], cmp_u64);
 			atomic_store(&c->verified_upto, UINT64_MAX);
 			atomic_store_explicit(&c->bad_final, true, memory_order_release);
+			nbad = c->nbad; /* a read may have found one meanwhile */
 			pthread_mutex_unlock(&c->bad_lock);
 			if (!nbad)
 				atomic_store(&c->verify_limit, 0);
