@@ -362,9 +362,12 @@ enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
 	}
 	size_t pos = 0;
 	struct entry_header eh;
+	bool own_ranges = status == 200 || status == 206; /* the edge serves ranges itself */
 	while (entry_next_header(v, &pos, &eh)) {
 		if (http_skip_to_client(eh.name) || (is304 && !http_in_304(eh.name)))
 			continue;
+		if (own_ranges && !strcasecmp(eh.name, "Accept-Ranges"))
+			continue; /* the origin's: ours follows */
 		if (ctype[0] && !strcasecmp(eh.name, "Content-Type"))
 			continue; /* each part carries it instead */
 		MHD_add_response_header(resp, eh.name, eh.value);
@@ -373,7 +376,7 @@ enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
 		MHD_add_response_header(resp, "Content-Type", ctype);
 	if (crange[0])
 		MHD_add_response_header(resp, "Content-Range", crange);
-	if (status == 200 || status == 206)
+	if (own_ranges)
 		MHD_add_response_header(resp, "Accept-Ranges", "bytes");
 	char agebuf[24];
 	snprintf(agebuf, sizeof agebuf, "%lld", (long long)(age < 0 ? 0 : age));

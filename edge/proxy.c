@@ -825,6 +825,7 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 	}
 	struct buf hdrs = BUF_INIT;
 	proxy_filter_headers(&f->hdrs, &hdrs, NULL);
+	bool own_ranges = cacheable_get && (out_status == 200 || out_status == 206);
 	size_t pos = 0;
 	while (pos < hdrs.len) {
 		const char *n = hdrs.data + pos;
@@ -833,6 +834,8 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 		pos += strlen(v) + 1;
 		if (http_skip_to_client(n) || (is304 && !http_in_304(n)))
 			continue;
+		if (own_ranges && !strcasecmp(n, "Accept-Ranges"))
+			continue; /* the origin's: the edge serves ranges itself, ours follows */
 		if (out_status == 416 && strcasecmp(n, "Date"))
 			continue;
 		if (ctype[0] && !strcasecmp(n, "Content-Type"))
@@ -844,7 +847,7 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 		MHD_add_response_header(resp, "Content-Type", ctype);
 	if (crange[0])
 		MHD_add_response_header(resp, "Content-Range", crange);
-	if (cacheable_get && (out_status == 200 || out_status == 206))
+	if (own_ranges)
 		MHD_add_response_header(resp, "Accept-Ranges", "bytes");
 	if (x->mode != PASS && x->fo.storable) {
 		char agebuf[24];

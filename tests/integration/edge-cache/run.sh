@@ -431,4 +431,19 @@ get /rq -H 'Cache-Control: min-fresh=100000'
 t_check "honor off: other directives still honoured (min-fresh)" cs_has "fwd=request"
 t_eq "honor off: min-fresh reached the origin" $((c0 + 1)) "$(ocount /rq)"
 
+# --- no header twice: the origin's Accept-Ranges gives way to the edge's own
+# (the edge serves ranges itself), on a miss, a hit, a 206 and a HEAD.
+oset '{"path":"/ar","headers":{"Cache-Control":"max-age=60","Accept-Ranges":"bytes"},"size":3000}'
+dups() { tr -d '\r' <"$T_DIR/h" | sed -n '2,$p' | grep -v '^$' | cut -d: -f1 | tr 'A-Z' 'a-z' | sort | uniq -d | tr '\n' ' '; }
+get /ar
+t_eq "miss: no header twice" "" "$(dups)"
+t_eq "miss: one Accept-Ranges: bytes" "bytes" "$(hdr Accept-Ranges)"
+get /ar
+t_check "second request is a hit" cs_has "; hit"
+t_eq "hit: no header twice" "" "$(dups)"
+get /ar -r 0-9
+t_eq "206 from the cache: no header twice" "" "$(dups)"
+get /ar -I
+t_eq "HEAD: no header twice" "" "$(dups)"
+
 t_done
