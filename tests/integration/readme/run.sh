@@ -131,6 +131,18 @@ t_check "unpush removes it from all three edges" has '^3 of 3 edges removed it$'
 # Ctrl-C's work, by PID: run-local stops every daemon it started.
 pids=$(pgrep -f "$TREE/|deploy/local/" -P "$(t_pid run-local)" | tr '\n' ' ')
 t_eq "run-local started five daemons" 5 "$(wc -w <<<"$pids")"
+
+# Failover, last: it stops edge-us.
+run "kill \$(cat run/edge-us.pid)"
+t_eq "failover: the kill command exits 0" 0 "$RC"
+run "sleep 6; dig @127.0.0.1 -p 5353 -b 127.0.2.1 www.cdn.test +short"
+t_eq "failover: a us client now gets edge-eu, as the comment says" 127.0.0.11 "$OUT"
+t_check "failover: run-local says edge-us stopped and keeps the others" \
+	grep -q "run-local: edge-us stopped; the others keep running" "$T_DIR/run-local.log"
+nth "ctl.conf status" 2
+t_check "failover: status shows 4 up, 1 down" has '^4 up, 1 down$'
+t_check "failover: status names edge-us down" has '^edge-us +edge .* down '
+t_check "failover: run-local still runs" kill -0 "$(t_pid run-local)"
 t_stop run-local
 left=0
 for p in $pids; do kill -0 "$p" 2>/dev/null && { left=$((left + 1)); kill -KILL "$p"; }; done
