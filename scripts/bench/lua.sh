@@ -14,13 +14,13 @@
 #          NAME rps=N p99_ms=X r_per_cpu_s=N               (medians over the rounds)
 #          ratio nginx-lua=R r_per_cpu_s_ratio=C           (R = minicdn-edge rps / nginx-lua rps,
 #                                                          C = the same for r_per_cpu_s; of the medians)
-# Env: DURATION (s per run, default 5), ROUNDS (default 3), CONNS (default 64),
+# Env: DURATION (s per run, default 5), ROUNDS (default 5), CONNS (default 64),
 #      THREADS (edge workers and nginx worker processes, default 2), MINICDN_BIN (default build/bin).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${MINICDN_BIN:-$ROOT/build/bin}
 DURATION=${DURATION:-5}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 T=$(mktemp -d /tmp/minicdn-bench-lua.XXXXXX)
