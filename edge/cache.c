@@ -1,6 +1,7 @@
 /* cache.c -- LMDB object store with an approximate LRU that survives restarts */
 #include "edge/cache.h"
 #include "edge/cachekey.h"
+#include "common/encoding.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -1140,7 +1141,12 @@ static void variant_from_names(const char *key, const char *names, size_t len, c
 		const char *v = hdr ? hdr(cls, name) : NULL;
 		char sep = CACHEKEY_VARY_SEP;
 		buf_append(out, &sep, 1);
-		if (v) {
+		if (!strcasecmp(name, "accept-encoding")) {
+			/* Normalised, as fills send it (proxy.c): two variants, not
+			 * one per browser's spelling of its list. */
+			if (encoding_accepts_gzip(v))
+				buf_puts(out, "gzip");
+		} else if (v) {
 			/* Whitespace around the value does not select a new variant. */
 			while (*v == ' ' || *v == '\t')
 				v++;

@@ -2,6 +2,7 @@
 #include "edge/proxy.h"
 #include "edge/freshness.h"
 #include "edge/range.h"
+#include "common/encoding.h"
 #include "common/httpdate.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -450,6 +451,13 @@ static enum MHD_Result add_req_hdr(void *cls, enum MHD_ValueKind kind, const cha
 				return MHD_YES;
 	if (!strcasecmp(k, "Accept"))
 		b->had_accept = true;
+	if (b->mode != PASS && !strcasecmp(k, "Accept-Encoding")) {
+		/* Normalised as the cache keys its variants (cache.c): a response
+		 * stored for "gzip" must be what every gzip client may get. */
+		if (encoding_accepts_gzip(v))
+			b->l = slist_cat(b->l, "Accept-Encoding: gzip", NULL);
+		return MHD_YES;
+	}
 	b->l = v && *v ? slist_cat(b->l, k, ": ", v, NULL) : slist_cat(b->l, k, ";", NULL);
 	return MHD_YES;
 }

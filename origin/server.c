@@ -2,11 +2,13 @@
 #include "origin/server.h"
 #include "common/buf.h"
 #include "common/daemon.h"
+#include "common/encoding.h"
 #include "common/httpd.h"
 #include "common/httpdate.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "common/xmalloc.h"
+#include "origin/compress.h"
 #include "origin/files.h"
 #include "origin/mime.h"
 #include "origin/push.h"
@@ -214,6 +216,35 @@ static enum MHD_Result handle_metrics(struct server *s, struct MHD_Connection *c
 
 /* ---------- files ---------- */
 
+/* The gzip representation of the open file fd (size bytes; not closed
+ * here).  NULL if the file cannot be read whole or zlib fails. */
+static struct MHD_Response *gzip_response(struct server *s, int fd, uint64_t size, bool head)
+{
+	struct buf raw = BUF_INIT, z = BUF_INIT;
+	buf_reserve(&raw, (size_t)size);
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = pread(fd, raw.data + got, (size_t)size - got, (off_t)got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	struct MHD_Response *r = NULL;
+	if (got == size && compress_gzip(raw.data, got, &z) == 0) {
+		/* MHD frees z.data with the response. */
+		r = MHD_create_response_from_buffer(z.len, z.data ? z.data : (char *)"",
+		                                    z.data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+		if (r) {
+			z.data = NULL;
+			if (!head)
+				s->body_bytes += z.len;
+		}
+	}
+	buf_free(&raw);
+	buf_free(&z);
+	return r;
+}
+
 static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, const struct site *site,
                                    const char *url, bool head)
 {
@@ -259,6 +290,22 @@ static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, c
 	files_etag(fe.size, fe.mtime, fe.mtime_nsec, etag);
 	httpdate_format(fe.mtime, lm);
 
+	/* A text file has two representations, identity and gzip: every
+	 * response for it says Vary: Accept-Encoding.  Range requests get
+	 * identity (ranges of the gzip bytes help nobody). */
+	const char *type = mime_type(fe.path);
+	bool vary = compress_eligible(type, fe.size);
+	bool gz = vary &&
+	          encoding_accepts_gzip(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	                                                            MHD_HTTP_HEADER_ACCEPT_ENCODING)) &&
+	          !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+	if (gz) {
+		char gtag[FILES_ETAG_LEN];
+		gz = compress_etag(etag, gtag, sizeof gtag) == 0;
+		if (gz)
+			memcpy(etag, gtag, sizeof gtag);
+	}
+
 	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 	const char *ims = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MODIFIED_SINCE);
 	unsigned status;
@@ -267,6 +314,12 @@ static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, c
 		close(fe.fd);
 		status = 304;
 		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	} else if (gz) {
+		status = 200;
+		r = gzip_response(s, fe.fd, fe.size, head);
+		close(fe.fd);
+		if (!r)
+			return reply_error(s, c, site, 500, "cannot read the file", NULL);
 	} else {
 		uint64_t off = 0, len = fe.size;
 		enum files_range rr = FILES_RANGE_NONE;
@@ -301,9 +354,13 @@ static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, c
 	if (!r)
 		return MHD_NO;
 	if (status == 200 || status == 206) {
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, mime_type(fe.path));
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
 	}
+	if (gz && status == 200)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+	if (vary)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_LAST_MODIFIED, lm);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, rule->cache_control);

@@ -95,6 +95,25 @@ get 2 css/site.css
 t_check "second fetch is a hit" grep -qiE '^cache-status: [^;]+; hit' "$T_DIR/h.2"
 t_check "hit bytes identical to the origin file" cmp -s "$T_DIR/b.2" "$SITE/css/site.css"
 
+# ---- gzip through the edge: the origin compresses for gzip clients, the edge
+# keeps two variants (Accept-Encoding normalised: browsers' lists share one),
+# and an identity client never gets gzip bytes.
+getae() { curl -s -D "$T_DIR/h.$1" -o "$T_DIR/b.$1" ${3:+-H "Accept-Encoding: $3"} --resolve "www.cdn.test:$EP:$EDGE" "http://www.cdn.test:$EP/$2"; }
+getae gz1 menu.html "gzip"
+t_check "gzip client: Content-Encoding gzip" grep -qi '^content-encoding: gzip' "$T_DIR/h.gz1"
+t_check "gzip client: stored" grep -qi '^cache-status:.*stored' "$T_DIR/h.gz1"
+t_check "gzip client: bytes inflate to the file" sh -c "gunzip -c '$T_DIR/b.gz1' | cmp -s - '$SITE/menu.html'"
+getae gz2 menu.html "gzip, deflate, br, zstd"
+t_check "another gzip spelling: a hit on the same variant" grep -qiE '^cache-status: [^;]+; hit' "$T_DIR/h.gz2"
+t_check "... with the gzip bytes" cmp -s "$T_DIR/b.gz1" "$T_DIR/b.gz2"
+getae id1 menu.html ""
+t_check "identity client: no Content-Encoding" sh -c "! grep -qi '^content-encoding' '$T_DIR/h.id1'"
+t_check "identity client: the file's bytes" cmp -s "$T_DIR/b.id1" "$SITE/menu.html"
+t_check "identity client: its own variant (vary-miss)" grep -qi '^cache-status:.*fwd=vary-miss' "$T_DIR/h.id1"
+getae id2 menu.html "br"
+t_check "a client without gzip shares the identity variant" grep -qiE '^cache-status: [^;]+; hit' "$T_DIR/h.id2"
+t_check "... with the file's bytes" cmp -s "$T_DIR/b.id2" "$SITE/menu.html"
+
 # ---- the cache survives a restart of the edge (even with the origin gone)
 t_stop edge-us
 t_stop origin

@@ -189,6 +189,37 @@ t_eq "bad config on SIGHUP keeps the old rules" "public, max-age=5" \
 t_check "bad reload logged with file:line" grep -q 'origin.conf:1:' "$T_DIR/origin.log"
 t_check "still alive after bad reload" kill -0 "$(t_pid origin)"
 
+# ---- gzip: text files of 256 bytes or more have a gzip representation for
+# clients that accept it, and every response for them says Vary.
+for i in $(seq 60); do printf '<p>paragraph %d of a page that compresses well</p>\n' "$i"; done >"$ROOT/page.html"
+size=$(stat -c %s "$ROOT/page.html")
+h=$(curl -s -D - -o "$T_DIR/page.gz" -H 'Accept-Encoding: gzip, deflate, br' "$URL/page.html")
+t_eq "gzip: Content-Encoding" "gzip" "$(hdr Content-Encoding <<<"$h")"
+t_eq "gzip: Vary" "Accept-Encoding" "$(hdr Vary <<<"$h")"
+t_check "gzip: the bytes inflate to the file" sh -c "gunzip -c '$T_DIR/page.gz' | cmp -s - '$ROOT/page.html'"
+t_check "gzip: smaller than the file" test "$(stat -c %s "$T_DIR/page.gz")" -lt $((size / 3))
+gtag=$(hdr ETag <<<"$h")
+t_check "gzip: its own ETag (-gz)" grep -q -- '-gz"$' <<<"$gtag"
+h=$(curl -s -D - -o "$T_DIR/page.id" "$URL/page.html")
+t_eq "identity without Accept-Encoding: no Content-Encoding" "" "$(hdr Content-Encoding <<<"$h")"
+t_eq "identity: Vary too" "Accept-Encoding" "$(hdr Vary <<<"$h")"
+t_check "identity: the file's bytes" cmp -s "$T_DIR/page.id" "$ROOT/page.html"
+itag=$(hdr ETag <<<"$h")
+t_check "identity ETag differs from the gzip one" test "$itag" != "$gtag"
+t_eq "gzip;q=0: identity" "" "$(curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip;q=0, br' "$URL/page.html" | hdr Content-Encoding)"
+t_eq "If-None-Match with the gzip ETag, accepting gzip: 304" 304 \
+	"$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept-Encoding: gzip' -H "If-None-Match: $gtag" "$URL/page.html")"
+t_eq "If-None-Match with the gzip ETag, identity client: 200" 200 \
+	"$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $gtag" "$URL/page.html")"
+h=$(curl -s -D - -o "$T_DIR/page.r" -H 'Accept-Encoding: gzip' -r 0-9 "$URL/page.html")
+t_eq "Range with gzip accepted: 206" 206 "$(head -1 <<<"$h" | cut -d' ' -f2)"
+t_eq "Range with gzip accepted: the identity bytes" "<p>paragra" "$(cat "$T_DIR/page.r")"
+t_eq "Range: no Content-Encoding" "" "$(hdr Content-Encoding <<<"$h")"
+h=$(curl -s -I -H 'Accept-Encoding: gzip' "$URL/page.html")
+t_eq "HEAD: the gzip representation's length" "$(stat -c %s "$T_DIR/page.gz")" "$(hdr Content-Length <<<"$h")"
+t_eq "small file: no Vary" "" "$(curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' "$URL/index.html" | hdr Vary)"
+t_eq "binary file: not compressed" "" "$(curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' "$URL/big.bin" | hdr Content-Encoding)"
+
 # ---- SIGTERM stops cleanly
 pid=$(t_pid origin)
 t_stop origin

@@ -92,13 +92,16 @@ t_check "first request through edge-us is a stored miss" has '^Cache-Status: edg
 nth "--resolve www.cdn.test:8080:127.0.0.12 | grep -i cache-status" 2
 t_check "the same request again is a hit" has '^Cache-Status: edge-us; hit'
 
+run "--compressed http://www.cdn.test:8080/"
+t_check "--compressed: gzip" has '^Content-Encoding: gzip'
+t_check "--compressed: its own variant, stored" has '^Cache-Status: edge-us; fwd=vary-miss; fwd-status=200; stored'
 run "ctl.conf status"
 t_eq "status exits 0" 0 "$RC"
 t_check "status: 5 up, 0 down" has '^5 up, 0 down$'
 
 run "purge http://www.cdn.test:8080/"
 t_eq "purge by URL exits 0" 0 "$RC"
-t_check "purge by URL removes the one cached copy" has 'url=http://www.cdn.test:8080/: 1 entries purged on 3 edge'
+t_check "purge by URL removes both cached variants (identity, gzip)" has 'url=http://www.cdn.test:8080/: 2 entries purged on 3 edge'
 run "purge --tag css"
 t_eq "purge by tag exits 0" 0 "$RC"
 
