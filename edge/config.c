@@ -106,6 +106,9 @@ const struct cfg_key edge_config_schema[] = {
 	  "HTTP listener ip:port" },
 	{ "origin", CFG_STRING, O(origin), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
 	  "origin base URL, e.g. \"http://127.0.0.10:8080\"" },
+	{ "access_log", CFG_STRING, O(access_log), NULL, 0, 0, CFG_PATH, NULL, 0, 0, NULL,
+	  "one line per request (combined format, then cache result, seconds taken and edge); "
+	  "reopened on SIGHUP for rotation; unset = none" },
 	{ "control_secret", CFG_STRING, O(control_secret), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
 	  "Bearer secret for /.minicdn/ control requests (purge)" },
 	{ "threads", CFG_INT, O(threads), "2", 1, 256, 0, NULL, 0, 0, NULL, "HTTP worker threads" },

@@ -23,6 +23,7 @@ struct edge_config {
 	const char *log_level;
 	struct addr listen;
 	int threads, capacity;
+	char *access_log;                 /* file, NULL: none */
 	double load_override;
 	struct {
 		char *path;
@@ -59,6 +60,7 @@ struct edge {
 	 * read it), which costs one small config per reload. */
 	struct edge_config *_Atomic live;
 	struct cache *cache;
+	struct accesslog *alog;           /* NULL: no access log */
 	struct fetcher *fetcher;
 	struct collapse *collapse;
 	long long start_ms;

@@ -53,6 +53,11 @@ struct edge_req {
 	struct script_task *script;      /* waiting script (RS_SCRIPT), owned */
 	uint64_t purge_seq;              /* cache_purge_seq() as the script began: its stores
 	                                    lose to any purge made after that */
+	/* for the access log (only kept when it is on) */
+	const char *version;             /* "HTTP/1.1", borrowed from MHD */
+	const char *log_result;          /* hit, uri-miss, ..., script; NULL: "-" */
+	int64_t log_bytes;               /* body bytes queued; -1: unknown */
+	long long start_us;              /* monotonic, when the request line arrived */
 };
 
 /* The request's primary cache key, joined from path and host on first use. */

@@ -1,4 +1,5 @@
 /* main.c -- minicdn-edge: the caching HTTP edge server */
+#include "edge/accesslog.h"
 #include "edge/cache.h"
 #include "edge/edge.h"
 #include "edge/fetch.h"
@@ -9,6 +10,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +152,8 @@ int main(int argc, char **argv)
 	e.collapse = collapse_new();
 	if (script_init(&e.cfg.scripts, e.cfg.name, e.cfg.region, e.cfg.origin, err, sizeof err) < 0)
 		goto fail;
+	if (e.cfg.access_log && !(e.alog = accesslog_open(e.cfg.access_log, err, sizeof err)))
+		goto fail;
 	d = http_start(&e, err, sizeof err);
 	if (!d)
 		goto fail;
@@ -161,9 +165,15 @@ int main(int argc, char **argv)
 		enum daemon_event ev = daemon_wait(1000);
 		if (ev == DAEMON_STOP)
 			break;
-		if (ev == DAEMON_RELOAD)
+		if (ev == DAEMON_RELOAD) {
 			reload(&e, opts.config_path, &retired);
+			if (e.alog && accesslog_reopen(e.alog) < 0)
+				log_warn("main", "access log %s: reopen: %s (still writing the old file)",
+				         e.cfg.access_log, strerror(errno));
+		}
 		cache_maintain(e.cache);
+		if (e.alog)
+			accesslog_flush(e.alog);
 	}
 	log_info("main", "stopping: finishing in-flight requests");
 	/* Stop accepting, let in-flight requests (and suspended misses) finish,
@@ -189,6 +199,7 @@ fail:
 	if (d)
 		MHD_stop_daemon(d);
 	script_shutdown(); /* after MHD: no request runs a script any more */
+	accesslog_close(e.alog); /* after MHD: every request has logged its line */
 	fetcher_stop(e.fetcher);
 	cache_close(e.cache); /* before collapse_free: queued stores leave the collapse table */
 	collapse_free(e.collapse);

@@ -797,6 +797,7 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 	struct MHD_Response *resp;
 	if (is304 || out_status == 416) {
 		resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		r->log_bytes = 0;
 	} else {
 		struct stream *s = xcalloc(1, sizeof *s);
 		s->f = f;
@@ -823,6 +824,7 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 		 * small one (a 64 KiB malloc/free per 1 KiB miss showed up as page
 		 * faults from heap trimming). */
 		size_t block = len < STREAM_BLOCK ? (size_t)(len < 1024 ? 1024 : len) : STREAM_BLOCK;
+		r->log_bytes = r->is_head ? 0 : len == UINT64_MAX ? -1 : (int64_t)len;
 		resp = MHD_create_response_from_callback(len == UINT64_MAX ? MHD_SIZE_UNKNOWN : len,
 		                                         block, s->mp ? stream_read_mp : stream_read, s,
 		                                         stream_free);

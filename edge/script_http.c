@@ -336,8 +336,10 @@ static enum MHD_Result respond(struct edge_req *r, struct script_resp *resp)
 	 * through the cache, and X-Edge-Script already names what made it.  No
 	 * Via either way: the edge generated it, it forwarded nothing (RFC 9110
 	 * 7.6.3). */
+	r->log_bytes = r->is_head ? 0 : (int64_t)resp->body_len;
 	if (stored)
 		http_add_cache_status(r, mr, false, FWD_NONE, 0, true, resp->cache_ttl, "script");
+	r->log_result = "script"; /* not the cache's word for it */
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp->status, mr);
 	MHD_destroy_response(mr);
 	script_resp_free(resp);

@@ -151,6 +151,9 @@ left=0
 for p in $pids; do kill -0 "$p" 2>/dev/null && { left=$((left + 1)); kill -KILL "$p"; }; done
 t_eq "no daemon outlives run-local" 0 $left
 t_check "run-local said it stopped them" grep -q '^stopped\. Logs are in run/logs/\.$' "$T_DIR/run-local.log"
+t_check "edge-us's access log has the README's miss and hit of /" \
+	sh -c "grep -q '\"GET / HTTP/1.1\" 200 [0-9]* \"-\" \"curl/[^\"]*\" uri-miss [0-9.]* edge-us\$' '$TREE/run/logs/edge-us-access.log' &&
+	       grep -q '\"GET / HTTP/1.1\" 200 [0-9]* \"-\" \"curl/[^\"]*\" hit [0-9.]* edge-us\$' '$TREE/run/logs/edge-us-access.log'"
 for log in "$TREE"/run/logs/*.log; do
 	if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$log"; then
 		t_fail "sanitizer report in ${log##*/}"; grep -E -A20 'Sanitizer|runtime error:' "$log" | head -30
