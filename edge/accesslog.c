@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct al_buf {
@@ -95,6 +96,102 @@ void accesslog_add(struct accesslog *al, const char *line, size_t len)
 		write_buf(al, &ab->b);
 	pthread_mutex_unlock(&ab->lock);
 }
+
+/* ---------- the line ---------- */
+
+/* A line under construction: appends never pass its end (what does not fit
+ * is cut; the line still ends in '\n'). */
+struct logline {
+	char d[4096];
+	size_t n;
+};
+
+static void ll_put(struct logline *l, const char *s, size_t len)
+{
+	size_t room = sizeof l->d - 1 - l->n; /* one byte kept for the '\n' */
+	if (len > room)
+		len = room;
+	memcpy(l->d + l->n, s, len);
+	l->n += len;
+}
+
+static void ll_str(struct logline *l, const char *s)
+{
+	ll_put(l, s ? s : "-", strlen(s ? s : "-"));
+}
+
+/* A client's string: quotes, backslashes and bytes outside printable ASCII
+ * as \xHH, so it cannot forge a field or a line; NULL as "-". */
+static void ll_esc(struct logline *l, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (!s) {
+		ll_str(l, "-");
+		return;
+	}
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+			char x[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
+			ll_put(l, x, 4);
+		} else {
+			ll_put(l, (const char *)&c, 1);
+		}
+	}
+}
+
+static void ll_num(struct logline *l, long long v)
+{
+	char t[24];
+	ll_put(l, t, (size_t)snprintf(t, sizeof t, "%lld", v));
+}
+
+void accesslog_request(struct accesslog *al, const struct accesslog_entry *e)
+{
+	/* The date changes once a second: formatted then, per thread. */
+	static _Thread_local time_t last;
+	static _Thread_local char date[40];
+	time_t now = time(NULL);
+	if (now != last) {
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(date, sizeof date, "[%d/%b/%Y:%H:%M:%S +0000]", &tm);
+		last = now;
+	}
+	struct logline l;
+	l.n = 0;
+	ll_str(&l, e->client);
+	ll_str(&l, " - - ");
+	ll_str(&l, date);
+	ll_str(&l, " \"");
+	ll_esc(&l, e->method);
+	ll_str(&l, " ");
+	ll_esc(&l, e->target);
+	ll_str(&l, " ");
+	ll_esc(&l, e->version);
+	ll_str(&l, "\" ");
+	ll_num(&l, e->status);
+	ll_str(&l, " ");
+	if (e->bytes >= 0)
+		ll_num(&l, e->bytes);
+	else
+		ll_str(&l, "-");
+	ll_str(&l, " \"");
+	ll_esc(&l, e->referer);
+	ll_str(&l, "\" \"");
+	ll_esc(&l, e->user_agent);
+	ll_str(&l, "\" ");
+	ll_str(&l, e->result);
+	char t[48];
+	ll_put(&l, t, (size_t)snprintf(t, sizeof t, " %lld.%06lld ", e->us / 1000000, e->us % 1000000));
+	ll_str(&l, e->node);
+	if (e->aborted)
+		ll_str(&l, " aborted");
+	l.d[l.n++] = '\n';
+	accesslog_add(al, l.d, l.n);
+}
+
+/* ---------- buffers and the file ---------- */
 
 void accesslog_flush(struct accesslog *al)
 {

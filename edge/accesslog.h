@@ -18,6 +18,24 @@ struct accesslog;
 
 /* Opens (creating, mode 0640) path for appending.  NULL with the reason in err. */
 struct accesslog *accesslog_open(const char *path, char *err, size_t errlen);
+/* One request's fields; NULL strings are logged as "-". */
+struct accesslog_entry {
+	const char *client, *method, *target, *version;
+	unsigned status;
+	long long bytes;          /* body bytes, -1: unknown */
+	const char *referer, *user_agent;
+	const char *result;       /* hit, uri-miss, ..., script */
+	long long us;             /* time taken */
+	const char *node;         /* the edge's name */
+	int aborted;              /* the client went away */
+};
+
+/* Formats e as one line -- nginx's combined format, then result, seconds
+ * and node:
+ *   IP - - [27/Nov/2026:00:42:30 +0000] "GET /x HTTP/1.1" 200 1234 "ref" "ua" hit 0.000123 edge-eu
+ * with quotes, backslashes and bytes outside printable ASCII in the client's
+ * strings as \xHH -- and appends it to the calling thread's buffer. */
+void accesslog_request(struct accesslog *al, const struct accesslog_entry *e);
 /* Appends one line (len bytes, ending in '\n') to the calling thread's buffer. */
 void accesslog_add(struct accesslog *al, const char *line, size_t len);
 /* Writes every thread's buffered lines (main loop, once a second). */

@@ -701,112 +701,30 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	return r;
 }
 
-/* An access log line under construction: appends never pass its end
- * (what does not fit is cut; the line still ends in '\n'). */
-struct logline {
-	char d[4096];
-	size_t n;
-};
-
-static void ll_put(struct logline *l, const char *s, size_t len)
-{
-	size_t room = sizeof l->d - 1 - l->n; /* one byte kept for the '\n' */
-	if (len > room)
-		len = room;
-	memcpy(l->d + l->n, s, len);
-	l->n += len;
-}
-
-static void ll_str(struct logline *l, const char *s)
-{
-	ll_put(l, s ? s : "-", strlen(s ? s : "-"));
-}
-
-/* s with quotes, backslashes and bytes outside printable ASCII as \xHH: a
- * client's header cannot forge a field or a line. */
-static void ll_esc(struct logline *l, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-			char x[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
-			ll_put(l, x, 4);
-		} else {
-			ll_put(l, (const char *)&c, 1);
-		}
-	}
-}
-
-/* A request header's value escaped, "-" when absent (as nginx logs it). */
-static void ll_hdr(struct logline *l, struct edge_req *r, const char *name)
-{
-	const char *v = edge_req_header(r, name);
-	if (v)
-		ll_esc(l, v);
-	else
-		ll_str(l, "-");
-}
-
-static void ll_num(struct logline *l, long long v)
-{
-	char t[24];
-	ll_put(l, t, (size_t)snprintf(t, sizeof t, "%lld", v));
-}
-
-/* One access log line, in the combined format plus the cache's result, the
- * seconds taken and the edge's name:
- *   IP - - [27/Nov/2026:00:42:30 +0000] "GET /x HTTP/1.1" 200 1234 "ref" "ua" hit 0.000123 edge-eu */
+/* The access log's fields for this request (accesslog.c formats them). */
 static void access_line(struct edge *e, struct edge_req *r, enum MHD_RequestTerminationCode toe)
 {
-	/* The date changes once a second: formatted then, per thread. */
-	static _Thread_local time_t last;
-	static _Thread_local char date[40];
-	time_t now = time(NULL);
-	if (now != last) {
-		struct tm tm;
-		gmtime_r(&now, &tm);
-		strftime(date, sizeof date, "[%d/%b/%Y:%H:%M:%S +0000]", &tm);
-		last = now;
-	}
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	long long us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - r->start_us;
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_HTTP_STATUS);
 	char ip[ADDR_STRLEN] = "-";
 	if (r->client)
 		addr_format_ip(r->client, ip, sizeof ip);
-	struct logline l;
-	l.n = 0;
-	ll_str(&l, ip);
-	ll_str(&l, " - - ");
-	ll_str(&l, date);
-	ll_str(&l, " \"");
-	ll_esc(&l, r->method);
-	ll_str(&l, " ");
-	ll_esc(&l, r->target);
-	ll_str(&l, " ");
-	ll_esc(&l, r->version);
-	ll_str(&l, "\" ");
-	ll_num(&l, ci ? ci->http_status : 0);
-	ll_str(&l, " ");
-	if (r->log_bytes >= 0)
-		ll_num(&l, r->log_bytes);
-	else
-		ll_str(&l, "-");
-	ll_str(&l, " \"");
-	ll_hdr(&l, r, "Referer");
-	ll_str(&l, "\" \"");
-	ll_hdr(&l, r, "User-Agent");
-	ll_str(&l, "\" ");
-	ll_str(&l, r->log_result);
-	char t[48];
-	ll_put(&l, t, (size_t)snprintf(t, sizeof t, " %lld.%06lld ", us / 1000000, us % 1000000));
-	ll_str(&l, e->cfg.name);
-	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-		ll_str(&l, " aborted");
-	l.d[l.n++] = '\n';
-	accesslog_add(e->alog, l.d, l.n);
+	struct accesslog_entry en = {
+		.client = ip,
+		.method = r->method,
+		.target = r->target,
+		.version = r->version,
+		.status = ci ? ci->http_status : 0,
+		.bytes = r->log_bytes,
+		.referer = edge_req_header(r, "Referer"),
+		.user_agent = edge_req_header(r, "User-Agent"),
+		.result = r->log_result,
+		.us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - r->start_us,
+		.node = e->cfg.name,
+		.aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
+	};
+	accesslog_request(e->alog, &en);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
