@@ -39,7 +39,7 @@ LDFLAGS += -pthread -Wl,--as-needed $(filter -fsanitize=%,$(OPT))
 
 COMMON_SRC := $(wildcard common/*.c)
 DNS_SRC    := $(filter-out dns/main.c,$(wildcard dns/*.c))
-EDGE_SRC   := $(filter-out edge/main.c,$(wildcard edge/*.c))
+EDGE_SRC   := $(filter-out edge/main.c,$(wildcard edge/*.c edge/*/*.c))
 ORIGIN_SRC := $(filter-out origin/main.c,$(wildcard origin/*.c))
 CTL_SRC    := $(filter-out origin/ctl/main.c,$(wildcard origin/ctl/*.c))
 TOOL_SRC   := $(wildcard tests/tools/*.c scripts/testbed/*.c)

@@ -5,9 +5,9 @@
 
 #include "common/addr.h"
 #include "common/cfg.h"
-#include "edge/cachekey.h"
-#include "edge/counters.h"
-#include "edge/script.h"
+#include "edge/cache/cachekey.h"
+#include "edge/front/counters.h"
+#include "edge/script/script.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>

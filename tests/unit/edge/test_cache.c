@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "edge/cache.h"
+#include "edge/cache/cache.h"
 
 static char dir[64];
 

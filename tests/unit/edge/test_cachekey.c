@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "edge/cachekey.h"
+#include "edge/cache/cachekey.h"
 
 static char out[8192];
 

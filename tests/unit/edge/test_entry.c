@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "edge/entry.h"
+#include "edge/cache/entry.h"
 
 static const char HDRS[] = "Content-Type\0text/plain\0ETag\0\"abc\"\0";
 static const char TAGS[] = "product-1\0all\0";

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "edge/freshness.h"
+#include "edge/cache/freshness.h"
 
 #define NOW 1700000000
 #define D_NOW "Tue, 14 Nov 2023 22:13:20 GMT" /* == NOW */

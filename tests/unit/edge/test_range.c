@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "edge/range.h"
+#include "edge/cache/range.h"
 
 static enum range_result parse(const char *h, uint64_t len, struct byte_range *r, unsigned *n)
 {

@@ -12,8 +12,8 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
-#include "edge/fetch.h"
-#include "edge/script.h"
+#include "edge/upstream/fetch.h"
+#include "edge/script/script.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>

@@ -1,7 +1,7 @@
 /* proxy.c -- misses, collapsing, revalidation, streaming and storing */
-#include "edge/proxy.h"
-#include "edge/freshness.h"
-#include "edge/range.h"
+#include "edge/upstream/proxy.h"
+#include "edge/cache/freshness.h"
+#include "edge/cache/range.h"
 #include "common/encoding.h"
 #include "common/httpdate.h"
 #include "common/log.h"

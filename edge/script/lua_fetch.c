@@ -26,10 +26,10 @@
  * configured subrequest timeout and by what is left of the wall-clock budget
  * (and by the fetcher's own timeout), and a maximum body size (the transfer is
  * aborted past it). */
-#include "edge/lua_vm.h"
+#include "edge/script/lua_vm.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"
-#include "edge/fetch.h"
+#include "edge/upstream/fetch.h"
 
 #include <ctype.h>
 #include <curl/curl.h>

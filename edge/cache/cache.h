@@ -20,7 +20,7 @@
 #define MINICDN_CACHE_H
 
 #include "common/buf.h"
-#include "edge/entry.h"
+#include "edge/cache/entry.h"
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>

@@ -3,7 +3,7 @@
 #ifndef MINICDN_CONTROL_H
 #define MINICDN_CONTROL_H
 
-#include "edge/http.h"
+#include "edge/front/http.h"
 
 /* Answers r (path /healthz, /metrics or /.minicdn/...).  Control requests
  * need "Authorization: Bearer <control_secret>" (401 otherwise). */

@@ -7,7 +7,7 @@
  * (a script reading two fields pays for two, not for twelve).  req.headers
  * and req.args are empty views whose __index looks one name up in the
  * request (in C, nothing stored); pairs() over any of them computes all. */
-#include "edge/lua_vm.h"
+#include "edge/script/lua_vm.h"
 #include "common/addr.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"

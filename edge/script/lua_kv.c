@@ -1,6 +1,6 @@
 /* lua_kv.c -- per-edge key-value store with TTLs (LMDB) and its Lua binding */
-#include "edge/lua_kv.h"
-#include "edge/lua_vm.h"
+#include "edge/script/lua_kv.h"
+#include "edge/script/lua_vm.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 

@@ -1,5 +1,5 @@
 /* counters.c -- per-thread shards of the edge's counters */
-#include "edge/counters.h"
+#include "edge/front/counters.h"
 
 static _Atomic unsigned next_shard;
 static _Thread_local int my_shard = -1;

@@ -11,7 +11,7 @@
 #ifndef MINICDN_EDGE_LUA_VM_H
 #define MINICDN_EDGE_LUA_VM_H
 
-#include "edge/script.h"
+#include "edge/script/script.h"
 
 #include <lua.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* control.c -- healthz, metrics and the purge API */
-#include "edge/control.h"
-#include "edge/script_http.h"
-#include "edge/cachekey.h"
+#include "edge/front/control.h"
+#include "edge/front/script_http.h"
+#include "edge/cache/cachekey.h"
 #include "common/daemon.h"
 #include "common/httpd.h"
 #include "common/log.h"

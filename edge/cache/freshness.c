@@ -1,5 +1,5 @@
 /* freshness.c -- RFC 9111 freshness, age and storability; pure functions */
-#include "edge/freshness.h"
+#include "edge/cache/freshness.h"
 #include "common/httpdate.h"
 
 #include <ctype.h>

@@ -13,7 +13,7 @@
  *
  * The matcher keeps no heap state (captures live in struct pm on the C
  * stack), so raising a Lua error from inside it leaks nothing. */
-#include "edge/lua_vm.h"
+#include "edge/script/lua_vm.h"
 
 #include <ctype.h>
 #include <lauxlib.h>

@@ -1,5 +1,5 @@
 /* entry.c -- encoding of one cached response as a single LMDB value */
-#include "edge/entry.h"
+#include "edge/cache/entry.h"
 
 #include <string.h>
 #include <strings.h>

@@ -12,13 +12,13 @@
  *
  * Threading: MHD runs `threads` worker threads; misses suspend the
  * connection (MHD_suspend_connection) and the fetch thread resumes it. */
-#include "edge/http.h"
-#include "edge/accesslog.h"
-#include "edge/control.h"
-#include "edge/freshness.h"
-#include "edge/proxy.h"
-#include "edge/range.h"
-#include "edge/script_http.h"
+#include "edge/front/http.h"
+#include "edge/front/accesslog.h"
+#include "edge/front/control.h"
+#include "edge/cache/freshness.h"
+#include "edge/upstream/proxy.h"
+#include "edge/cache/range.h"
+#include "edge/front/script_http.h"
 #include "common/httpd.h"
 #include "common/httpdate.h"
 #include "common/log.h"

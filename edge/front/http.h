@@ -11,9 +11,9 @@
 #define MINICDN_HTTP_H
 
 #include "common/buf.h"
-#include "edge/cache.h"
+#include "edge/cache/cache.h"
 #include "edge/edge.h"
-#include "edge/fetch.h"
+#include "edge/upstream/fetch.h"
 #include <microhttpd.h>
 #include <stdbool.h>
 

@@ -1,5 +1,5 @@
 /* cachekey.c -- request target normalisation into cache keys */
-#include "edge/cachekey.h"
+#include "edge/cache/cachekey.h"
 #include "common/glob.h"
 #include "common/xmalloc.h"
 

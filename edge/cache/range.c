@@ -1,5 +1,5 @@
 /* range.c -- Range header parsing and multipart/byteranges layout; no I/O */
-#include "edge/range.h"
+#include "edge/cache/range.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>

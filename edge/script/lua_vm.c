@@ -1,5 +1,5 @@
 /* lua_vm.c -- one sandboxed Lua state: allocator cap, budgets, per-script _ENV */
-#include "edge/lua_vm.h"
+#include "edge/script/lua_vm.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 

@@ -4,7 +4,7 @@
 #ifndef MINICDN_PROXY_H
 #define MINICDN_PROXY_H
 
-#include "edge/http.h"
+#include "edge/front/http.h"
 
 struct collapse *collapse_new(void);
 void collapse_free(struct collapse *c);

@@ -1,6 +1,6 @@
 /* cache.c -- LMDB object store with an approximate LRU that survives restarts */
-#include "edge/cache.h"
-#include "edge/cachekey.h"
+#include "edge/cache/cache.h"
+#include "edge/cache/cachekey.h"
 #include "common/encoding.h"
 #include "common/log.h"
 #include "common/xmalloc.h"

@@ -1,5 +1,5 @@
 /* fetch.c -- the origin client: libcurl multi in one thread, shared fetches */
-#include "edge/fetch.h"
+#include "edge/upstream/fetch.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 

@@ -1,7 +1,7 @@
 /* script.c -- edge scripts: receive, verify, store, activate and run bundles */
-#include "edge/script.h"
-#include "edge/lua_kv.h"
-#include "edge/lua_vm.h"
+#include "edge/script/script.h"
+#include "edge/script/lua_kv.h"
+#include "edge/script/lua_vm.h"
 #include "common/addr.h"
 #include "common/log.h"
 #include "common/xmalloc.h"

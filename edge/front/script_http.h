@@ -4,7 +4,7 @@
 #ifndef MINICDN_EDGE_SCRIPT_HTTP_H
 #define MINICDN_EDGE_SCRIPT_HTTP_H
 
-#include "edge/http.h"
+#include "edge/front/http.h"
 #include <stdbool.h>
 
 /* Runs the script whose route matches r, if any.  Returns true when a

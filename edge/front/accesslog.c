@@ -1,5 +1,5 @@
 /* accesslog.c -- per-thread buffered access log lines, appended in chunks */
-#include "edge/accesslog.h"
+#include "edge/front/accesslog.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
