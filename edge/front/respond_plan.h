@@ -22,7 +22,7 @@ struct plan_req {
 /* What is being served. */
 struct plan_resp {
 	unsigned status;         /* as stored or as the origin sent it */
-	const char *etag, *last_modified, *content_type; /* its headers, NULL: absent */
+	const char *etag, *last_modified; /* its validators, NULL: absent */
 	int64_t length;          /* body bytes; -1: not known yet (no ranges then) */
 	bool cacheable;          /* a GET/HEAD answered through the cache (not a pass):
 	                            only then do conditionals and ranges apply */

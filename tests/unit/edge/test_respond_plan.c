@@ -15,8 +15,7 @@
 static struct plan_resp stored(void)
 {
 	return (struct plan_resp){ .status = 200, .etag = ETAG, .last_modified = LM,
-		                   .content_type = "text/plain", .length = 1000,
-		                   .cacheable = true, .whole = true };
+		                   .length = 1000, .cacheable = true, .whole = true };
 }
 
 static void test_plain_200(void **state)
