@@ -192,6 +192,18 @@ static void multipart_type(char ctype[96], char boundary[33], const void *seed)
 	ctype[n] = '\0';
 }
 
+/* The headers the edge's own range handling adds under p (ctype: the
+ * multipart Content-Type, "" for none). */
+static void add_range_headers(struct MHD_Response *resp, const struct plan *p, const char *ctype)
+{
+	if (ctype[0])
+		MHD_add_response_header(resp, "Content-Type", ctype);
+	if (p->content_range[0])
+		MHD_add_response_header(resp, "Content-Range", p->content_range);
+	if (p->own_ranges)
+		MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+}
+
 /* Every range unsatisfiable: an empty 416, no stored headers. */
 static enum MHD_Result entry_416(struct edge_req *r, struct cache_ref *ref, const struct plan *p,
                                  const struct cache_status *cs)
@@ -277,12 +289,7 @@ enum MHD_Result respond_entry(struct edge_req *r, struct cache_ref *ref, const s
 	while (entry_next_header(v, &pos, &eh))
 		if (plan_keep_header(&p, eh.name))
 			MHD_add_response_header(resp, eh.name, eh.value);
-	if (ctype[0])
-		MHD_add_response_header(resp, "Content-Type", ctype);
-	if (p.content_range[0])
-		MHD_add_response_header(resp, "Content-Range", p.content_range);
-	if (p.own_ranges)
-		MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+	add_range_headers(resp, &p, ctype);
 	add_age(resp, age < 0 ? 0 : age);
 	respond_add_cache_status(r, resp, &cs);
 	respond_add_via(r, resp);
@@ -366,12 +373,7 @@ static enum MHD_Result respond_stream(struct edge_req *r, const struct proxy_ans
 		if (plan_keep_header(&p, n))
 			MHD_add_response_header(resp, n, v);
 	}
-	if (ctype[0])
-		MHD_add_response_header(resp, "Content-Type", ctype);
-	if (p.content_range[0])
-		MHD_add_response_header(resp, "Content-Range", p.content_range);
-	if (p.own_ranges)
-		MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+	add_range_headers(resp, &p, ctype);
 	if (a->age >= 0)
 		add_age(resp, a->age);
 	respond_add_cache_status(r, resp, &a->cs);
