@@ -22,11 +22,12 @@
  *
  * Only the configured origin is reachable (the argument is a path), so a
  * script cannot turn the edge into a proxy to arbitrary hosts.  Bounded by:
- * the per-request count (lua_vm_count_fetch), a timeout capped by the
+ * the per-request count (lua_core_count_fetch), a timeout capped by the
  * configured subrequest timeout and by what is left of the wall-clock budget
  * (and by the fetcher's own timeout), and a maximum body size (the transfer is
  * aborted past it). */
-#include "edge/script/lua_vm.h"
+#include "edge/script/lua_fetch.h"
+#include "edge/script/lua_core.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"
 #include "edge/upstream/fetch.h"
@@ -53,7 +54,7 @@ struct fetch_ctx {
 };
 
 /* An origin subrequest in flight.  Owned by the task that waits for it
- * (lua_vm_set_pending) until fetch_cont takes it over. */
+ * (lua_core_set_pending) until fetch_cont takes it over. */
 struct lua_sub {
 	struct fetch_waiter w; /* first: the wake callback casts back */
 	struct fetch *f;       /* a reference */
@@ -123,8 +124,8 @@ static int fetch_inner(lua_State *L)
 			return luaL_argerror(L, 1, "path must not contain spaces or control characters");
 	if (!lua_isnoneornil(L, 2))
 		luaL_checktype(L, 2, LUA_TTABLE);
-	const struct lua_vm_limits *lim = lua_vm_limits(L);
-	const struct lua_vm_site *site = lua_vm_site(L);
+	const struct lua_vm_limits *lim = lua_core_limits(L);
+	const struct lua_vm_site *site = lua_core_site(L);
 
 	const char *method = "GET";
 	const char *body = NULL;
@@ -174,7 +175,7 @@ static int fetch_inner(lua_State *L)
 		}
 		lua_pop(L, 1);
 	}
-	int left = lua_vm_time_left_ms(L);
+	int left = lua_core_time_left_ms(L);
 	if (left < timeout_ms)
 		timeout_ms = left;
 	if (timeout_ms < 1) {
@@ -184,7 +185,7 @@ static int fetch_inner(lua_State *L)
 	}
 
 	/* Cache subrequest: a fresh entry answers without the origin. */
-	const struct script_req *req = from_cache ? lua_vm_current_req(L) : NULL;
+	const struct script_req *req = from_cache ? lua_core_current_req(L) : NULL;
 	const struct script_cache_ops *ops = req ? req->cache : NULL;
 	if (ops) {
 		int st = 0;
@@ -203,7 +204,7 @@ static int fetch_inner(lua_State *L)
 	}
 
 	if (!req)
-		req = lua_vm_current_req(L);
+		req = lua_core_current_req(L);
 	if (!req || !req->fetcher || !req->suspend || !req->wake) {
 		lua_pushnil(L);
 		lua_pushliteral(L, "origin subrequests are not available here");
@@ -304,7 +305,7 @@ static int sub_result(lua_State *L)
 	}
 	const char *cache = NULL;
 	if (s->store) {
-		const struct script_req *req = lua_vm_current_req(L);
+		const struct script_req *req = lua_core_current_req(L);
 		const struct script_cache_ops *ops = req ? req->cache : NULL;
 		if (ops && ops->put(req->ctx, s->path, reqh_get, &s->reqh, (int)f->status, &f->hdrs,
 		                    f->body.data, f->body.len, f->request_time,
@@ -335,7 +336,7 @@ static int l_fetch(lua_State *L)
 {
 	struct fetch_ctx f;
 	memset(&f, 0, sizeof f);
-	lua_vm_count_fetch(L);
+	lua_core_count_fetch(L);
 	lua_settop(L, 2);
 	lua_pushcfunction(L, fetch_inner);
 	lua_insert(L, 1);
@@ -360,8 +361,8 @@ static int l_fetch(lua_State *L)
 	s->registered = true;
 	pthread_mutex_unlock(&s->f->lock);
 	s->suspend(s->ctx);
-	fetch_submit(lua_vm_current_req(L)->fetcher, s->f);
-	lua_vm_set_pending(L, s, sub_ready, sub_cancel);
+	fetch_submit(lua_core_current_req(L)->fetcher, s->f);
+	lua_core_set_pending(L, s, sub_ready, sub_cancel);
 	return lua_yieldk(L, 0, (lua_KContext)s, fetch_cont);
 }
 
