@@ -13,7 +13,7 @@
  * it is cacheable, exactly as a client's request for the same URL would be.
  *
  * Origin subrequests never block the worker thread: the request goes to the
- * edge's fetcher (edge/fetch.h, libcurl multi in its own thread, connections
+ * edge's fetcher (edge/upstream/fetch.h, libcurl multi in its own thread, connections
  * kept alive), the dispatch suspends the client connection (req->suspend),
  * and fetch() yields the script's coroutine.  When the transfer ends the
  * fetcher's thread calls req->wake (the dispatch resumes the connection),
@@ -110,6 +110,63 @@ static const char *reqh_get(void *cls, const char *name)
 	return fetch_header(cls, name);
 }
 
+/* What fetch()'s options table (argument 2, if any) asks for; raises on a
+ * bad option.  Strings in o are borrowed from that table. */
+struct fetch_opts {
+	const char *method;
+	const char *body;
+	size_t body_len;
+	int timeout_ms;
+	bool from_cache;
+};
+
+static void read_opts(lua_State *L, struct fetch_ctx *f, struct fetch_opts *o)
+{
+	if (!lua_istable(L, 2))
+		return;
+	if (lua_getfield(L, 2, "from") != LUA_TNIL) {
+		const char *from = lua_tostring(L, -1);
+		if (from && !strcmp(from, "cache"))
+			o->from_cache = true;
+		else if (!from || strcmp(from, "origin"))
+			(void)luaL_error(L, "fetch: from must be \"origin\" or \"cache\"");
+	}
+	lua_pop(L, 1);
+	if (lua_getfield(L, 2, "method") == LUA_TSTRING)
+		o->method = lua_tostring(L, -1);
+	lua_pop(L, 1);
+	if (strcmp(o->method, "GET") && strcmp(o->method, "HEAD") && strcmp(o->method, "POST") &&
+	    strcmp(o->method, "PUT") && strcmp(o->method, "DELETE"))
+		(void)luaL_error(L, "fetch: unsupported method '%s'", o->method);
+	if (o->from_cache && strcmp(o->method, "GET"))
+		(void)luaL_error(L, "fetch: from = \"cache\" is for GET subrequests only");
+	if (lua_getfield(L, 2, "body") == LUA_TSTRING)
+		o->body = lua_tolstring(L, -1, &o->body_len);
+	lua_pop(L, 1);
+	if (lua_getfield(L, 2, "timeout") == LUA_TNUMBER) {
+		double t = lua_tonumber(L, -1) * 1000;
+		if (t >= 1 && t < o->timeout_ms)
+			o->timeout_ms = (int)t;
+	}
+	lua_pop(L, 1);
+	if (lua_getfield(L, 2, "headers") == LUA_TTABLE) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
+			if (k && v && !strpbrk(k, "\r\n:") && !strpbrk(v, "\r\n") && strlen(k) < 128 &&
+			    strlen(v) < 4096 && !(o->from_cache && !strcasecmp(k, "Host"))) {
+				char line[4300];
+				buf_append(&f->reqh, k, strlen(k) + 1);
+				buf_append(&f->reqh, v, strlen(v) + 1);
+				snprintf(line, sizeof line, "%s: %s", k, v);
+				f->hl = curl_slist_append(f->hl, line);
+			}
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+}
+
 /* Runs protected (see l_fetch): everything C allocates lives in *f, which
  * l_fetch frees whether this returns or raises. */
 static int fetch_inner(lua_State *L)
@@ -127,54 +184,12 @@ static int fetch_inner(lua_State *L)
 	const struct lua_vm_limits *lim = lua_core_limits(L);
 	const struct lua_vm_site *site = lua_core_site(L);
 
-	const char *method = "GET";
-	const char *body = NULL;
-	size_t body_len = 0;
-	int timeout_ms = lim->fetch_timeout_ms;
-	bool from_cache = false;
-	if (lua_istable(L, 2)) {
-		if (lua_getfield(L, 2, "from") != LUA_TNIL) {
-			const char *from = lua_tostring(L, -1);
-			if (from && !strcmp(from, "cache"))
-				from_cache = true;
-			else if (!from || strcmp(from, "origin"))
-				return luaL_error(L, "fetch: from must be \"origin\" or \"cache\"");
-		}
-		lua_pop(L, 1);
-		if (lua_getfield(L, 2, "method") == LUA_TSTRING)
-			method = lua_tostring(L, -1);
-		lua_pop(L, 1);
-		if (strcmp(method, "GET") && strcmp(method, "HEAD") && strcmp(method, "POST") &&
-		    strcmp(method, "PUT") && strcmp(method, "DELETE"))
-			return luaL_error(L, "fetch: unsupported method '%s'", method);
-		if (from_cache && strcmp(method, "GET"))
-			return luaL_error(L, "fetch: from = \"cache\" is for GET subrequests only");
-		if (lua_getfield(L, 2, "body") == LUA_TSTRING)
-			body = lua_tolstring(L, -1, &body_len);
-		lua_pop(L, 1);
-		if (lua_getfield(L, 2, "timeout") == LUA_TNUMBER) {
-			double t = lua_tonumber(L, -1) * 1000;
-			if (t >= 1 && t < timeout_ms)
-				timeout_ms = (int)t;
-		}
-		lua_pop(L, 1);
-		if (lua_getfield(L, 2, "headers") == LUA_TTABLE) {
-			lua_pushnil(L);
-			while (lua_next(L, -2)) {
-				const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
-				if (k && v && !strpbrk(k, "\r\n:") && !strpbrk(v, "\r\n") && strlen(k) < 128 &&
-				    strlen(v) < 4096 && !(from_cache && !strcasecmp(k, "Host"))) {
-					char line[4300];
-					buf_append(&f->reqh, k, strlen(k) + 1);
-					buf_append(&f->reqh, v, strlen(v) + 1);
-					snprintf(line, sizeof line, "%s: %s", k, v);
-					f->hl = curl_slist_append(f->hl, line);
-				}
-				lua_pop(L, 1);
-			}
-		}
-		lua_pop(L, 1);
-	}
+	struct fetch_opts o = { "GET", NULL, 0, lim->fetch_timeout_ms, false };
+	read_opts(L, f, &o);
+	const char *method = o.method, *body = o.body;
+	size_t body_len = o.body_len;
+	int timeout_ms = o.timeout_ms;
+	bool from_cache = o.from_cache;
 	int left = lua_core_time_left_ms(L);
 	if (left < timeout_ms)
 		timeout_ms = left;

@@ -114,7 +114,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 static void vm_hook(lua_State *L, lua_Debug *ar)
 {
-	/* Once killed, every later hook raises again (lua_vm_charge re-raises),
+	/* Once killed, every later hook raises again (lua_core_charge re-raises),
 	 * so a script cannot loop around its own error handling. */
 	lua_core_charge(L, HOOK_STEP);
 }
