@@ -5,7 +5,7 @@
 #ifndef MINICDN_EDGE_SCRIPT_INT_H
 #define MINICDN_EDGE_SCRIPT_INT_H
 
-#include "edge/script/script.h"
+#include "edge/script/script_config.h"
 #include "edge/script/lua_vm.h"
 #include "edge/script/script_active.h"
 #include "edge/script/script_ver.h"

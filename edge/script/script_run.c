@@ -1,5 +1,6 @@
 /* script_run.c -- a request through the scripts: the first matching route's
  * version runs in the thread's Lua state; its result, counters and errors */
+#include "edge/script/script.h"
 #include "edge/script/script_int.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
