@@ -352,7 +352,8 @@ enum MHD_Result script_http_control(struct edge_req *r)
 	const char *q = strchr(r->path.data, '?');
 	char path[512];
 	snprintf(path, sizeof path, "%.*s", (int)(q ? q - r->path.data : (long)r->path.len), r->path.data);
-	int st = script_control(r->edge->scripts, r->method, path, r->body.data ? r->body.data : "", r->body.len, &out);
+	int st = script_control(r->edge->scripts, r->method, path, r->body.data ? r->body.data : "",
+	                        r->body.len, &out);
 	enum MHD_Result ret = httpd_reply_json(r->conn, (unsigned)st, &out);
 	buf_free(&out);
 	return ret;

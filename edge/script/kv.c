@@ -161,7 +161,8 @@ static int commit(struct kv *kv, MDB_txn *txn)
 	return rc ? -1 : 0;
 }
 
-int kv_set(struct kv *kv, const char *ns, const char *key, size_t klen, const char *val, size_t vlen, double ttl_s)
+int kv_set(struct kv *kv, const char *ns, const char *key, size_t klen, const char *val,
+           size_t vlen, double ttl_s)
 {
 	char kb[KV_MAX_KEY + 80];
 	MDB_txn *txn;
@@ -178,8 +179,8 @@ int kv_set(struct kv *kv, const char *ns, const char *key, size_t klen, const ch
 	return commit(kv, txn);
 }
 
-int kv_incr(struct kv *kv, const char *ns, const char *key, size_t klen, long long delta, double ttl_s,
-            long long *out)
+int kv_incr(struct kv *kv, const char *ns, const char *key, size_t klen, long long delta,
+            double ttl_s, long long *out)
 {
 	char kb[KV_MAX_KEY + 80], num[32];
 	MDB_txn *txn;

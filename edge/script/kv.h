@@ -27,11 +27,12 @@ void kv_close(struct kv *kv);
  * expired, -1 on a store error. */
 int kv_get(struct kv *kv, const char *ns, const char *key, size_t klen, struct buf *out);
 /* ttl_s <= 0: no expiry.  Returns 0, or -1 (store full, error). */
-int kv_set(struct kv *kv, const char *ns, const char *key, size_t klen, const char *val, size_t vlen, double ttl_s);
+int kv_set(struct kv *kv, const char *ns, const char *key, size_t klen, const char *val,
+           size_t vlen, double ttl_s);
 /* Adds delta to the integer stored at key (absent/expired = 0) atomically;
  * ttl applies when the key is created.  Returns 0 with the new value. */
-int kv_incr(struct kv *kv, const char *ns, const char *key, size_t klen, long long delta, double ttl_s,
-            long long *out);
+int kv_incr(struct kv *kv, const char *ns, const char *key, size_t klen, long long delta,
+            double ttl_s, long long *out);
 /* Returns 1 if removed, 0 if absent, -1 on error. */
 int kv_del(struct kv *kv, const char *ns, const char *key, size_t klen);
 /* Removes up to max expired records; returns how many. */

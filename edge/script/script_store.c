@@ -101,7 +101,8 @@ int script_store_refuse(struct buf *out, int status, const char *name, const cha
 	return status;
 }
 
-int script_store_push(struct scripts *s, const char *body, size_t len, const char *want_delete_name, struct buf *out)
+int script_store_push(struct scripts *s, const char *body, size_t len, const char *want_delete_name,
+                      struct buf *out)
 {
 	char err[1024];
 	if (!s->have_pk)

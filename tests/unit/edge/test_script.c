@@ -811,6 +811,51 @@ static void test_delete(void **st)
 	buf_free(&out);
 }
 
+/* Two scripts objects in one process (as two edges would be) share nothing:
+ * bundles, versions seen, KV data, regions and Lua states are each one's
+ * own, and freeing one leaves the other running. */
+static void test_independent_objects(void **st)
+{
+	char err[256];
+	int status;
+	struct script_config c2 = cfg;
+	c2.path = xasprintf("%s/db2", dir);
+	c2.regions = NULL;
+	c2.default_region = (char *)"mars";
+	struct scripts *one = sc;
+	struct scripts *two = script_init(&c2, "edge-two", "as", origin, err, sizeof err);
+	if (!two)
+		fail_msg("second script_init: %s", err);
+	static const char solo[] =
+		"--[[minicdn\nname=\"solo\";\nroutes=({path=\"/solo\";});\n]]\n"
+		"function handle(req) return req.edge_name .. ' ' .. req.region .. ' ' .. kv.incr('n') end\n";
+	sc = two;
+	assert_int_equal(push(solo, 1), 200);
+	char *b = body_of("/solo", NULL, &status);
+	assert_string_equal(b, "edge-two mars 1");
+	free(b);
+	b = body_of("/solo", NULL, &status);
+	assert_string_equal(b, "edge-two mars 2");
+	free(b);
+	assert_int_equal(metric("minicdn_script_invocations_total{script=\"solo\"} "), 2);
+
+	sc = one;
+	b = body_of("/solo", NULL, &status); /* not active here */
+	assert_null(b);
+	assert_int_equal(status, 0);
+	assert_int_equal(metric("minicdn_script_invocations_total{script=\"solo\"} "), ~0ull);
+	assert_int_equal(push(solo, 1), 200); /* version 1 was seen by the other store only */
+	b = body_of("/solo", NULL, &status);
+	assert_string_equal(b, "edge-test eu 1");
+	free(b);
+
+	script_shutdown(two);
+	b = body_of("/solo", NULL, &status);
+	assert_string_equal(b, "edge-test eu 2");
+	free(b);
+	free(c2.path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -824,6 +869,7 @@ int main(void)
 		cmocka_unit_test(test_fetch_bounded),
 		cmocka_unit_test(test_fetch_async),
 		cmocka_unit_test(test_delete),
+		cmocka_unit_test(test_independent_objects),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
