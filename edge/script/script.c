@@ -3,6 +3,7 @@
 #include "edge/script/lua_kv.h"
 #include "edge/script/lua_vm.h"
 #include "common/addr.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -13,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 /* ---------- configuration ---------- */
@@ -351,20 +351,6 @@ const char *script_region_of(const struct sockaddr *sa)
 
 /* ---------- store ---------- */
 
-static int mkdir_p(const char *path)
-{
-	char tmp[1024];
-	snprintf(tmp, sizeof tmp, "%s", path);
-	for (char *p = tmp + 1; *p; p++)
-		if (*p == '/') {
-			*p = 0;
-			if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 static uint64_t seen_version(MDB_txn *txn, const char *name)
 {
 	MDB_val k = { strlen(name), (void *)name }, v;
@@ -486,10 +472,8 @@ int script_init(const struct script_config *cfg, const char *edge_name, const ch
 		script_shutdown();
 		return 0;
 	}
-	if (mkdir_p(S.cfg.path) < 0) {
-		snprintf(err, errlen, "%s: %s", S.cfg.path, strerror(errno));
+	if (fsutil_mkdir_p(S.cfg.path, 0755, err, errlen) < 0)
 		goto fail;
-	}
 	if ((rc = mdb_env_create(&S.env)) || (rc = mdb_env_set_maxdbs(S.env, 8)) ||
 	    (rc = mdb_env_set_mapsize(S.env, cfg->map_size ? cfg->map_size : 64u << 20)) ||
 	    (rc = mdb_env_set_maxreaders(S.env, 512)) ||
