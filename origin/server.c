@@ -374,41 +374,16 @@ static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, c
 
 /* ---------- control API ---------- */
 
-/* Constant-time comparison of the bearer token with the secret. */
-static bool authorized(struct MHD_Connection *c, const struct site *site)
-{
-	if (!site->secret)
-		return false;
-	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return false;
-	const char *tok = h + 7;
-	size_t tl = strlen(tok), sl = strlen(site->secret);
-	unsigned char diff = (unsigned char)(tl != sl);
-	for (size_t i = 0; i < sl; i++)
-		diff |= (unsigned char)(site->secret[i] ^ (i < tl ? tok[i] : 0));
-	return diff == 0;
-}
-
 static enum MHD_Result handle_control(struct server *s, struct MHD_Connection *c, const struct site *site,
                                       const char *url, const char *method, struct reqctx *rc)
 {
 	if (!site->secret || !s->push)
 		return reply_error(s, c, site, 404, "control API disabled (no control_secret / push key)", url);
-	if (!authorized(c, site)) {
+	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!httpd_bearer_ok(auth, site->secret)) {
 		log_warn("origin", "control request %s %s refused: bad or missing secret", method, url);
-		struct buf b = BUF_INIT;
-		buf_puts(&b, "{\"error\":\"unauthorized\"}\n");
-		struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
-		buf_free(&b);
-		if (!r)
-			return MHD_NO;
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-		enum MHD_Result ret = MHD_queue_response(c, 401, r);
-		MHD_destroy_response(r);
 		s->by_status[401]++;
-		return ret;
+		return httpd_reply_unauthorized(c, "unauthorized");
 	}
 	if (rc->too_big)
 		return reply_error(s, c, site, 413, "request body too large", NULL);
