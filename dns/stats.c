@@ -3,6 +3,7 @@
 #include "dns/counters.h"
 #include "dns/health.h"
 #include "dns/query.h"
+#include "dns/rcode.h"
 #include "dns/reload.h"
 #include "dns/snap.h"
 #include "common/daemon.h"
@@ -19,12 +20,6 @@ static struct MHD_Daemon *httpd;
 static const char *cfg_path;
 static struct server *server;
 static long long started_ms;
-
-static const char *rcode_name(int i)
-{
-	static const char *n[] = { "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED" };
-	return i < 6 ? n[i] : i == 16 ? "BADVERS" : NULL;
-}
 
 /* Health and identity of the current view's edges, read under view_lock. */
 struct edge_row {
