@@ -1,5 +1,5 @@
 /* script.h -- edge scripts: signed Lua bundles received, stored, activated and
- * run at the edge (issue 5).  The bundle format is common/bundle.h; the Lua
+ * run at the edge.  The bundle format is common/bundle.h; the Lua
  * runtime is edge/lua_vm.h; this module owns the registry of active versions,
  * its LMDB store, the control endpoints and the per-request entry point.
  *
