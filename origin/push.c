@@ -85,11 +85,8 @@ static json_t *parse_body(const char *body, size_t len, struct buf *out, unsigne
 	json_error_t je;
 	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
 	if (!json_is_object(o)) {
+		*status = error_out(out, 400, o ? "request body must be a JSON object" : je.text);
 		json_decref(o);
-		buf_puts(out, "{\"error\":");
-		buf_json_str(out, o ? "request body must be a JSON object" : je.text);
-		buf_puts(out, "}\n");
-		*status = 400;
 		return NULL;
 	}
 	return o;
