@@ -232,7 +232,7 @@ static bool walk_record(struct walk *w, int i, const MDB_val *k, const MDB_val *
  * names below.  Sets w->why on the first fault. */
 static void walk_db(struct walk *w, int i)
 {
-	static const char *const names[] = { "m", "b", "e", "l", "t" }; /* constant */
+	static const char *const names[] = { "m", "b", "e", "l", "t" }; /* constant: i >= 0 */
 	MDB_dbi dbi = 0; /* FREE_DBI */
 	int rc = 0;
 	if (i == -1)
