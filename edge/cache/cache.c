@@ -3,8 +3,9 @@
  * The store is split by concern; store_int.h lists the files and which way
  * they call.  This file is the top: cache_open runs the start-up check
  * (check.c), opens the environment, and starts the writer (writer.c) and
- * the background check; cache_close stops them in the reverse order and
- * leaves the clean-stop marker.  Nothing in edge/cache/ calls back into it. */
+ * the background check; cache_close stops them in the reverse order, has
+ * store.c write the last touches and free its pool and purge.c its memory,
+ * and leaves the clean-stop marker.  Nothing in edge/cache/ calls into it. */
 #include "edge/cache/store_int.h"
 #include "common/log.h"
 #include "common/xmalloc.h"

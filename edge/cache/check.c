@@ -6,7 +6,7 @@
  * on reading it in a background thread while the edge serves.  At the end
  * of such a pass the entries of bad bodies are deleted through
  * writer_call().  Calls: walk.c (in the child), badset.c, records.c (todo
- * lists), writer.c (writer_call); nothing calls back into it but cache.c. */
+ * lists), writer.c (writer_call); only cache.c calls into it. */
 #include "edge/cache/store_int.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -94,6 +94,8 @@ static double ms_since(const struct timespec *t0)
 	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* ---------- the check at start-up ---------- */
+
 /* Checks the store at path in a child process.  Returns 0 if it is sound (or
  * absent), -1 with the reason in why if it is damaged (a body's checksum
  * included), -2 if it is of an older format.
@@ -102,7 +104,7 @@ static double ms_since(const struct timespec *t0)
  * that the check is abandoned, and every body from before the stop is
  * verified on read for this run), then o->check_ms for the checksums.  A
  * checksum pass still running then goes on in the background: c->check_pid
- * and c->check_fd are set, and cache_open() starts check_main() on them. */
+ * and c->check_fd are set, and check_start() hands them to check_main(). */
 int store_check(struct cache *c, const struct cache_opts *o, char *why, size_t whylen)
 {
 	char data[4096];
@@ -206,6 +208,7 @@ int store_check(struct cache *c, const struct cache_opts *o, char *why, size_t w
 	return rc;
 }
 
+/* ---------- the background half ---------- */
 
 /* Deletes the entries whose bodies the checksum pass found bad (a full
  * scan of the references, once, at the end of a background pass; run by

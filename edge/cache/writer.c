@@ -45,7 +45,6 @@ struct cache_job {
 
 /* ---------- store ---------- */
 
-
 /* Writes one entry inside write txn t (no commit): the entry under a new
  * body id in "b", the reference at its storage key in "e", tag rows, the
  * LRU row.  Returns 0, STORE_SKIPPED (nothing written: a purge made since
