@@ -8,6 +8,7 @@
 #include "edge/cache/freshness.h"
 #include "edge/upstream/headers.h"
 #include "common/encoding.h"
+#include "common/hdrlist.h"
 #include "common/httpdate.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -141,7 +142,7 @@ static void fill_free(void *p)
 static const char *fill_hdr(void *cls, const char *name)
 {
 	struct fill *x = cls;
-	return fetch_header(&x->req_hdrs, name);
+	return hdrlist_get(&x->req_hdrs, name);
 }
 
 static void pack_hdr(void *arg, const char *k, const char *v)
@@ -159,11 +160,11 @@ static void fill_evaluate(struct fill *x, struct fetch *f, const struct buf *hdr
 	proxy_fresh_in(&in, x->e, status, hdrs, f->request_time, f->response_time);
 	in.method = "GET";
 	in.req_authorization = x->req_auth;
-	in.req_cache_control = fetch_header(&x->req_hdrs, "Cache-Control");
+	in.req_cache_control = hdrlist_get(&x->req_hdrs, "Cache-Control");
 	/* Age is never stored (it is recomputed), so after a 304 the merged
 	 * headers lack it: the 304's own Age is the validated response's age
 	 * upstream (RFC 9111 4.2.3, 4.3.4). */
-	in.age = fetch_header(&f->hdrs, "Age");
+	in.age = hdrlist_get(&f->hdrs, "Age");
 	freshness_evaluate(&in, &x->fo);
 }
 
@@ -173,13 +174,13 @@ void proxy_fresh_in(struct fresh_in *in, const struct edge *e, unsigned status,
 	const struct edge_config *live = edge_live(e);
 	*in = (struct fresh_in){
 		.status = status,
-		.cache_control = fetch_header(hdrs, "Cache-Control"),
-		.cdn_cache_control = fetch_header(hdrs, "CDN-Cache-Control"),
-		.expires = fetch_header(hdrs, "Expires"),
-		.date = fetch_header(hdrs, "Date"),
-		.last_modified = fetch_header(hdrs, "Last-Modified"),
-		.age = fetch_header(hdrs, "Age"),
-		.vary = fetch_header(hdrs, "Vary"),
+		.cache_control = hdrlist_get(hdrs, "Cache-Control"),
+		.cdn_cache_control = hdrlist_get(hdrs, "CDN-Cache-Control"),
+		.expires = hdrlist_get(hdrs, "Expires"),
+		.date = hdrlist_get(hdrs, "Date"),
+		.last_modified = hdrlist_get(hdrs, "Last-Modified"),
+		.age = hdrlist_get(hdrs, "Age"),
+		.vary = hdrlist_get(hdrs, "Vary"),
 		.request_time = request_time,
 		.response_time = response_time,
 		.heuristic_fraction = live->cache.heuristic_fraction,
@@ -230,13 +231,11 @@ static void merge_304(struct fill *x, struct fetch *f, struct buf *out)
 	/* Stored headers, except those the 304 replaces; then the 304's own. */
 	struct buf fresh = BUF_INIT;
 	headers_filter(&f->hdrs, &fresh, NULL);
-	size_t pos = 0;
-	while (pos < x->old_hdrs.len) {
-		const char *n = x->old_hdrs.data + pos;
-		pos += strlen(n) + 1;
-		const char *v = x->old_hdrs.data + pos;
-		pos += strlen(v) + 1;
-		if (fetch_header(&fresh, n))
+	struct hdrlist_iter it;
+	const char *n, *v;
+	hdrlist_init(&it, &x->old_hdrs);
+	while (hdrlist_next(&it, &n, &v)) {
+		if (hdrlist_get(&fresh, n))
 			continue;
 		buf_append(out, n, strlen(n) + 1);
 		buf_append(out, v, strlen(v) + 1);
@@ -252,8 +251,8 @@ static void on_headers(struct fetch *f)
 	if (x->mode == PASS) {
 		if (f->status >= 200 && f->status < 400) {
 			cache_purge_key(e->cache, x->key);
-			invalidate_url(x, fetch_header(&f->hdrs, "Location"));
-			invalidate_url(x, fetch_header(&f->hdrs, "Content-Location"));
+			invalidate_url(x, hdrlist_get(&f->hdrs, "Location"));
+			invalidate_url(x, hdrlist_get(&f->hdrs, "Content-Location"));
 		}
 		pthread_mutex_lock(&f->lock);
 		f->discard = true;
@@ -339,7 +338,7 @@ static void on_done(struct fetch *f)
 		ps->f = f;
 		fetch_ref(f);
 		headers_filter(&f->hdrs, &ps->hdrs, &ps->tags);
-		if (!fetch_header(&ps->hdrs, "Date")) {
+		if (!hdrlist_get(&ps->hdrs, "Date")) {
 			char d[HTTPDATE_LEN];
 			buf_append(&ps->hdrs, "Date", 5);
 			httpdate_format((time_t)f->response_time, d);
@@ -347,7 +346,7 @@ static void on_done(struct fetch *f)
 		}
 		struct entry_meta m;
 		meta_from(x, f, f->status, &m);
-		cache_store_async(e->cache, x->key, fetch_header(&f->hdrs, "Vary"), fill_hdr, x, &m,
+		cache_store_async(e->cache, x->key, hdrlist_get(&f->hdrs, "Vary"), fill_hdr, x, &m,
 		                  ps->hdrs.data ? ps->hdrs.data : "", ps->hdrs.len,
 		                  ps->tags.data ? ps->tags.data : "", ps->tags.len, f->body.data,
 		                  f->body.len, store_done, ps);
@@ -701,7 +700,7 @@ static void restart(struct proxy_call *pc, enum fwd_reason fwd, struct proxy_ans
  * both select the same variant. */
 static bool same_variant(struct proxy_call *pc, struct fetch *f, struct fill *x)
 {
-	const char *vary = fetch_header(&f->hdrs, "Vary");
+	const char *vary = hdrlist_get(&f->hdrs, "Vary");
 	if (!vary)
 		return true;
 	struct buf mine = BUF_INIT, theirs = BUF_INIT;
