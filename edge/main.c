@@ -8,6 +8,7 @@
 #include "common/daemon.h"
 #include "common/httpd.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/xmalloc.h"
 
 #include <errno.h>
@@ -37,10 +38,21 @@ static int check_config(struct edge_config *c, const char *path, char *err, size
 			return -1;
 		}
 	}
-	if (!c->control_secret[0]) {
-		snprintf(err, errlen, "%s: control_secret must not be empty", path);
+	char why[256];
+	if (secret_append_files(&c->control_secret, &c->ncontrol_secret, c->control_secret_file,
+	                        c->ncontrol_secret_file, why, sizeof why) < 0) {
+		snprintf(err, errlen, "%s: control_secret_file: %s", path, why);
 		return -1;
 	}
+	if (!c->ncontrol_secret) {
+		snprintf(err, errlen, "%s: control_secret or control_secret_file is required", path);
+		return -1;
+	}
+	for (size_t i = 0; i < c->ncontrol_secret; i++)
+		if (!c->control_secret[i][0]) {
+			snprintf(err, errlen, "%s: control_secret must not be empty", path);
+			return -1;
+		}
 	return 0;
 }
 

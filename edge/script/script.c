@@ -22,8 +22,10 @@
 const struct cfg_key script_cfg_keys[] = {
 	{ .name = "enabled", .type = CFG_BOOL, .offset = K(enabled), .def = "true",
 	  .help = "accept and run pushed Lua bundles" },
-	{ .name = "pubkey", .type = CFG_STRING, .offset = K(pubkey), .flags = CFG_PATH,
-	  .help = "origin's Ed25519 public key file (bundles are refused without it)" },
+	{ .name = "pubkey", .type = CFG_STRLIST, .offset = K(pubkey), .count_offset = K(npubkey),
+	  .flags = CFG_PATH,
+	  .help = "origin's Ed25519 public key file, or a list of them while the origin's key is "
+	          "rotated: a bundle signed by any is accepted (bundles are refused without one)" },
 	{ .name = "path", .type = CFG_STRING, .offset = K(path), .flags = CFG_PATH,
 	  .help = "LMDB directory for bundles and the script KV store" },
 	{ .name = "map_size", .type = CFG_SIZE, .offset = K(map_size), .def = "64M", .min = 1 << 20,
@@ -61,8 +63,8 @@ struct snap {
 static struct {
 	int ready;
 	struct script_config cfg;
-	uint8_t pk[BUNDLE_PK_LEN];
-	int have_pk;
+	uint8_t pk[SCRIPT_MAX_KEYS][BUNDLE_PK_LEN];
+	size_t npk; /* 0: no key configured, pushes are refused */
 	MDB_env *env;
 	MDB_dbi dbi_bundles; /* name -> signed envelope of the active version */
 	MDB_dbi dbi_seen;    /* name -> highest version accepted (activate or delete), decimal */
@@ -381,7 +383,7 @@ static struct script_ver *ver_from_envelope(const char *env, size_t envlen, char
 {
 	char *raw = NULL;
 	size_t rawlen = 0;
-	struct bundle *b = bundle_open(env, envlen, S.pk, &raw, &rawlen, err, errlen);
+	struct bundle *b = bundle_open_any(env, envlen, S.pk, S.npk, &raw, &rawlen, err, errlen);
 	if (!b)
 		return NULL;
 	struct script_ver *v = xcalloc(1, sizeof *v);
@@ -451,7 +453,8 @@ int script_init(const struct script_config *cfg, const char *edge_name, const ch
 	MDB_txn *txn = NULL;
 	memset(&S.cfg, 0, sizeof S.cfg);
 	S.cfg = *cfg;
-	S.cfg.pubkey = cfg->pubkey ? xstrdup(cfg->pubkey) : NULL;
+	S.cfg.pubkey = NULL; /* read into S.pk below, not kept */
+	S.cfg.npubkey = 0;
 	S.cfg.path = cfg->path ? xstrdup(cfg->path) : NULL;
 	S.cfg.regions = cfg->regions ? xstrdup(cfg->regions) : NULL;
 	S.cfg.default_region = cfg->default_region ? xstrdup(cfg->default_region) : NULL;
@@ -472,11 +475,14 @@ int script_init(const struct script_config *cfg, const char *edge_name, const ch
 	if (ol && S.site.origin[ol - 1] == '/')
 		((char *)S.site.origin)[ol - 1] = 0;
 
-	if (S.cfg.pubkey) {
-		if (bundle_key_read(S.cfg.pubkey, S.pk, sizeof S.pk, err, errlen) < 0)
-			goto fail;
-		S.have_pk = 1;
+	if (cfg->npubkey > SCRIPT_MAX_KEYS) {
+		snprintf(err, errlen, "scripts.pubkey: %zu keys, at most %d", cfg->npubkey, SCRIPT_MAX_KEYS);
+		goto fail;
 	}
+	for (size_t i = 0; i < cfg->npubkey; i++)
+		if (bundle_key_read(cfg->pubkey[i], S.pk[i], sizeof S.pk[i], err, errlen) < 0)
+			goto fail;
+	S.npk = cfg->npubkey;
 	if (S.cfg.regions && load_regions(S.cfg.regions, err, errlen) < 0)
 		goto fail;
 	if (!S.cfg.path || !S.cfg.enabled) {
@@ -512,9 +518,9 @@ int script_init(const struct script_config *cfg, const char *edge_name, const ch
 	lua_vm_init_threads(&S.lim, &S.site);
 	S.tl_key_ok = pthread_key_create(&S.tl_key, tl_snap_free) == 0;
 	S.ready = 1;
-	if (S.have_pk && load_active(err, errlen) < 0)
+	if (S.npk && load_active(err, errlen) < 0)
 		goto fail;
-	else if (!S.have_pk)
+	else if (!S.npk)
 		log_warn("script", "scripts.pubkey not set: pushed bundles will be refused");
 	return 0;
 fail:
@@ -544,7 +550,6 @@ void script_shutdown(void)
 		mdb_env_close(S.env);
 	}
 	S.env = NULL;
-	free(S.cfg.pubkey);
 	free(S.cfg.path);
 	free(S.cfg.regions);
 	free(S.cfg.default_region);
@@ -565,7 +570,7 @@ void script_shutdown(void)
 		free(S.stats);
 		S.stats = n;
 	}
-	S.have_pk = 0;
+	S.npk = 0;
 }
 
 /* ---------- push / delete ---------- */
@@ -582,7 +587,7 @@ static int refuse(struct buf *out, int status, const char *name, const char *why
 static int do_push(const char *body, size_t len, const char *want_delete_name, struct buf *out)
 {
 	char err[1024];
-	if (!S.have_pk)
+	if (!S.npk)
 		return refuse(out, 403, NULL, "no origin public key configured (scripts.pubkey)");
 	struct script_ver *v = ver_from_envelope(body, len, err, sizeof err);
 	if (!v)
@@ -698,7 +703,7 @@ static void list_json(struct buf *out)
 				char *raw;
 				size_t rl;
 				char e[128];
-				if (!bundle_verify(pv.mv_data, pv.mv_size, S.pk, &raw, &rl, e, sizeof e)) {
+				if (!bundle_verify_any(pv.mv_data, pv.mv_size, S.pk, S.npk, &raw, &rl, e, sizeof e)) {
 					json_t *o = json_loadb(raw, rl, 0, NULL);
 					json_t *ver = o ? json_object_get(o, "version") : NULL;
 					if (json_is_integer(ver))

@@ -26,7 +26,8 @@
 
 struct script_config {
 	bool enabled;
-	char *pubkey;        /* path of the origin's Ed25519 public key file */
+	char **pubkey;       /* the origin's Ed25519 public key file(s): a bundle signed */
+	size_t npubkey;      /* by any is accepted (rotation); at most SCRIPT_MAX_KEYS */
 	char *path;          /* LMDB directory for bundles and the KV store */
 	uint64_t map_size;   /* LMDB map size */
 	uint64_t memory;     /* Lua memory cap per state (per worker) */
@@ -38,6 +39,8 @@ struct script_config {
 	char *regions;       /* optional "CIDR REGION" file for req.region */
 	char *default_region;
 };
+
+#define SCRIPT_MAX_KEYS 8
 
 /* Keys of the group; the edge's schema embeds them as
  *   { .name = "scripts", .type = CFG_GROUP, .offset = offsetof(conf, scripts), .sub = script_cfg_keys } */
