@@ -130,10 +130,17 @@ char *bundle_sign(const char *bytes, size_t len, const uint8_t sk[BUNDLE_SK_LEN]
 int bundle_verify(const char *env, size_t envlen, const uint8_t pk[BUNDLE_PK_LEN], char **bytes,
                   size_t *len, char *err, size_t errlen);
 
-/* bundle_verify against a list of npk keys: a signature by any of them is
- * accepted (during a key rotation edges list the old and the new key). */
-int bundle_verify_any(const char *env, size_t envlen, const uint8_t (*pks)[BUNDLE_PK_LEN], size_t npk,
-                      char **bytes, size_t *len, char *err, size_t errlen);
+/* The public keys a receiver accepts: during a key rotation an edge lists
+ * the old and the new origin key. */
+#define BUNDLE_MAX_KEYS 8
+struct bundle_keys {
+	uint8_t pk[BUNDLE_MAX_KEYS][BUNDLE_PK_LEN];
+	size_t n;
+};
+
+/* bundle_verify against a set of keys: a signature by any of them is accepted. */
+int bundle_verify_any(const char *env, size_t envlen, const struct bundle_keys *keys, char **bytes,
+                      size_t *len, char *err, size_t errlen);
 
 /* Parses signed bytes (bounded by BUNDLE_MAX_BYTES) and validates them.
  * Returns a new bundle or NULL with the reason. */
@@ -144,9 +151,9 @@ struct bundle *bundle_parse(const char *bytes, size_t len, char *err, size_t err
 struct bundle *bundle_open(const char *env, size_t envlen, const uint8_t pk[BUNDLE_PK_LEN],
                            char **raw, size_t *rawlen, char *err, size_t errlen);
 
-/* bundle_open against any of npk keys (see bundle_verify_any). */
-struct bundle *bundle_open_any(const char *env, size_t envlen, const uint8_t (*pks)[BUNDLE_PK_LEN],
-                               size_t npk, char **raw, size_t *rawlen, char *err, size_t errlen);
+/* bundle_open against a set of keys (see bundle_verify_any). */
+struct bundle *bundle_open_any(const char *env, size_t envlen, const struct bundle_keys *keys,
+                               char **raw, size_t *rawlen, char *err, size_t errlen);
 
 /* True if the route matches (host may lack a port; method NULL matches any). */
 bool bundle_route_match(const struct bundle_route *r, const char *method, const char *host,

@@ -13,7 +13,7 @@ TEST="bind9-dnsutils knot-dnsutils curl clang libclang-rt-14-dev iproute2 procps
 lmdb-utils mmdb-bin libmaxmind-db-writer-perl gnuplot-nox python3 dnsperf bc help2man
 python3-seccomp"
 DEB="debhelper help2man lintian libsystemd-dev fakeroot dpkg-dev"
-BENCH="wrk dnsperf nginx libnginx-mod-http-lua libnginx-mod-http-echo varnish gdnsd knot knot-module-geoip valgrind"
+BENCH="wrk dnsperf nginx libnginx-mod-http-lua libnginx-mod-http-echo varnish trafficserver nghttp2-client gdnsd knot knot-module-geoip valgrind"
 
 want="$BUILD $TEST"
 check_only=0

@@ -127,22 +127,23 @@ static void test_tampered(void **st)
  * signed by either is accepted, one signed by a third key is not. */
 static void test_any_of_keys(void **st)
 {
-	uint8_t pks[3][BUNDLE_PK_LEN], sks[3][BUNDLE_SK_LEN];
+	struct bundle_keys two = { .n = 2 }, second = { .n = 1 };
+	uint8_t third_pk[BUNDLE_PK_LEN], sks[3][BUNDLE_SK_LEN];
 	char err[256];
 	size_t len, envlen;
-	for (int i = 0; i < 3; i++)
-		bundle_keygen(pks[i], sks[i]);
+	bundle_keygen(two.pk[0], sks[0]);
+	bundle_keygen(two.pk[1], sks[1]);
+	bundle_keygen(third_pk, sks[2]);
+	memcpy(second.pk[0], two.pk[1], BUNDLE_PK_LEN);
 	struct bundle *b = hello();
 	char *bytes = bundle_serialize(b, &len, err, sizeof err);
 	for (int signer = 0; signer < 2; signer++) {
 		char *env = bundle_sign(bytes, len, sks[signer], &envlen);
-		struct bundle *ok = bundle_open_any(env, envlen, (const uint8_t(*)[BUNDLE_PK_LEN])pks, 2, NULL,
-		                                    NULL, err, sizeof err);
+		struct bundle *ok = bundle_open_any(env, envlen, &two, NULL, NULL, err, sizeof err);
 		assert_non_null(ok);
 		bundle_free(ok);
 		/* The second key alone accepts only what it signed. */
-		struct bundle *only2 = bundle_open_any(env, envlen, (const uint8_t(*)[BUNDLE_PK_LEN])pks + 1, 1,
-		                                       NULL, NULL, err, sizeof err);
+		struct bundle *only2 = bundle_open_any(env, envlen, &second, NULL, NULL, err, sizeof err);
 		if (signer == 1) {
 			assert_non_null(only2);
 			bundle_free(only2);
@@ -152,8 +153,7 @@ static void test_any_of_keys(void **st)
 		free(env);
 	}
 	char *env = bundle_sign(bytes, len, sks[2], &envlen);
-	assert_null(bundle_open_any(env, envlen, (const uint8_t(*)[BUNDLE_PK_LEN])pks, 2, NULL, NULL, err,
-	                            sizeof err));
+	assert_null(bundle_open_any(env, envlen, &two, NULL, NULL, err, sizeof err));
 	assert_non_null(strstr(err, "any of the configured origin keys"));
 	free(env);
 	free(bytes);
