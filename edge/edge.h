@@ -21,7 +21,7 @@
 struct edge_config {
 	char *name, *region, *origin;
 	/* Accepted Bearer secrets: the inline ones, then (after loading, see
-	 * edge_config_finish) the contents of control_secret_file. */
+	 * check_config in edge/main.c) the contents of control_secret_file. */
 	char **control_secret;
 	size_t ncontrol_secret;
 	char **control_secret_file;
