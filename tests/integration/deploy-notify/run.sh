@@ -3,13 +3,18 @@
 # against a stand-in for systemd's notify socket (tests/tools/notify_listen.py):
 # READY=1 arrives once and only when the listeners accept connections,
 # RELOADING=1 (with MONOTONIC_USEC) then READY=1 around a SIGHUP, STOPPING=1 at
-# SIGTERM.  The edge runs under systemd's MemoryDenyWriteExecute= filter
-# (tests/tools/mdwe_exec.py): its LMDB cache (a miss, then a hit) and a Lua
-# script work with no writable-and-executable memory.
+# SIGTERM.  Each daemon runs under the seccomp filters its unit asks of
+# systemd (tests/tools/unit_sandbox.py: SystemCallFilter=, RestrictAddress-
+# Families=, MemoryDenyWriteExecute=): the edge's LMDB cache (a miss, then a
+# hit) and a Lua script work without writable-and-executable memory, and no
+# daemon needs a system call or socket family its unit forbids.
 . "$(dirname "$0")/../../lib.sh"
 t_init deploy-notify
 LISTEN=$T_ROOT/tests/tools/notify_listen.py
-MDWE=$T_ROOT/tests/tools/mdwe_exec.py
+SANDBOX=$T_ROOT/tests/tools/unit_sandbox.py
+# The command prefix that runs a program under minicdn-NAME.service's seccomp
+# settings (it execs the program: t_start records the daemon's own PID).
+sandbox() { echo /usr/bin/python3 "$SANDBOX" "$T_ROOT/deploy/systemd/minicdn-$1.service"; }
 
 # notify_start NAME PORT... : a notify socket for daemon NAME; NOTIFY_SOCKET is
 # exported for the daemon started next.
@@ -57,18 +62,24 @@ check_daemon() {
 	unset NOTIFY_SOCKET
 }
 
-# ---- the filter itself refuses writable+executable memory (else the edge's
-# checks below would prove nothing)
-t_check "MDWE filter: an RWX mapping is refused" bash -c "! /usr/bin/python3 '$MDWE' /usr/bin/python3 -c \
-	'import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)' 2>/dev/null"
-t_check "MDWE filter: an RW mapping is allowed" /usr/bin/python3 "$MDWE" /usr/bin/python3 -c \
-	'import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE)'
+# ---- the filters refuse what the units forbid (else the checks below would
+# prove nothing)
+py() { $(sandbox edge) /usr/bin/python3 -c "$1" 2>/dev/null; }
+py_refused() { ! py "$1"; }
+t_check "sandbox: an RWX mapping is refused (MemoryDenyWriteExecute)" \
+	py_refused 'import mmap; mmap.mmap(-1, 4096, prot=7)'
+t_check "sandbox: an RW mapping is allowed" py 'import mmap; mmap.mmap(-1, 4096, prot=3)'
+t_check "sandbox: setpriority is refused (SystemCallFilter=~@resources)" \
+	py_refused 'import os; os.setpriority(os.PRIO_PROCESS, 0, 5)'
+t_check "sandbox: a netlink socket is refused (RestrictAddressFamilies)" \
+	py_refused 'import socket; socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)'
+t_check "sandbox: an IPv6 socket is allowed" py 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_STREAM)'
 
-# ---- edge, under MemoryDenyWriteExecute, with a cache and a script
+# ---- edge, sandboxed, with a cache and a script
 SIGN=$BIN/bundle-sign
 "$SIGN" keygen "$T_DIR/origin.pub" "$T_DIR/origin.key" >/dev/null || { t_fail "keygen"; t_done; }
 OPORT=$(t_free_port); EPORT=$(t_free_port)
-t_start origin python3 "$T_ROOT/tests/tools/edge_origin.py" "$OPORT"
+t_start upstream python3 "$T_ROOT/tests/tools/edge_origin.py" "$OPORT"
 t_wait_http "http://127.0.0.1:$OPORT/__count" 10 || { t_fail "origin did not start"; t_done; }
 cat >"$T_DIR/edge.conf" <<EOC
 name = "edge-n"; region = "eu"; listen = "127.0.0.1:$EPORT"; origin = "http://127.0.0.1:$OPORT";
@@ -77,14 +88,14 @@ cache = { path = "$T_DIR/cache"; map_size = "64M"; };
 scripts = { pubkey = "$T_DIR/origin.pub"; path = "$T_DIR/scripts"; };
 EOC
 notify_start edge "$EPORT"
-t_start edge /usr/bin/python3 "$MDWE" "$BIN/minicdn-edge" -c "$T_DIR/edge.conf"
+t_start edge $(sandbox edge) "$BIN/minicdn-edge" -c "$T_DIR/edge.conf"
 E=http://127.0.0.1:$EPORT
 if t_wait_http "$E/healthz" 10; then
 	curl -s -o /dev/null -X POST --data-binary '{"path":"/a.txt","body":"cached","headers":{"Cache-Control":"max-age=60"}}' \
 		"http://127.0.0.1:$OPORT/__set"
 	cstatus() { curl -s -o /dev/null -D - "$E/a.txt" | grep -i '^Cache-Status:'; }
-	t_check "edge under MDWE: a miss, stored" grep -q 'fwd=uri-miss.*stored' <<<"$(cstatus)"
-	t_check "edge under MDWE: then a hit from LMDB" grep -q '; hit' <<<"$(cstatus)"
+	t_check "edge sandboxed: a miss, stored" grep -q 'fwd=uri-miss.*stored' <<<"$(cstatus)"
+	t_check "edge sandboxed: then a hit from LMDB" grep -q '; hit' <<<"$(cstatus)"
 	cat >"$T_DIR/hello.lua" <<'LUA'
 --[[minicdn
 name = "hello";
@@ -93,22 +104,20 @@ routes = ( { path = "/hello"; } );
 function handle(req) return { status = 200, body = "hello from lua " .. tostring(2 ^ 10) } end
 LUA
 	"$SIGN" sign "$T_DIR/origin.key" "$T_DIR/hello.lua" 1 >"$T_DIR/hello.env"
-	t_eq "edge under MDWE: script push accepted" 200 \
+	t_eq "edge sandboxed: script push accepted" 200 \
 		"$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary "@$T_DIR/hello.env" "$E/.minicdn/scripts")"
-	t_eq "edge under MDWE: the Lua script runs" "hello from lua 1024.0" "$(curl -s "$E/hello")"
+	t_eq "edge sandboxed: the Lua script runs" "hello from lua 1024.0" "$(curl -s "$E/hello")"
 else
-	t_fail "edge did not start under the MemoryDenyWriteExecute filter"; cat "$T_DIR/edge.log"
+	t_fail "edge did not start in its unit's sandbox"; cat "$T_DIR/edge.log"
 fi
 check_daemon edge
-t_check "edge: no EPERM from the filter in its log" bash -c "! grep -qi 'operation not permitted' '$T_DIR/edge.log'"
 
 # ---- origin
 mkdir -p "$T_DIR/site"; echo hi >"$T_DIR/site/index.html"
 OP2=$(t_free_port)
 printf 'listen = "127.0.0.1:%s";\nroot = "%s/site";\n' "$OP2" "$T_DIR" >"$T_DIR/origin.conf"
 notify_start origin "$OP2"
-t_start origin-d "$BIN/minicdn-origin" -c "$T_DIR/origin.conf"
-T_PIDS[origin]=${T_PIDS[origin-d]}; unset "T_PIDS[origin-d]" # the scripted origin stops below
+t_start origin $(sandbox origin) "$BIN/minicdn-origin" -c "$T_DIR/origin.conf"
 check_daemon origin
 
 # ---- dns (UDP+TCP listener and the stats listener)
@@ -123,8 +132,13 @@ regions = ( { name = "eu"; lat = 50.1; lon = 8.7; } );
 edges = ( { name = "edge-eu"; region = "eu"; address = "127.0.0.11"; } );
 CONF
 notify_start dns "$P" "$SP"
-t_start dns "$BIN/minicdn-dns" -c "$T_DIR/dns.conf"
+t_start dns $(sandbox dns) "$BIN/minicdn-dns" -c "$T_DIR/dns.conf"
 check_daemon dns
+
+for d in edge origin dns; do
+	t_check "$d: no EPERM or EAFNOSUPPORT in its log" \
+		bash -c "! grep -qiE 'operation not permitted|address family not supported' '$T_DIR/$d.log'"
+done
 
 # ---- without NOTIFY_SOCKET nothing changes (the daemons run outside systemd too)
 t_check "-t ignores NOTIFY_SOCKET" env NOTIFY_SOCKET="$T_DIR/nowhere.sock" "$BIN/minicdn-dns" -t -c "$T_DIR/dns.conf"
