@@ -1,6 +1,6 @@
 /* http.c -- the edge's request dispatch: control -> script -> cache -> origin.
  *
- * Seam for edge logic (issue 5, edge/script*.c): dispatch() below is the one
+ * Seam for edge logic (edge/script/): dispatch() below is the one
  * place requests are routed.  A script hook is called between the control
  * endpoints and the cache with the struct edge_req (http.h: method, target,
  * normalised path/query/host, headers via edge_req_header(), client address)
@@ -599,7 +599,7 @@ static enum MHD_Result dispatch(struct edge_req *r)
 	    (p[1] == '.' && !strncmp(p, "/.minicdn/", 10)))
 		return control_handle(r);
 
-	/* 2. Script hook (issue 5): a matching script answers or declines. */
+	/* 2. Script hook: a matching script answers or declines. */
 	enum MHD_Result sret;
 	if (r->state == RS_SCRIPT ? script_http_resume(r, &sret)
 	                          : script_any(r->edge->scripts) && script_http_step(r, &sret))

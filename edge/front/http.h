@@ -2,7 +2,7 @@
  *
  * Dispatch order (edge/http.c, function dispatch()):
  *   1. /healthz, /metrics, /.minicdn/... control (edge/control.c)
- *   2. script hook (issue 5: edge/script*.c adds one call here; it gets the
+ *   2. script hook (edge/script/ adds one call here; it gets the
  *      struct edge_req below and either queues a response or declines)
  *   3. cache (GET/HEAD): hit, stale-while-revalidate, revalidation
  *   4. origin (edge/proxy.c): misses (collapsed), unsafe methods (pass + invalidate)

@@ -53,6 +53,8 @@ t_check "reachable edges still reported ok" outhas '^e1 +ok'
 sed -i 's/test-secret/wrong/' "$T_DIR/ctl.conf"
 t_fails_with 1 "wrong secret: exit 1" "$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --tag pics; out=$T_OUT
 t_check "wrong secret: HTTP 401 reported" outhas 'HTTP 401' 
+curl -s -D "$T_DIR/h401" -o /dev/null -X POST -H 'Authorization: Bearer wrong' -d '{"tag":"pics"}' "$E1/.minicdn/purge"
+t_check "edge's 401 names the scheme (WWW-Authenticate: Bearer)" grep -q $'^WWW-Authenticate: Bearer\r$' "$T_DIR/h401"
 t_fails_with 2 "no argument: usage, exit 2" "$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge
 t_fails_with 2 "relative URL: exit 2" "$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge /relative
 t_done
