@@ -21,9 +21,9 @@ KEEP_CORPUS=tests/fuzz/corpus/$TARGET
 mkdir -p "$OUT" "$KEEP_CRASHES" "$KEEP_CORPUS"
 fail() { echo "FAIL: fuzz: $*"; exit 1; }
 command -v clang >/dev/null || fail "clang not installed"
-PKG="libconfig libmaxminddb"
+PKG="libconfig libmaxminddb libsystemd"
 SRC="tests/fuzz/fuzz_query.c dns/query.c dns/rcode.c dns/snap.c dns/zone.c dns/geo.c dns/trie.c dns/edges.c dns/conf.c
-     dns/counters.c common/log.c common/xmalloc.c common/buf.c common/addr.c common/cfg.c common/daemon.c"
+     dns/counters.c common/log.c common/xmalloc.c common/buf.c common/addr.c common/cfg.c common/daemon.c common/secret.c"
 # shellcheck disable=SC2086
 if ! clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	$(pkg-config --cflags $PKG) -o "$OUT/fuzz_query" $SRC $(pkg-config --libs $PKG) -lldns -lm -lpthread \
