@@ -1,7 +1,7 @@
 /* cache.c -- LMDB object store with an approximate LRU that survives restarts */
 #include "edge/cache/cache.h"
 #include "edge/cache/cachekey.h"
-#include "common/encoding.h"
+#include "edge/cache/vary.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -1141,20 +1141,9 @@ static void variant_from_names(const char *key, const char *names, size_t len, c
 		const char *v = hdr ? hdr(cls, name) : NULL;
 		char sep = CACHEKEY_VARY_SEP;
 		buf_append(out, &sep, 1);
-		if (!strcasecmp(name, "accept-encoding")) {
-			/* Normalised, as fills send it (proxy.c): two variants, not
-			 * one per browser's spelling of its list. */
-			if (encoding_accepts_gzip(v))
-				buf_puts(out, "gzip");
-		} else if (v) {
-			/* Whitespace around the value does not select a new variant. */
-			while (*v == ' ' || *v == '\t')
-				v++;
-			size_t vl = strlen(v);
-			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-				vl--;
-			buf_append(out, v, vl);
-		}
+		/* Equivalent spellings select one variant (RFC 9111 4.1);
+		 * Accept-Encoding as fills send it (proxy.c). */
+		vary_normalize(name, v, out);
 		i = j + 1;
 	}
 }

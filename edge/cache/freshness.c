@@ -264,6 +264,18 @@ bool freshness_understood_status(unsigned s)
 	return false;
 }
 
+/* ---------- conditional requests ---------- */
+
+bool freshness_not_modified_since(const char *ims, const char *last_modified, const char *date)
+{
+	if (!ims)
+		return false;
+	/* RFC 9111 4.3.2: without Last-Modified, the stored Date stands in. */
+	const char *lmv = last_modified ? last_modified : date;
+	time_t t = httpdate_parse(ims), lm = lmv ? httpdate_parse(lmv) : -1;
+	return t >= 0 && lm >= 0 && lm <= t;
+}
+
 /* ---------- stale on origin failure ---------- */
 
 bool freshness_error_status(unsigned s)

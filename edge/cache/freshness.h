@@ -122,6 +122,12 @@ bool freshness_cacheable_status(unsigned status);
 /* True if this cache understands the status (RFC 9111 5.2.2.3 must-understand). */
 bool freshness_understood_status(unsigned status);
 
+/* If-Modified-Since (RFC 9110 13.1.3) against a stored response: true
+ * (answer 304) if ims is a valid date at or after last_modified -- or,
+ * without Last-Modified, the stored Date (RFC 9111 4.3.2).  Any NULL or
+ * invalid date: false. */
+bool freshness_not_modified_since(const char *ims, const char *last_modified, const char *date);
+
 /* ---------- stale when the origin fails (RFC 9111 4.2.4, RFC 5861 4) ---------- */
 
 /* True for the statuses RFC 5861 calls errors: 500, 502, 503, 504. */

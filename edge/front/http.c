@@ -37,9 +37,42 @@ const char *edge_req_header(const struct edge_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+struct hdr_all {
+	const char *name, *first;
+	int n;
+	struct buf *out;
+};
+
+static enum MHD_Result join_hdr(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+	struct hdr_all *a = cls;
+	if (strcasecmp(k, a->name))
+		return MHD_YES;
+	v = v ? v : "";
+	if (a->n == 1)
+		buf_puts(a->out, a->first);
+	if (a->n >= 1)
+		buf_append(a->out, ", ", 2);
+	if (a->n == 0)
+		a->first = v;
+	else
+		buf_puts(a->out, v);
+	a->n++;
+	return MHD_YES;
+}
+
+const char *edge_req_header_all(struct edge_req *r, const char *name)
+{
+	struct hdr_all a = { name, NULL, 0, &r->hdr_join };
+	buf_reset(&r->hdr_join);
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, join_hdr, &a);
+	return a.n > 1 ? r->hdr_join.data : a.first;
+}
+
+/* Vary selects on the whole field, every line of it. */
 static const char *req_hdr_cb(void *cls, const char *name)
 {
-	return edge_req_header(cls, name);
+	return edge_req_header_all(cls, name);
 }
 
 bool http_hop_by_hop(const char *n, const char *connection)
@@ -203,17 +236,14 @@ static bool etag_in_list(const char *list, const char *etag)
 }
 
 /* True if the client's conditional GET is satisfied (answer 304). */
-bool http_not_modified(struct edge_req *r, const char *etag, const char *last_modified)
+bool http_not_modified(struct edge_req *r, const char *etag, const char *last_modified,
+                       const char *date)
 {
 	const char *inm = edge_req_header(r, "If-None-Match");
 	if (inm)
 		return etag_in_list(inm, etag);
-	const char *ims = edge_req_header(r, "If-Modified-Since");
-	if (ims && last_modified) {
-		time_t t = httpdate_parse(ims), lm = httpdate_parse(last_modified);
-		return t >= 0 && lm >= 0 && lm <= t;
-	}
-	return false;
+	return freshness_not_modified_since(edge_req_header(r, "If-Modified-Since"), last_modified,
+	                                    date);
 }
 
 /* If-Range: a strong ETag must match exactly, a date must equal Last-Modified. */
@@ -302,7 +332,7 @@ enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
 	unsigned nr = 0;
 	bool is304 = false;
 
-	if (status == 200 && http_not_modified(r, etag, lm)) {
+	if (status == 200 && http_not_modified(r, etag, lm, entry_get_header(v, "Date"))) {
 		is304 = true;
 		status = 304;
 		blen = 0;
@@ -485,10 +515,14 @@ static enum MHD_Result cache_step(struct edge_req *r)
 	 * remember whether this copy may be served if the origin fails: not
 	 * when the response requires revalidation nor when the client asked
 	 * for the origin's answer with no-cache. */
-	int64_t stale_for = age - v.meta.lifetime;
-	int64_t sie = v.meta.sie >= 0 ? v.meta.sie : edge_live(e)->cache.stale_if_error_ms / 1000;
-	r->has_stale = !mustrv && !(rqp && rq.no_cache) && sie > 0;
-	r->stale_deadline = now + (sie - stale_for);
+	r->has_stale = true;
+	r->stale = (struct stale_err){
+		.sie = v.meta.sie,
+		.no_cache = (v.meta.flags & ENTRY_F_NO_CACHE) != 0,
+		.must_revalidate = mustrv,
+		.req_no_cache = rqp && rq.no_cache,
+	};
+	r->stale_since = now - (age - v.meta.lifetime);
 	r->fwd = use == VALIDATE_REQUEST ? FWD_REQUEST : FWD_STALE;
 	ret = proxy_start(r, &st);
 	cache_ref_release(e->cache, ref); /* st was copied by proxy_start */
@@ -633,9 +667,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->client = ci ? ci->client_addr : NULL;
 		r->is_get = !strcmp(method, "GET");
 		r->is_head = !r->is_get && !strcmp(method, "HEAD");
-		r->is_unsafe = !r->is_get && !r->is_head &&
-		               (!strcmp(method, "POST") || !strcmp(method, "PUT") ||
-		                !strcmp(method, "DELETE") || !strcmp(method, "PATCH"));
+		/* Safe methods are GET, HEAD, OPTIONS and TRACE (RFC 9110 9.2.1);
+		 * every other one, extension methods included, is unsafe and
+		 * invalidates the target on success (RFC 9111 4.4). */
+		r->is_unsafe = !r->is_get && !r->is_head && strcmp(method, "OPTIONS") &&
+		               strcmp(method, "TRACE");
 		const char *why = NULL;
 		unsigned st = validate(r, version, &why);
 		if (st) {
@@ -644,7 +680,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			log_debug("http", "refused %s: %s", r->target, why);
 			return http_error(r, st, why);
 		}
-		if (!r->is_get && !r->is_head && !r->is_unsafe && strcmp(method, "OPTIONS")) {
+		if (!strcmp(method, "CONNECT")) {
+			/* A reverse proxy makes no tunnels. */
 			r->state = RS_DONE;
 			return http_error(r, 501, "method not implemented");
 		}
@@ -742,6 +779,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	buf_free(&r->host);
 	buf_free(&r->key);
 	buf_free(&r->body);
+	buf_free(&r->hdr_join);
 	free(r); /* and its target */
 	*con_cls = NULL;
 	counters_add(&e->n, C_INFLIGHT, -1);

@@ -12,6 +12,7 @@
 
 #include "common/buf.h"
 #include "edge/cache/cache.h"
+#include "edge/cache/freshness.h"
 #include "edge/edge.h"
 #include "edge/upstream/fetch.h"
 #include <microhttpd.h>
@@ -46,8 +47,11 @@ struct edge_req {
 	struct fetch_waiter w;
 	bool leader, waiting_registered;
 	enum fwd_reason fwd;
-	bool has_stale;                  /* a stale entry exists that may be served on error */
-	int64_t stale_deadline;          /* serve-stale-on-error limit (epoch seconds) */
+	bool has_stale;                  /* a stored entry may stand in for a failed fetch ... */
+	struct stale_err stale;          /* ... if freshness_stale_on_error says so (stale_for,
+	                                    fail and the windows are filled in then) */
+	int64_t stale_since;             /* when that entry went stale (epoch seconds) */
+	struct buf hdr_join;             /* edge_req_header_all's scratch */
 	bool no_collapse;               /* forwarded individually after a collapse did not fit */
 	bool joined_done;               /* answered from a completed fetch whose store is pending (a hit) */
 	struct script_task *script;      /* waiting script (RS_SCRIPT), owned */
@@ -65,6 +69,9 @@ const char *edge_req_key(struct edge_req *r);
 
 /* Request header value (case-insensitive), borrowed from MHD; NULL if absent. */
 const char *edge_req_header(const struct edge_req *r, const char *name);
+/* Like edge_req_header, with repeated field lines combined with ", " (RFC
+ * 9110 5.3).  Borrowed from MHD, or from r's scratch until the next call. */
+const char *edge_req_header_all(struct edge_req *r, const char *name);
 
 /* Starts the listener.  Returns the daemon or NULL with err. */
 struct MHD_Daemon *http_start(struct edge *e, char *err, size_t errlen);
@@ -78,7 +85,8 @@ enum MHD_Result http_serve_entry(struct edge_req *r, struct cache_ref *ref,
                                  enum fwd_reason fwd, unsigned fwd_status, const char *detail);
 
 /* Client conditionals and ranges (RFC 9110 13, 14), shared with proxy.c. */
-bool http_not_modified(struct edge_req *r, const char *etag, const char *last_modified);
+bool http_not_modified(struct edge_req *r, const char *etag, const char *last_modified,
+                       const char *date);
 bool http_if_range_ok(struct edge_req *r, const char *etag, const char *last_modified);
 /* Headers a 304 carries (RFC 9110 15.4.5) / headers never sent to clients. */
 bool http_in_304(const char *name);

@@ -3,6 +3,7 @@
 #include "edge/cache/freshness.h"
 #include "edge/cache/range.h"
 #include "common/encoding.h"
+#include "common/hdrlist.h"
 #include "common/httpdate.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -148,6 +149,27 @@ static enum MHD_Result pack_hdr(void *cls, enum MHD_ValueKind kind, const char *
 	return MHD_YES;
 }
 
+/* The request's headers packed, repeated lines of a field combined into
+ * its first (RFC 9110 5.3): a follower's Vary selection and the fill's
+ * read every line, as edge_req_header_all does. */
+static void pack_req_hdrs(struct edge_req *r, struct buf *out)
+{
+	struct buf raw = BUF_INIT, tmp = BUF_INIT;
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, pack_hdr, &raw);
+	struct hdrlist_iter it;
+	const char *n, *v;
+	hdrlist_init(&it, &raw);
+	while (hdrlist_next(&it, &n, &v)) {
+		if (hdrlist_get(&raw, n) != v)
+			continue; /* a later line: already joined into the first */
+		const char *all = proxy_field(&raw, n, &tmp);
+		buf_append(out, n, strlen(n) + 1);
+		buf_append(out, all, strlen(all) + 1);
+	}
+	buf_free(&raw);
+	buf_free(&tmp);
+}
+
 /* ---------- header filtering ---------- */
 
 void proxy_filter_headers(const struct buf *in, struct buf *out, struct buf *tags)
@@ -190,30 +212,61 @@ void proxy_filter_headers(const struct buf *in, struct buf *out, struct buf *tag
 static void fill_evaluate(struct fill *x, struct fetch *f, const struct buf *hdrs, unsigned status)
 {
 	struct fresh_in in;
-	proxy_fresh_in(&in, x->e, status, hdrs, f->request_time, f->response_time);
+	struct fresh_fields ff = { 0 };
+	proxy_fresh_in(&in, &ff, x->e, status, hdrs, f->request_time, f->response_time);
 	in.method = "GET";
 	in.req_authorization = x->req_auth;
 	in.req_cache_control = fetch_header(&x->req_hdrs, "Cache-Control");
 	/* Age is never stored (it is recomputed), so after a 304 the merged
 	 * headers lack it: the 304's own Age is the validated response's age
 	 * upstream (RFC 9111 4.2.3, 4.3.4). */
-	in.age = fetch_header(&f->hdrs, "Age");
+	in.age = proxy_field(&f->hdrs, "Age", &ff.age);
 	freshness_evaluate(&in, &x->fo);
+	proxy_fresh_fields_free(&ff);
 }
 
-void proxy_fresh_in(struct fresh_in *in, const struct edge *e, unsigned status,
-                    const struct buf *hdrs, int64_t request_time, int64_t response_time)
+const char *proxy_field(const struct buf *hdrs, const char *name, struct buf *tmp)
+{
+	struct hdrlist_iter it;
+	const char *n, *v, *first = NULL;
+	hdrlist_init(&it, hdrs);
+	while (hdrlist_next(&it, &n, &v)) {
+		if (strcasecmp(n, name))
+			continue;
+		if (first)
+			return hdrlist_get_all(hdrs, name, tmp); /* rare: join them */
+		first = v;
+	}
+	return first;
+}
+
+void proxy_fresh_fields_free(struct fresh_fields *ff)
+{
+	buf_free(&ff->cc);
+	buf_free(&ff->cdn);
+	buf_free(&ff->expires);
+	buf_free(&ff->date);
+	buf_free(&ff->lm);
+	buf_free(&ff->age);
+	buf_free(&ff->vary);
+}
+
+void proxy_fresh_in(struct fresh_in *in, struct fresh_fields *ff, const struct edge *e,
+                    unsigned status, const struct buf *hdrs, int64_t request_time,
+                    int64_t response_time)
 {
 	const struct edge_config *live = edge_live(e);
+	/* Every line of each field (RFC 9110 5.3): a second Cache-Control
+	 * line's no-store, or "Vary:" then "Vary: *", count. */
 	*in = (struct fresh_in){
 		.status = status,
-		.cache_control = fetch_header(hdrs, "Cache-Control"),
-		.cdn_cache_control = fetch_header(hdrs, "CDN-Cache-Control"),
-		.expires = fetch_header(hdrs, "Expires"),
-		.date = fetch_header(hdrs, "Date"),
-		.last_modified = fetch_header(hdrs, "Last-Modified"),
-		.age = fetch_header(hdrs, "Age"),
-		.vary = fetch_header(hdrs, "Vary"),
+		.cache_control = proxy_field(hdrs, "Cache-Control", &ff->cc),
+		.cdn_cache_control = proxy_field(hdrs, "CDN-Cache-Control", &ff->cdn),
+		.expires = proxy_field(hdrs, "Expires", &ff->expires),
+		.date = proxy_field(hdrs, "Date", &ff->date),
+		.last_modified = proxy_field(hdrs, "Last-Modified", &ff->lm),
+		.age = proxy_field(hdrs, "Age", &ff->age),
+		.vary = proxy_field(hdrs, "Vary", &ff->vary),
 		.request_time = request_time,
 		.response_time = response_time,
 		.heuristic_fraction = live->cache.heuristic_fraction,
@@ -333,6 +386,7 @@ static void on_headers(struct fetch *f)
 struct pending_store {
 	struct fetch *f;
 	struct buf hdrs, tags;
+	struct buf vary; /* Vary's lines joined, when there are several */
 };
 
 /* Runs in the cache's writer thread once the entry is committed (or not). */
@@ -350,6 +404,7 @@ static void store_done(void *cls, int rc)
 	}
 	buf_free(&ps->hdrs);
 	buf_free(&ps->tags);
+	buf_free(&ps->vary);
 	fetch_unref(ps->f);
 	free(ps);
 }
@@ -381,8 +436,8 @@ static void on_done(struct fetch *f)
 		}
 		struct entry_meta m;
 		meta_from(x, f, f->status, &m);
-		cache_store_async(e->cache, x->key, fetch_header(&f->hdrs, "Vary"), fill_hdr, x, &m,
-		                  ps->hdrs.data ? ps->hdrs.data : "", ps->hdrs.len,
+		cache_store_async(e->cache, x->key, proxy_field(&f->hdrs, "Vary", &ps->vary), fill_hdr,
+		                  x, &m, ps->hdrs.data ? ps->hdrs.data : "", ps->hdrs.len,
 		                  ps->tags.data ? ps->tags.data : "", ps->tags.len, f->body.data,
 		                  f->body.len, store_done, ps);
 		return;
@@ -498,7 +553,7 @@ static struct fetch *new_fetch(struct edge_req *r, enum fill_mode mode, const st
 	x->host = xstrdup(r->host.data);
 	x->req_auth = r->has_auth;
 	x->purge_seq = e->cache ? cache_purge_seq(e->cache) : 0;
-	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, pack_hdr, &x->req_hdrs);
+	pack_req_hdrs(r, &x->req_hdrs);
 	const char *etag = NULL, *lm = NULL;
 	struct entry_view tmpv;
 	if (st) {
@@ -509,7 +564,11 @@ static struct fetch *new_fetch(struct edge_req *r, enum fill_mode mode, const st
 		tmpv.hdrs = x->old_hdrs.data;
 		tmpv.hdrs_len = x->old_hdrs.len;
 		etag = entry_get_header(&tmpv, "ETag");
+		/* Without Last-Modified, the stored Date is the validator (RFC
+		 * 9110 13.1.3, RFC 9111 4.3.1): the origin can still say 304. */
 		lm = entry_get_header(&tmpv, "Last-Modified");
+		if (!lm)
+			lm = entry_get_header(&tmpv, "Date");
 	}
 	log_debug("proxy", "fetch %s mode %d etag %s lm %s", edge_req_key(r), (int)mode, etag ? etag : "-", lm ? lm : "-");
 	const char *method = mode == PASS ? r->method : "GET";
@@ -767,7 +826,8 @@ static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct 
 	bool is304 = false;
 	bool cacheable_get = x->mode != PASS;
 
-	if (cacheable_get && status == 200 && http_not_modified(r, etag, lm)) {
+	if (cacheable_get && status == 200 &&
+	    http_not_modified(r, etag, lm, fetch_header(&f->hdrs, "Date"))) {
 		is304 = true;
 		out_status = 304;
 	} else if (cacheable_get && status == 200 && cl >= 0 && edge_req_header(r, "Range") &&
@@ -891,7 +951,7 @@ static void detach(struct edge_req *r)
 
 static const char *req_hdr(void *cls, const char *name)
 {
-	return edge_req_header(cls, name);
+	return edge_req_header_all(cls, name);
 }
 
 /* Serves r from the cache if the entry is there (returns true, *ret set). */
@@ -945,20 +1005,29 @@ enum MHD_Result proxy_resume(struct edge_req *r)
 		r->no_collapse = true;
 		return proxy_start(r, NULL);
 	}
-	if (failed || status >= 500) {
-		if (r->has_stale && (int64_t)time(NULL) <= r->stale_deadline) {
+	if ((failed || freshness_error_status(status)) && r->has_stale) {
+		/* The stored response stands in for the failure when the RFC
+		 * and the configuration allow it (freshness_stale_on_error). */
+		const struct edge_config *lc = edge_live(e);
+		struct stale_err se = r->stale;
+		se.fail = failed ? ORIGIN_UNREACHABLE : ORIGIN_ERROR;
+		se.stale_for = (int64_t)time(NULL) - r->stale_since;
+		se.default_sie = lc->cache.stale_if_error_ms / 1000;
+		se.unreachable = lc->cache.stale_if_unreachable_ms / 1000;
+		if (freshness_stale_on_error(&se)) {
 			detach(r);
 			counters_add(&e->n, C_STALE_SERVED, 1);
 			if (serve_from_cache(r, r->fwd == FWD_REQUEST ? FWD_REQUEST : FWD_STALE,
-			                     failed ? 504 : status, "stale-if-error", &ret))
+			                     failed ? 504 : status,
+			                     failed ? "origin-unreachable" : "stale-if-error", &ret))
 				return ret;
 			return http_error(r, failed ? (timed_out ? 504 : 502) : 502, "origin failed");
 		}
-		if (failed) {
-			detach(r);
-			return http_error(r, timed_out ? 504 : 502,
-			                  timed_out ? "origin timed out" : "origin unreachable");
-		}
+	}
+	if (failed) {
+		detach(r);
+		return http_error(r, timed_out ? 504 : 502,
+		                  timed_out ? "origin timed out" : "origin unreachable");
 	}
 	if (!r->leader && x->mode != REVALIDATE && !x->shareable) {
 		/* The shared response is not for everyone: go on our own. */
@@ -968,7 +1037,8 @@ enum MHD_Result proxy_resume(struct edge_req *r)
 		return proxy_start(r, NULL);
 	}
 	if (!r->leader && x->store) {
-		const char *vary = fetch_header(&f->hdrs, "Vary");
+		struct buf vtmp = BUF_INIT;
+		const char *vary = proxy_field(&f->hdrs, "Vary", &vtmp);
 		if (vary) {
 			struct buf mine = BUF_INIT, theirs = BUF_INIT;
 			cache_variant_key(edge_req_key(r), vary, req_hdr, r, &mine);
@@ -976,6 +1046,7 @@ enum MHD_Result proxy_resume(struct edge_req *r)
 			bool same = !strcmp(mine.data, theirs.data);
 			buf_free(&mine);
 			buf_free(&theirs);
+			buf_free(&vtmp);
 			if (!same) {
 				detach(r);
 				r->no_collapse = true;
@@ -983,6 +1054,7 @@ enum MHD_Result proxy_resume(struct edge_req *r)
 				return proxy_start(r, NULL);
 			}
 		}
+		buf_free(&vtmp);
 	}
 	/* The stream registers its own waiter before ours goes, or a discard
 	 * fetch would drop bytes no one has read yet. */

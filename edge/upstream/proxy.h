@@ -38,11 +38,24 @@ void proxy_release(struct edge_req *r);
  * (packed "t\0"), which are never sent to clients. */
 void proxy_filter_headers(const struct buf *in, struct buf *out, struct buf *tags);
 
+/* Value of field name in the packed list hdrs with repeated field lines
+ * combined with ", " (RFC 9110 5.3): borrowed from hdrs when the field
+ * occurs once, else joined into tmp (the caller's).  NULL if absent. */
+const char *proxy_field(const struct buf *hdrs, const char *name, struct buf *tmp);
+
+/* Storage for the combined field values a fresh_in points to. */
+struct fresh_fields {
+	struct buf cc, cdn, expires, date, lm, age, vary;
+};
+void proxy_fresh_fields_free(struct fresh_fields *ff);
+
 struct fresh_in;
-/* Fills the response side of a freshness input: the origin response headers
- * (strings borrowed from hdrs, valid while it lives), status, times and the
- * live heuristic settings.  The caller adds method and request headers. */
-void proxy_fresh_in(struct fresh_in *in, const struct edge *e, unsigned status,
-                    const struct buf *hdrs, int64_t request_time, int64_t response_time);
+/* Fills the response side of a freshness input: the origin response headers,
+ * every line of each (strings borrowed from hdrs or ff -- zeroed by the
+ * caller -- valid while both live), status, times and the live heuristic
+ * settings.  The caller adds method and request headers. */
+void proxy_fresh_in(struct fresh_in *in, struct fresh_fields *ff, const struct edge *e,
+                    unsigned status, const struct buf *hdrs, int64_t request_time,
+                    int64_t response_time);
 
 #endif

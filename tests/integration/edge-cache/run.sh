@@ -312,7 +312,8 @@ get /rqnv
 get /rqnv -H 'Cache-Control: no-cache'
 t_check "no-cache, entry without validator: full refetch (fwd-status=200)" cs_has "fwd=request; fwd-status=200"
 t_eq "no-cache without validator: body" no-validator "$(body)"
-t_check "no-cache without validator: no conditional sent" sh -c "! curl -s '$O/__last?path=/rqnv' | grep -qi 'if-none-match\|if-modified-since'"
+t_check "no-cache without ETag: no If-None-Match sent" sh -c "! curl -s '$O/__last?path=/rqnv' | grep -qi 'if-none-match'"
+t_check "no-cache without Last-Modified: If-Modified-Since from the stored Date (RFC 9111 4.3.1)" sh -c "curl -s '$O/__last?path=/rqnv' | grep -qi 'if-modified-since'"
 t_eq "no-cache without validator: 2 origin requests" 2 "$(ocount /rqnv)"
 get /rqnv
 t_check "no-cache refetch stored: next request a hit" cs_has "; hit"

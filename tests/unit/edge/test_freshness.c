@@ -526,6 +526,21 @@ static void test_stale_on_error(void **state)
 	assert_int_equal(freshness_use(NULL, &st), VALIDATE_STALE);
 }
 
+static void test_not_modified_since(void **state)
+{
+	const char *lm = "Tue, 14 Nov 2023 12:13:20 GMT";
+	assert_true(freshness_not_modified_since(D_NOW, lm, NULL));
+	assert_true(freshness_not_modified_since(lm, lm, D_NOW));
+	assert_false(freshness_not_modified_since("Tue, 14 Nov 2023 12:13:19 GMT", lm, D_NOW));
+	/* RFC 9111 4.3.2: no Last-Modified, the stored Date stands in */
+	assert_true(freshness_not_modified_since(D_NOW, NULL, D_NOW));
+	assert_false(freshness_not_modified_since(lm, NULL, D_NOW));
+	assert_false(freshness_not_modified_since(D_NOW, NULL, NULL));
+	assert_false(freshness_not_modified_since(NULL, lm, D_NOW));
+	/* an invalid IMS is ignored (RFC 9110 13.1.3) */
+	assert_false(freshness_not_modified_since("Tue, 14 Nov 2023 22:13:20", NULL, D_NOW));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -545,6 +560,7 @@ int main(void)
 		cmocka_unit_test(test_status_codes),
 		cmocka_unit_test(test_must_understand),
 		cmocka_unit_test(test_stale_on_error),
+		cmocka_unit_test(test_not_modified_since),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
