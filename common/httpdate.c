@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const wday[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 static const char *const wday_long[] = { "Sunday",   "Monday", "Tuesday", "Wednesday",
@@ -49,12 +50,13 @@ static int digits(const char *p, int n)
 	return v;
 }
 
-/* Index of the 3-letter name at p in names (case-sensitive: RFC 9110 writes
- * them as %s"..."), or -1. */
+/* Index of the 3-letter name at p in names, or -1.  RFC 9110 makes the
+ * names case-sensitive, but RFC 9111 4.2 asks a cache to match dates
+ * case-insensitively: "thu", "JAN" and "gmt" are read. */
 static int name3(const char *p, const char *const *names, int n)
 {
 	for (int i = 0; i < n; i++)
-		if (!memcmp(p, names[i], 3))
+		if (!strncasecmp(p, names[i], 3))
 			return i;
 	return -1;
 }
@@ -84,7 +86,7 @@ static time_t parse_fixdate(const char *s, size_t n)
 {
 	int h, mi, sec;
 	if (n != 29 || name3(s, wday, 7) < 0 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' ||
-	    s[11] != ' ' || s[16] != ' ' || memcmp(s + 25, " GMT", 4) ||
+	    s[11] != ' ' || s[16] != ' ' || strncasecmp(s + 25, " GMT", 4) ||
 	    time_of_day(s + 17, &h, &mi, &sec) < 0)
 		return -1;
 	int day = digits(s + 5, 2), year = digits(s + 12, 4);
@@ -104,12 +106,12 @@ static time_t parse_rfc850(const char *s, size_t n, time_t now)
 	size_t wl = (size_t)(c - s);
 	int w = -1;
 	for (int i = 0; i < 7; i++)
-		if (strlen(wday_long[i]) == wl && !memcmp(s, wday_long[i], wl))
+		if (strlen(wday_long[i]) == wl && !strncasecmp(s, wday_long[i], wl))
 			w = i;
 	const char *p = c + 1; /* " 06-Nov-94 08:49:37 GMT" */
 	int h, mi, sec;
 	if (w < 0 || (size_t)(s + n - p) != 23 || p[0] != ' ' || p[3] != '-' || p[7] != '-' ||
-	    p[10] != ' ' || memcmp(p + 19, " GMT", 4) || time_of_day(p + 11, &h, &mi, &sec) < 0)
+	    p[10] != ' ' || strncasecmp(p + 19, " GMT", 4) || time_of_day(p + 11, &h, &mi, &sec) < 0)
 		return -1;
 	int day = digits(p + 1, 2), yy = digits(p + 8, 2);
 	if (day < 0 || yy < 0)
