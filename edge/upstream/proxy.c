@@ -607,6 +607,19 @@ static void wait_on(struct edge_req *r, struct fetch *f)
 	MHD_suspend_connection(r->conn);
 }
 
+/* Under f->lock, once f's response has arrived: a later request may reuse
+ * it only while it is fresh (RFC 9111 4) -- not one stale at birth or with
+ * no-cache, even before its store commits.  Requests that were waiting for
+ * it (collapsed while pending) are not asked this. */
+static bool fill_reusable(const struct fill *x, const struct fetch *f)
+{
+	if (x->fo.no_cache)
+		return false;
+	int64_t age = freshness_age(x->fo.date, x->fo.age_value, f->request_time, f->response_time,
+	                            (int64_t)time(NULL));
+	return age < x->fo.lifetime;
+}
+
 enum MHD_Result proxy_start(struct edge_req *r, const struct stale_info *st)
 {
 	struct edge *e = r->edge;
@@ -619,7 +632,8 @@ enum MHD_Result proxy_start(struct edge_req *r, const struct stale_info *st)
 			pthread_mutex_lock(&f->lock);
 			struct fill *x = f->ctx;
 			bool ok = !f->discard && f->state != F_FAILED &&
-			          (f->state == F_PENDING || x->shareable) && f->body_base == 0;
+			          (f->state == F_PENDING || (x->shareable && fill_reusable(x, f))) &&
+			          f->body_base == 0;
 			if (ok) {
 				fetch_ref(f);
 				counters_add(&e->n, C_COLLAPSED, 1);
