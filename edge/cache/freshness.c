@@ -276,6 +276,28 @@ bool freshness_not_modified_since(const char *ims, const char *last_modified, co
 	return t >= 0 && lm >= 0 && lm <= t;
 }
 
+bool freshness_304_selects(const char *stored_etag, const char *etag_304, const char *stored_lm,
+                           const char *lm_304)
+{
+	if (etag_304) {
+		/* A strong validator selects only a strongly equal one; a weak one
+		 * any that is weakly equal. */
+		if (!stored_etag)
+			return false;
+		bool weak = !strncmp(etag_304, "W/", 2), stored_weak = !strncmp(stored_etag, "W/", 2);
+		if (!weak && stored_weak)
+			return false;
+		return !strcmp(etag_304 + (weak ? 2 : 0), stored_etag + (stored_weak ? 2 : 0));
+	}
+	if (lm_304) {
+		time_t a = httpdate_parse(lm_304), b = stored_lm ? httpdate_parse(stored_lm) : -1;
+		return a >= 0 && a == b;
+	}
+	/* No validator in the 304: it updates a stored response that has none
+	 * either. */
+	return !stored_etag && !stored_lm;
+}
+
 /* ---------- stale on origin failure ---------- */
 
 bool freshness_error_status(unsigned s)

@@ -128,6 +128,15 @@ bool freshness_understood_status(unsigned status);
  * invalid date: false. */
 bool freshness_not_modified_since(const char *ims, const char *last_modified, const char *date);
 
+/* RFC 9111 4.3.4: whether a 304 selects the stored response for update,
+ * given the stored and the 304's ETag and Last-Modified (each NULL if
+ * absent).  A 304 with an ETag needs a matching stored ETag (strong
+ * against strong, weak comparison for a weak one); else with a
+ * Last-Modified, the same date; with neither, a stored response without
+ * validators.  False: the 304 is about some other response. */
+bool freshness_304_selects(const char *stored_etag, const char *etag_304, const char *stored_lm,
+                           const char *lm_304);
+
 /* ---------- stale when the origin fails (RFC 9111 4.2.4, RFC 5861 4) ---------- */
 
 /* True for the statuses RFC 5861 calls errors: 500, 502, 503, 504. */

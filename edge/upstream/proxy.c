@@ -348,6 +348,16 @@ static void on_headers(struct fetch *f)
 		return;
 	}
 	if ((x->mode == REVALIDATE || x->mode == REFRESH) && f->status == 304) {
+		if (!freshness_304_selects(fetch_header(&x->old_hdrs, "ETag"),
+		                           fetch_header(&f->hdrs, "ETag"),
+		                           fetch_header(&x->old_hdrs, "Last-Modified"),
+		                           fetch_header(&f->hdrs, "Last-Modified"))) {
+			/* It validates some other response (RFC 9111 4.3.4): the
+			 * stored one is left alone and the request fetches anew. */
+			log_debug("proxy", "%s: 304 does not match the stored validators", x->key);
+			x->shareable = false;
+			return;
+		}
 		struct buf merged = BUF_INIT;
 		merge_304(x, f, &merged);
 		fill_evaluate(x, f, &merged, x->old_meta.status);

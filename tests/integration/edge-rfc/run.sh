@@ -115,6 +115,15 @@ t_eq "client IMS = stored Date, no Last-Modified: 304 from the cache" "304 1" "$
 get /imsclient -H 'If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT'
 t_eq "client IMS before the stored Date: 200 from the cache" "200 1" "$(status) $(ocount /imsclient)"
 
+# --- a 304 updates only the response whose validator it carries (RFC 9111 4.3.4)
+oset '{"path":"/v304","headers":{"Cache-Control":"max-age=10","Age":"40","ETag":"\"e1\""},"body":"old"}'
+get /v304
+oset '{"path":"/v304","headers":{"Cache-Control":"max-age=60","ETag":"\"e2\""},"body":"new","any_304":true}'
+get /v304
+t_eq "304 with another ETag: stored copy not used, fetched anew" "200 new 3" "$(status) $(body) $(ocount /v304)"
+get /v304
+t_eq "304 with another ETag: the new response stored" "new 3" "$(body) $(ocount /v304)"
+
 # --- any final status with explicit freshness is stored (RFC 9111 3)
 for s in 299 499 599; do
 	oset "{\"path\":\"/s$s\",\"status\":$s,\"headers\":{\"Cache-Control\":\"max-age=60\"},\"body\":\"s$s\"}"

@@ -541,6 +541,23 @@ static void test_not_modified_since(void **state)
 	assert_false(freshness_not_modified_since("Tue, 14 Nov 2023 22:13:20", NULL, D_NOW));
 }
 
+static void test_304_selects(void **state)
+{
+	const char *lm = "Tue, 14 Nov 2023 12:13:20 GMT", *lm2 = "Tue, 14 Nov 2023 12:13:21 GMT";
+	assert_true(freshness_304_selects("\"a\"", "\"a\"", NULL, NULL));
+	assert_false(freshness_304_selects("\"a\"", "\"b\"", lm, lm));  /* the ETag decides */
+	assert_false(freshness_304_selects(NULL, "\"a\"", lm, lm));
+	assert_true(freshness_304_selects("W/\"a\"", "W/\"a\"", NULL, NULL));
+	assert_true(freshness_304_selects("\"a\"", "W/\"a\"", NULL, NULL));  /* weak comparison */
+	assert_false(freshness_304_selects("W/\"a\"", "\"a\"", NULL, NULL)); /* strong needs strong */
+	assert_true(freshness_304_selects("\"a\"", NULL, lm, lm));
+	assert_false(freshness_304_selects("\"a\"", NULL, lm, lm2));
+	assert_false(freshness_304_selects("\"a\"", NULL, NULL, lm));
+	assert_true(freshness_304_selects(NULL, NULL, NULL, NULL));
+	assert_false(freshness_304_selects("\"a\"", NULL, NULL, NULL));
+	assert_false(freshness_304_selects(NULL, NULL, lm, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -561,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_must_understand),
 		cmocka_unit_test(test_stale_on_error),
 		cmocka_unit_test(test_not_modified_since),
+		cmocka_unit_test(test_304_selects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
