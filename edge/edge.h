@@ -64,6 +64,7 @@ struct edge {
 	struct accesslog *alog;           /* NULL: no access log */
 	struct fetcher *fetcher;
 	struct collapse *collapse;
+	struct scripts *scripts;          /* script.h: bundles, Lua states, KV store */
 	long long start_ms;
 	struct counters n;                /* counters.h: per-thread shards */
 };

@@ -150,7 +150,8 @@ int main(int argc, char **argv)
 	if (!e.fetcher)
 		goto fail;
 	e.collapse = collapse_new();
-	if (script_init(&e.cfg.scripts, e.cfg.name, e.cfg.region, e.cfg.origin, err, sizeof err) < 0)
+	e.scripts = script_init(&e.cfg.scripts, e.cfg.name, e.cfg.region, e.cfg.origin, err, sizeof err);
+	if (!e.scripts)
 		goto fail;
 	if (e.cfg.access_log && !(e.alog = accesslog_open(e.cfg.access_log, err, sizeof err)))
 		goto fail;
@@ -198,7 +199,7 @@ fail:
 		log_error("main", "%s", err);
 	if (d)
 		MHD_stop_daemon(d);
-	script_shutdown(); /* after MHD: no request runs a script any more */
+	script_shutdown(e.scripts); /* after MHD: no request runs a script any more */
 	accesslog_close(e.alog); /* after MHD: every request has logged its line */
 	fetcher_stop(e.fetcher);
 	cache_close(e.cache); /* before collapse_free: queued stores leave the collapse table */

@@ -10,7 +10,7 @@ libcurl4-openssl-dev libsodium-dev libconfig-dev libmaxminddb-dev libcmocka-dev 
 zlib1g-dev"
 TEST="bind9-dnsutils knot-dnsutils curl clang libclang-rt-14-dev iproute2 procps psmisc
 lmdb-utils mmdb-bin libmaxmind-db-writer-perl gnuplot-nox python3 dnsperf bc"
-BENCH="wrk dnsperf nginx libnginx-mod-http-lua libnginx-mod-http-echo varnish gdnsd knot knot-module-geoip valgrind"
+BENCH="wrk dnsperf nginx libnginx-mod-http-lua libnginx-mod-http-echo varnish trafficserver nghttp2-client gdnsd knot knot-module-geoip valgrind"
 
 want="$BUILD $TEST"
 check_only=0

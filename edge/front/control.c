@@ -89,7 +89,7 @@ static enum MHD_Result metrics(struct edge_req *r)
 	G("inflight_requests", "Requests in flight.", inflight > 0 ? inflight : 0);
 #undef C
 #undef G
-	script_metrics(&b);
+	script_metrics(e->scripts, &b);
 	enum MHD_Result ret = httpd_reply(r->conn, 200, "text/plain; version=0.0.4", b.data, b.len);
 	buf_free(&b);
 	return ret;
