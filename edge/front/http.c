@@ -47,14 +47,20 @@ static enum MHD_Result cache_step(struct edge_req *r)
 	struct edge *e = r->edge;
 	/* Request directives (RFC 9111 5.2.1); most requests carry none, and
 	 * then the decision below is the plain freshness check. */
-	const char *rcc = edge_req_header(r, "Cache-Control");
-	const char *pragma = rcc ? NULL : edge_req_header(r, "Pragma");
+	/* Every line of each (RFC 9110 5.3): "Cache-Control: max-age=0" and
+	 * "Cache-Control: only-if-cached" are one list. */
+	struct buf rccb = BUF_INIT, prb = BUF_INIT;
+	const struct proxy_call *pc = edge_req_call(r);
+	const char *rcc = proxy_header_all(pc, "Cache-Control", &rccb);
+	const char *pragma = rcc ? NULL : proxy_header_all(pc, "Pragma", &prb);
 	struct req_cc rq;
 	const struct req_cc *rqp = NULL;
 	if (rcc || pragma) {
 		freshness_parse_request(rcc, pragma, edge_live(e)->cache.honor_client_no_cache, &rq);
 		rqp = &rq;
 	}
+	buf_free(&rccb);
+	buf_free(&prb);
 	bool only_cached = rqp && rq.only_if_cached;
 
 	struct cache_ref *ref;

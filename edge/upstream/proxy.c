@@ -195,12 +195,17 @@ static void join_hdr(void *arg, const char *k, const char *v)
 	a->n++;
 }
 
+const char *proxy_header_all(const struct proxy_call *pc, const char *name, struct buf *tmp)
+{
+	struct hdr_all a = { name, NULL, 0, tmp };
+	buf_reset(tmp);
+	pc->ops->each_header(pc->cls, join_hdr, &a);
+	return a.n > 1 ? tmp->data : a.first;
+}
+
 const char *proxy_call_header_all(struct proxy_call *pc, const char *name)
 {
-	struct hdr_all a = { name, NULL, 0, &pc->hdr_join };
-	buf_reset(&pc->hdr_join);
-	pc->ops->each_header(pc->cls, join_hdr, &a);
-	return a.n > 1 ? pc->hdr_join.data : a.first;
+	return proxy_header_all(pc, name, &pc->hdr_join);
 }
 
 /* ---------- fetch hooks (run in the fetch thread) ---------- */

@@ -138,9 +138,12 @@ void proxy_refresh(struct proxy_call *pc, const struct stale_info *stale);
  * of the answer was opened).  Idempotent. */
 void proxy_release(struct proxy_call *pc);
 
-/* A request header with every line combined with ", " (RFC 9110 5.3), as
- * Vary selects on it: borrowed from the connection when there is one line,
- * else from pc's scratch until the next call.  NULL if absent. */
+/* A request header with every line combined with ", " (RFC 9110 5.3):
+ * borrowed from the connection when there is one line, else joined into
+ * tmp (the caller's).  NULL if absent.  pc needs only ops and cls. */
+const char *proxy_header_all(const struct proxy_call *pc, const char *name, struct buf *tmp);
+/* The same into pc's own scratch, valid until the next call (as Vary
+ * selection reads one field at a time). */
 const char *proxy_call_header_all(struct proxy_call *pc, const char *name);
 
 /* Value of field name in the packed list hdrs with repeated field lines

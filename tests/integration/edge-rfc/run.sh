@@ -30,6 +30,10 @@ t_eq "Vary on two lines: the second line's field selects too" 2 "$(ocount /vary2
 get /vary2 -H 'Accept-Language: en'
 t_check "Vary on two lines: first variant a hit" cs_has "; hit"
 t_eq "Vary on two lines: 2 origin requests" 2 "$(ocount /vary2)"
+oset '{"path":"/rqcc","headers":{"Cache-Control":"max-age=600"},"body":"x"}'
+get /rqcc
+get /rqcc -H 'Cache-Control: max-age=600' -H 'Cache-Control: no-cache'
+t_eq "request no-cache on a second Cache-Control line: revalidated" 2 "$(ocount /rqcc)"
 oset '{"path":"/cdn2","headers":[["Cache-Control","max-age=0"],["CDN-Cache-Control","max-age=60"],["CDN-Cache-Control","no-store"]],"body":"x"}'
 get /cdn2; get /cdn2
 t_eq "no-store on a second CDN-Cache-Control line: not stored" 2 "$(ocount /cdn2)"
