@@ -44,7 +44,7 @@ struct edge_config {
 	} limits;
 	struct query_rule *query_rules;
 	size_t nquery_rules;
-	struct script_config scripts; /* edge/script/script.h */
+	struct script_config scripts; /* script/script.h */
 };
 
 /* The schema (edge/config.c): drives parsing, -t and --help. */

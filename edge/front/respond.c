@@ -7,6 +7,7 @@
 #include "edge/front/respond.h"
 #include "edge/cache/freshness.h"
 #include "edge/upstream/stream.h"
+#include "common/hdrlist.h"
 #include "common/xmalloc.h"
 
 #include <limits.h>
@@ -334,7 +335,7 @@ static struct MHD_Response *stream_body(struct edge_req *r, const struct proxy_a
 		char boundary[33];
 		mp = xcalloc(1, sizeof *mp);
 		multipart_type(ctype, boundary, mp);
-		range_multipart_init(mp, boundary, fetch_header(&a->hdrs, "Content-Type"), p->rg,
+		range_multipart_init(mp, boundary, hdrlist_get(&a->hdrs, "Content-Type"), p->rg,
 		                     p->nranges, (uint64_t)a->length);
 		len = mp->total;
 	}
@@ -354,9 +355,9 @@ static struct MHD_Response *stream_body(struct edge_req *r, const struct proxy_a
 static enum MHD_Result respond_stream(struct edge_req *r, const struct proxy_answer *a)
 {
 	struct plan_resp s = { .status = a->status,
-		               .etag = fetch_header(&a->hdrs, "ETag"),
-		               .last_modified = fetch_header(&a->hdrs, "Last-Modified"),
-		               .date = fetch_header(&a->hdrs, "Date"),
+		               .etag = hdrlist_get(&a->hdrs, "ETag"),
+		               .last_modified = hdrlist_get(&a->hdrs, "Last-Modified"),
+		               .date = hdrlist_get(&a->hdrs, "Date"),
 		               .length = a->length,
 		               .cacheable = a->cacheable,
 		               .whole = a->whole };
@@ -366,15 +367,12 @@ static enum MHD_Result respond_stream(struct edge_req *r, const struct proxy_ans
 	struct MHD_Response *resp = stream_body(r, a, &p, ctype);
 	if (!resp)
 		return MHD_NO;
-	size_t pos = 0;
-	while (pos < a->hdrs.len) {
-		const char *n = a->hdrs.data + pos;
-		pos += strlen(n) + 1;
-		const char *v = a->hdrs.data + pos;
-		pos += strlen(v) + 1;
+	struct hdrlist_iter it;
+	const char *n, *v;
+	hdrlist_init(&it, &a->hdrs);
+	while (hdrlist_next(&it, &n, &v))
 		if (plan_keep_header(&p, n))
 			MHD_add_response_header(resp, n, v);
-	}
 	add_range_headers(resp, &p, ctype);
 	if (a->age >= 0)
 		add_age(resp, a->age);

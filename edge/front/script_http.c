@@ -6,6 +6,7 @@
 #include "edge/cache/freshness.h"
 #include "edge/upstream/headers.h"
 #include "edge/upstream/proxy.h"
+#include "common/hdrlist.h"
 #include "common/httpdate.h"
 #include "edge/script/script.h"
 #include "common/httpd.h"
@@ -160,7 +161,7 @@ static int sub_put(void *ctx, const char *path, const char *(*hdr)(void *, const
 	if (sub_key(r, path, &key) < 0)
 		goto out;
 	headers_filter(rh, &hdrs, &tags);
-	if (!fetch_header(&hdrs, "Date")) {
+	if (!hdrlist_get(&hdrs, "Date")) {
 		char d[HTTPDATE_LEN];
 		httpdate_format((time_t)response_time, d);
 		buf_append(&hdrs, "Date", 5);

@@ -1,6 +1,6 @@
 /* headers.c -- hop-by-hop fields and the filter on origin responses */
 #include "edge/upstream/headers.h"
-#include "edge/upstream/fetch.h"
+#include "common/hdrlist.h"
 
 #include <string.h>
 #include <strings.h>
@@ -52,13 +52,11 @@ static void add_tags(struct buf *tags, const char *v)
 
 void headers_filter(const struct buf *in, struct buf *out, struct buf *tags)
 {
-	const char *conn = fetch_header(in, "Connection");
-	size_t pos = 0;
-	while (pos < in->len) {
-		const char *n = in->data + pos;
-		pos += strlen(n) + 1;
-		const char *v = in->data + pos;
-		pos += strlen(v) + 1;
+	const char *conn = hdrlist_get(in, "Connection");
+	struct hdrlist_iter it;
+	const char *n, *v;
+	hdrlist_init(&it, in);
+	while (hdrlist_next(&it, &n, &v)) {
 		if (headers_hop_by_hop(n, conn) || !strcasecmp(n, "Content-Length") || !strcasecmp(n, "Age"))
 			continue;
 		if (!strcasecmp(n, "Surrogate-Key") || !strcasecmp(n, "Cache-Tag")) {

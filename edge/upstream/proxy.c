@@ -142,7 +142,7 @@ static void fill_free(void *p)
 static const char *fill_hdr(void *cls, const char *name)
 {
 	struct fill *x = cls;
-	return fetch_header(&x->req_hdrs, name);
+	return hdrlist_get(&x->req_hdrs, name);
 }
 
 static void pack_hdr(void *arg, const char *k, const char *v)
@@ -217,7 +217,7 @@ static void fill_evaluate(struct fill *x, struct fetch *f, const struct buf *hdr
 	proxy_fresh_in(&in, &ff, x->e, status, hdrs, f->request_time, f->response_time);
 	in.method = "GET";
 	in.req_authorization = x->req_auth;
-	in.req_cache_control = fetch_header(&x->req_hdrs, "Cache-Control");
+	in.req_cache_control = hdrlist_get(&x->req_hdrs, "Cache-Control");
 	/* Age is never stored (it is recomputed), so after a 304 the merged
 	 * headers lack it: the 304's own Age is the validated response's age
 	 * upstream (RFC 9111 4.2.3, 4.3.4). */
@@ -318,13 +318,11 @@ static void merge_304(struct fill *x, struct fetch *f, struct buf *out)
 	/* Stored headers, except those the 304 replaces; then the 304's own. */
 	struct buf fresh = BUF_INIT;
 	headers_filter(&f->hdrs, &fresh, NULL);
-	size_t pos = 0;
-	while (pos < x->old_hdrs.len) {
-		const char *n = x->old_hdrs.data + pos;
-		pos += strlen(n) + 1;
-		const char *v = x->old_hdrs.data + pos;
-		pos += strlen(v) + 1;
-		if (fetch_header(&fresh, n))
+	struct hdrlist_iter it;
+	const char *n, *v;
+	hdrlist_init(&it, &x->old_hdrs);
+	while (hdrlist_next(&it, &n, &v)) {
+		if (hdrlist_get(&fresh, n))
 			continue;
 		buf_append(out, n, strlen(n) + 1);
 		buf_append(out, v, strlen(v) + 1);
@@ -340,8 +338,8 @@ static void on_headers(struct fetch *f)
 	if (x->mode == PASS) {
 		if (f->status >= 200 && f->status < 400) {
 			cache_purge_key(e->cache, x->key);
-			invalidate_url(x, fetch_header(&f->hdrs, "Location"));
-			invalidate_url(x, fetch_header(&f->hdrs, "Content-Location"));
+			invalidate_url(x, hdrlist_get(&f->hdrs, "Location"));
+			invalidate_url(x, hdrlist_get(&f->hdrs, "Content-Location"));
 		}
 		pthread_mutex_lock(&f->lock);
 		f->discard = true;
@@ -349,10 +347,10 @@ static void on_headers(struct fetch *f)
 		return;
 	}
 	if ((x->mode == REVALIDATE || x->mode == REFRESH) && f->status == 304) {
-		if (!freshness_304_selects(fetch_header(&x->old_hdrs, "ETag"),
-		                           fetch_header(&f->hdrs, "ETag"),
-		                           fetch_header(&x->old_hdrs, "Last-Modified"),
-		                           fetch_header(&f->hdrs, "Last-Modified"))) {
+		if (!freshness_304_selects(hdrlist_get(&x->old_hdrs, "ETag"),
+		                           hdrlist_get(&f->hdrs, "ETag"),
+		                           hdrlist_get(&x->old_hdrs, "Last-Modified"),
+		                           hdrlist_get(&f->hdrs, "Last-Modified"))) {
 			/* It validates some other response (RFC 9111 4.3.4): the
 			 * stored one is left alone and the request fetches anew. */
 			log_debug("proxy", "%s: 304 does not match the stored validators", x->key);
@@ -439,7 +437,7 @@ static void on_done(struct fetch *f)
 		ps->f = f;
 		fetch_ref(f);
 		headers_filter(&f->hdrs, &ps->hdrs, &ps->tags);
-		if (!fetch_header(&ps->hdrs, "Date")) {
+		if (!hdrlist_get(&ps->hdrs, "Date")) {
 			char d[HTTPDATE_LEN];
 			buf_append(&ps->hdrs, "Date", 5);
 			httpdate_format((time_t)f->response_time, d);

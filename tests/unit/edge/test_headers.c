@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/hdrlist.h"
 #include "edge/upstream/headers.h"
 
 static void pack(struct buf *b, const char *n, const char *v)
@@ -18,15 +19,13 @@ static void pack(struct buf *b, const char *n, const char *v)
 /* The packed list as "n=v;" pairs, for comparing. */
 static void flat(const struct buf *b, char *out, size_t cap)
 {
-	size_t pos = 0, n = 0;
+	size_t n = 0;
+	struct hdrlist_iter it;
+	const char *k, *v;
 	out[0] = '\0';
-	while (pos < b->len) {
-		const char *k = b->data + pos;
-		pos += strlen(k) + 1;
-		const char *v = b->data + pos;
-		pos += strlen(v) + 1;
+	hdrlist_init(&it, b);
+	while (hdrlist_next(&it, &k, &v))
 		n += (size_t)snprintf(out + n, cap - n, "%s=%s;", k, v);
-	}
 }
 
 static void test_hop_by_hop(void **state)
