@@ -62,6 +62,9 @@ static enum MHD_Result cache_step(struct edge_req *r)
 	buf_free(&rccb);
 	buf_free(&prb);
 	bool only_cached = rqp && rq.only_if_cached;
+	r->pc.has_rq = rqp != NULL;
+	if (rqp)
+		r->pc.rq = rq;
 
 	struct cache_ref *ref;
 	struct entry_view v;

@@ -619,16 +619,16 @@ static void wait_on(struct proxy_call *pc, struct fetch *f, struct proxy_answer 
 enum join { JOIN_NO, JOIN_WAIT, JOIN_READY };
 
 /* Under f->lock, once f's response has arrived: a later request may reuse
- * it only while it is fresh (RFC 9111 4) -- not one stale at birth or with
- * no-cache, even before its store commits.  Requests that were waiting for
- * it (collapsed while pending) are not asked this. */
-static bool fill_reusable(const struct fill *x, const struct fetch *f)
+ * it only as it could a stored one (RFC 9111 4) -- fresh, without no-cache,
+ * and within the request's own no-cache / max-age / min-fresh -- even
+ * before its store commits.  Requests that were waiting for it (collapsed
+ * while pending) are not asked this. */
+static bool fill_reusable(const struct fill *x, const struct fetch *f, const struct req_cc *rq)
 {
-	if (x->fo.no_cache)
-		return false;
 	int64_t age = freshness_age(x->fo.date, x->fo.age_value, f->request_time, f->response_time,
 	                            (int64_t)time(NULL));
-	return age < x->fo.lifetime;
+	struct stored_state ss = { age, x->fo.lifetime, -1, x->fo.no_cache, x->fo.must_revalidate };
+	return freshness_use(rq, &ss) == USE_FRESH;
 }
 
 /* Under c->lock: joins f, an in-flight fetch for pc's key, if its response
@@ -641,7 +641,7 @@ static enum join join(struct proxy_call *pc, struct fetch *f, struct proxy_answe
 	pthread_mutex_lock(&f->lock);
 	struct fill *x = f->ctx;
 	bool ok = !f->discard && f->state != F_FAILED &&
-	          (f->state == F_PENDING || (x->shareable && fill_reusable(x, f))) &&
+	          (f->state == F_PENDING || (x->shareable && fill_reusable(x, f, pc->has_rq ? &pc->rq : NULL))) &&
 	          f->body_base == 0;
 	if (!ok) {
 		pthread_mutex_unlock(&f->lock);

@@ -58,6 +58,8 @@ struct proxy_call {
 	bool is_get, is_head, has_auth;
 	struct buf *body;                    /* unsafe methods: taken when forwarded */
 	enum fwd_reason fwd;                 /* why it goes (upstream may change it) */
+	bool has_rq;                         /* the request carried directives: */
+	struct req_cc rq;                    /* ... these (RFC 9111 5.2.1) */
 	bool has_stale;                      /* a stored entry may stand in for a failed fetch ... */
 	struct stale_err stale;              /* ... if freshness_stale_on_error says so (fail,
 	                                        stale_for and the windows filled in then) */
