@@ -157,50 +157,15 @@ static void pack_hdr(void *arg, const char *k, const char *v)
  * read every line, as proxy_call_header_all does. */
 static void pack_req_hdrs(struct proxy_call *pc, struct buf *out)
 {
-	struct buf raw = BUF_INIT, tmp = BUF_INIT;
+	struct buf raw = BUF_INIT;
 	pc->ops->each_header(pc->cls, pack_hdr, &raw);
-	struct hdrlist_iter it;
-	const char *n, *v;
-	hdrlist_init(&it, &raw);
-	while (hdrlist_next(&it, &n, &v)) {
-		if (hdrlist_get(&raw, n) != v)
-			continue; /* a later line: already joined into the first */
-		const char *all = proxy_field(&raw, n, &tmp);
-		buf_append(out, n, strlen(n) + 1);
-		buf_append(out, all, strlen(all) + 1);
-	}
+	headers_combine(&raw, out);
 	buf_free(&raw);
-	buf_free(&tmp);
-}
-
-struct hdr_all {
-	const char *name, *first;
-	int n;
-	struct buf *out;
-};
-
-static void join_hdr(void *arg, const char *k, const char *v)
-{
-	struct hdr_all *a = arg;
-	if (strcasecmp(k, a->name))
-		return;
-	if (a->n == 0) {
-		a->first = v;
-	} else {
-		if (a->n == 1)
-			buf_puts(a->out, a->first);
-		buf_append(a->out, ", ", 2);
-		buf_puts(a->out, v);
-	}
-	a->n++;
 }
 
 const char *proxy_header_all(const struct proxy_call *pc, const char *name, struct buf *tmp)
 {
-	struct hdr_all a = { name, NULL, 0, tmp };
-	buf_reset(tmp);
-	pc->ops->each_header(pc->cls, join_hdr, &a);
-	return a.n > 1 ? tmp->data : a.first;
+	return headers_join_each(pc->ops->each_header, pc->cls, name, tmp);
 }
 
 const char *proxy_call_header_all(struct proxy_call *pc, const char *name)
@@ -221,24 +186,9 @@ static void fill_evaluate(struct fill *x, struct fetch *f, const struct buf *hdr
 	/* Age is never stored (it is recomputed), so after a 304 the merged
 	 * headers lack it: the 304's own Age is the validated response's age
 	 * upstream (RFC 9111 4.2.3, 4.3.4). */
-	in.age = proxy_field(&f->hdrs, "Age", &ff.age);
+	in.age = headers_field(&f->hdrs, "Age", &ff.age);
 	freshness_evaluate(&in, &x->fo);
 	proxy_fresh_fields_free(&ff);
-}
-
-const char *proxy_field(const struct buf *hdrs, const char *name, struct buf *tmp)
-{
-	struct hdrlist_iter it;
-	const char *n, *v, *first = NULL;
-	hdrlist_init(&it, hdrs);
-	while (hdrlist_next(&it, &n, &v)) {
-		if (strcasecmp(n, name))
-			continue;
-		if (first)
-			return hdrlist_get_all(hdrs, name, tmp); /* rare: join them */
-		first = v;
-	}
-	return first;
 }
 
 void proxy_fresh_fields_free(struct fresh_fields *ff)
@@ -261,13 +211,13 @@ void proxy_fresh_in(struct fresh_in *in, struct fresh_fields *ff, const struct e
 	 * line's no-store, or "Vary:" then "Vary: *", count. */
 	*in = (struct fresh_in){
 		.status = status,
-		.cache_control = proxy_field(hdrs, "Cache-Control", &ff->cc),
-		.cdn_cache_control = proxy_field(hdrs, "CDN-Cache-Control", &ff->cdn),
-		.expires = proxy_field(hdrs, "Expires", &ff->expires),
-		.date = proxy_field(hdrs, "Date", &ff->date),
-		.last_modified = proxy_field(hdrs, "Last-Modified", &ff->lm),
-		.age = proxy_field(hdrs, "Age", &ff->age),
-		.vary = proxy_field(hdrs, "Vary", &ff->vary),
+		.cache_control = headers_field(hdrs, "Cache-Control", &ff->cc),
+		.cdn_cache_control = headers_field(hdrs, "CDN-Cache-Control", &ff->cdn),
+		.expires = headers_field(hdrs, "Expires", &ff->expires),
+		.date = headers_field(hdrs, "Date", &ff->date),
+		.last_modified = headers_field(hdrs, "Last-Modified", &ff->lm),
+		.age = headers_field(hdrs, "Age", &ff->age),
+		.vary = headers_field(hdrs, "Vary", &ff->vary),
 		.request_time = request_time,
 		.response_time = response_time,
 		.heuristic_fraction = live->cache.heuristic_fraction,
@@ -445,7 +395,7 @@ static void on_done(struct fetch *f)
 		}
 		struct entry_meta m;
 		meta_from(x, f, f->status, &m);
-		cache_store_async(e->cache, x->key, proxy_field(&f->hdrs, "Vary", &ps->vary), fill_hdr,
+		cache_store_async(e->cache, x->key, headers_field(&f->hdrs, "Vary", &ps->vary), fill_hdr,
 		                  x, &m, ps->hdrs.data ? ps->hdrs.data : "", ps->hdrs.len,
 		                  ps->tags.data ? ps->tags.data : "", ps->tags.len, f->body.data,
 		                  f->body.len, store_done, ps);
@@ -819,7 +769,7 @@ static void restart(struct proxy_call *pc, enum fwd_reason fwd, struct proxy_ans
 static bool same_variant(struct proxy_call *pc, struct fetch *f, struct fill *x)
 {
 	struct buf vtmp = BUF_INIT;
-	const char *vary = proxy_field(&f->hdrs, "Vary", &vtmp);
+	const char *vary = headers_field(&f->hdrs, "Vary", &vtmp);
 	if (!vary)
 		return true;
 	struct buf mine = BUF_INIT, theirs = BUF_INIT;

@@ -148,11 +148,6 @@ const char *proxy_header_all(const struct proxy_call *pc, const char *name, stru
  * selection reads one field at a time). */
 const char *proxy_call_header_all(struct proxy_call *pc, const char *name);
 
-/* Value of field name in the packed list hdrs with repeated field lines
- * combined with ", " (RFC 9110 5.3): borrowed from hdrs when the field
- * occurs once, else joined into tmp (the caller's).  NULL if absent. */
-const char *proxy_field(const struct buf *hdrs, const char *name, struct buf *tmp);
-
 /* Storage for the combined field values a fresh_in points to. */
 struct fresh_fields {
 	struct buf cc, cdn, expires, date, lm, age, vary;
