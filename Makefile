@@ -59,7 +59,7 @@ TOOLS := $(patsubst %.c,$(BUILD)/bin/%,$(notdir $(TOOL_SRC)))
 UNIT_SRC  := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 
-.PHONY: all deps run test test-unit test-integration test-netns test-san bench bench-dns bench-edge bench-lua fuzz testbed clean
+.PHONY: all deps run test test-unit test-integration test-netns test-san bench bench-dns bench-edge bench-lua fuzz soak testbed clean
 all: deps
 	@$(MAKE) --no-print-directory build-all
 
@@ -118,8 +118,11 @@ bench-dns bench-edge bench-lua: all
 	@scripts/install-deps.sh --bench
 	@scripts/bench/$(@:bench-%=%).sh
 
+# Every libFuzzer target for FUZZ_SECONDS each (make test runs them briefly).
+FUZZ_SECONDS ?= 60
 fuzz: deps
-	@tests/fuzz/run.sh
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+	@tests/fuzz/targets.sh $(FUZZ_SECONDS)
 
 testbed: all
 	@scripts/testbed/testbed up
