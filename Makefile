@@ -127,6 +127,11 @@ fuzz: deps
 	@tests/fuzz/run.sh $(FUZZ_SECONDS)
 	@tests/fuzz/targets.sh $(FUZZ_SECONDS)
 
+# Mixed load, chaos and a byte-for-byte check (not part of make test):
+# SOAK_MINUTES (10), SOAK_RSS_MB; SAN=1 soaks the sanitizer build.
+soak: all
+	@MINICDN_BIN=$(CURDIR)/$(BUILD)/bin scripts/soak/soak.py
+
 testbed: all
 	@scripts/testbed/testbed up
 
