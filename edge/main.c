@@ -3,6 +3,7 @@
 #include "edge/cache/cache.h"
 #include "edge/edge.h"
 #include "edge/upstream/fetch.h"
+#include "edge/front/conns.h"
 #include "edge/front/http.h"
 #include "edge/upstream/proxy.h"
 #include "common/daemon.h"
@@ -167,6 +168,12 @@ int main(int argc, char **argv)
 		goto fail;
 	if (e.cfg.access_log && !(e.alog = accesslog_open(e.cfg.access_log, err, sizeof err)))
 		goto fail;
+	struct conns_limits cl = { e.cfg.limits.head_timeout_ms, e.cfg.limits.body_timeout_ms,
+		                   (unsigned)e.cfg.limits.max_connections };
+	if (!(e.conns = conns_new(&cl))) {
+		snprintf(err, sizeof err, "cannot start the connection sweeper thread");
+		goto fail;
+	}
 	d = http_start(&e, err, sizeof err);
 	if (!d)
 		goto fail;
@@ -215,6 +222,7 @@ fail:
 		log_error("main", "%s", err);
 	if (d)
 		MHD_stop_daemon(d);
+	conns_free(e.conns); /* after MHD: every connection was told closed */
 	script_shutdown(e.scripts); /* after MHD: no request runs a script any more */
 	accesslog_close(e.alog); /* after MHD: every request has logged its line */
 	fetcher_stop(e.fetcher);
