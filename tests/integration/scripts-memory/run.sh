@@ -64,4 +64,36 @@ t_check "RSS during the burst stays under a bound (${max} MiB < ${lim})" test "$
 back=8; grep -q __asan_init "$BIN/minicdn-edge" && back=300
 t_check "RSS back within ${back} MiB of baseline after idle (${base} -> ${after} MiB)" test "$after" -le $((base + back))
 t_check "edge still healthy" curl -sf "$E/healthz"
+
+# The ceiling of all states together (memory_total = 24M, each state may
+# use 32M): a request that filled 12 MB and waits on a slow subrequest keeps
+# it; a second request filling 12 MB meanwhile must be refused with a
+# memory error, whichever worker state it lands on; one alone fits.
+t_stop edge-eu
+sed -i 's/memory = "32M";/memory = "32M"; memory_total = "24M"; fetch_timeout = "5s";/' "$T_DIR/edge-eu.conf"
+cat >"$B/hold.lua" <<'EOL'
+--[[minicdn
+name = "hold";
+routes = ( { path = "/hold"; } );
+]]
+function handle(req)
+  local t = {}
+  for i = 1, 12000000 // 80 do t[i] = string.rep("h", 29) .. string.format("%010d", i) end
+  local r = fetch("/slow")
+  return { body = "held " .. #t .. " " .. tostring(r and r.status) .. "\n" }
+end
+EOL
+t_start edge-eu2 "$BIN/minicdn-edge" -c "$T_DIR/edge-eu.conf"
+t_wait_http "$E/healthz" 10 || t_fail "edge did not restart"
+r=$(sc_push edge-eu "$(sc_sign "$B/hold.lua" 1 >"$B/hold.env"; echo "$B/hold.env")"); t_eq "hold script active" "200" "${r%% *}"
+curl -s -o /dev/null -X POST --data-binary '{"path":"/slow","delay":4,"body":"late"}' "$O/__set"
+curl -s -o "$T_DIR/hold.out" --max-time 20 "$E/hold" &
+HOLD=$!
+sleep 2
+t_eq "a fill while another request holds 12 MB: refused (500)" 500 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$E/fill?size=64&total=12000000")"
+wait $HOLD
+t_check "the holding request finished ($(cat "$T_DIR/hold.out"))" grep -q '^held 150000 200' "$T_DIR/hold.out"
+t_check "the ceiling's refusal is a memory error" grep -q 'fill v1 failed on GET /fill: memory' "$T_DIR/edge-eu2.log"
+t_eq "one fill alone fits under the ceiling" 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$E/fill?size=64&total=12000000")"
+t_check "edge still healthy under the ceiling" curl -sf "$E/healthz"
 t_done
