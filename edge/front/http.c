@@ -305,8 +305,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			r->state = RS_DONE;
 			return respond_error(r, 413, "request body too large");
 		}
-		if (!r->is_get && !r->is_head)
-			conns_phase(conn, CONN_BODY);
+		/* From here the head deadline is over: a body has its own, an
+		 * answer (a slow miss, a waiting script) none. */
+		conns_phase(conn, r->is_get || r->is_head ? CONN_BUSY : CONN_BODY);
 		/* Answer on the next call, not this first one: MHD 0.9.7x closes
 		 * the connection when a response is queued before it has looked
 		 * for a request body. */

@@ -9,7 +9,7 @@
 . "$(dirname "$0")/../../lib.sh"
 t_init edge-hostile
 . "$(dirname "$0")/../edge-common.sh"
-edge_setup 'limits = { max_connections = 400; max_connections_per_client = 50; head_timeout = "3s"; body_timeout = "4s"; bodies_memory = "32M"; };'
+EDGE_TIMEOUT=8s edge_setup 'limits = { max_connections = 400; max_connections_per_client = 50; head_timeout = "3s"; body_timeout = "4s"; bodies_memory = "32M"; };'
 oset '{"path":"/a","body":"hello","headers":{"Cache-Control":"max-age=60"}}'
 raw() { python3 "$T_ROOT/tests/tools/rawhttp.py" 127.0.0.1 "$EPORT" "$@"; }
 G='GET /a HTTP/1.1\r\nHost: x\r\n'
@@ -143,5 +143,9 @@ rss1=$(awk '/VmRSS/ {print int($2/1024)}' /proc/$(t_pid edge)/status)
 echo "edge-hostile: RSS ${rss0} MiB, peak ${peak} MiB while 40 bodies were held, ${rss1} MiB after"
 t_check "RSS bounded while 40 bodies of 8 MiB are held (peak ${peak} MiB < $((rss0 + 80)))" test "${peak:-9999}" -lt $((rss0 + 80))
 t_check "RSS back near its start once they closed (${rss0} -> ${rss1} MiB)" test "$rss1" -lt $((rss0 + 40))
+# The head deadline ends with the head: a miss answered after it (4.5 s
+# against 3 s) is still delivered whole.
+oset '{"path":"/slowmiss","body":"late but whole","delay":4.5}'
+t_eq "a slow miss outlasting head_timeout is answered" "late but whole" "$(curl -s --max-time 10 "$E/slowmiss")"
 t_eq "still serving" "200 1 open" "$(raw "$G\r\n")"
 t_done
