@@ -68,7 +68,7 @@ struct retired {
 /* Logs every restart-only setting that differs in n (it keeps its old value). */
 static void warn_restart_only(const struct edge_config *o, const struct edge_config *n)
 {
-	const char *changed[16];
+	const char *changed[24];
 	int k = 0;
 #define S(f, name) if (strcmp(o->f, n->f)) changed[k++] = name
 #define I(f, name) if (o->f != n->f) changed[k++] = name
@@ -84,6 +84,11 @@ static void warn_restart_only(const struct edge_config *o, const struct edge_con
 	I(upstream.timeout_ms, "upstream.timeout");
 	I(upstream.max_connections, "upstream.max_connections");
 	I(limits.max_header_size, "limits.max_header_size");
+	I(limits.bodies_memory, "limits.bodies_memory");
+	I(limits.max_connections, "limits.max_connections");
+	I(limits.max_connections_per_client, "limits.max_connections_per_client");
+	I(limits.head_timeout_ms, "limits.head_timeout");
+	I(limits.body_timeout_ms, "limits.body_timeout");
 #undef S
 #undef I
 	for (int i = 0; i < k; i++)

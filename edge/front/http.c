@@ -410,6 +410,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (e->alog && r->method)
 		access_line(e, r, toe);
+	/* libmicrohttpd answered 400 itself before the handler saw the head
+	 * (e.g. "Content-Length: 5,50"): counted with the strict refusals. */
+	if (!r->method && toe == MHD_REQUEST_TERMINATED_WITH_ERROR)
+		atomic_fetch_add(&e->rejected[REQCHECK_PARSE], 1);
 	script_http_release(r);
 	proxy_release(&r->pc);
 	if (r->body_held)

@@ -25,6 +25,7 @@ obs-fold under an empty Content-Length|POST /a HTTP/1.1\r\nHost: x\r\nContent-Le
 whitespace before the colon next to Content-Length|POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\nabc|400 1 close
 NUL in the target|GET /a\x00/../x HTTP/1.1\r\nHost: x\r\n\r\n|400 1 close
 Content-Length with Transfer-Encoding|POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n|400 1 close
+Content-Length: 5,50 (refused by libmicrohttpd itself; 0.9.75 sends its 400 head twice)|GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5,50\r\n\r\nhello|400 2 close
 Transfer-Encoding: xchunked, never a hang|POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n|501 1 close
 CASES
 # Expect: 100-continue with a length over limits.max_body (8M): 413 at once, no 100.
@@ -51,6 +52,7 @@ t_eq "metrics: whitespace before the colon counted" 1 "$(cnt name)"
 t_eq "metrics: NUL target counted" 1 "$(cnt target)"
 t_eq "metrics: CL+TE counted" 1 "$(cnt cl_te)"
 t_eq "metrics: unknown coding counted" 1 "$(cnt te)"
+t_eq "metrics: libmicrohttpd's own refusal counted" 1 "$(cnt parse)"
 
 # Unauthenticated control attempts are logged (rate-limited).
 secs=$(python3 - "$EPORT" <<'PY'

@@ -25,7 +25,7 @@ while IFS='|' read -r name req want; do
 	t_eq "$name" "$want" "$(raw "$req" --wait 2)"
 done <<'CASES'
 Content-Length with Transfer-Encoding (smuggled second request not served)|POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n|400 1 close
-Content-Length: 5,50|GET /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5,50\r\n\r\nhello|400 2 close
+Content-Length: 5,50 (libmicrohttpd 0.9.75 refuses it itself and sends its 400 head twice)|GET /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5,50\r\n\r\nhello|400 2 close
 two Content-Length headers|GET /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab|400 1 close
 HTTP/1.1 without Host|GET /a.txt HTTP/1.1\r\n\r\n|400 1 close
 two Host headers|GET /a.txt HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n|400 1 close
