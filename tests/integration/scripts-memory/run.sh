@@ -58,11 +58,16 @@ t_eq "every filling request answered 200 (each stays under scripts.memory)" 0 "$
 sleep 3
 after=$(rss)
 echo "scripts-memory: baseline=${base} MiB peak=${max} MiB after-idle=${after} MiB"
-# Two worker states of 32 MiB each, with the allocators' overhead.
-lim=$((base + 120)); grep -q __asan_init "$BIN/minicdn-edge" && lim=$((base + 600))
-t_check "RSS during the burst stays under a bound (${max} MiB < ${lim})" test "$max" -lt "$lim"
-back=8; grep -q __asan_init "$BIN/minicdn-edge" && back=300
-t_check "RSS back within ${back} MiB of baseline after idle (${base} -> ${after} MiB)" test "$after" -le $((base + back))
+# Two worker states of 32 MiB each, with the allocators' overhead.  The
+# sanitizer's allocator keeps freed memory (quarantine) and ignores
+# malloc_trim: RSS says nothing about ours there.
+if grep -q __asan_init "$BIN/minicdn-edge"; then
+	echo "scripts-memory: RSS checks skipped on the sanitizer build (its allocator keeps freed memory)"
+else
+	lim=$((base + 120))
+	t_check "RSS during the burst stays under a bound (${max} MiB < ${lim})" test "$max" -lt "$lim"
+	t_check "RSS back within 8 MiB of baseline after idle (${base} -> ${after} MiB)" test "$after" -le $((base + 8))
+fi
 t_check "edge still healthy" curl -sf "$E/healthz"
 
 # The ceiling of all states together (memory_total = 24M, each state may
