@@ -228,7 +228,12 @@ health = { interval = "1s"; timeout = "1s"; fall = 2; rise = 2; up_statuses = "2
                     st, r, body = self.fetch(e, path)
                     self.check_body(path, st, r, body)
                 if st not in (200, 206):
-                    S.add("errors"); S.add("status_%d" % st)
+                    with self.lock:
+                        planned = e.name in self.down or "origin" in self.down
+                    if planned and st in (502, 503, 504):
+                        S.add("errors_during_restart")  # the origin was down on purpose
+                    else:
+                        S.add("errors"); S.add("status_%d" % st)
             except (OSError, http.client.HTTPException) as ex:
                 with self.lock:
                     planned = e.name in self.down or "origin" in self.down
