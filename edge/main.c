@@ -57,6 +57,17 @@ static int check_config(struct edge_config *c, const char *path, char *err, size
 	return 0;
 }
 
+/* The client connections' deadlines and cap (front/conns.h). */
+static struct conns *start_conns(const struct edge_config *c, char *err, size_t errlen)
+{
+	struct conns_limits cl = { c->limits.head_timeout_ms, c->limits.body_timeout_ms,
+		                   (unsigned)c->limits.max_connections };
+	struct conns *cs = conns_new(&cl);
+	if (!cs)
+		snprintf(err, errlen, "cannot start the connection sweeper thread");
+	return cs;
+}
+
 /* ---------- SIGHUP ---------- */
 
 /* Snapshots replaced by a reload: kept until exit, a request may read one. */
@@ -173,12 +184,8 @@ int main(int argc, char **argv)
 		goto fail;
 	if (e.cfg.access_log && !(e.alog = accesslog_open(e.cfg.access_log, err, sizeof err)))
 		goto fail;
-	struct conns_limits cl = { e.cfg.limits.head_timeout_ms, e.cfg.limits.body_timeout_ms,
-		                   (unsigned)e.cfg.limits.max_connections };
-	if (!(e.conns = conns_new(&cl))) {
-		snprintf(err, sizeof err, "cannot start the connection sweeper thread");
+	if (!(e.conns = start_conns(&e.cfg, err, sizeof err)))
 		goto fail;
-	}
 	d = http_start(&e, err, sizeof err);
 	if (!d)
 		goto fail;
