@@ -34,6 +34,9 @@ echo "200 0.1" > "$T_DIR/eu.state"; echo "200 0.1" > "$T_DIR/us.state"
 t_start eu python3 "$HERE/fake_edge.py" 127.0.0.11 "$EP" "$T_DIR/eu.state"
 t_start us python3 "$HERE/fake_edge.py" 127.0.0.12 "$EP" "$T_DIR/us.state"
 t_wait_http "http://127.0.0.11:$EP/healthz" 5 && t_wait_http "http://127.0.0.12:$EP/healthz" 5 || t_fail "fake edges did not start"
+# Until the first assertion the edges answer too late for any check to pass, so
+# "down" there can only come from initial = down, however slow the start is.
+echo hold > "$T_DIR/eu.state"; echo hold > "$T_DIR/us.state"
 t_start dns "$BIN/minicdn-dns" -c "$T_DIR/dns.conf"
 t_wait_dns 127.0.0.1 "$P" www.cdn.test || t_fail "server did not answer"
 
@@ -58,6 +61,7 @@ both_up() {
 	has '"name":"edge-eu","region":"eu","up":true' "$s" && has '"name":"edge-us","region":"us","up":true' "$s"
 }
 t_check "before any check (initial = down) /stats shows edges down" has '"name":"edge-eu","region":"eu","up":false' "$(curl -s http://127.0.0.1:$SP/stats)"
+echo "200 0.1" > "$T_DIR/eu.state"; echo "200 0.1" > "$T_DIR/us.state"
 for _ in $(seq 40); do both_up && break; sleep 0.1; done
 t_check "edges come up after rise=2 successful checks" both_up
 t_check "/stats: edge-eu up, checked, load 0.1" has '"name":"edge-eu","region":"eu","up":true,"usable":true,"checked":true,"load":0.100' "$(curl -s http://127.0.0.1:$SP/stats)"
