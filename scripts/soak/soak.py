@@ -245,7 +245,7 @@ health = { interval = "1s"; timeout = "1s"; fall = 2; rise = 2; up_statuses = "2
         while not self.stop_load.is_set() and time.time() < self.deadline:
             time.sleep(2)
             e = self.edge()
-            body = rnd_purge(self.paths)
+            body = rnd_purge(self.paths, "http://%s:%d" % (e.host, e.port))
             try:
                 c = http.client.HTTPConnection(e.host, e.port, timeout=10)
                 c.request("POST", "/.minicdn/purge", body=json.dumps(body),
@@ -425,6 +425,8 @@ end
         print("soak: requests=%d errors=%d corrupt=%d max_rss_mb=%d restarts=%d" % (
             S.get("requests"), S.get("errors"), corrupt, max_rss, S.get("restarts")), flush=True)
         bad = []
+        if S.get("purges") == 0 or any(k.startswith("purge_status_") for k in S.c):
+            bad.append("purges refused")
         if corrupt:
             bad.append("corrupt objects")
         if S.get("crashes"):
@@ -439,10 +441,11 @@ end
         print("soak: passed (RSS bound %d MiB, %s build, %.0f min)" % (RSS_MB, "sanitizer" if SAN else "normal", MINUTES))
         return 0
 
-def rnd_purge(paths):
+def rnd_purge(paths, base):
+    """A purge body: a URL (absolute, as the edge keys it), a prefix or a tag."""
     r = random.random()
     if r < 0.5:
-        return {"url": random.choice(paths)}
+        return {"url": base + random.choice(paths)}
     if r < 0.8:
         return {"prefix": "/d%d/" % random.randrange(5)}
     return {"tag": "d1"}
