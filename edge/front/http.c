@@ -253,13 +253,19 @@ static unsigned validate(struct edge_req *r, const char *version, const char **w
 
 /* ---------- dispatch ---------- */
 
+/* Node endpoints and the control API (control.c). */
+static bool is_control(const struct edge_req *r)
+{
+	const char *p = r->path.data;
+	return (p[1] == 'h' && !strcmp(p, "/healthz")) || (p[1] == 'm' && !strcmp(p, "/metrics")) ||
+	       (p[1] == '.' && !strncmp(p, "/.minicdn/", 10));
+}
+
 static enum MHD_Result dispatch(struct edge_req *r)
 {
 	struct edge *e = r->edge;
 	/* 1. Node endpoints and control API. */
-	const char *p = r->path.data;
-	if ((p[1] == 'h' && !strcmp(p, "/healthz")) || (p[1] == 'm' && !strcmp(p, "/metrics")) ||
-	    (p[1] == '.' && !strncmp(p, "/.minicdn/", 10)))
+	if (is_control(r))
 		return control_handle(r);
 
 	/* 2. Script hook: a matching script answers or declines. */
@@ -276,6 +282,76 @@ static enum MHD_Result dispatch(struct edge_req *r)
 	r->pc.fwd = FWD_METHOD;
 	counters_add(&e->n, C_PASSES, 1);
 	return to_origin(r, NULL);
+}
+
+/* ---------- request bodies ---------- */
+
+/* Counts n more bytes of request body in memory; false when all bodies
+ * together would pass limits.bodies_memory. */
+static bool hold_body(struct edge_req *r, size_t n)
+{
+	struct edge *e = r->edge;
+	long long held = atomic_fetch_add(&e->body_bytes, (long long)n) + (long long)n;
+	r->body_held += n;
+	return (uint64_t)held <= e->cfg.limits.bodies_memory;
+}
+
+/* A body bound for the origin goes there as it arrives, through a window
+ * (FETCH_UPLOAD_WINDOW) counted against limits.bodies_memory.  Bodies the
+ * edge reads itself are collected whole (bounded by limits.max_body): the
+ * control API's, and every body while scripts are loaded, since a script
+ * gets the whole body and whether one answers is known only once it ran. */
+static bool streams_body(const struct edge_req *r, const char *cl, bool chunked)
+{
+	if (r->is_get || r->is_head || (!chunked && (!cl || !strtoull(cl, NULL, 10))))
+		return false;
+	return !is_control(r) && !script_any(r->edge->scripts);
+}
+
+/* The head is in: sends the request to the origin, the body to follow. */
+static enum MHD_Result stream_start(struct edge_req *r, const char *cl, bool chunked)
+{
+	uint64_t len = chunked ? 0 : strtoull(cl, NULL, 10);
+	size_t win = chunked || len > FETCH_UPLOAD_WINDOW ? FETCH_UPLOAD_WINDOW : (size_t)len;
+	if (!hold_body(r, win)) {
+		r->state = RS_DONE;
+		return respond_error(r, 503, "too many request bodies in memory; retry later");
+	}
+	r->state = RS_STREAM;
+	r->pc.fwd = FWD_METHOD;
+	counters_add(&r->edge->n, C_PASSES, 1);
+	proxy_upload_start(edge_req_call(r), chunked ? -1 : (int64_t)len);
+	return MHD_YES;
+}
+
+/* Body bytes of a streamed request, and its end (*upload_size 0). */
+static enum MHD_Result stream_body(struct edge_req *r, const char *upload, size_t *upload_size)
+{
+	struct proxy_answer a;
+	size_t n = *upload_size;
+	if (!n) {
+		conns_phase(r->conn, CONN_BUSY);
+		proxy_upload_end(&r->pc, &a);
+		return respond_answer(r, &a);
+	}
+	if (r->body_streamed + n > edge_live(r->edge)->limits.max_body) {
+		/* Chunked past the limit: the origin's transfer is aborted when
+		 * the request completes (proxy_release). */
+		r->state = RS_DONE;
+		return respond_error(r, 413, "request body too large");
+	}
+	size_t taken;
+	if (proxy_upload_put(&r->pc, upload, n, &taken)) {
+		/* Fewer than n taken: suspended until the origin has read more. */
+		*upload_size -= taken;
+		r->body_streamed += taken;
+		return MHD_YES;
+	}
+	/* The origin answered (or failed: 502) before the body ended: that is
+	 * the answer, and the connection closes with the rest unread. */
+	r->body_unread = true;
+	proxy_resume(&r->pc, &a);
+	return respond_answer(r, &a);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -324,6 +400,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* From here the head deadline is over: a body has its own, an
 		 * answer (a slow miss, a waiting script) none. */
 		conns_phase(conn, r->is_get || r->is_head ? CONN_BUSY : CONN_BODY);
+		bool chunked = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+		if (streams_body(r, cl, chunked))
+			return stream_start(r, cl, chunked);
 		/* Answer on the next call, not this first one: MHD 0.9.7x closes
 		 * the connection when a response is queued before it has looked
 		 * for a request body. */
@@ -339,11 +418,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				r->state = RS_DONE;
 				return respond_error(r, 413, "request body too large");
 			}
-			/* Bodies are held whole until forwarded: all of them together
-			 * stay under limits.bodies_memory. */
-			long long held = atomic_fetch_add(&e->body_bytes, (long long)n) + (long long)n;
-			r->body_held += n;
-			if ((uint64_t)held > e->cfg.limits.bodies_memory) {
+			/* Bodies the edge reads are held whole: all of them
+			 * together stay under limits.bodies_memory. */
+			if (!hold_body(r, n)) {
 				r->state = RS_DONE;
 				return respond_error(r, 503, "too many request bodies in memory; retry later");
 			}
@@ -353,6 +430,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->state = RS_READY;
 		conns_phase(conn, CONN_BUSY);
 	}
+	if (r->state == RS_STREAM)
+		return stream_body(r, upload, upload_size);
 	if (r->state == RS_READY) {
 		r->state = RS_DONE;
 		return dispatch(r);

@@ -17,7 +17,8 @@
 
 enum req_state { RS_NEW = 0, RS_BODY, RS_READY, RS_DONE,
 	         RS_WAIT,   /* suspended on the origin (proxy_call) */
-	         RS_SCRIPT  /* a script waits for a subrequest (script_http.c) */ };
+	         RS_SCRIPT, /* a script waits for a subrequest (script_http.c) */
+	         RS_STREAM  /* the body goes to the origin as it arrives (proxy_upload_*) */ };
 
 /* One client request.  Allocated when MHD has the request line, freed when
  * MHD reports the request completed.  Strings are owned by the struct unless
@@ -35,7 +36,10 @@ struct edge_req {
 	bool is_head, is_get, is_unsafe, has_auth;
 	enum req_state state;
 	struct buf body;                 /* request body (unsafe methods), bounded by limits.max_body */
-	size_t body_held;                /* of it, counted in edge.body_bytes */
+	size_t body_held;                /* counted in edge.body_bytes: the held body, or
+	                                    a streamed body's window */
+	uint64_t body_streamed;          /* bytes of a streamed body sent on so far */
+	bool body_unread;                /* answered before the body ended: close after */
 	enum reqcheck_reason uri_why;    /* the raw target's strict check (httpd_strict_uri) */
 	struct plan_req cond;            /* conditionals and Range, found while validating
 	                                    (borrowed from MHD) */

@@ -29,6 +29,18 @@ struct fetcher {
 	char *origin;
 };
 
+/* A streamed request body (fetch.h); every field under the fetch's lock. */
+struct fetch_upload {
+	int64_t length;          /* declared; -1: sent chunked */
+	struct buf win;          /* received from the client, not yet sent */
+	bool end;                /* the client sent all of it */
+	bool abort;              /* the client went away mid-body */
+	bool read_paused;        /* the read callback paused the transfer */
+	bool blocked;            /* the client is suspended on a full window */
+	void (*resume)(void *cls);
+	void *cls;               /* NULL once the client is gone */
+};
+
 /* ---------- struct fetch ---------- */
 
 struct fetch *fetch_new(const char *method, const char *url, struct curl_slist *headers,
@@ -61,6 +73,10 @@ void fetch_unref(struct fetch *f)
 		f->hooks->free_ctx(f->ctx);
 	curl_slist_free_all(f->req_headers);
 	free(f->req_body);
+	if (f->up) {
+		buf_free(&f->up->win);
+		free(f->up);
+	}
 	free(f->url);
 	free(f->method);
 	buf_free(&f->hdrs);
@@ -95,6 +111,22 @@ static void wake_all(struct fetch *f)
 		}
 }
 
+/* Under f->lock: has the fetch thread call curl_easy_pause(CONT) (libcurl
+ * wants it from the thread driving the handle). */
+static void queue_unpause(struct fetch *f)
+{
+	if (f->unpause)
+		return;
+	f->unpause = true;
+	struct fetcher *fr = f->fr;
+	pthread_mutex_lock(&fr->lock);
+	fetch_ref(f);
+	f->next_q = fr->unpause;
+	fr->unpause = f;
+	pthread_mutex_unlock(&fr->lock);
+	curl_multi_wakeup(fr->multi);
+}
+
 void fetch_consumed(struct fetch *f)
 {
 	if (!f->discard)
@@ -109,16 +141,8 @@ void fetch_consumed(struct fetch *f)
 		f->body.len -= drop;
 		f->body_base += drop;
 	}
-	if (f->paused && !f->unpause && f->body.len < DISCARD_HIGH / 2) {
-		f->unpause = true;
-		struct fetcher *fr = f->fr;
-		pthread_mutex_lock(&fr->lock);
-		fetch_ref(f);
-		f->next_q = fr->unpause;
-		fr->unpause = f;
-		pthread_mutex_unlock(&fr->lock);
-		curl_multi_wakeup(fr->multi);
-	}
+	if (f->paused && f->body.len < DISCARD_HIGH / 2)
+		queue_unpause(f);
 }
 
 const char *fetch_header(const struct buf *h, const char *name)
@@ -126,7 +150,102 @@ const char *fetch_header(const struct buf *h, const char *name)
 	return hdrlist_get(h, name);
 }
 
+/* ---------- streamed request bodies ---------- */
+
+void fetch_upload_init(struct fetch *f, int64_t length, void (*resume)(void *cls), void *cls)
+{
+	f->up = xcalloc(1, sizeof *f->up);
+	f->up->length = length;
+	f->up->resume = resume;
+	f->up->cls = cls;
+}
+
+enum fetch_put fetch_upload_put(struct fetch *f, const char *p, size_t n, size_t *taken,
+                                void (*suspend)(void *cls))
+{
+	struct fetch_upload *u = f->up;
+	*taken = 0;
+	pthread_mutex_lock(&f->lock);
+	if (f->state == F_DONE || f->state == F_FAILED) {
+		pthread_mutex_unlock(&f->lock);
+		return FETCH_PUT_OVER;
+	}
+	size_t room = FETCH_UPLOAD_WINDOW - u->win.len;
+	size_t k = n < room ? n : room;
+	buf_append(&u->win, p, k);
+	*taken = k;
+	if (k < n) {
+		/* Window full: the client waits for the origin (on_read resumes). */
+		u->blocked = true;
+		suspend(u->cls);
+	}
+	if (k && u->read_paused)
+		queue_unpause(f);
+	pthread_mutex_unlock(&f->lock);
+	return FETCH_PUT_OK;
+}
+
+void fetch_upload_end(struct fetch *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->up->end = true;
+	if (f->up->read_paused)
+		queue_unpause(f);
+	pthread_mutex_unlock(&f->lock);
+}
+
+void fetch_upload_detach(struct fetch *f)
+{
+	pthread_mutex_lock(&f->lock);
+	struct fetch_upload *u = f->up;
+	u->cls = NULL;
+	u->blocked = false;
+	if (!u->end) {
+		u->abort = true;
+		if (u->read_paused)
+			queue_unpause(f);
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Under f->lock: a client suspended on a full window goes on. */
+static void upload_unblock(struct fetch_upload *u)
+{
+	if (u->blocked && u->cls) {
+		u->blocked = false;
+		u->resume(u->cls);
+	}
+}
+
 /* ---------- curl callbacks (fetch thread) ---------- */
+
+/* libcurl asks for request body bytes: the window's, a pause while it is
+ * empty, 0 at the end, an abort when the client went away. */
+static size_t on_read(char *p, size_t size, size_t n, void *cls)
+{
+	struct fetch *f = cls;
+	struct fetch_upload *u = f->up;
+	size_t max = size * n;
+	pthread_mutex_lock(&f->lock);
+	if (u->abort) {
+		pthread_mutex_unlock(&f->lock);
+		return CURL_READFUNC_ABORT;
+	}
+	if (!u->win.len) {
+		bool end = u->end;
+		u->read_paused = !end;
+		pthread_mutex_unlock(&f->lock);
+		return end ? 0 : CURL_READFUNC_PAUSE;
+	}
+	size_t k = u->win.len < max ? u->win.len : max;
+	memcpy(p, u->win.data, k);
+	memmove(u->win.data, u->win.data + k, u->win.len - k);
+	u->win.len -= k;
+	if (u->win.len <= FETCH_UPLOAD_WINDOW / 2)
+		upload_unblock(u);
+	pthread_mutex_unlock(&f->lock);
+	return k;
+}
 
 static size_t on_header(char *p, size_t size, size_t n, void *cls)
 {
@@ -218,6 +337,8 @@ static void start_one(struct fetcher *fr, struct fetch *f)
 	f->fr = fr;
 	f->request_time = (int64_t)time(NULL);
 	long tmo = f->timeout_ms > 0 && f->timeout_ms < fr->timeout_ms ? f->timeout_ms : fr->timeout_ms;
+	if (f->up && f->timeout_ms > 0)
+		tmo = f->timeout_ms; /* a streamed body: the client's time to send it on top */
 	long ctmo = tmo < fr->connect_timeout_ms ? tmo : fr->connect_timeout_ms;
 	if (get && fr->nidle) {
 		/* A pooled GET handle keeps every option below but the per-fetch ones. */
@@ -257,7 +378,14 @@ static void start_one(struct fetcher *fr, struct fetch *f)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(f->method, "GET")) {
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, f->method);
-		if (f->req_body_len || strcmp(f->method, "DELETE")) {
+		if (f->up) {
+			/* POST framing with the method above; length -1 goes chunked
+			 * (the caller's Transfer-Encoding header says so). */
+			curl_easy_setopt(e, CURLOPT_POST, 1L);
+			curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+			curl_easy_setopt(e, CURLOPT_READDATA, f);
+			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)f->up->length);
+		} else if (f->req_body_len || strcmp(f->method, "DELETE")) {
 			curl_easy_setopt(e, CURLOPT_POSTFIELDS, f->req_body ? f->req_body : "");
 			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)f->req_body_len);
 		}
@@ -292,6 +420,8 @@ static void finish_one(struct fetcher *fr, struct fetch *f, CURLcode res)
 	pthread_mutex_lock(&f->lock);
 	f->state = failed ? F_FAILED : F_DONE;
 	wake_all(f);
+	if (f->up)
+		upload_unblock(f->up); /* over mid-body: a client waiting for room learns it */
 	pthread_mutex_unlock(&f->lock);
 	if (failed)
 		log_info("fetch", "%s %s failed: %s", f->method, f->url, f->err);
@@ -314,6 +444,8 @@ static void *fetcher_main(void *arg)
 				snprintf(q->err, sizeof q->err, "shutting down");
 				q->state = F_FAILED;
 				wake_all(q);
+				if (q->up)
+					upload_unblock(q->up);
 				pthread_mutex_unlock(&q->lock);
 				fetch_unref(q);
 			} else {
@@ -325,6 +457,8 @@ static void *fetcher_main(void *arg)
 			struct fetch *next = u->next_q;
 			pthread_mutex_lock(&u->lock);
 			u->paused = u->unpause = false;
+			if (u->up)
+				u->up->read_paused = false;
 			pthread_mutex_unlock(&u->lock);
 			if (u->easy)
 				curl_easy_pause(u->easy, CURLPAUSE_CONT);

@@ -58,6 +58,7 @@ struct fetch {
 	char *url, *method;
 	struct curl_slist *req_headers; /* owned */
 	char *req_body; size_t req_body_len;
+	struct fetch_upload *up;     /* a body streamed from the client (fetch_upload_init), or NULL */
 	const struct fetch_hooks *hooks;
 	void *ctx;                   /* owned by the hooks' user, freed by free_ctx */
 	/* response, under lock (headers stable once state >= F_HEADERS) */
@@ -99,6 +100,33 @@ void fetch_remove_waiter(struct fetch *f, struct fetch_waiter *w);
 /* Under f->lock, after a waiter advanced w->pos: drops bytes every waiter has
  * read (discard mode) and un-pauses the transfer when the backlog drains. */
 void fetch_consumed(struct fetch *f);
+
+/* ---------- request bodies streamed through ----------
+ * The client's body goes to the origin as it arrives, through a window of at
+ * most FETCH_UPLOAD_WINDOW bytes: the client side puts bytes in (suspending
+ * its connection while the window is full), libcurl's read callback takes
+ * them out (pausing the transfer while it is empty) and resumes the client
+ * when the window has drained to half. */
+#define FETCH_UPLOAD_WINDOW (256u << 10)
+
+/* Before fetch_submit: the request body is streamed, length bytes (-1: not
+ * known, sent chunked).  resume(cls) is how the transfer wakes a client that
+ * put_upload suspended; it runs in the fetch thread under f->lock. */
+void fetch_upload_init(struct fetch *f, int64_t length, void (*resume)(void *cls), void *cls);
+
+enum fetch_put {
+	FETCH_PUT_OK,   /* *taken bytes were taken; fewer than n: the client was suspended
+	                   (suspend(cls) called under f->lock) and is resumed when there is room */
+	FETCH_PUT_OVER, /* the transfer is over (the origin answered or failed): nothing taken */
+};
+/* From the client side: queues up to n bytes of the body for the origin. */
+enum fetch_put fetch_upload_put(struct fetch *f, const char *p, size_t n, size_t *taken,
+                                void (*suspend)(void *cls));
+/* The whole body was put. */
+void fetch_upload_end(struct fetch *f);
+/* The client is gone: a body not yet ended aborts the transfer (the origin
+ * sees the connection cut mid-body), and the client is never resumed. */
+void fetch_upload_detach(struct fetch *f);
 
 /* Header lookup in a packed list (case-insensitive); NULL if absent. */
 const char *fetch_header(const struct buf *hdrs, const char *name);

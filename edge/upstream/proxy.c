@@ -498,6 +498,8 @@ static struct curl_slist *origin_headers(struct proxy_call *pc, enum fill_mode m
 	if (!b.had_accept)
 		b.l = curl_slist_append(b.l, "Accept:"); /* no curl default */
 	b.l = curl_slist_append(b.l, "Expect:");
+	if (pc->upload_chunked && mode == PASS)
+		b.l = curl_slist_append(b.l, "Transfer-Encoding: chunked"); /* length unknown */
 	return b.l;
 }
 
@@ -677,6 +679,8 @@ void proxy_release(struct proxy_call *pc)
 	buf_free(&pc->hdr_join); /* reallocated if the call goes on */
 	if (!pc->f)
 		return;
+	if (pc->f->up)
+		fetch_upload_detach(pc->f); /* a body not ended aborts the transfer */
 	if (pc->waiting_registered) {
 		pthread_mutex_lock(&pc->f->lock);
 		fetch_remove_waiter(pc->f, &pc->w);
@@ -685,6 +689,43 @@ void proxy_release(struct proxy_call *pc)
 	}
 	fetch_unref(pc->f);
 	pc->f = NULL;
+}
+
+/* ---------- streamed request bodies ---------- */
+
+void proxy_upload_start(struct proxy_call *pc, int64_t length)
+{
+	struct edge *e = pc->edge;
+	pc->upload_chunked = length < 0;
+	struct fetch *f = new_fetch(pc, PASS, NULL);
+	fetch_upload_init(f, length, pc->ops->resume, pc->cls);
+	/* The transfer lasts as long as the client takes to send the body:
+	 * the body deadline on top of the origin's. */
+	f->timeout_ms = e->cfg.upstream.timeout_ms + e->cfg.limits.body_timeout_ms;
+	pc->f = f; /* new_fetch's reference */
+	pc->leader = true;
+	fetch_submit(e->fetcher, f);
+}
+
+bool proxy_upload_put(struct proxy_call *pc, const char *p, size_t n, size_t *taken)
+{
+	return fetch_upload_put(pc->f, p, n, taken, pc->ops->suspend) == FETCH_PUT_OK;
+}
+
+void proxy_upload_end(struct proxy_call *pc, struct proxy_answer *a)
+{
+	struct fetch *f = pc->f;
+	fetch_upload_end(f);
+	memset(a, 0, sizeof *a);
+	pthread_mutex_lock(&f->lock);
+	if (f->state == F_PENDING) {
+		/* Keeps new_fetch's reference (wait_on takes pc->f as is). */
+		wait_on(pc, f, a);
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
+	pthread_mutex_unlock(&f->lock);
+	proxy_resume(pc, a);
 }
 
 /* ---------- answers ---------- */

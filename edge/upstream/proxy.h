@@ -71,6 +71,7 @@ struct proxy_call {
 	bool leader, waiting_registered;
 	bool no_collapse;                    /* forwarded on its own after a collapse did not fit */
 	bool joined_done;                    /* answered from a completed fetch whose store is pending */
+	bool upload_chunked;                 /* a streamed body of unknown length (sent chunked) */
 };
 
 /* The stale entry a revalidation starts from (copied by proxy_start: the
@@ -139,6 +140,19 @@ void proxy_refresh(struct proxy_call *pc, const struct stale_info *stale);
 /* Drops pc's fetch reference and waiter (the request is over, or a stream
  * of the answer was opened).  Idempotent. */
 void proxy_release(struct proxy_call *pc);
+
+/* ---------- a request body streamed to the origin ----------
+ * For a pass (an unsafe method) whose body is sent as it arrives: start the
+ * transfer when the head is in (length: the declared one, -1 for a chunked
+ * body, forwarded chunked), put the bytes as they come, end when the last
+ * came; proxy_release before the end aborts the origin's transfer. */
+void proxy_upload_start(struct proxy_call *pc, int64_t length);
+/* Puts up to n bytes (*taken says how many; fewer: the connection was
+ * suspended through ops->suspend until there is room).  false: the transfer
+ * is already over (the origin answered or failed): answer with proxy_resume. */
+bool proxy_upload_put(struct proxy_call *pc, const char *p, size_t n, size_t *taken);
+/* The whole body was put: fills *a as proxy_start does. */
+void proxy_upload_end(struct proxy_call *pc, struct proxy_answer *a);
 
 /* A request header with every line combined with ", " (RFC 9110 5.3):
  * borrowed from the connection when there is one line, else joined into

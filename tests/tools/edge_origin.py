@@ -11,7 +11,9 @@ Each path answers what was last configured for it with
                  "any_304": true (answer every conditional GET with 304, validators or not),
                  "drop": true (close the connection without answering),
                  "reset": true (abort the connection with a TCP RST, no answer),
-                 "chunked": true (no Content-Length: chunked transfer coding)}
+                 "chunked": true (no Content-Length: chunked transfer coding),
+                 "fail_after": N (read N bytes of the request body, then RST),
+                 "read_delay": seconds (pause before each 64 KiB of the body)}
 "headers" may also be a list of [name, value] pairs, sent in that order: a
 name may repeat (several field lines) and a value may be empty.  A Date
 given there replaces the automatic one.  Any method, extension ones
@@ -19,6 +21,10 @@ included, is answered the same way.
 and counts requests per path (query included):
   GET /__count?path=/x        -> number of requests that reached the origin for /x
   GET /__last?path=/x         -> JSON of the last request's method, headers, body
+                                 (the first 64 KiB), body_size, body_sha256, chunked
+  GET /__aborts?path=/x       -> number of request bodies that ended early (the
+                                 connection closed before the declared length or
+                                 the last chunk)
   GET /__conns                -> number of accepted connections that carried at
                                  least one request other than these controls
                                  (how many connections the edge opened to us)
@@ -26,6 +32,7 @@ and counts requests per path (query included):
 Unconfigured paths answer 200 with "Cache-Control: max-age=60" and a body
 naming the path.  Threaded, so slow handlers do not block others.
 """
+import hashlib
 import json
 import socket
 import struct
@@ -40,6 +47,20 @@ CONF = {}
 COUNT = {}
 LAST = {}
 CONNS = [0]  # connections that served a non-control request
+ABORTS = {}
+KEEP = 65536  # body bytes kept for /__last
+
+
+class Body:
+    """A request body read as it arrives: size, sha256, the first KEEP bytes."""
+    def __init__(self):
+        self.size, self.h, self.kept, self.complete = 0, hashlib.sha256(), b"", True
+
+    def add(self, b):
+        self.size += len(b)
+        self.h.update(b)
+        if len(self.kept) < KEEP:
+            self.kept += b[:KEEP - len(self.kept)]
 
 
 def gen_body(n, seed):
@@ -96,11 +117,15 @@ class H(BaseHTTPRequestHandler):
             return self.reply(200, [("Content-Type", "application/json")], b'{"ok":true}')
         if u.path == "/__reset":
             with LOCK:
-                CONF.clear(); COUNT.clear(); LAST.clear(); CONNS[0] = 0
+                CONF.clear(); COUNT.clear(); LAST.clear(); ABORTS.clear(); CONNS[0] = 0
             return self.reply(200, [], b"ok")
         if u.path == "/__count":
             with LOCK:
                 n = COUNT.get(q.get("path", [""])[0], 0)
+            return self.reply(200, [("Content-Type", "text/plain")], str(n).encode())
+        if u.path == "/__aborts":
+            with LOCK:
+                n = ABORTS.get(q.get("path", [""])[0], 0)
             return self.reply(200, [("Content-Type", "text/plain")], str(n).encode())
         if u.path == "/__conns":
             with LOCK:
@@ -112,21 +137,78 @@ class H(BaseHTTPRequestHandler):
             return self.reply(200, [("Content-Type", "application/json")], json.dumps(l).encode())
         return self.reply(404, [], b"no such control")
 
+    def read_part(self, body, n, c):
+        """Reads n bytes into body; False if the connection ended first or
+        fail_after was reached (the connection is then reset)."""
+        while n > 0:
+            if c.get("read_delay"):
+                time.sleep(float(c["read_delay"]))
+            want = min(n, 65536)
+            fail = c.get("fail_after")
+            if fail is not None:
+                want = min(want, int(fail) - body.size)
+                if want <= 0:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
+                    return False
+            try:
+                b = self.rfile.read(want)
+            except OSError:
+                return False
+            if not b:
+                return False
+            body.add(b)
+            n -= len(b)
+        return True
+
+    def read_body(self, c):
+        """The request body, Content-Length or chunked, streamed through Body."""
+        body = Body()
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body.chunked = True
+            while True:
+                line = self.rfile.readline(1024)
+                try:
+                    n = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    body.complete = False
+                    return body
+                if n == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return body
+                if not self.read_part(body, n, c) or self.rfile.readline(16) != b"\r\n":
+                    body.complete = False
+                    return body
+        body.chunked = False
+        n = int(self.headers.get("Content-Length") or 0)
+        body.complete = self.read_part(body, n, c)
+        return body
+
     def handle_any(self, method):
         u = urlsplit(self.path)
-        n = int(self.headers.get("Content-Length") or 0)
-        data = self.rfile.read(n) if n else b""
+        key = self.path
+        with LOCK:
+            c = CONF.get(key) or CONF.get(u.path)
+        body = self.read_body(c or {})
+        data = body.kept
         if u.path.startswith("/__"):
             return self.control(method, u, data)
-        key = self.path
         with LOCK:
             if not self.counted:
                 self.counted = True
                 CONNS[0] += 1
             COUNT[key] = COUNT.get(key, 0) + 1
+            if not body.complete:
+                ABORTS[key] = ABORTS.get(key, 0) + 1
             LAST[key] = {"method": method, "headers": dict(self.headers.items()),
-                         "body": data.decode("latin-1")}
-            c = CONF.get(key) or CONF.get(u.path)
+                         "body": data.decode("latin-1"), "body_size": body.size,
+                         "body_sha256": body.h.hexdigest(), "chunked": body.chunked,
+                         "complete": body.complete}
+        if not body.complete:
+            self.close_connection = True
+            self.connection.close()
+            return
         if c is None:
             c = {"status": 200, "headers": {"Cache-Control": "max-age=60"},
                  "body": "hello from %s\n" % self.path}
