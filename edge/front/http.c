@@ -331,7 +331,10 @@ static enum MHD_Result stream_body(struct edge_req *r, const char *upload, size_
 	size_t n = *upload_size;
 	if (!n) {
 		conns_phase(r->conn, CONN_BUSY);
-		proxy_upload_end(&r->pc, &a);
+		if (r->upload_over)
+			proxy_resume(&r->pc, &a);
+		else
+			proxy_upload_end(&r->pc, &a);
 		return respond_answer(r, &a);
 	}
 	if (r->body_streamed + n > edge_live(r->edge)->limits.max_body) {
@@ -340,18 +343,18 @@ static enum MHD_Result stream_body(struct edge_req *r, const char *upload, size_
 		r->state = RS_DONE;
 		return respond_error(r, 413, "request body too large");
 	}
-	size_t taken;
-	if (proxy_upload_put(&r->pc, upload, n, &taken)) {
-		/* Fewer than n taken: suspended until the origin has read more. */
-		*upload_size -= taken;
-		r->body_streamed += taken;
-		return MHD_YES;
+	size_t taken = n;
+	if (!r->upload_over && !proxy_upload_put(&r->pc, upload, n, &taken)) {
+		/* The origin answered (or failed: 502) before the body ended.  The
+		 * rest is read and dropped (within max_body and the body deadline)
+		 * before that answer: a client that is still sending would lose a
+		 * response written before it reads, to the reset of a closed socket. */
+		r->upload_over = true;
 	}
-	/* The origin answered (or failed: 502) before the body ended: that is
-	 * the answer, and the connection closes with the rest unread. */
-	r->body_unread = true;
-	proxy_resume(&r->pc, &a);
-	return respond_answer(r, &a);
+	/* Fewer than n taken: suspended until the origin has read more. */
+	*upload_size -= taken;
+	r->body_streamed += taken;
+	return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

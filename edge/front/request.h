@@ -39,7 +39,8 @@ struct edge_req {
 	size_t body_held;                /* counted in edge.body_bytes: the held body, or
 	                                    a streamed body's window */
 	uint64_t body_streamed;          /* bytes of a streamed body sent on so far */
-	bool body_unread;                /* answered before the body ended: close after */
+	bool upload_over;                /* the origin ended before the streamed body did:
+	                                    the rest is dropped, the connection closed after */
 	enum reqcheck_reason uri_why;    /* the raw target's strict check (httpd_strict_uri) */
 	struct plan_req cond;            /* conditionals and Range, found while validating
 	                                    (borrowed from MHD) */

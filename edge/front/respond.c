@@ -122,7 +122,7 @@ enum MHD_Result respond_error(struct edge_req *r, unsigned status, const char *m
 	/* Refused heads and bodies left unread: the connection cannot carry
 	 * another request safely. */
 	if (status == 400 || status == 413 || status == 414 || status == 431 || status == 501 ||
-	    status == 503 || r->body_unread)
+	    status == 503 || r->upload_over)
 		MHD_add_response_header(resp, "Connection", "close");
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
