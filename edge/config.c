@@ -94,7 +94,8 @@ static const struct cfg_key limit_keys[] = {
 	{ "max_body", CFG_SIZE, O(limits.max_body), "8M", 0, 1ull << 32, 0, NULL, 0, 0, NULL,
 	  "largest request body forwarded to the origin (413 above, before any of it is read)" },
 	{ "bodies_memory", CFG_SIZE, O(limits.bodies_memory), "64M", 1 << 20, 1ull << 40, 0, NULL, 0, 0,
-	  NULL, "request bodies held in memory by all connections together (503 above)" },
+	  NULL, "request body bytes in memory, all connections together: each streamed body's "
+	  "256 KiB window and bodies held whole (503 above)" },
 	{ "max_connections", CFG_INT, O(limits.max_connections), "1000", 16, 1000000, 0, NULL, 0, 0,
 	  NULL, "client connections in all; near it the longest idle ones are closed first "
 	  "(keep it under the open-files limit)" },
