@@ -64,6 +64,10 @@ struct edge {
 	struct fetcher *fetcher;
 	struct collapse *collapse;
 	long long start_ms;
+	/* Drained by the operator (control.c): /healthz says so and the DNS
+	 * servers stop answering this edge; requests are still served.  Kept in
+	 * a flag file in the cache directory, so a restart keeps it. */
+	_Atomic bool draining;
 	struct counters n;                /* counters.h: per-thread shards */
 };
 

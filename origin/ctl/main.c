@@ -28,6 +28,8 @@
 	X(explain,  "[--json] NAME ADDRESS [A|AAAA]", "which edge(s) the DNS server answers NAME (A or AAAA) with for a client at ADDRESS, and why") \
 	X(reload,   "",                             "make every DNS node reload config, zones and map (old data kept on error)") \
 	X(purge,    "[--json] URL|--prefix P|--tag T", "purge cached objects on every edge (exit 1 unless all edges purged)") \
+	X(drain,    "[--json] EDGE...",             "take edges out of DNS answers (they keep serving; survives restarts)") \
+	X(undrain,  "[--json] EDGE...",             "put drained edges back into DNS answers") \
 
 #define X_DECL(n, a, h) int cmd_##n(struct ctl *ctl, int argc, char **argv);
 CTL_COMMANDS(X_DECL)
