@@ -4,7 +4,10 @@
  * which still serves); anything else -- no answer within the timeout, another
  * status code, unparsable JSON -- is "down".  Exit status 1 if any node is down.
  * For every DNS node that is up, its /stats is read too and its view of the
- * edges (health-checked state, load, answers) printed as a second table. */
+ * edges (health-checked state, load, answers) printed as a second table.
+ * DNS nodes that are up must report the same "digest" (what they answer
+ * from: zones, map, edges); a node whose digest differs from the most common
+ * one is flagged "DIFFERS" and the exit status is 1 as well. */
 #include "common/xmalloc.h"
 #include "origin/ctl/ctl.h"
 
@@ -67,7 +70,9 @@ static void print_dns_view(const char *dns_name, json_t *stats)
 		const char *state = jstr(e, "state", NULL);
 		json_t *up = json_object_get(e, "up"), *usable = json_object_get(e, "usable");
 		if (!state) {
-			if (!json_is_boolean(up))
+			if (json_is_true(json_object_get(e, "draining")))
+				state = "draining";
+			else if (!json_is_boolean(up))
 				state = "?";
 			else if (!json_is_true(up))
 				state = "down";
@@ -83,6 +88,37 @@ static void print_dns_view(const char *dns_name, json_t *stats)
 		       json_is_integer(ans) ? (long long)json_integer_value(ans) : 0LL,
 		       strcmp(state, "up") ? jstr(e, "error", "") : "");
 	}
+}
+
+/* Marks differs[i] for up DNS nodes whose digest is not the most common one
+ * (ties: the first node's).  Returns how many were marked. */
+static int digest_check(const struct ctl *ctl, const struct node_state *st, bool *differs)
+{
+	size_t n = ctl->cfg.n_nodes;
+	const char *best = NULL;
+	size_t best_count = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *d = st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns") ? jstr(st[i].health, "digest", NULL) : NULL;
+		if (!d)
+			continue;
+		size_t c = 0;
+		for (size_t k = 0; k < n; k++)
+			if (st[k].up && !strcmp(ctl->cfg.nodes[k].role, "dns") &&
+			    !strcmp(d, jstr(st[k].health, "digest", "")))
+				c++;
+		if (c > best_count) {
+			best = d;
+			best_count = c;
+		}
+	}
+	int marked = 0;
+	for (size_t i = 0; best && i < n; i++)
+		if (st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns") &&
+		    strcmp(best, jstr(st[i].health, "digest", ""))) {
+			differs[i] = true;
+			marked++;
+		}
+	return marked;
 }
 
 CTL_COMMAND(status)
@@ -138,6 +174,9 @@ CTL_COMMAND(status)
 			down++;
 	}
 
+	bool *differs = xcalloc(n, sizeof *differs);
+	int ndiffer = digest_check(ctl, st, differs);
+
 	/* DNS nodes that are up: their view of the edges, from /stats. */
 	struct ctl_req *sreq = xcalloc(n, sizeof *sreq);
 	size_t *sidx = xcalloc(n, sizeof *sidx);
@@ -164,13 +203,16 @@ CTL_COMMAND(status)
 			                      reqs[i].latency_ms, "http_status", (json_int_t)reqs[i].status);
 			if (!st[i].up)
 				json_object_set_new(o, "error", json_string(st[i].why));
+			if (differs[i])
+				json_object_set_new(o, "digest_differs", json_true());
 			if (st[i].health)
 				json_object_set(o, "healthz", st[i].health);
 			if (stats[i] && json_is_array(json_object_get(stats[i], "edges")))
 				json_object_set(o, "edges", json_object_get(stats[i], "edges"));
 			json_array_append_new(arr, o);
 		}
-		json_t *top = json_pack("{s:o, s:i, s:i}", "nodes", arr, "up", (int)(n - (size_t)down), "down", down);
+		json_t *top = json_pack("{s:o, s:i, s:i, s:i}", "nodes", arr, "up", (int)(n - (size_t)down), "down", down,
+		                        "dns_digest_differs", ndiffer);
 		char *s = json_dumps(top, JSON_INDENT(2));
 		puts(s);
 		free(s);
@@ -193,12 +235,17 @@ CTL_COMMAND(status)
 			       st[i].up ? jstr(h, "version", "-") : "-", up, load, lat);
 			if (!st[i].up)
 				printf("  (%s)", st[i].why);
+			if (differs[i])
+				printf("  DIFFERS: digest %s", jstr(h, "digest", "?"));
 			printf("\n");
 		}
 		for (size_t i = 0; i < n; i++)
 			if (stats[i])
 				print_dns_view(ctl->cfg.nodes[i].name, stats[i]);
 		printf("\n%zu up, %d down\n", n - (size_t)down, down);
+		if (ndiffer)
+			printf("%d DNS server(s) answer from different data than the others (digest differs)\n",
+			       ndiffer);
 	}
 
 	for (size_t i = 0; i < n; i++) {
@@ -213,5 +260,6 @@ CTL_COMMAND(status)
 	free(stats);
 	free(reqs);
 	free(st);
-	return down ? 1 : 0;
+	free(differs);
+	return down || ndiffer ? 1 : 0;
 }
