@@ -49,7 +49,7 @@ run_scripts() { # label, bin dir, scripts...
 		[ -x "$s" ] || continue
 		out=$(mktemp)
 		local t0=$SECONDS
-		MINICDN_BIN=$bin timeout 300 "$s" >"$out" 2>&1
+		MINICDN_BIN=$bin timeout "${DEPLOY_TIMEOUT:-300}" "$s" >"$out" 2>&1
 		rc=$?
 		echo "== $label $s ($((SECONDS - t0)) s)"
 		grep -E '^(FAIL|PASS)' "$out" | grep -E '^FAIL' | head -20
@@ -61,6 +61,7 @@ run_scripts() { # label, bin dir, scripts...
 
 run_units build normal
 run_scripts integration "$ROOT/build/bin" tests/integration/*/run.sh
+run_scripts deploy-static "$ROOT/build/bin" tests/deploy/static.sh
 if [ $QUICK = 0 ]; then
 	if [ "$(id -u)" -eq 0 ]; then
 		run_scripts netns "$ROOT/build/bin" tests/netns/*.sh
@@ -76,6 +77,12 @@ if [ $QUICK = 0 ]; then
 		done
 	else
 		echo "== netns tests skipped: they need root (namespaces)"; FAIL=$((FAIL + 1)); FAILED+=("netns (not root)")
+	fi
+	# The deployment on booted containers (make test-deploy): root only.
+	if [ "$(id -u)" -eq 0 ]; then
+		DEPLOY_TIMEOUT=1800 run_scripts deploy "$ROOT/build/bin" tests/deploy/run.sh
+	else
+		echo "== deploy test skipped: it needs root (namespaces, systemd-nspawn); run: sudo make test-deploy"
 	fi
 	[ -x tests/fuzz/run.sh ] && run_scripts fuzz "$ROOT/build/bin" tests/fuzz/run.sh
 	run_units build/asan asan
