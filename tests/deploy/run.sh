@@ -104,7 +104,8 @@ host() { # name region
 	printf '        %s:\n          ansible_host: %s\n          minicdn_region: %s\n          minicdn_address: %s\n' \
 		"$1" "$T_DIR/pids/$1" "$2" "${ADDR[$1]}"
 }
-{
+write_inventory() { # edges... (the rest of edge-eu edge-us edge-ap is retired)
+	local e
 	echo "all:"
 	echo "  vars:"
 	echo "    ansible_connection: nsenter_pid"
@@ -112,8 +113,13 @@ host() { # name region
 	echo "  children:"
 	echo "    origin:"; echo "      hosts:"; host origin1 eu
 	echo "    dns:"; echo "      hosts:"; host ns1 eu; host ns2 us
-	echo "    edges:"; echo "      hosts:"; host edge-eu eu; host edge-us us; host edge-ap ap
-} >"$INV/hosts.yml"
+	echo "    edges:"; echo "      hosts:"
+	for e in edge-eu edge-us edge-ap; do [[ " $* " == *" $e "* ]] && host "$e" "${e#edge-}"; done
+	echo "    edges_retired:"; echo "      hosts:"
+	for e in edge-eu edge-us edge-ap; do [[ " $* " == *" $e "* ]] || host "$e" "${e#edge-}"; done
+	return 0
+}
+write_inventory edge-eu edge-us edge-ap >"$INV/hosts.yml"
 sed -e 's/^minicdn_zone: .*/minicdn_zone: cdn.test./' \
     -e 's/^minicdn_hostmaster: .*/minicdn_hostmaster: hostmaster.cdn.test./' \
     -e 's/^minicdn_dynamic: .*/minicdn_dynamic: ["www.cdn.test.", "*.cdn.test."]/' \
@@ -227,6 +233,22 @@ sleep 1.5
 t_check "logrotate moved the old access log" IN edge-eu test -s /var/log/minicdn/edge-access.log.1
 t_check "the edge writes a new access log after the rotation" IN edge-eu grep -q about.html /var/log/minicdn/edge-access.log
 t_check "and the old one has no line from after it" IN edge-eu sh -c '! grep -q about.html /var/log/minicdn/edge-access.log.1'
+
+# ---------- removing an edge: drained first, then stopped, then dropped ----------
+log "retiring edge-ap"
+write_inventory edge-eu edge-us >"$INV/hosts.yml"
+play play-retire; rc=$?
+t_check "the run retiring edge-ap succeeds" test $rc = 0
+[ $rc = 0 ] || tail -30 "$T_DIR/play-retire.log"
+order=$(grep -oE 'TASK \[edge_retire : (Drain|Stop and disable)[^]]*' "$T_DIR/play-retire.log" | cut -d: -f2 | cut -c2-6 | xargs)
+t_eq "edge-ap was drained, then stopped" "Drain Stop" "$order"
+t_eq "edge-ap's unit is stopped" inactive "$(IN edge-ap systemctl is-active minicdn-edge)"
+for s in ns1 ns2; do
+	a=$(dq cl-ap "$s")
+	t_check "$s no longer answers edge-ap to the ap client (answers $a)" test -n "$a" -a "$a" != "${ADDR[edge-ap]}"
+done
+t_check "the DNS servers' edge list dropped edge-ap" sh -c "! nsenter -t $(cat "$T_DIR/pids/ns1") -a grep -q edge-ap /etc/minicdn/dns.conf"
+t_check "minicdnctl no longer lists edge-ap, and every node is up" IN origin1 sh -c '! grep -q edge-ap /etc/minicdn/ctl.conf && minicdnctl status'
 
 log "done in $((SECONDS - T0)) s"
 t_done
