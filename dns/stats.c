@@ -8,6 +8,7 @@
 #include "common/daemon.h"
 #include "common/httpd.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/version.h"
 #include "common/xmalloc.h"
 
@@ -170,29 +171,19 @@ struct post {
 	size_t len;
 };
 
-/* POST /reload needs the current configuration's control_secret, when one is
- * set (the shared control API convention).  The secret is copied under
- * view_lock since a reload may free the snapshot holding it.  Constant time
- * in the secret's content. */
+/* POST /reload needs one of the current configuration's control secrets,
+ * when any is set (the shared control API convention).  Compared under
+ * view_lock since a reload may free the snapshot holding them; constant time
+ * in the secrets' contents. */
 static bool reload_authorized(struct MHD_Connection *conn)
 {
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *tok = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : NULL;
 	view_lock();
 	const struct view *v = view_current();
-	char *secret = v && v->snap->conf.control_secret ? xstrdup(v->snap->conf.control_secret) : NULL;
+	bool ok = !v || !v->snap->conf.n_control_secret ||
+	          secret_match(v->snap->conf.control_secret, v->snap->conf.n_control_secret, tok);
 	view_unlock();
-	if (!secret)
-		return true;
-	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	bool ok = false;
-	if (h && !strncasecmp(h, "Bearer ", 7)) {
-		const char *tok = h + 7;
-		size_t tl = strlen(tok), sl = strlen(secret);
-		unsigned char diff = (unsigned char)(tl != sl);
-		for (size_t i = 0; i < sl; i++)
-			diff |= (unsigned char)(secret[i] ^ (i < tl ? tok[i] : 0));
-		ok = diff == 0;
-	}
-	free(secret);
 	return ok;
 }
 

@@ -9,6 +9,7 @@
 #include "common/daemon.h"
 #include "common/httpd.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/xmalloc.h"
 
 #include <errno.h>
@@ -38,10 +39,21 @@ static int check_config(struct edge_config *c, const char *path, char *err, size
 			return -1;
 		}
 	}
-	if (!c->control_secret[0]) {
-		snprintf(err, errlen, "%s: control_secret must not be empty", path);
+	char why[256];
+	if (secret_append_files(&c->control_secret, &c->ncontrol_secret, c->control_secret_file,
+	                        c->ncontrol_secret_file, why, sizeof why) < 0) {
+		snprintf(err, errlen, "%s: control_secret_file: %s", path, why);
 		return -1;
 	}
+	if (!c->ncontrol_secret) {
+		snprintf(err, errlen, "%s: control_secret or control_secret_file is required", path);
+		return -1;
+	}
+	for (size_t i = 0; i < c->ncontrol_secret; i++)
+		if (!c->control_secret[i][0]) {
+			snprintf(err, errlen, "%s: control_secret must not be empty", path);
+			return -1;
+		}
 	return 0;
 }
 
@@ -152,7 +164,8 @@ int main(int argc, char **argv)
 	if (!e.fetcher)
 		goto fail;
 	e.collapse = collapse_new();
-	if (script_init(&e.cfg.scripts, e.cfg.name, e.cfg.region, e.cfg.origin, err, sizeof err) < 0)
+	e.scripts = script_init(&e.cfg.scripts, e.cfg.name, e.cfg.region, e.cfg.origin, err, sizeof err);
+	if (!e.scripts)
 		goto fail;
 	if (e.cfg.access_log && !(e.alog = accesslog_open(e.cfg.access_log, err, sizeof err)))
 		goto fail;
@@ -204,7 +217,7 @@ fail:
 		log_error("main", "%s", err);
 	if (d)
 		MHD_stop_daemon(d);
-	script_shutdown(); /* after MHD: no request runs a script any more */
+	script_shutdown(e.scripts); /* after MHD: no request runs a script any more */
 	accesslog_close(e.alog); /* after MHD: every request has logged its line */
 	fetcher_stop(e.fetcher);
 	cache_close(e.cache); /* before collapse_free: queued stores leave the collapse table */

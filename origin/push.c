@@ -1102,7 +1102,7 @@ struct push *push_new(const struct origin_config *cfg, bool dry, char *err, size
 	}
 	bundle_sk_to_pk(p->sk, p->pk);
 	p->dir = xasprintf("%s/bundles", cfg->push.state_dir);
-	p->secret = cfg->control_secret ? xstrdup(cfg->control_secret) : NULL;
+	p->secret = cfg->n_control_secret ? xstrdup(cfg->control_secret[0]) : NULL;
 	p->timeout_ms = cfg->push.timeout_ms;
 	p->retry_ms = cfg->push.retry_ms;
 	p->retry_rejected_ms = cfg->push.retry_rejected_ms;
@@ -1143,7 +1143,7 @@ void push_set_edges(struct push *p, const struct origin_config *cfg)
 	p->retry_ms = cfg->push.retry_ms;
 	p->retry_rejected_ms = cfg->push.retry_rejected_ms;
 	free(p->secret);
-	p->secret = cfg->control_secret ? xstrdup(cfg->control_secret) : NULL;
+	p->secret = cfg->n_control_secret ? xstrdup(cfg->control_secret[0]) : NULL;
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->state_lock);
 	pthread_mutex_unlock(&p->op_lock);

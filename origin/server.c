@@ -6,6 +6,7 @@
 #include "common/httpd.h"
 #include "common/httpdate.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/version.h"
 #include "common/xmalloc.h"
 #include "origin/compress.h"
@@ -34,7 +35,8 @@ struct site {
 	char *index;
 	struct rules *rules;
 	bool errors_json;
-	char *secret;   /* may be NULL */
+	char **secrets; /* accepted control secrets; none: control API disabled */
+	size_t nsecrets;
 	char *name;
 	char *region;
 };
@@ -46,7 +48,9 @@ static void site_free(struct site *s)
 	free(s->root_real);
 	free(s->index);
 	rules_free(s->rules);
-	free(s->secret);
+	for (size_t i = 0; i < s->nsecrets; i++)
+		free(s->secrets[i]);
+	free(s->secrets);
 	free(s->name);
 	free(s->region);
 	free(s);
@@ -67,7 +71,10 @@ static struct site *site_new(const struct origin_config *c, char *err, size_t er
 	s->index = xstrdup(c->index);
 	s->rules = r;
 	s->errors_json = !strcmp(c->error_format, "json");
-	s->secret = c->control_secret ? xstrdup(c->control_secret) : NULL;
+	s->secrets = xcalloc(c->n_control_secret + 1, sizeof *s->secrets);
+	for (size_t i = 0; i < c->n_control_secret; i++)
+		s->secrets[i] = xstrdup(c->control_secret[i]);
+	s->nsecrets = c->n_control_secret;
 	s->name = xstrdup(c->name);
 	s->region = xstrdup(c->region);
 	return s;
@@ -374,26 +381,19 @@ static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, c
 
 /* ---------- control API ---------- */
 
-/* Constant-time comparison of the bearer token with the secret. */
+/* The bearer token is one of the secrets (constant time in their contents). */
 static bool authorized(struct MHD_Connection *c, const struct site *site)
 {
-	if (!site->secret)
-		return false;
 	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
 		return false;
-	const char *tok = h + 7;
-	size_t tl = strlen(tok), sl = strlen(site->secret);
-	unsigned char diff = (unsigned char)(tl != sl);
-	for (size_t i = 0; i < sl; i++)
-		diff |= (unsigned char)(site->secret[i] ^ (i < tl ? tok[i] : 0));
-	return diff == 0;
+	return secret_match(site->secrets, site->nsecrets, h + 7);
 }
 
 static enum MHD_Result handle_control(struct server *s, struct MHD_Connection *c, const struct site *site,
                                       const char *url, const char *method, struct reqctx *rc)
 {
-	if (!site->secret || !s->push)
+	if (!site->nsecrets || !s->push)
 		return reply_error(s, c, site, 404, "control API disabled (no control_secret / push key)", url);
 	if (!authorized(c, site)) {
 		log_warn("origin", "control request %s %s refused: bad or missing secret", method, url);

@@ -5,12 +5,12 @@
 #include "common/daemon.h"
 #include "common/httpd.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/version.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <sodium.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -18,13 +18,10 @@
 static bool authorized(struct edge_req *r)
 {
 	const char *a = edge_req_header(r, "Authorization");
-	const char *secret = edge_live(r->edge)->control_secret;
+	const struct edge_config *lc = edge_live(r->edge);
 	if (!a || strncasecmp(a, "Bearer ", 7))
 		return false;
-	a += 7;
-	size_t al = strlen(a), sl = strlen(secret);
-	/* Constant time in the secret's content (length is not secret enough to matter). */
-	return al == sl && sl > 0 && sodium_memcmp(a, secret, sl) == 0;
+	return secret_match(lc->control_secret, lc->ncontrol_secret, a + 7);
 }
 
 static double load_of(struct edge *e)
@@ -93,7 +90,7 @@ static enum MHD_Result metrics(struct edge_req *r)
 	G("inflight_requests", "Requests in flight.", inflight > 0 ? inflight : 0);
 #undef C
 #undef G
-	script_metrics(&b);
+	script_metrics(e->scripts, &b);
 	enum MHD_Result ret = httpd_reply(r->conn, 200, "text/plain; version=0.0.4", b.data, b.len);
 	buf_free(&b);
 	return ret;

@@ -602,7 +602,7 @@ static enum MHD_Result dispatch(struct edge_req *r)
 	/* 2. Script hook (issue 5): a matching script answers or declines. */
 	enum MHD_Result sret;
 	if (r->state == RS_SCRIPT ? script_http_resume(r, &sret)
-	                          : script_any() && script_http_step(r, &sret))
+	                          : script_any(r->edge->scripts) && script_http_step(r, &sret))
 		return sret;
 
 	/* 3. Cache. */

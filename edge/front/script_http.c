@@ -288,7 +288,7 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 	/* Whatever the script stores (its response, its subrequests') was made
 	 * from what it saw from now on: a purge after this point wins. */
 	r->purge_seq = r->edge->cache ? cache_purge_seq(r->edge->cache) : 0;
-	enum script_result res = script_handle(&sr, &resp, &task);
+	enum script_result res = script_handle(r->edge->scripts, &sr, &resp, &task);
 	if (res == SCRIPT_PASS)
 		return false;
 	if (res == SCRIPT_WAIT) {
@@ -352,7 +352,8 @@ enum MHD_Result script_http_control(struct edge_req *r)
 	const char *q = strchr(r->path.data, '?');
 	char path[512];
 	snprintf(path, sizeof path, "%.*s", (int)(q ? q - r->path.data : (long)r->path.len), r->path.data);
-	int st = script_control(r->method, path, r->body.data ? r->body.data : "", r->body.len, &out);
+	int st = script_control(r->edge->scripts, r->method, path, r->body.data ? r->body.data : "",
+	                        r->body.len, &out);
 	enum MHD_Result ret = httpd_reply_json(r->conn, (unsigned)st, &out);
 	buf_free(&out);
 	return ret;

@@ -13,7 +13,7 @@
  * it is cacheable, exactly as a client's request for the same URL would be.
  *
  * Origin subrequests never block the worker thread: the request goes to the
- * edge's fetcher (edge/fetch.h, libcurl multi in its own thread, connections
+ * edge's fetcher (edge/upstream/fetch.h, libcurl multi in its own thread, connections
  * kept alive), the dispatch suspends the client connection (req->suspend),
  * and fetch() yields the script's coroutine.  When the transfer ends the
  * fetcher's thread calls req->wake (the dispatch resumes the connection),
@@ -22,11 +22,12 @@
  *
  * Only the configured origin is reachable (the argument is a path), so a
  * script cannot turn the edge into a proxy to arbitrary hosts.  Bounded by:
- * the per-request count (lua_vm_count_fetch), a timeout capped by the
+ * the per-request count (lua_core_count_fetch), a timeout capped by the
  * configured subrequest timeout and by what is left of the wall-clock budget
  * (and by the fetcher's own timeout), and a maximum body size (the transfer is
  * aborted past it). */
-#include "edge/script/lua_vm.h"
+#include "edge/script/lua_fetch.h"
+#include "edge/script/lua_core.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"
 #include "edge/upstream/fetch.h"
@@ -53,7 +54,7 @@ struct fetch_ctx {
 };
 
 /* An origin subrequest in flight.  Owned by the task that waits for it
- * (lua_vm_set_pending) until fetch_cont takes it over. */
+ * (lua_core_set_pending) until fetch_cont takes it over. */
 struct lua_sub {
 	struct fetch_waiter w; /* first: the wake callback casts back */
 	struct fetch *f;       /* a reference */
@@ -109,6 +110,63 @@ static const char *reqh_get(void *cls, const char *name)
 	return fetch_header(cls, name);
 }
 
+/* What fetch()'s options table (argument 2, if any) asks for; raises on a
+ * bad option.  Strings in o are borrowed from that table. */
+struct fetch_opts {
+	const char *method;
+	const char *body;
+	size_t body_len;
+	int timeout_ms;
+	bool from_cache;
+};
+
+static void read_opts(lua_State *L, struct fetch_ctx *f, struct fetch_opts *o)
+{
+	if (!lua_istable(L, 2))
+		return;
+	if (lua_getfield(L, 2, "from") != LUA_TNIL) {
+		const char *from = lua_tostring(L, -1);
+		if (from && !strcmp(from, "cache"))
+			o->from_cache = true;
+		else if (!from || strcmp(from, "origin"))
+			(void)luaL_error(L, "fetch: from must be \"origin\" or \"cache\"");
+	}
+	lua_pop(L, 1);
+	if (lua_getfield(L, 2, "method") == LUA_TSTRING)
+		o->method = lua_tostring(L, -1);
+	lua_pop(L, 1);
+	if (strcmp(o->method, "GET") && strcmp(o->method, "HEAD") && strcmp(o->method, "POST") &&
+	    strcmp(o->method, "PUT") && strcmp(o->method, "DELETE"))
+		(void)luaL_error(L, "fetch: unsupported method '%s'", o->method);
+	if (o->from_cache && strcmp(o->method, "GET"))
+		(void)luaL_error(L, "fetch: from = \"cache\" is for GET subrequests only");
+	if (lua_getfield(L, 2, "body") == LUA_TSTRING)
+		o->body = lua_tolstring(L, -1, &o->body_len);
+	lua_pop(L, 1);
+	if (lua_getfield(L, 2, "timeout") == LUA_TNUMBER) {
+		double t = lua_tonumber(L, -1) * 1000;
+		if (t >= 1 && t < o->timeout_ms)
+			o->timeout_ms = (int)t;
+	}
+	lua_pop(L, 1);
+	if (lua_getfield(L, 2, "headers") == LUA_TTABLE) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
+			if (k && v && !strpbrk(k, "\r\n:") && !strpbrk(v, "\r\n") && strlen(k) < 128 &&
+			    strlen(v) < 4096 && !(o->from_cache && !strcasecmp(k, "Host"))) {
+				char line[4300];
+				buf_append(&f->reqh, k, strlen(k) + 1);
+				buf_append(&f->reqh, v, strlen(v) + 1);
+				snprintf(line, sizeof line, "%s: %s", k, v);
+				f->hl = curl_slist_append(f->hl, line);
+			}
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+}
+
 /* Runs protected (see l_fetch): everything C allocates lives in *f, which
  * l_fetch frees whether this returns or raises. */
 static int fetch_inner(lua_State *L)
@@ -123,58 +181,16 @@ static int fetch_inner(lua_State *L)
 			return luaL_argerror(L, 1, "path must not contain spaces or control characters");
 	if (!lua_isnoneornil(L, 2))
 		luaL_checktype(L, 2, LUA_TTABLE);
-	const struct lua_vm_limits *lim = lua_vm_limits(L);
-	const struct lua_vm_site *site = lua_vm_site(L);
+	const struct lua_vm_limits *lim = lua_core_limits(L);
+	const struct lua_vm_site *site = lua_core_site(L);
 
-	const char *method = "GET";
-	const char *body = NULL;
-	size_t body_len = 0;
-	int timeout_ms = lim->fetch_timeout_ms;
-	bool from_cache = false;
-	if (lua_istable(L, 2)) {
-		if (lua_getfield(L, 2, "from") != LUA_TNIL) {
-			const char *from = lua_tostring(L, -1);
-			if (from && !strcmp(from, "cache"))
-				from_cache = true;
-			else if (!from || strcmp(from, "origin"))
-				return luaL_error(L, "fetch: from must be \"origin\" or \"cache\"");
-		}
-		lua_pop(L, 1);
-		if (lua_getfield(L, 2, "method") == LUA_TSTRING)
-			method = lua_tostring(L, -1);
-		lua_pop(L, 1);
-		if (strcmp(method, "GET") && strcmp(method, "HEAD") && strcmp(method, "POST") &&
-		    strcmp(method, "PUT") && strcmp(method, "DELETE"))
-			return luaL_error(L, "fetch: unsupported method '%s'", method);
-		if (from_cache && strcmp(method, "GET"))
-			return luaL_error(L, "fetch: from = \"cache\" is for GET subrequests only");
-		if (lua_getfield(L, 2, "body") == LUA_TSTRING)
-			body = lua_tolstring(L, -1, &body_len);
-		lua_pop(L, 1);
-		if (lua_getfield(L, 2, "timeout") == LUA_TNUMBER) {
-			double t = lua_tonumber(L, -1) * 1000;
-			if (t >= 1 && t < timeout_ms)
-				timeout_ms = (int)t;
-		}
-		lua_pop(L, 1);
-		if (lua_getfield(L, 2, "headers") == LUA_TTABLE) {
-			lua_pushnil(L);
-			while (lua_next(L, -2)) {
-				const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
-				if (k && v && !strpbrk(k, "\r\n:") && !strpbrk(v, "\r\n") && strlen(k) < 128 &&
-				    strlen(v) < 4096 && !(from_cache && !strcasecmp(k, "Host"))) {
-					char line[4300];
-					buf_append(&f->reqh, k, strlen(k) + 1);
-					buf_append(&f->reqh, v, strlen(v) + 1);
-					snprintf(line, sizeof line, "%s: %s", k, v);
-					f->hl = curl_slist_append(f->hl, line);
-				}
-				lua_pop(L, 1);
-			}
-		}
-		lua_pop(L, 1);
-	}
-	int left = lua_vm_time_left_ms(L);
+	struct fetch_opts o = { "GET", NULL, 0, lim->fetch_timeout_ms, false };
+	read_opts(L, f, &o);
+	const char *method = o.method, *body = o.body;
+	size_t body_len = o.body_len;
+	int timeout_ms = o.timeout_ms;
+	bool from_cache = o.from_cache;
+	int left = lua_core_time_left_ms(L);
 	if (left < timeout_ms)
 		timeout_ms = left;
 	if (timeout_ms < 1) {
@@ -184,7 +200,7 @@ static int fetch_inner(lua_State *L)
 	}
 
 	/* Cache subrequest: a fresh entry answers without the origin. */
-	const struct script_req *req = from_cache ? lua_vm_current_req(L) : NULL;
+	const struct script_req *req = from_cache ? lua_core_current_req(L) : NULL;
 	const struct script_cache_ops *ops = req ? req->cache : NULL;
 	if (ops) {
 		int st = 0;
@@ -203,7 +219,7 @@ static int fetch_inner(lua_State *L)
 	}
 
 	if (!req)
-		req = lua_vm_current_req(L);
+		req = lua_core_current_req(L);
 	if (!req || !req->fetcher || !req->suspend || !req->wake) {
 		lua_pushnil(L);
 		lua_pushliteral(L, "origin subrequests are not available here");
@@ -304,7 +320,7 @@ static int sub_result(lua_State *L)
 	}
 	const char *cache = NULL;
 	if (s->store) {
-		const struct script_req *req = lua_vm_current_req(L);
+		const struct script_req *req = lua_core_current_req(L);
 		const struct script_cache_ops *ops = req ? req->cache : NULL;
 		if (ops && ops->put(req->ctx, s->path, reqh_get, &s->reqh, (int)f->status, &f->hdrs,
 		                    f->body.data, f->body.len, f->request_time,
@@ -335,7 +351,7 @@ static int l_fetch(lua_State *L)
 {
 	struct fetch_ctx f;
 	memset(&f, 0, sizeof f);
-	lua_vm_count_fetch(L);
+	lua_core_count_fetch(L);
 	lua_settop(L, 2);
 	lua_pushcfunction(L, fetch_inner);
 	lua_insert(L, 1);
@@ -360,8 +376,8 @@ static int l_fetch(lua_State *L)
 	s->registered = true;
 	pthread_mutex_unlock(&s->f->lock);
 	s->suspend(s->ctx);
-	fetch_submit(lua_vm_current_req(L)->fetcher, s->f);
-	lua_vm_set_pending(L, s, sub_ready, sub_cancel);
+	fetch_submit(lua_core_current_req(L)->fetcher, s->f);
+	lua_core_set_pending(L, s, sub_ready, sub_cancel);
 	return lua_yieldk(L, 0, (lua_KContext)s, fetch_cont);
 }
 

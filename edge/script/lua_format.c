@@ -13,7 +13,7 @@
  * %s, missing arguments and the errors they raise -- goes to Lua's own
  * string.format (kept as an upvalue, run in this call's frame), so results
  * and messages are Lua's. */
-#include "edge/script/lua_vm.h"
+#include "edge/script/lua_format.h"
 
 #include <lauxlib.h>
 #include <stdio.h>

@@ -6,14 +6,15 @@
  * manual, section 6.4.1: classes, sets, * + - ?, captures and position
  * captures, %1-%9, %b, %f, ^ and $ anchors) with a backtracking matcher
  * written for minicdn that counts its steps and charges them to the
- * request's instruction budget (lua_vm_charge): every 1024 steps the budget
+ * request's instruction budget (lua_core_charge): every 1024 steps the budget
  * and the wall clock are checked, and a pathological pattern ends the request
  * like an infinite loop does.  One step is one pattern item tried at one
  * subject position, about the cost of one VM instruction.
  *
  * The matcher keeps no heap state (captures live in struct pm on the C
  * stack), so raising a Lua error from inside it leaks nothing. */
-#include "edge/script/lua_vm.h"
+#include "edge/script/lua_pattern.h"
+#include "edge/script/lua_core.h"
 
 #include <ctype.h>
 #include <lauxlib.h>
@@ -44,7 +45,7 @@ static inline void pm_step(struct pm *m)
 	if (++m->steps >= PM_CHARGE) {
 		long long n = m->steps;
 		m->steps = 0;
-		lua_vm_charge(m->L, n); /* may raise: nothing to release */
+		lua_core_charge(m->L, n); /* may raise: nothing to release */
 	}
 }
 
@@ -388,7 +389,7 @@ static void pm_init(struct pm *m, lua_State *L, const char *s, size_t ls, const 
 static void pm_done(struct pm *m)
 {
 	if (m->steps)
-		lua_vm_charge(m->L, m->steps);
+		lua_core_charge(m->L, m->steps);
 	m->steps = 0;
 }
 
@@ -422,7 +423,7 @@ static int find_or_match(lua_State *L, bool find)
 	}
 	if (find && (lua_toboolean(L, 4) || !has_specials(p, lp))) {
 		/* Plain search: glibc's memmem is linear (two-way), charge the length. */
-		lua_vm_charge(L, (long long)(ls - init) / 16);
+		lua_core_charge(L, (long long)(ls - init) / 16);
 		const char *hit = lp == 0 ? s + init : memmem(s + init, ls - init, p, lp);
 		if (!hit) {
 			lua_pushnil(L);

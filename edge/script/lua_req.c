@@ -7,7 +7,9 @@
  * (a script reading two fields pays for two, not for twelve).  req.headers
  * and req.args are empty views whose __index looks one name up in the
  * request (in C, nothing stored); pairs() over any of them computes all. */
-#include "edge/script/lua_vm.h"
+#include "edge/script/lua_req.h"
+#include "edge/script/lua_core.h"
+#include "edge/script/region.h"
 #include "common/addr.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"
@@ -183,7 +185,7 @@ static int hdr_index(lua_State *L)
 {
 	size_t n;
 	const char *k = lua_tolstring(L, 2, &n);
-	const struct script_req *req = lua_vm_request(L, lua_topointer(L, 1));
+	const struct script_req *req = lua_core_request(L, lua_topointer(L, 1));
 	if (!k || !req || !req->headers_each || n == 0 || n > 255 || lua_type(L, 2) != LUA_TSTRING) {
 		lua_pushnil(L);
 		return 1;
@@ -216,7 +218,7 @@ static int hdr_index(lua_State *L)
 /* __pairs(H): next over a full table of the headers (lower-case names). */
 static int hdr_pairs(lua_State *L)
 {
-	const struct script_req *req = lua_vm_request(L, lua_topointer(L, 1));
+	const struct script_req *req = lua_core_request(L, lua_topointer(L, 1));
 	lua_pushcfunction(L, next_trampoline_req);
 	lua_createtable(L, 0, 8);
 	if (req && req->headers_each) {
@@ -235,7 +237,7 @@ static int args_index(lua_State *L)
 {
 	size_t kn;
 	const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &kn) : NULL;
-	const struct script_req *req = lua_vm_request(L, lua_topointer(L, 1));
+	const struct script_req *req = lua_core_request(L, lua_topointer(L, 1));
 	const char *q = req ? req->query : NULL;
 	for (int n = 0; k && q && *q && n < MAX_ARGS;) {
 		const char *amp = strchr(q, '&');
@@ -261,7 +263,7 @@ static int args_index(lua_State *L)
 /* __pairs(A): next over a full table of the parameters. */
 static int args_pairs(lua_State *L)
 {
-	const struct script_req *req = lua_vm_request(L, lua_topointer(L, 1));
+	const struct script_req *req = lua_core_request(L, lua_topointer(L, 1));
 	lua_pushcfunction(L, next_trampoline_req);
 	push_args(L, req ? req->query : NULL);
 	lua_pushnil(L);
@@ -270,15 +272,23 @@ static int args_pairs(lua_State *L)
 
 /* Pushes an empty table with the view metatable at mt_idx, recorded as the
  * running call's view (so that it answers nil once the request is over). */
-static void push_view(lua_State *L, int mt_idx, enum lua_vm_view view)
+static void push_view(lua_State *L, int mt_idx, enum lua_core_view view)
 {
 	lua_createtable(L, 0, 0);
 	lua_pushvalue(L, mt_idx);
 	lua_setmetatable(L, -2);
-	lua_vm_set_view_table(L, view, lua_topointer(L, -1));
+	lua_core_set_view_table(L, view, lua_topointer(L, -1));
 }
 
 /* ---------- the request table: every field computed on first read ---------- */
+
+/* The client's region from the edge's map (the edge's own region in a state
+ * made without one). */
+static const char *region_of(lua_State *L, const struct sockaddr *client)
+{
+	const struct lua_vm_site *site = lua_core_site(L);
+	return site->regions ? script_regions_lookup(site->regions, client) : site->edge_region;
+}
 
 static void push_path(lua_State *L, const struct script_req *req)
 {
@@ -292,7 +302,7 @@ static int req_index(lua_State *L)
 {
 	size_t n;
 	const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
-	const struct script_req *req = lua_vm_request(L, lua_topointer(L, 1));
+	const struct script_req *req = lua_core_request(L, lua_topointer(L, 1));
 	if (!k || !req) {
 		lua_pushnil(L);
 		return 1;
@@ -301,7 +311,7 @@ static int req_index(lua_State *L)
 	case 'a':
 		if (strcmp(k, "args"))
 			goto nil;
-		push_view(L, lua_upvalueindex(2), LUA_VM_VIEW_ARGS);
+		push_view(L, lua_upvalueindex(2), LUA_CORE_VIEW_ARGS);
 		break;
 	case 'b':
 		if (strcmp(k, "body") || !req->body || !req->body_len)
@@ -317,15 +327,15 @@ static int req_index(lua_State *L)
 		break;
 	case 'e':
 		if (!strcmp(k, "edge_name"))
-			lua_pushstring(L, lua_vm_site(L)->edge_name);
+			lua_pushstring(L, lua_core_site(L)->edge_name);
 		else if (!strcmp(k, "edge_region"))
-			lua_pushstring(L, lua_vm_site(L)->edge_region);
+			lua_pushstring(L, lua_core_site(L)->edge_region);
 		else
 			goto nil;
 		break;
 	case 'h':
 		if (!strcmp(k, "headers")) {
-			push_view(L, lua_upvalueindex(1), LUA_VM_VIEW_HEADERS);
+			push_view(L, lua_upvalueindex(1), LUA_CORE_VIEW_HEADERS);
 		} else if (!strcmp(k, "host") && req->host) {
 			lua_pushstring(L, req->host);
 		} else {
@@ -350,7 +360,7 @@ static int req_index(lua_State *L)
 	case 'r':
 		if (strcmp(k, "region"))
 			goto nil;
-		lua_pushstring(L, lua_vm_region(L) ? lua_vm_region(L) : script_region_of(req->client));
+		lua_pushstring(L, lua_core_region(L) ? lua_core_region(L) : region_of(L, req->client));
 		break;
 	case 'u':
 		if (strcmp(k, "uri"))

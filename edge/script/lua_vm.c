@@ -1,5 +1,8 @@
-/* lua_vm.c -- one sandboxed Lua state: allocator cap, budgets, per-script _ENV */
+/* lua_vm.c -- one sandboxed Lua state: allocator cap, hook, compiled versions, calls as tasks */
 #include "edge/script/lua_vm.h"
+#include "edge/script/lua_core.h"
+#include "edge/script/lua_req.h"
+#include "edge/script/lua_sandbox.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -16,70 +19,10 @@
  * that the hook costs nothing measurable (one call per ~1000 instructions). */
 #define HOOK_STEP 1000
 
-struct compiled {
-	uint64_t seq;
-	int ref_handle; /* registry refs */
-	int ref_env;
-};
-
 /* Most requests never wait: a few idle coroutines cover the usual
  * concurrency of one worker thread; more are made when needed and dropped
  * when they finish. */
 #define TASK_POOL 8
-
-/* One call of handle() (or of a module load, on the main thread) and the
- * coroutine it runs in. */
-struct lua_task {
-	struct lua_vm *vm;
-	lua_State *co;
-	int ref;                 /* registry reference anchoring co (LUA_NOREF: main thread) */
-	struct lua_task *next, *prev; /* pool (next only) or waiting list */
-	struct script_ver *cur;
-	const struct script_req *cur_req;
-	struct script_req req;   /* copy made when the call first yields */
-	const void *cur_req_tbl;
-	const void *cur_hdr_tbl; /* the call's req.headers table, once made */
-	const void *cur_args_tbl;/* the call's req.args table, once made */
-	const char *cur_region;  /* given by the caller, or NULL: computed when read */
-	long long instr;
-	long long deadline_ms;
-	int killed;              /* budget exceeded: every pcall in the script rethrows */
-	enum script_err kill_kind;
-	int fetches;
-	/* what a yielded call waits for (lua_vm_set_pending) */
-	void *pending;
-	int (*ready)(void *p);
-	void (*cancel)(void *p);
-};
-
-struct lua_vm {
-	lua_State *L;
-	struct lua_vm_limits lim;
-	struct lua_vm_site site; /* strings owned */
-	size_t used;             /* bytes allocated through vm_alloc */
-	struct lua_task *run;    /* the call running now, NULL between calls */
-	struct lua_task main;    /* module loading runs on the main thread */
-	struct lua_task *pool;   /* idle coroutines */
-	int npool;
-	struct lua_task *waiting;/* yielded calls (doubly linked) */
-	int nwaiting;
-	/* compiled versions */
-	struct compiled *comp;
-	size_t ncomp, capcomp;
-	uint64_t gen;
-	int recycle;             /* memory stayed high after a call: replace the state */
-	void *freel[17];         /* small-block free lists by size class */
-	void *chunks;            /* chunks the small blocks are carved from */
-	char *chunk_pos;
-	size_t chunk_left;
-};
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------- allocator and hook ---------- */
 
@@ -169,88 +112,11 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	return p;
 }
 
-static const char *kill_reason(enum script_err k)
-{
-	switch (k) {
-	case SERR_INSTRUCTIONS: return "instruction budget exceeded";
-	case SERR_TIME: return "wall-clock budget exceeded";
-	case SERR_MEMORY: return "memory cap exceeded";
-	default: return "killed";
-	}
-}
-
 static void vm_hook(lua_State *L, lua_Debug *ar)
 {
-	/* Once killed, every later hook raises again (lua_vm_charge re-raises),
+	/* Once killed, every later hook raises again (lua_core_charge re-raises),
 	 * so a script cannot loop around its own error handling. */
-	lua_vm_charge(L, HOOK_STEP);
-}
-
-struct lua_vm *lua_vm_of(lua_State *L)
-{
-	return *(struct lua_vm **)lua_getextraspace(L);
-}
-
-struct script_ver *lua_vm_current(lua_State *L)
-{
-	struct lua_vm *vm = lua_vm_of(L);
-	return vm->run ? vm->run->cur : NULL;
-}
-
-const struct lua_vm_limits *lua_vm_limits(lua_State *L)
-{
-	return &lua_vm_of(L)->lim;
-}
-
-const struct lua_vm_site *lua_vm_site(lua_State *L)
-{
-	return &lua_vm_of(L)->site;
-}
-
-int lua_vm_time_left_ms(lua_State *L)
-{
-	struct lua_vm *vm = lua_vm_of(L);
-	if (!vm->run)
-		return 0;
-	long long left = vm->run->deadline_ms - mono_ms();
-	return left < 0 ? 0 : left > 1000000 ? 1000000 : (int)left;
-}
-
-void lua_vm_charge(lua_State *L, long long n)
-{
-	struct lua_vm *vm = lua_vm_of(L);
-	struct lua_task *t = vm->run;
-	if (!t)
-		return;
-	t->instr += n;
-	if (!t->killed) {
-		if (t->instr > vm->lim.instructions) {
-			t->killed = 1;
-			t->kill_kind = SERR_INSTRUCTIONS;
-		} else if (mono_ms() > t->deadline_ms) {
-			t->killed = 1;
-			t->kill_kind = SERR_TIME;
-		}
-	}
-	if (t->killed)
-		luaL_error(L, "%s", kill_reason(t->kill_kind));
-}
-
-void lua_vm_count_fetch(lua_State *L)
-{
-	struct lua_vm *vm = lua_vm_of(L);
-	if (!vm->run)
-		luaL_error(L, "subrequests are only available while handling a request");
-	if (++vm->run->fetches > vm->lim.max_fetches)
-		luaL_error(L, "too many subrequests (limit %d per request)", vm->lim.max_fetches);
-}
-
-void lua_vm_set_pending(lua_State *L, void *p, int (*ready)(void *p), void (*cancel)(void *p))
-{
-	struct lua_task *t = lua_vm_of(L)->run;
-	t->pending = p;
-	t->ready = ready;
-	t->cancel = cancel;
+	lua_core_charge(L, HOOK_STEP);
 }
 
 int lua_vm_waiting(const struct lua_vm *vm)
@@ -258,325 +124,17 @@ int lua_vm_waiting(const struct lua_vm *vm)
 	return vm->nwaiting;
 }
 
-static int task_killed(lua_State *L)
-{
-	struct lua_task *t = lua_vm_of(L)->run;
-	return t && t->killed;
-}
-
 size_t lua_vm_memory(const struct lua_vm *vm)
 {
 	return vm->used;
 }
 
-/* ---------- sandboxed base functions ---------- */
-
-/* pcall/xpcall that cannot swallow a budget kill: if the VM was killed while
- * the protected call ran, the error is raised again.  With continuations
- * (as Lua's own), so a fetch inside a pcall can yield.  extra: stack slots
- * below the results (the status boolean included). */
-static int pcall_done(lua_State *L, int st, lua_KContext extra)
-{
-	if (st != LUA_OK && st != LUA_YIELD) {
-		if (task_killed(L) || st == LUA_ERRMEM)
-			return lua_error(L);
-		lua_pushboolean(L, 0);
-		lua_pushvalue(L, -2);
-		return 2;
-	}
-	return lua_gettop(L) - (int)extra;
-}
-
-static int sb_pcall(lua_State *L)
-{
-	luaL_checkany(L, 1);
-	lua_pushboolean(L, 1); /* first result if no errors */
-	lua_insert(L, 1);
-	int st = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, pcall_done);
-	return pcall_done(L, st, 0);
-}
-
-static int sb_xpcall(lua_State *L)
-{
-	int n = lua_gettop(L);
-	luaL_checktype(L, 2, LUA_TFUNCTION);
-	/* stack: f msgh args... -> true msgh f args... */
-	lua_pushboolean(L, 1);
-	lua_pushvalue(L, 1);
-	lua_rotate(L, 3, 2);
-	int st = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, pcall_done);
-	return pcall_done(L, st, 2);
-}
-
-/* setmetatable without finalizers (a __gc would run at GC time, outside any
- * budget) and without touching protected metatables. */
-static int sb_setmetatable(lua_State *L)
-{
-	int t = lua_type(L, 2);
-	luaL_checktype(L, 1, LUA_TTABLE);
-	luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
-	if (t == LUA_TTABLE) {
-		lua_pushliteral(L, "__gc");
-		if (lua_rawget(L, 2) != LUA_TNIL)
-			return luaL_error(L, "__gc metamethods are not allowed in edge scripts");
-		lua_pop(L, 1);
-	}
-	if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
-		return luaL_error(L, "cannot change a protected metatable");
-	lua_settop(L, 2);
-	lua_setmetatable(L, 1);
-	return 1;
-}
-
-static int sb_collectgarbage(lua_State *L)
-{
-	const char *opt = luaL_optstring(L, 1, "count");
-	if (strcmp(opt, "count") != 0)
-		return luaL_error(L, "collectgarbage('%s') is not allowed in edge scripts", opt);
-	lua_pushnumber(L, (lua_Number)lua_gc(L, LUA_GCCOUNT, 0) + lua_gc(L, LUA_GCCOUNTB, 0) / 1024.0);
-	return 1;
-}
-
-static void log_args(lua_State *L, enum log_level lvl)
-{
-	if (lvl > log_current_level)
-		return;
-	struct lua_vm *vm = lua_vm_of(L);
-	luaL_Buffer b;
-	int n = lua_gettop(L);
-	luaL_buffinit(L, &b);
-	for (int i = 1; i <= n; i++) {
-		size_t len;
-		const char *s = luaL_tolstring(L, i, &len);
-		if (i > 1)
-			luaL_addchar(&b, ' ');
-		luaL_addvalue(&b);
-		(void)s;
-	}
-	luaL_pushresult(&b);
-	size_t len;
-	const char *msg = lua_tolstring(L, -1, &len);
-	struct script_ver *cur = vm->run ? vm->run->cur : NULL;
-	log_write(lvl, "script", "%s v%llu: %.*s", cur ? cur->b->name : "?",
-	          cur ? (unsigned long long)cur->b->version : 0ull, len > 2000 ? 2000 : (int)len,
-	          msg);
-}
-
-static int sb_log_info(lua_State *L) { log_args(L, LOG_LVL_INFO); return 0; }
-static int sb_log_warn(lua_State *L) { log_args(L, LOG_LVL_WARN); return 0; }
-static int sb_log_error(lua_State *L) { log_args(L, LOG_LVL_ERROR); return 0; }
-static int sb_log_debug(lua_State *L) { log_args(L, LOG_LVL_DEBUG); return 0; }
-
-static const luaL_Reg log_funcs[] = {
-	{ "info", sb_log_info },
-	{ "warn", sb_log_warn },
-	{ "error", sb_log_error },
-	{ "debug", sb_log_debug },
-	{ NULL, NULL },
-};
-
-/* After the module ran (continuation: a module may fetch at request time). */
-static int require_done(lua_State *L, int st, lua_KContext ctx)
-{
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		lua_pushboolean(L, 1);
-	}
-	lua_pushvalue(L, -1);
-	lua_setfield(L, lua_upvalueindex(2), lua_tostring(L, 1));
-	return 1;
-}
-
-/* require(name): only the modules of the script's own bundle.
- * upvalue 1: name -> compiled chunk, upvalue 2: name -> loaded value */
-static int sb_require(lua_State *L)
-{
-	const char *name = luaL_checkstring(L, 1);
-	if (lua_getfield(L, lua_upvalueindex(2), name) != LUA_TNIL)
-		return 1;
-	lua_pop(L, 1);
-	if (lua_getfield(L, lua_upvalueindex(1), name) != LUA_TFUNCTION)
-		return luaL_error(L, "module '%s' is not part of this bundle", name);
-	lua_pushstring(L, name);
-	lua_callk(L, 1, 1, 0, require_done);
-	return require_done(L, LUA_OK, 0);
-}
-
-static int sb_readonly(lua_State *L)
-{
-	const char *k = lua_tostring(L, 2);
-	return luaL_error(L, "cannot assign '%s': globals and library tables are read-only while "
-	                  "handling requests (use locals, or kv for shared state)", k ? k : "?");
-}
-
-/* Standard functions a script may call (everything else is absent). */
-static const char *const base_allow[] = {
-	"assert", "error", "ipairs", "next", "pairs", "select", "tonumber", "tostring", "type",
-	"rawequal", "rawget", "rawlen", "getmetatable", "_VERSION", NULL,
-};
-static const char *const string_allow[] = {
-	"byte", "char", "find", "format", "gmatch", "gsub", "len", "lower", "match", "rep",
-	"reverse", "sub", "upper", "pack", "packsize", "unpack", NULL,
-};
-static const char *const os_allow[] = { "time", "clock", "date", NULL };
-
-/* ---------- state setup ---------- */
-
-/* Registry key of the hidden table holding pristine copies of the libraries. */
-static const char LIBS_KEY = 'L';
-
-/* dst and src are absolute stack indices. */
-static void copy_fields_to(lua_State *L, int dst, int src, const char *const *names)
-{
-	for (const char *const *n = names; *n; n++) {
-		lua_getfield(L, src, *n);
-		lua_setfield(L, dst, *n);
-	}
-}
-
-static void copy_all_to(lua_State *L, int dst, int src)
-{
-	lua_pushnil(L);
-	while (lua_next(L, src)) {
-		lua_pushvalue(L, -2);
-		lua_insert(L, -2);
-		lua_rawset(L, dst);
-	}
-}
-
-static int next_trampoline(lua_State *L)
-{
-	return lua_next(L, 1) ? 2 : (lua_pushnil(L), 1);
-}
-
-static int ro_pairs(lua_State *L)
-{
-	lua_getmetatable(L, 1);
-	lua_pushcfunction(L, next_trampoline);
-	lua_getfield(L, -2, "__index");
-	lua_pushnil(L);
-	return 3;
-}
-
-/* Pushes a read-only proxy of the table on top (which it pops). */
-static void push_readonly(lua_State *L)
-{
-	lua_newtable(L);                 /* t proxy */
-	lua_createtable(L, 0, 4);        /* t proxy mt */
-	lua_pushvalue(L, -3);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, sb_readonly);
-	lua_setfield(L, -2, "__newindex");
-	lua_pushcfunction(L, ro_pairs);
-	lua_setfield(L, -2, "__pairs");
-	lua_pushliteral(L, "protected");
-	lua_setfield(L, -2, "__metatable");
-	lua_setmetatable(L, -2);         /* t proxy */
-	lua_remove(L, -2);
-}
-
-static int vm_setup(lua_State *L)
-{
-	/* Libraries are opened into a hidden table; scripts only ever see copies. */
-	luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
-	luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
-	luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
-	luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
-	luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
-	luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 1);
-	lua_settop(L, 0);
-	/* Pattern functions whose matching steps count against the budget. */
-	lua_getglobal(L, LUA_STRLIBNAME);
-	lua_pattern_open(L, -1);
-	lua_format_open(L, -1);
-	lua_settop(L, 0);
-
-	/* The string metatable is shared by every string in the state: make its
-	 * __index a private read-only view without dump, and protect it. */
-	lua_pushliteral(L, "");
-	lua_getmetatable(L, -1);                 /* "" mt */
-	lua_createtable(L, 0, 20);
-	lua_getglobal(L, LUA_STRLIBNAME);
-	copy_fields_to(L, lua_gettop(L) - 1, lua_gettop(L), string_allow);
-	lua_pop(L, 1);                           /* "" mt strcopy */
-	push_readonly(L);                        /* "" mt roproxy */
-	lua_setfield(L, -2, "__index");
-	lua_pushliteral(L, "protected");
-	lua_setfield(L, -2, "__metatable");
-	lua_settop(L, 0);
-
-	/* libs = { base = {...}, string = ro, table = ro, ... } */
-	lua_createtable(L, 0, 12);
-	int libs = lua_gettop(L);
-	lua_pushglobaltable(L);
-	int g = lua_gettop(L);
-	lua_createtable(L, 0, 24);
-	copy_fields_to(L, lua_gettop(L), g, base_allow);
-	lua_pushcfunction(L, sb_pcall);
-	lua_setfield(L, -2, "pcall");
-	lua_pushcfunction(L, sb_xpcall);
-	lua_setfield(L, -2, "xpcall");
-	lua_pushcfunction(L, sb_setmetatable);
-	lua_setfield(L, -2, "setmetatable");
-	lua_pushcfunction(L, sb_collectgarbage);
-	lua_setfield(L, -2, "collectgarbage");
-	lua_pushcfunction(L, sb_log_info);
-	lua_setfield(L, -2, "print");
-	lua_setfield(L, libs, "base");
-
-	lua_createtable(L, 0, 20);
-	lua_getglobal(L, LUA_STRLIBNAME);
-	copy_fields_to(L, lua_gettop(L) - 1, lua_gettop(L), string_allow);
-	lua_pop(L, 1);
-	push_readonly(L);
-	lua_setfield(L, libs, "string");
-	const char *whole[] = { LUA_TABLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME };
-	for (size_t i = 0; i < 3; i++) {
-		lua_createtable(L, 0, 32);
-		lua_getglobal(L, whole[i]);
-		copy_all_to(L, lua_gettop(L) - 1, lua_gettop(L));
-		lua_pop(L, 1);
-		push_readonly(L);
-		lua_setfield(L, libs, whole[i]);
-	}
-	lua_createtable(L, 0, 3);
-	lua_getglobal(L, LUA_OSLIBNAME);
-	copy_fields_to(L, lua_gettop(L) - 1, lua_gettop(L), os_allow);
-	lua_pop(L, 1);
-	push_readonly(L);
-	lua_setfield(L, libs, "os");
-	luaL_newlib(L, log_funcs);
-	push_readonly(L);
-	lua_setfield(L, libs, "log");
-	lua_kv_open(L);
-	push_readonly(L);
-	lua_setfield(L, libs, "kv");
-	lua_fetch_open(L);
-	lua_setfield(L, libs, "fetch");
-	lua_req_open(L);
-	lua_settop(L, libs);
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &LIBS_KEY);
-	lua_settop(L, 0);
-
-	/* Drop dangerous functions from the hidden globals as well, so nothing
-	 * reachable from C by accident can load code. */
-	lua_pushglobaltable(L);
-	const char *drop[] = { "load", "loadfile", "dofile", "require", "collectgarbage" };
-	for (size_t i = 0; i < sizeof drop / sizeof *drop; i++) {
-		lua_pushnil(L);
-		lua_setfield(L, -2, drop[i]);
-	}
-	lua_getglobal(L, LUA_STRLIBNAME);
-	lua_pushnil(L);
-	lua_setfield(L, -2, "dump");
-	lua_settop(L, 0);
-	return 0;
-}
 
 struct lua_vm *lua_vm_new(const struct lua_vm_limits *lim, const struct lua_vm_site *site)
 {
 	struct lua_vm *vm = xcalloc(1, sizeof *vm);
 	vm->lim = *lim;
+	vm->site = *site;
 	vm->site.edge_name = xstrdup(site->edge_name ? site->edge_name : "");
 	vm->site.edge_region = xstrdup(site->edge_region ? site->edge_region : "");
 	vm->site.origin = xstrdup(site->origin ? site->origin : "");
@@ -592,7 +150,7 @@ struct lua_vm *lua_vm_new(const struct lua_vm_limits *lim, const struct lua_vm_s
 	 * per request than generational minor collections (callgrind: -6% Ir in
 	 * handle()) and stays far below the memory cap for small live sets. */
 	lua_gc(vm->L, LUA_GCINC, 400, 0, 0);
-	lua_pushcfunction(vm->L, vm_setup);
+	lua_pushcfunction(vm->L, lua_sandbox_setup);
 	if (lua_pcall(vm->L, 0, 0, 0) != LUA_OK) {
 		log_error("lua", "cannot set up Lua state: %s", lua_tostring(vm->L, -1));
 		goto fail;
@@ -638,45 +196,49 @@ void lua_vm_free(struct lua_vm *vm)
 
 /* ---------- per-thread states ---------- */
 
-static pthread_key_t tl_key;
-static int tl_ready;
-static struct lua_vm_limits tl_lim;
-static struct lua_vm_site tl_site;
+struct lua_vm_threads {
+	pthread_key_t key; /* each thread's state, freed at thread exit */
+	struct lua_vm_limits lim;
+	struct lua_vm_site site; /* strings owned */
+};
 
 static void tl_free(void *p)
 {
 	lua_vm_free(p);
 }
 
-void lua_vm_init_threads(const struct lua_vm_limits *lim, const struct lua_vm_site *site)
+struct lua_vm_threads *lua_vm_threads_new(const struct lua_vm_limits *lim,
+                                          const struct lua_vm_site *site)
 {
-	tl_lim = *lim;
-	tl_site.edge_name = xstrdup(site->edge_name ? site->edge_name : "");
-	tl_site.edge_region = xstrdup(site->edge_region ? site->edge_region : "");
-	tl_site.origin = xstrdup(site->origin ? site->origin : "");
-	pthread_key_create(&tl_key, tl_free);
-	tl_ready = 1;
-}
-
-void lua_vm_fini_threads(void)
-{
-	if (!tl_ready)
-		return;
-	lua_vm_free(pthread_getspecific(tl_key));
-	pthread_setspecific(tl_key, NULL);
-	pthread_key_delete(tl_key);
-	free((char *)tl_site.edge_name);
-	free((char *)tl_site.edge_region);
-	free((char *)tl_site.origin);
-	memset(&tl_site, 0, sizeof tl_site);
-	tl_ready = 0;
-}
-
-struct lua_vm *lua_vm_thread(void)
-{
-	if (!tl_ready)
+	struct lua_vm_threads *th = xcalloc(1, sizeof *th);
+	if (pthread_key_create(&th->key, tl_free) != 0) {
+		free(th);
 		return NULL;
-	struct lua_vm *vm = pthread_getspecific(tl_key);
+	}
+	th->lim = *lim;
+	th->site = *site;
+	th->site.edge_name = xstrdup(site->edge_name ? site->edge_name : "");
+	th->site.edge_region = xstrdup(site->edge_region ? site->edge_region : "");
+	th->site.origin = xstrdup(site->origin ? site->origin : "");
+	return th;
+}
+
+void lua_vm_threads_free(struct lua_vm_threads *th)
+{
+	if (!th)
+		return;
+	lua_vm_free(pthread_getspecific(th->key));
+	pthread_setspecific(th->key, NULL);
+	pthread_key_delete(th->key);
+	free((char *)th->site.edge_name);
+	free((char *)th->site.edge_region);
+	free((char *)th->site.origin);
+	free(th);
+}
+
+struct lua_vm *lua_vm_thread(struct lua_vm_threads *th)
+{
+	struct lua_vm *vm = pthread_getspecific(th->key);
 	if (vm && vm->recycle && !vm->nwaiting) {
 		log_info("lua", "replacing a Lua state whose memory stayed at %zu bytes after a request",
 		         vm->used);
@@ -684,8 +246,8 @@ struct lua_vm *lua_vm_thread(void)
 		vm = NULL;
 	}
 	if (!vm) {
-		vm = lua_vm_new(&tl_lim, &tl_site);
-		pthread_setspecific(tl_key, vm);
+		vm = lua_vm_new(&th->lim, &th->site);
+		pthread_setspecific(th->key, vm);
 	}
 	return vm;
 }
@@ -731,14 +293,14 @@ static int vm_msgh(lua_State *L)
 	return 1;
 }
 
-static void begin_call(struct lua_task *t, struct script_ver *v)
+static inline void begin_call(struct lua_task *t, struct script_ver *v)
 {
 	struct lua_vm *vm = t->vm;
 	t->cur = v;
 	t->instr = 0;
 	t->killed = 0;
 	t->fetches = 0;
-	t->deadline_ms = mono_ms() + vm->lim.time_ms;
+	t->deadline_ms = lua_core_now_ms() + vm->lim.time_ms;
 	lua_sethook(t->co, vm_hook, LUA_MASKCOUNT, HOOK_STEP); /* resets the count */
 	vm->run = t;
 }
@@ -758,60 +320,6 @@ static void end_call(struct lua_task *t)
 	t->cancel = NULL;
 }
 
-/* Builds the environment of one script and compiles its modules.
- * Stack effect: pushes P (the _ENV proxy), E (its globals), MT (module chunks),
- * MM (the proxy's metatable). */
-static int build_env(lua_State *L, struct script_ver *v, char *err, size_t errlen)
-{
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &LIBS_KEY);
-	int libs = lua_gettop(L);
-	lua_newtable(L); /* P */
-	int P = lua_gettop(L);
-	lua_createtable(L, 0, 32); /* E */
-	int E = lua_gettop(L);
-	lua_getfield(L, libs, "base");
-	copy_all_to(L, lua_gettop(L) - 1, lua_gettop(L));
-	lua_pop(L, 1);
-	const char *libnames[] = { "string", "table", "math", "utf8", "os", "log", "kv", "fetch" };
-	for (size_t i = 0; i < sizeof libnames / sizeof *libnames; i++) {
-		lua_getfield(L, libs, libnames[i]);
-		lua_setfield(L, E, libnames[i]);
-	}
-	lua_pushvalue(L, P);
-	lua_setfield(L, E, "_G");
-	lua_newtable(L); /* MT */
-	int MT = lua_gettop(L);
-	lua_pushvalue(L, MT);
-	lua_newtable(L); /* loaded */
-	lua_pushcclosure(L, sb_require, 2);
-	lua_setfield(L, E, "require");
-	lua_createtable(L, 0, 4); /* MM */
-	int MM = lua_gettop(L);
-	lua_pushvalue(L, E);
-	lua_setfield(L, MM, "__index");
-	lua_pushvalue(L, E);
-	lua_setfield(L, MM, "__newindex"); /* writable while loading */
-	lua_pushliteral(L, "protected");
-	lua_setfield(L, MM, "__metatable");
-	lua_pushvalue(L, MM);
-	lua_setmetatable(L, P);
-
-	for (size_t i = 0; i < v->b->nmodules; i++) {
-		const struct bundle_module *m = &v->b->modules[i];
-		char chunk[BUNDLE_MAX_NAME * 2 + 8];
-		snprintf(chunk, sizeof chunk, "=%s/%s", v->b->name, m->name);
-		/* mode "t": binary chunks are refused whatever the bundle says */
-		if (luaL_loadbufferx(L, m->source, m->len, chunk, "t") != LUA_OK) {
-			snprintf(err, errlen, "%s", lua_tostring(L, -1));
-			return -1;
-		}
-		lua_pushvalue(L, P);
-		lua_setupvalue(L, -2, 1); /* its _ENV */
-		lua_setfield(L, MT, m->name);
-	}
-	lua_remove(L, libs);
-	return 0;
-}
 
 int lua_vm_compile(struct lua_vm *vm, struct script_ver *v, char *err, size_t errlen)
 {
@@ -825,7 +333,7 @@ int lua_vm_compile(struct lua_vm *vm, struct script_ver *v, char *err, size_t er
 	}
 	begin_call(&vm->main, v);
 	lua_pushcfunction(L, vm_msgh); /* 1 */
-	int rc = build_env(L, v, err, errlen); /* 2 P, 3 E, 4 MT, 5 MM */
+	int rc = lua_sandbox_build_env(L, v, err, errlen); /* 2 P, 3 E, 4 MT, 5 MM */
 	if (rc < 0)
 		goto fail;
 	/* Run the entry module through require so that it is marked loaded. */
@@ -834,7 +342,7 @@ int lua_vm_compile(struct lua_vm *vm, struct script_ver *v, char *err, size_t er
 	if (lua_pcall(L, 1, 0, 1) != LUA_OK) {
 		if (vm->main.killed)
 			snprintf(err, errlen, "%s: %s (while loading)", v->b->entry,
-			         kill_reason(vm->main.kill_kind));
+			         lua_core_kill_reason(vm->main.kill_kind));
 		else
 			snprintf(err, errlen, "%s", lua_tostring(L, -1));
 		goto fail;
@@ -845,8 +353,7 @@ int lua_vm_compile(struct lua_vm *vm, struct script_ver *v, char *err, size_t er
 		goto fail;
 	}
 	/* From now on globals are read-only. */
-	lua_pushcfunction(L, sb_readonly);
-	lua_setfield(L, 5, "__newindex");
+	lua_sandbox_seal(L, 5);
 	if (vm->ncomp == vm->capcomp) {
 		vm->capcomp = vm->capcomp ? vm->capcomp * 2 : 8;
 		vm->comp = xrealloc(vm->comp, vm->capcomp * sizeof *vm->comp);
@@ -878,7 +385,7 @@ static int task_anchor(lua_State *L)
 
 /* An idle coroutine from the pool, or a new one (NULL if the memory cap
  * does not allow it).  New threads inherit the main thread's extra space,
- * so lua_vm_of works in them. */
+ * so lua_core_vm works in them. */
 static struct lua_task *task_get(struct lua_vm *vm)
 {
 	struct lua_task *t = vm->pool;
@@ -980,7 +487,7 @@ static enum lua_vm_status task_run(struct lua_task *t, int nargs, struct script_
 	} else if (st != LUA_OK) {
 		*kind = t->killed ? t->kill_kind : st == LUA_ERRMEM ? SERR_MEMORY : SERR_RUNTIME;
 		if (t->killed)
-			snprintf(err, errlen, "%s", kill_reason(t->kill_kind));
+			snprintf(err, errlen, "%s", lua_core_kill_reason(t->kill_kind));
 		else if (lua_type(co, -1) == LUA_TSTRING)
 			snprintf(err, errlen, "%s", lua_tostring(co, -1));
 		else
@@ -1030,7 +537,7 @@ enum lua_vm_status lua_vm_call(struct lua_vm *vm, struct script_ver *v, const st
 	struct lua_task *t = task_get(vm);
 	if (!t) {
 		*kind = SERR_MEMORY;
-		snprintf(err, errlen, "%s (no room for a coroutine)", kill_reason(SERR_MEMORY));
+		snprintf(err, errlen, "%s (no room for a coroutine)", lua_core_kill_reason(SERR_MEMORY));
 		return LVM_ERROR;
 	}
 	lua_State *co = t->co;
@@ -1068,29 +575,3 @@ void lua_vm_abort(struct lua_task *t)
 	task_put(t, true);
 }
 
-const struct script_req *lua_vm_request(lua_State *L, const void *tbl)
-{
-	struct lua_task *t = lua_vm_of(L)->run;
-	return t && tbl && (t->cur_req_tbl == tbl || t->cur_hdr_tbl == tbl || t->cur_args_tbl == tbl)
-	               ? t->cur_req
-	               : NULL;
-}
-
-void lua_vm_set_view_table(lua_State *L, enum lua_vm_view view, const void *tbl)
-{
-	struct lua_task *t = lua_vm_of(L)->run;
-	if (t)
-		*(view == LUA_VM_VIEW_HEADERS ? &t->cur_hdr_tbl : &t->cur_args_tbl) = tbl;
-}
-
-const char *lua_vm_region(lua_State *L)
-{
-	struct lua_task *t = lua_vm_of(L)->run;
-	return t ? t->cur_region : NULL;
-}
-
-const struct script_req *lua_vm_current_req(lua_State *L)
-{
-	struct lua_task *t = lua_vm_of(L)->run;
-	return t ? t->cur_req : NULL;
-}

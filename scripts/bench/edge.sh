@@ -1,36 +1,67 @@
 #!/usr/bin/env bash
-# scripts/bench/edge.sh -- `make bench-edge`: minicdn-edge vs nginx proxy_cache
-# vs Varnish (malloc storage), one after the other, in front of the same origin
-# (an nginx serving static objects, a 1 KiB generated body for any /gen/ URL,
-# and /slow/ answering after 1 s via the echo module).
+# scripts/bench/edge.sh -- `make bench-edge`: minicdn-edge against nginx
+# proxy_cache, Varnish (malloc storage) and Apache Traffic Server, all in front
+# of the same origin (an nginx serving static objects, a 1 KiB generated body
+# for any /gen/ URL, one 1 KiB file under every /rv/ URL with max-age=1, and
+# /slow/ answering after 1 s via the echo module).
 #
-# Cases: hit_1k, hit_64k, hit_1m (wrk on one cached URL), miss (distinct URLs),
-# collapse (100 concurrent requests for one cold URL on the 1 s endpoint:
-# origin_fetches counts what reached the origin), rss (after 100,000 cached
-# 1 KiB objects).  Server CPU time comes from /proc/PID/stat (utime+stime of
-# the server's whole process tree), so r_per_cpu_s = requests / server CPU s.
-# wrk shares the two cores; its CPU share is printed as wrk_cpu_pct.
+# Fairness: every server runs at the same time on its own port (an idle one
+# costs nothing) and keeps its cache in RAM or on the same tmpfs (/dev/shm);
+# each gets the settings its documentation recommends for a RAM-speed cache
+# (nginx: open_file_cache, large output_buffers; Varnish: a thread pool per
+# core; ATS: RAM cache, read-while-writer, open-read retries for collapsing).
+# Cases run in ROUNDS interleaved rounds, the server order rotating each round,
+# so all servers see about the same background load; medians are reported.
 #
-# Env: DURATION (s per wrk run, default 8), CONNS (default 50), ONLY (space-
-# separated subset of: minicdn-edge nginx varnish), CASES (space-separated
-# subset of: hit_1k hit_64k hit_1m miss collapse rss).  Everything runs on
-# 127.0.0.1 on free ports; every process is stopped by PID.
+# Cases:
+#   hit_1k hit_64k hit_1m  wrk on one cached URL
+#   miss_1k                distinct URLs, each fetched once from the origin
+#   revalidate_1k          50,000 objects with max-age=1, requested in turn: each
+#                          request finds its object stale and revalidates (304)
+#   purge_wave             wrk over 1,000 cached URLs while all 1,000 are purged
+#                          one by one, once a second (each server's own purge:
+#                          minicdn's control API, PURGE for Varnish and ATS;
+#                          nginx has none that works, see purge_wave_case)
+#   collapse               100 concurrent requests for one cold URL on the 1 s
+#                          endpoint; origin_fetches counts what reached the origin
+#   rss                    after 100,000 cached 1 KiB objects (once, not in rounds)
+# Server CPU time comes from /proc/PID/stat (utime+stime of the server's whole
+# process tree), so r_per_cpu_s = requests / server CPU s.  wrk shares the two
+# cores; its CPU share is printed as wrk_cpu_pct.
+#
+# Prints:  # round K NAME CASE rps=N p99_ms=X r_per_cpu_s=N ...   (every run)
+#          NAME CASE rps=N p99_ms=X r_per_cpu_s=N ...             (medians)
+#          ratio CASE/best=R CASE_cpu/best=C CASE_p99/best=P ... (minicdn-edge
+#          against the best peer of each case, named in best=CASE:PEER;
+#          p99 ratio < 1 means lower latency than the best peer's)
+#
+# Env: DURATION (s per wrk run, default 6), ROUNDS (default 3), CONNS (default 64),
+#      ONLY (subset of: minicdn-edge nginx varnish ats), CASES (subset of the
+#      case names above).  Everything runs on 127.0.0.1 on free ports; every
+#      process is stopped by PID.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${MINICDN_BIN:-$ROOT/build/bin}
-DURATION=${DURATION:-8}
-CONNS=${CONNS:-50}
-ONLY=${ONLY:-"minicdn-edge nginx varnish"}
-CASES=${CASES:-"hit_1k hit_64k hit_1m miss collapse rss"}
+DURATION=${DURATION:-6}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-64}
+ONLY=${ONLY:-"minicdn-edge nginx varnish ats"}
+CASES=${CASES:-"hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse rss"}
+RV_N=50000
+PW_N=1000
 want() { [[ " $CASES " == *" $1 "* ]]; }
-D=$(mktemp -d /tmp/minicdn-bench-edge.XXXXXX)
+have() { [[ " $ONLY " == *" $1 "* ]]; }
+SHM=/dev/shm
+[ -d "$SHM" ] && [ -w "$SHM" ] || SHM=/tmp
+D=$(mktemp -d "$SHM/minicdn-bench-edge.XXXXXX")
 chmod 755 "$D"
 PIDS=()
+BG=()
 cleanup() {
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${BG[@]}" "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	sleep 0.5
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	rm -rf "$D"
+	for p in "${BG[@]}" "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	[ -n "${KEEP:-}" ] && echo "bench: kept $D" >&2 || rm -rf "$D"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -39,7 +70,7 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 wait_http() {
-	for _ in $(seq 100); do curl -s -o /dev/null --max-time 1 "$1" && return 0; sleep 0.1; done
+	for _ in $(seq 150); do curl -s -o /dev/null --max-time 1 "$1" && return 0; sleep 0.1; done
 	echo "bench: $1 did not come up" >&2
 	return 1
 }
@@ -65,13 +96,15 @@ rss_kb() { # $2: VmRSS (default) or RssAnon (private memory, without mapped file
 	echo "$t"
 }
 HZ=$(getconf CLK_TCK)
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {if (NR) print v[int((NR+1)/2)]; else print 0}'; }
 
 # ---------- origin ----------
 OP=$(free_port)
-mkdir -p "$D/www/obj" "$D/origin"
+mkdir -p "$D/www/obj" "$D/www/rvdata" "$D/origin"
 head -c 1024 /dev/urandom >"$D/www/obj/1k"
 head -c 65536 /dev/urandom >"$D/www/obj/64k"
 head -c 1048576 /dev/urandom >"$D/www/obj/1m"
+head -c 1024 /dev/urandom >"$D/www/rvdata/1k"
 GEN=$(head -c 1024 /dev/zero | tr '\0' 'g')
 cat >"$D/origin/nginx.conf" <<EOC
 load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
@@ -86,11 +119,22 @@ http {
   sendfile off;
   keepalive_requests 1000000;
   client_body_temp_path $D/origin/tmp;
+  log_format st '\$status \$request_uri';
   server {
     listen 127.0.0.1:$OP;
     root $D/www;
     location /obj/ { add_header Cache-Control "public, max-age=3600"; }
     location /gen/ { default_type text/plain; add_header Cache-Control "public, max-age=3600"; return 200 "$GEN"; }
+    location /pw/ {
+      access_log $D/origin/pw.log st;
+      default_type text/plain; add_header Cache-Control "public, max-age=3600"; return 200 "$GEN";
+    }
+    location /rv/ {
+      access_log $D/origin/rv.log st;
+      default_type application/octet-stream;
+      add_header Cache-Control "public, max-age=1";
+      rewrite ^ /rvdata/1k break;
+    }
     location /slow/ {
       access_log $D/origin/slow.log;
       default_type text/plain;
@@ -105,12 +149,30 @@ nginx -c "$D/origin/nginx.conf" -e "$D/origin/error.log" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$OP/obj/1k" || exit 1
 
+# wrk scripts: distinct URLs (miss), a cycle over N URLs (revalidate, purge
+# wave, warm-up), and a fill of 100,000 objects that stops itself.
 cat >"$D/miss.lua" <<'EOL'
 local prefix = os.getenv("BENCH_PREFIX") or "m"
 local n = 0
 request = function()
   n = n + 1
   return wrk.format("GET", "/gen/" .. prefix .. "-" .. n)
+end
+EOL
+cat >"$D/cycle.lua" <<'EOL'
+-- Requests PATH/0 .. PATH/(N-1) in turn; with STOP set, stops after N responses.
+local path = os.getenv("BENCH_PATH")
+local n_urls = tonumber(os.getenv("BENCH_N"))
+local stop = os.getenv("BENCH_STOP") == "1"
+local n, done = 0, 0
+request = function()
+  local i = n % n_urls
+  n = n + 1
+  return wrk.format("GET", path .. i)
+end
+response = function(status, headers, body)
+  done = done + 1
+  if stop and done >= n_urls then wrk.thread:stop() end
 end
 EOL
 cat >"$D/fill.lua" <<'EOL'
@@ -126,36 +188,62 @@ response = function(status, headers, body)
   if done >= 100000 then wrk.thread:stop() end
 end
 EOL
+# purge.py PORT KIND PATH N: purges PATH0..PATH(N-1) once a second over one
+# keep-alive connection until killed; counts purges the server acknowledged.
+cat >"$D/purge.py" <<'PY'
+import http.client, json, sys, time, signal
+port, kind, path, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+waves, ok, bad = 0, 0, 0
+def report(*_):
+    print(waves, ok, bad, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, report)
+c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+while True:
+    t0 = time.time()
+    for i in range(n):
+        if kind == "minicdn-edge":
+            body = json.dumps({"url": "http://127.0.0.1:%s%s%d" % (port, path, i)})
+            c.request("POST", "/.minicdn/purge", body, {"Authorization": "Bearer bench",
+                                                        "Content-Type": "application/json"})
+        else:
+            c.request("PURGE", "%s%d" % (path, i))
+        r = c.getresponse(); r.read()
+        # 404 means "not cached right now": a request has not refilled it yet.
+        if r.status in (200, 201, 204, 404): ok += 1
+        else: bad += 1
+    waves += 1
+    time.sleep(max(0.0, 1.0 - (time.time() - t0)))
+PY
 
-# run_wrk NAME CASE PID URL [script] -> prints the result line
-RES=()
-declare -A RPS CPU
+declare -A R_RPS R_CPU R_P99 R_EXTRA FETCH RSS SRV_PID SRV_PORT
+# run_wrk NAME CASE ROUND [script] [extra-cmd] -> stores one round's figures
 run_wrk() {
-	local name=$1 case=$2 pid=$3 url=$4 script=${5:-}
-	local c0 c1 w0 out
+	local name=$1 case=$2 round=$3 url=$4 script=${5:-} extra=${6:-}
+	local pid=${SRV_PID[$name]} c0 c1 out
 	c0=$(cpu_ticks "$pid")
 	local args=(-t1 -c"$CONNS" -d"${DURATION}s" --latency)
 	[ -n "$script" ] && args+=(-s "$script")
 	out=$( { /usr/bin/time -f 'WRKCPU %U %S %e' wrk "${args[@]}" "$url"; } 2>&1 )
 	c1=$(cpu_ticks "$pid")
-	local rps p99 reqs wcpu
+	local rps p99 reqs wcpu errs cpu_s rpc
 	rps=$(awk '/^Requests\/sec:/ {printf "%d", $2}' <<<"$out")
 	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
 	p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.2f", v}' <<<"$out")
 	wcpu=$(awk '/^WRKCPU/ {printf "%d", ($2 + $3) * 100 / $4}' <<<"$out")
-	local errs
 	errs=$(awk '/Non-2xx|Socket errors/' <<<"$out" | tr -s ' ' | tr '\n' ';')
-	local cpu_s rpc
 	cpu_s=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.3f", (b - a) / hz}')
 	rpc=$(awk -v r="${reqs:-0}" -v c="$cpu_s" 'BEGIN {if (c > 0) printf "%d", r / c; else print 0}')
-	RPS[$name/$case]=${rps:-0}
-	CPU[$name/$case]=$rpc
-	echo "$name $case rps=${rps:-0} p99_ms=${p99:-0} r_per_cpu_s=$rpc wrk_cpu_pct=${wcpu:-0}${errs:+ errors=\"$errs\"}"
+	R_RPS[$name/$case]+=" ${rps:-0}"
+	R_CPU[$name/$case]+=" $rpc"
+	R_P99[$name/$case]+=" ${p99:-0}"
+	echo "# round $round $name $case rps=${rps:-0} p99_ms=${p99:-0} r_per_cpu_s=$rpc wrk_cpu_pct=${wcpu:-0}${extra:+ $extra}${errs:+ errors=\"$errs\"}"
 }
 
 collapse_case() {
-	local name=$1 port=$2 pid=$3
-	local before after path=/slow/$name-$RANDOM
+	local name=$1 round=$2
+	local port=${SRV_PORT[$name]} pid=${SRV_PID[$name]}
+	local before after path=/slow/$name-$round-$RANDOM
 	before=$(grep -c "$path" "$D/origin/slow.log" 2>/dev/null); before=${before:-0}
 	local c0 c1
 	c0=$(cpu_ticks "$pid")
@@ -181,57 +269,107 @@ print(ok[0], len(lat) / (time.time() - t0), lat[int(len(lat) * 0.99) - 1] * 1000
 PY
 	c1=$(cpu_ticks "$pid")
 	after=$(grep -c "$path" "$D/origin/slow.log" 2>/dev/null); after=${after:-0}
-	local okn rps p99
+	local okn rps p99 cpu_s rpc
 	read -r okn rps p99 <"$D/collapse.out"
-	local cpu_s rpc
 	cpu_s=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.3f", (b - a) / hz}')
 	rpc=$(awk -v c="$cpu_s" 'BEGIN {if (c > 0) printf "%d", 100 / c; else print 0}')
-	printf '%s collapse rps=%d p99_ms=%.0f r_per_cpu_s=%s origin_fetches=%d ok=%d/100\n' "$name" "${rps%.*}" "$p99" "$rpc" $((after - before)) "$okn"
-	FETCH[$name]=$((after - before))
+	printf '# round %s %s collapse rps=%d p99_ms=%.0f r_per_cpu_s=%s origin_fetches=%d ok=%d/100\n' \
+		"$round" "$name" "${rps%.*}" "$p99" "$rpc" $((after - before)) "$okn"
+	R_RPS[$name/collapse]+=" ${rps%.*}"
+	R_CPU[$name/collapse]+=" $rpc"
+	R_P99[$name/collapse]+=" $(printf '%.0f' "$p99")"
+	FETCH[$name]+=" $((after - before))"
 }
-declare -A FETCH RSS
 
-bench_server() { # name port pid
-	local name=$1 port=$2 pid=$3
-	local u=http://127.0.0.1:$port
-	for o in 1k 64k 1m; do
-		want "hit_$o" || continue
+# revalidate_1k: warm RV_N objects, let them go stale, then cycle over them;
+# the origin's log says how many of the server's requests were revalidations.
+revalidate_case() {
+	local name=$1 round=$2 u=http://127.0.0.1:${SRV_PORT[$1]}
+	local path=/rv/$name/
+	if [ -z "${RV_WARM[$name]:-}" ]; then
+		BENCH_PATH=$path BENCH_N=$RV_N BENCH_STOP=1 wrk -t1 -c"$CONNS" -d60s -s "$D/cycle.lua" "$u" >/dev/null 2>&1
+		RV_WARM[$name]=1
+		sleep 1.2
+	fi
+	local l0 l1 n200 n304
+	l0=$(wc -l <"$D/origin/rv.log")
+	BENCH_PATH=$path BENCH_N=$RV_N run_wrk "$name" revalidate_1k "$round" "$u" "$D/cycle.lua" >"$D/rv.line"
+	l1=$(wc -l <"$D/origin/rv.log")
+	n304=$(sed -n "$((l0 + 1)),${l1}p" "$D/origin/rv.log" | grep -c "^304 $path")
+	n200=$(sed -n "$((l0 + 1)),${l1}p" "$D/origin/rv.log" | grep -c "^200 $path")
+	echo "$(cat "$D/rv.line") origin_304=$n304 origin_200=$n200"
+	R_EXTRA[$name/revalidate_1k]+=" $n304"
+}
+declare -A RV_WARM
+
+purge_wave_case() {
+	local name=$1 round=$2 u=http://127.0.0.1:${SRV_PORT[$1]}
+	if [ "$name" = nginx ]; then
+		# Open-source nginx has no purge, and Debian 12's ngx_cache_purge 2.3
+		# crashes nginx 1.22's workers on every purge (a known incompatibility
+		# with nginx >= 1.11.6), so nginx sits this case out.
+		[ "$round" = 1 ] && echo "# nginx purge_wave: skipped (no working purge in Debian's nginx)"
+		return
+	fi
+	local path=/pw/$name/
+	BENCH_PATH=$path BENCH_N=$PW_N BENCH_STOP=1 wrk -t1 -c"$CONNS" -d30s -s "$D/cycle.lua" "$u" >/dev/null 2>&1
+	local l0 l1
+	l0=$(wc -l <"$D/origin/pw.log")
+	python3 "$D/purge.py" "${SRV_PORT[$name]}" "$name" "$path" "$PW_N" >"$D/purge.out" 2>"$D/purge.err" &
+	local ppid=$!
+	BG+=($ppid)
+	BENCH_PATH=$path BENCH_N=$PW_N run_wrk "$name" purge_wave "$round" "$u" "$D/cycle.lua" >"$D/pw.line"
+	kill -TERM "$ppid"; wait "$ppid" 2>/dev/null
+	l1=$(wc -l <"$D/origin/pw.log")
+	local waves ok bad
+	read -r waves ok bad <"$D/purge.out"
+	[ -s "$D/purge.err" ] && { echo "# $name purge errors:"; tail -3 "$D/purge.err"; }
+	echo "$(cat "$D/pw.line") waves=${waves:-0} purges_ok=${ok:-0} purges_failed=${bad:-0} origin_fetches=$((l1 - l0))"
+}
+
+run_case() { # name case round
+	local name=$1 case=$2 round=$3 u=http://127.0.0.1:${SRV_PORT[$1]}
+	case $case in
+	hit_1k|hit_64k|hit_1m)
+		local o=${case#hit_}
 		curl -s -o /dev/null "$u/obj/$o"; curl -s -o /dev/null "$u/obj/$o"
-		run_wrk "$name" "hit_$o" "$pid" "$u/obj/$o"
-	done
-	want miss && BENCH_PREFIX=$name run_wrk "$name" miss "$pid" "$u/" "$D/miss.lua"
-	want collapse && collapse_case "$name" "$port" "$pid"
-	want rss || return 0
-	local r0 reqs
+		run_wrk "$name" "$case" "$round" "$u/obj/$o" ;;
+	miss_1k) BENCH_PREFIX=$name-$round run_wrk "$name" miss_1k "$round" "$u/" "$D/miss.lua" ;;
+	revalidate_1k) revalidate_case "$name" "$round" ;;
+	purge_wave) purge_wave_case "$name" "$round" ;;
+	collapse) collapse_case "$name" "$round" ;;
+	esac
+}
+
+rss_case() {
+	local name=$1 pid=${SRV_PID[$1]} u=http://127.0.0.1:${SRV_PORT[$1]}
+	local reqs kb anon extra=""
 	BENCH_PREFIX=$name-fill wrk -t1 -c"$CONNS" -d120s -s "$D/fill.lua" "$u/" >"$D/fill.out" 2>&1
 	sleep 1
 	reqs=$(awk '/requests in/ {print $1}' "$D/fill.out")
-	local kb anon; kb=$(rss_kb "$pid"); anon=$(rss_kb "$pid" RssAnon)
+	kb=$(rss_kb "$pid"); anon=$(rss_kb "$pid" RssAnon)
 	RSS[$name]=$((kb / 1024))
-	local extra=""
 	[ "$name" = minicdn-edge ] && extra=" lmdb_file_mb=$(( $(du -k "$D/edge-cache/data.mdb" | cut -f1) / 1024 ))"
 	echo "$name rss rss_mb=$((kb / 1024)) anon_mb=$((anon / 1024)) fill_requests=${reqs:-0}$extra"
 }
 
-# ---------- minicdn-edge ----------
-if [[ " $ONLY " == *" minicdn-edge "* ]]; then
-	EP=$(free_port)
+# ---------- the servers ----------
+SERVERS=()
+start_edge() {
+	local p; p=$(free_port)
 	cat >"$D/edge.conf" <<EOC
-name = "bench-edge"; region = "eu"; listen = "127.0.0.1:$EP"; origin = "http://127.0.0.1:$OP";
+name = "bench-edge"; region = "eu"; listen = "127.0.0.1:$p"; origin = "http://127.0.0.1:$OP";
 control_secret = "bench"; log_level = "warn"; threads = 2;
 cache = { path = "$D/edge-cache"; map_size = "2G"; max_object_size = "16M"; };
 upstream = { max_connections = 64; };
 EOC
 	"$BIN/minicdn-edge" -c "$D/edge.conf" 2>"$D/edge.log" &
-	EPID=$!
-	PIDS+=($EPID)
-	wait_http "http://127.0.0.1:$EP/healthz" && bench_server minicdn-edge "$EP" "$EPID"
-	kill -TERM "$EPID"; wait "$EPID" 2>/dev/null
-fi
+	SRV_PID[minicdn-edge]=$!; SRV_PORT[minicdn-edge]=$p; PIDS+=($!)
+	wait_http "http://127.0.0.1:$p/healthz" && SERVERS+=(minicdn-edge)
+}
 
-# ---------- nginx proxy_cache ----------
-if [[ " $ONLY " == *" nginx "* ]]; then
-	NP=$(free_port)
+start_nginx() {
+	local p; p=$(free_port)
 	mkdir -p "$D/ngx"
 	cat >"$D/ngx/nginx.conf" <<EOC
 user root;
@@ -243,13 +381,16 @@ events { worker_connections 8192; }
 http {
   access_log off;
   sendfile off;
+  output_buffers 2 1m;
+  open_file_cache max=200000 inactive=60s;
+  open_file_cache_valid 60s;
   keepalive_requests 1000000;
   client_body_temp_path $D/ngx/tmp;
   proxy_temp_path $D/ngx/ptmp;
   proxy_cache_path $D/ngx/cache levels=1:2 keys_zone=z:256m max_size=4g inactive=1h use_temp_path=off;
   upstream o { server 127.0.0.1:$OP; keepalive 64; }
   server {
-    listen 127.0.0.1:$NP reuseport;
+    listen 127.0.0.1:$p reuseport;
     location / {
       proxy_pass http://o;
       proxy_http_version 1.1;
@@ -257,41 +398,166 @@ http {
       proxy_cache z;
       proxy_cache_lock on;
       proxy_cache_lock_timeout 10s;
+      proxy_cache_revalidate on;
       proxy_buffers 64 16k;
     }
   }
 }
 EOC
 	nginx -c "$D/ngx/nginx.conf" -e "$D/ngx/error.log" &
-	NPID=$!
-	PIDS+=($NPID)
-	wait_http "http://127.0.0.1:$NP/obj/1k" && bench_server nginx "$NP" "$NPID"
-	kill -TERM "$NPID"; wait "$NPID" 2>/dev/null
-fi
+	SRV_PID[nginx]=$!; SRV_PORT[nginx]=$p; PIDS+=($!)
+	wait_http "http://127.0.0.1:$p/obj/1k" && SERVERS+=(nginx)
+}
 
-# ---------- Varnish ----------
-if [[ " $ONLY " == *" varnish "* ]]; then
-	VP=$(free_port)
+start_varnish() {
+	local p; p=$(free_port)
 	mkdir -p "$D/varnish"
 	chmod 755 "$D/varnish"
-	varnishd -F -a "127.0.0.1:$VP" -b "127.0.0.1:$OP" -s malloc,2G -n "$D/varnish" \
-		-p thread_pool_min=50 -p default_grace=0 >"$D/varnish.log" 2>&1 &
-	VPID=$!
-	PIDS+=($VPID)
-	wait_http "http://127.0.0.1:$VP/obj/1k" && bench_server varnish "$VP" "$VPID"
-	kill -TERM "$VPID"; wait "$VPID" 2>/dev/null
+	# Purge by URL; objects with a short TTL are kept an hour past it so a stale
+	# one is revalidated with a conditional fetch (Varnish's "keep").
+	cat >"$D/varnish.vcl" <<EOV
+vcl 4.1;
+backend o { .host = "127.0.0.1"; .port = "$OP"; }
+acl purgers { "127.0.0.1"; }
+sub vcl_recv {
+  if (req.method == "PURGE") {
+    if (!client.ip ~ purgers) { return (synth(405)); }
+    return (purge);
+  }
+}
+sub vcl_backend_response { set beresp.keep = 1h; }
+EOV
+	varnishd -F -a "127.0.0.1:$p" -f "$D/varnish.vcl" -s malloc,2G -n "$D/varnish" \
+		-p thread_pools=2 -p thread_pool_min=200 -p thread_pool_max=2000 -p default_grace=0 \
+		>"$D/varnish.log" 2>&1 &
+	SRV_PID[varnish]=$!; SRV_PORT[varnish]=$p; PIDS+=($!)
+	wait_http "http://127.0.0.1:$p/obj/1k" && SERVERS+=(varnish)
+}
+
+start_ats() {
+	local p A=$D/ats; p=$(free_port)
+	mkdir -p "$A/etc" "$A/cache" "$A/run" "$A/log"
+	local f
+	for f in cache.config hosting.config parent.config plugin.config socks.config splitdns.config \
+		ssl_multicert.config sni.yaml strategies.yaml volume.config logging.yaml; do
+		[ -e "/etc/trafficserver/$f" ] && cp "/etc/trafficserver/$f" "$A/etc/"
+	done
+	cat >"$A/runroot.yaml" <<EOY
+prefix: $A
+exec_prefix: /usr
+bindir: /usr/bin
+sbindir: /usr/sbin
+sysconfdir: $A/etc
+datadir: $A/cache
+includedir: /usr/include
+libdir: /usr/lib/trafficserver
+libexecdir: /usr/lib/trafficserver/modules
+localstatedir: $A
+runtimedir: $A/run
+logdir: $A/log
+cachedir: $A/cache
+EOY
+	# A reverse-proxy cache: RAM cache in front of a cache file on tmpfs,
+	# read-while-writer and open-read retries (ATS's documented way to send one
+	# request to the origin for a crowd), no logging, no Via.
+	cat >"$A/etc/records.config" <<EOR
+CONFIG proxy.config.http.server_ports STRING $p
+CONFIG proxy.config.admin.user_id STRING #-1
+CONFIG proxy.config.url_remap.remap_required INT 1
+CONFIG proxy.config.reverse_proxy.enabled INT 1
+CONFIG proxy.config.http.cache.http INT 1
+CONFIG proxy.config.cache.ram_cache.size INT 1073741824
+CONFIG proxy.config.cache.ram_cache_cutoff INT 4194304
+CONFIG proxy.config.cache.enable_read_while_writer INT 1
+CONFIG proxy.config.http.background_fill_active_timeout INT 0
+CONFIG proxy.config.http.background_fill_completed_threshold FLOAT 0.0
+CONFIG proxy.config.http.cache.max_open_read_retries INT 200
+CONFIG proxy.config.http.cache.open_read_retry_time INT 10
+CONFIG proxy.config.http.server_session_sharing.match STRING both
+CONFIG proxy.config.http.keep_alive_no_activity_timeout_in INT 120
+CONFIG proxy.config.net.connections_throttle INT 10000
+CONFIG proxy.config.log.logging_enabled INT 0
+CONFIG proxy.config.diags.debug.enabled INT 0
+CONFIG proxy.config.http.insert_response_via_str INT 0
+CONFIG proxy.config.http.insert_request_via_str INT 0
+EOR
+	echo "map http://127.0.0.1:$p/ http://127.0.0.1:$OP/" >"$A/etc/remap.config"
+	echo "$A/cache 2G" >"$A/etc/storage.config"
+	cat >"$A/etc/ip_allow.yaml" <<EOY
+ip_allow:
+  - apply: in
+    ip_addrs: 127.0.0.1
+    action: allow
+    methods: ALL
+  - apply: out
+    ip_addrs: 127.0.0.1
+    action: allow
+    methods: ALL
+EOY
+	traffic_server --run-root="$A/runroot.yaml" >"$A/ts.out" 2>&1 &
+	SRV_PID[ats]=$!; SRV_PORT[ats]=$p; PIDS+=($!)
+	wait_http "http://127.0.0.1:$p/obj/1k" && SERVERS+=(ats)
+}
+
+have minicdn-edge && start_edge
+have nginx && start_nginx
+have varnish && start_varnish
+have ats && start_ats
+echo "# servers: ${SERVERS[*]}; cache files on $SHM; $ROUNDS rounds of ${DURATION}s, $CONNS connections"
+
+# ---------- interleaved rounds ----------
+NS=${#SERVERS[@]}
+for r in $(seq "$ROUNDS"); do
+	for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse; do
+		want "$c" || continue
+		for i in $(seq 0 $((NS - 1))); do
+			run_case "${SERVERS[$(((i + r - 1) % NS))]}" "$c" "$r"
+		done
+	done
+done
+
+# ---------- medians ----------
+for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse; do
+	want "$c" || continue
+	for s in "${SERVERS[@]}"; do
+		[ -n "${R_RPS[$s/$c]:-}" ] || continue
+		extra=""
+		[ "$c" = collapse ] && extra=" origin_fetches=$(median <<<"${FETCH[$s]}")"
+		[ "$c" = revalidate_1k ] && extra=" origin_304=$(median <<<"${R_EXTRA[$s/$c]}")"
+		echo "$s $c rps=$(median <<<"${R_RPS[$s/$c]}") p99_ms=$(median <<<"${R_P99[$s/$c]}") r_per_cpu_s=$(median <<<"${R_CPU[$s/$c]}")$extra"
+	done
+done
+if want rss; then
+	for s in "${SERVERS[@]}"; do rss_case "$s"; done
 fi
 
-# ---------- ratios: minicdn-edge against each peer ----------
+# ---------- ratios: minicdn-edge against the best peer of each case ----------
 line="ratio"
-for peer in nginx varnish; do
-	for c in hit_1k hit_64k hit_1m miss; do
-		a=${RPS[minicdn-edge/$c]:-0}; b=${RPS[$peer/$c]:-0}
-		[ "$b" -gt 0 ] 2>/dev/null && line+=" $c/$peer=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
-		a=${CPU[minicdn-edge/$c]:-0}; b=${CPU[$peer/$c]:-0}
-		[ "$b" -gt 0 ] 2>/dev/null && line+=" ${c}_cpu/$peer=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
+bestl="best"
+for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave; do
+	want "$c" || continue
+	a=$(median <<<"${R_RPS[minicdn-edge/$c]:-}")
+	ac=$(median <<<"${R_CPU[minicdn-edge/$c]:-}")
+	ap=$(median <<<"${R_P99[minicdn-edge/$c]:-}")
+	best="" b=0
+	for s in "${SERVERS[@]}"; do
+		[ "$s" = minicdn-edge ] && continue
+		v=$(median <<<"${R_RPS[$s/$c]:-}")
+		if awk -v v="$v" -v b="$b" 'BEGIN {exit !(v > b)}'; then b=$v; best=$s; fi
 	done
-	a=${RSS[minicdn-edge]:-0}; b=${RSS[$peer]:-0}
-	[ "$b" -gt 0 ] 2>/dev/null && line+=" rss/$peer=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
+	[ -z "$best" ] && continue
+	bc=$(median <<<"${R_CPU[$best/$c]}")
+	bp=$(median <<<"${R_P99[$best/$c]}")
+	line+=" $c/best=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
+	line+=" ${c}_cpu/best=$(awk -v a="$ac" -v b="$bc" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
+	line+=" ${c}_p99/best=$(awk -v a="$ap" -v b="$bp" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
+	bestl+=" $c:$best"
 done
+if want rss; then
+	for s in varnish nginx ats; do
+		a=${RSS[minicdn-edge]:-0}; b=${RSS[$s]:-0}
+		[ "$b" -gt 0 ] 2>/dev/null && line+=" rss/$s=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
+	done
+fi
 echo "$line"
+echo "$bestl"

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "edge/script/lua_vm.h"
+#include "edge/script/lua_format.h"
 #include <lauxlib.h>
 #include <lualib.h>
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edge/script/lua_pattern.h"
 #include "edge/script/lua_vm.h"
 #include <lauxlib.h>
 #include <lualib.h>
@@ -72,7 +73,7 @@ static void test_same_as_lua(void **state)
 	/* Ours, in a state whose extra space names a lua_vm that is not in a
 	 * call (so no budget applies). */
 	struct lua_vm_limits lim = { .memory = 64 << 20, .instructions = 1000000, .time_ms = 1000 };
-	struct lua_vm_site site = { "e", "r", "http://127.0.0.1:1" };
+	struct lua_vm_site site = { .edge_name = "e", .edge_region = "r", .origin = "http://127.0.0.1:1" };
 	struct lua_vm *vm = lua_vm_new(&lim, &site);
 	assert_non_null(vm);
 	lua_State *L = luaL_newstate();

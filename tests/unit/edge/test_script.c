@@ -28,6 +28,7 @@
 static char dir[64];
 static uint8_t pk[BUNDLE_PK_LEN], sk[BUNDLE_SK_LEN];
 static struct script_config cfg;
+static struct scripts *sc; /* the scripts object under test */
 
 /* A small origin: GET /d/MS answers "got /d/MS" after MS milliseconds
  * (header X-O: MS); any other path is never answered (the connection is held
@@ -104,7 +105,8 @@ static int init(void)
 		if (!fr)
 			return -1;
 	}
-	if (script_init(&cfg, "edge-test", "eu", origin, err, sizeof err) < 0) {
+	sc = script_init(&cfg, "edge-test", "eu", origin, err, sizeof err);
+	if (!sc) {
 		fprintf(stderr, "script_init: %s\n", err);
 		return -1;
 	}
@@ -128,7 +130,9 @@ static int setup(void **st)
 	fclose(f);
 	memset(&cfg, 0, sizeof cfg);
 	cfg.enabled = true;
-	cfg.pubkey = xstrdup(p);
+	cfg.pubkey = xcalloc(2, sizeof *cfg.pubkey);
+	cfg.pubkey[0] = xstrdup(p);
+	cfg.npubkey = 1;
 	cfg.path = xasprintf("%s/db", dir);
 	cfg.map_size = 16 << 20;
 	cfg.memory = 8 << 20;
@@ -143,12 +147,14 @@ static int setup(void **st)
 
 static int teardown(void **st)
 {
-	script_shutdown();
+	script_shutdown(sc);
+	sc = NULL;
 	fetcher_stop(fr);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		return -1;
+	free(cfg.pubkey[0]);
 	free(cfg.pubkey);
 	free(cfg.path);
 	free(cfg.regions);
@@ -179,7 +185,7 @@ static char *sign_lua(const char *lua, uint64_t ver, const uint8_t *key, size_t 
 static int push_env(const char *env, size_t len, struct buf *out)
 {
 	buf_reset(out);
-	return script_control("POST", "/.minicdn/scripts", env, len, out);
+	return script_control(sc, "POST", "/.minicdn/scripts", env, len, out);
 }
 
 static int push(const char *lua, uint64_t ver)
@@ -289,7 +295,7 @@ static enum script_result start(struct conn *c, struct sockaddr_in *a, const cha
 		.headers_each = hdr_each, .ctx = c, .fetcher = fr, .suspend = conn_suspend,
 		.wake = conn_wake,
 	};
-	return script_handle(&req, resp, task);
+	return script_handle(sc, &req, resp, task);
 }
 
 /* Runs one request to its end (waiting for its subrequests); returns the
@@ -328,7 +334,7 @@ static char *body_of(const char *path, const char *query, int *status)
 static unsigned long long metric(const char *needle)
 {
 	struct buf m = BUF_INIT;
-	script_metrics(&m);
+	script_metrics(sc, &m);
 	const char *p = strstr(m.data, needle);
 	unsigned long long v = p ? strtoull(p + strlen(needle), NULL, 10) : ~0ull;
 	buf_free(&m);
@@ -412,12 +418,13 @@ static void test_activate_new_then_restart(void **st)
 	assert_string_equal(b, "v2 edge-test eu - Ada");
 	free(b);
 	struct buf out = BUF_INIT;
-	assert_int_equal(script_control("GET", "/.minicdn/scripts", NULL, 0, &out), 200);
+	assert_int_equal(script_control(sc, "GET", "/.minicdn/scripts", NULL, 0, &out), 200);
 	assert_non_null(strstr(out.data, "\"name\":\"hello\",\"version\":20"));
 	assert_non_null(strstr(out.data, "\"previous\":10"));
 	buf_free(&out);
 	/* Restart: the active version comes back from LMDB. */
-	script_shutdown();
+	script_shutdown(sc);
+	sc = NULL;
 	assert_int_equal(init(), 0);
 	b = body_of("/hello", NULL, &status);
 	assert_int_equal(status, 200);
@@ -645,7 +652,8 @@ static void test_kv(void **st)
 	assert_string_equal(b, "nil");
 	free(b);
 	/* The counter survives a restart (LMDB). */
-	script_shutdown();
+	script_shutdown(sc);
+	sc = NULL;
 	assert_int_equal(init(), 0);
 	b = body_of("/count", NULL, &status);
 	assert_string_equal(b, "4");
@@ -793,9 +801,9 @@ static void test_delete(void **st)
 		tomb = bundle_sign(bytes, len, sk, &n);
 		free(bytes);
 	}
-	assert_int_equal(script_control("DELETE", "/.minicdn/scripts/other", tomb, n, &out), 400);
+	assert_int_equal(script_control(sc, "DELETE", "/.minicdn/scripts/other", tomb, n, &out), 400);
 	buf_reset(&out);
-	assert_int_equal(script_control("DELETE", "/.minicdn/scripts/hello", tomb, n, &out), 200);
+	assert_int_equal(script_control(sc, "DELETE", "/.minicdn/scripts/hello", tomb, n, &out), 200);
 	struct script_resp r;
 	assert_int_equal(run("GET", "/hello", NULL, NULL, &r), SCRIPT_PASS);
 	assert_int_equal(push(HELLO("4", ""), 31), 409);
@@ -804,6 +812,51 @@ static void test_delete(void **st)
 	script_resp_free(&r);
 	free(tomb);
 	buf_free(&out);
+}
+
+/* Two scripts objects in one process (as two edges would be) share nothing:
+ * bundles, versions seen, KV data, regions and Lua states are each one's
+ * own, and freeing one leaves the other running. */
+static void test_independent_objects(void **st)
+{
+	char err[256];
+	int status;
+	struct script_config c2 = cfg;
+	c2.path = xasprintf("%s/db2", dir);
+	c2.regions = NULL;
+	c2.default_region = (char *)"mars";
+	struct scripts *one = sc;
+	struct scripts *two = script_init(&c2, "edge-two", "as", origin, err, sizeof err);
+	if (!two)
+		fail_msg("second script_init: %s", err);
+	static const char solo[] =
+		"--[[minicdn\nname=\"solo\";\nroutes=({path=\"/solo\";});\n]]\n"
+		"function handle(req) return req.edge_name .. ' ' .. req.region .. ' ' .. kv.incr('n') end\n";
+	sc = two;
+	assert_int_equal(push(solo, 1), 200);
+	char *b = body_of("/solo", NULL, &status);
+	assert_string_equal(b, "edge-two mars 1");
+	free(b);
+	b = body_of("/solo", NULL, &status);
+	assert_string_equal(b, "edge-two mars 2");
+	free(b);
+	assert_int_equal(metric("minicdn_script_invocations_total{script=\"solo\"} "), 2);
+
+	sc = one;
+	b = body_of("/solo", NULL, &status); /* not active here */
+	assert_null(b);
+	assert_int_equal(status, 0);
+	assert_int_equal(metric("minicdn_script_invocations_total{script=\"solo\"} "), ~0ull);
+	assert_int_equal(push(solo, 1), 200); /* version 1 was seen by the other store only */
+	b = body_of("/solo", NULL, &status);
+	assert_string_equal(b, "edge-test eu 1");
+	free(b);
+
+	script_shutdown(two);
+	b = body_of("/solo", NULL, &status);
+	assert_string_equal(b, "edge-test eu 2");
+	free(b);
+	free(c2.path);
 }
 
 int main(void)
@@ -819,6 +872,7 @@ int main(void)
 		cmocka_unit_test(test_fetch_bounded),
 		cmocka_unit_test(test_fetch_async),
 		cmocka_unit_test(test_delete),
+		cmocka_unit_test(test_independent_objects),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
