@@ -61,7 +61,6 @@ run_scripts() { # label, bin dir, scripts...
 
 run_units build normal
 run_scripts integration "$ROOT/build/bin" tests/integration/*/run.sh
-run_scripts deploy-static "$ROOT/build/bin" tests/deploy/static.sh
 if [ $QUICK = 0 ]; then
 	if [ "$(id -u)" -eq 0 ]; then
 		run_scripts netns "$ROOT/build/bin" tests/netns/*.sh

@@ -23,7 +23,7 @@ cp "$ANS/inventory/example/hosts.yml" "$T_DIR/inv/"
 cp "$ANS/inventory/example/group_vars/all/main.yml" "$T_DIR/inv/group_vars/all/"
 cp "$ANS/inventory/example/group_vars/all/vault.yml.example" "$T_DIR/inv/group_vars/all/vault.yml"
 out=$(cd "$T_ROOT/tests/deploy" && ANSIBLE_LOCALHOST_WARNING=0 ansible-playbook -i "$T_DIR/inv" render.yml \
-	-e "render_out=$OUT" -e "render_bin=$BIN" -e "minicdn_origin_root=$T_ROOT/deploy/demo-site" \
+	-e "render_out=$OUT" -e "minicdn_origin_root=$T_ROOT/deploy/demo-site" \
 	-e 'minicdn_conf_dir={{ render_out }}/{{ inventory_hostname }}' 2>&1); rc=$?
 t_check "the example inventory's configs render" test $rc = 0
 [ $rc = 0 ] || echo "$out" | tail -30
@@ -31,7 +31,12 @@ t_check "the example inventory's configs render" test $rc = 0
 n=0
 for d in "$OUT"/*/; do
 	h=$(basename "$d")
-	cp "$T_DIR/origin.pub" "$d/origin.pub"; cp "$T_DIR/origin.key" "$d/origin.key"
+	# what the play puts in /etc/credstore (here $CREDENTIALS_DIRECTORY) and ctl.secret
+	cp "$T_DIR/origin.pub" "$d/origin.pub"; cp "$T_DIR/origin.key" "$d/minicdn-origin-key"
+	for f in minicdn-edge-control minicdn-dns-control minicdn-origin-control ctl.secret; do
+		echo static-test-secret >"$d/$f"
+	done
+	chmod 600 "$d"/minicdn-* "$d/ctl.secret"
 	for c in origin:minicdn-origin ctl:minicdnctl dns:minicdn-dns edge:minicdn-edge; do
 		f=$d/${c%%:*}.conf
 		[ -f "$f" ] || continue
@@ -49,4 +54,5 @@ t_eq "the DNS edge list has the six edges" 6 "$(grep -c 'healthz = "http://' "$O
 t_eq "the origin pushes to the six edges" 6 "$(grep -cE '\{ name = "edge-[a-z]+[12]"; url = ' "$OUT/origin1/origin.conf")"
 t_eq "minicdnctl lists 9 nodes" 9 "$(grep -cE 'role = "(dns|edge|origin)"' "$OUT/origin1/ctl.conf")"
 t_check "an edge gets its region" grep -q 'region = "ap";' "$OUT/edge-ap1/edge.conf"
+t_check "no secret in any generated config" sh -c "! grep -rE 'control_secret *=|change-me' '$OUT' --include='*.conf'"
 t_done
