@@ -90,6 +90,68 @@ static void print_dns_view(const char *dns_name, json_t *stats)
 	}
 }
 
+static void print_json(const struct ctl *ctl, const struct node_state *st, const struct ctl_req *reqs,
+                       json_t *const *stats, const bool *differs, int down, int ndiffer)
+{
+	size_t n = ctl->cfg.n_nodes;
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		const struct ctl_node *nd = &ctl->cfg.nodes[i];
+		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:I}", "name", nd->name, "role", nd->role,
+		                      "url", nd->url, "state", st[i].up ? "up" : "down", "latency_ms",
+		                      reqs[i].latency_ms, "http_status", (json_int_t)reqs[i].status);
+		if (!st[i].up)
+			json_object_set_new(o, "error", json_string(st[i].why));
+		if (differs[i])
+			json_object_set_new(o, "digest_differs", json_true());
+		if (st[i].health)
+			json_object_set(o, "healthz", st[i].health);
+		if (stats[i] && json_is_array(json_object_get(stats[i], "edges")))
+			json_object_set(o, "edges", json_object_get(stats[i], "edges"));
+		json_array_append_new(arr, o);
+	}
+	json_t *top = json_pack("{s:o, s:i, s:i, s:i}", "nodes", arr, "up", (int)(n - (size_t)down), "down", down,
+	                        "dns_digest_differs", ndiffer);
+	char *s = json_dumps(top, JSON_INDENT(2));
+	puts(s);
+	free(s);
+	json_decref(top);
+}
+
+static void print_table(const struct ctl *ctl, const struct node_state *st, const struct ctl_req *reqs,
+                        json_t *const *stats, const bool *differs, int down, int ndiffer)
+{
+	size_t n = ctl->cfg.n_nodes;
+	printf("%-12s %-7s %-26s %-6s %-7s %-8s %-9s %-6s %s\n", "NAME", "ROLE", "URL", "STATE", "REGION",
+	       "VERSION", "UPTIME", "LOAD", "LATENCY");
+	for (size_t i = 0; i < n; i++) {
+		const struct ctl_node *nd = &ctl->cfg.nodes[i];
+		json_t *h = st[i].health;
+		char up[32], load[32], lat[48];
+		fmt_uptime(st[i].up ? h : NULL, up, sizeof up);
+		fmt_load(st[i].up ? h : NULL, load, sizeof load);
+		if (reqs[i].status)
+			snprintf(lat, sizeof lat, "%.1fms", reqs[i].latency_ms);
+		else
+			snprintf(lat, sizeof lat, "-");
+		printf("%-12s %-7s %-26s %-6s %-7s %-8s %-9s %-6s %s", nd->name, nd->role, nd->url,
+		       st[i].up ? "up" : "down", st[i].up ? jstr(h, "region", "-") : "-",
+		       st[i].up ? jstr(h, "version", "-") : "-", up, load, lat);
+		if (!st[i].up)
+			printf("  (%s)", st[i].why);
+		if (differs[i])
+			printf("  DIFFERS: digest %s", jstr(h, "digest", "?"));
+		printf("\n");
+	}
+	for (size_t i = 0; i < n; i++)
+		if (stats[i])
+			print_dns_view(ctl->cfg.nodes[i].name, stats[i]);
+	printf("\n%zu up, %d down\n", n - (size_t)down, down);
+	if (ndiffer)
+		printf("%d DNS server(s) answer from different data than the others (digest differs)\n",
+		       ndiffer);
+}
+
 /* Marks differs[i] for up DNS nodes whose digest is not the most common one
  * (ties: the first node's).  Returns how many were marked. */
 static int digest_check(const struct ctl *ctl, const struct node_state *st, bool *differs)
@@ -194,59 +256,10 @@ CTL_COMMAND(status)
 				stats[sidx[k]] = json_loadb(sreq[k].resp.data ? sreq[k].resp.data : "", sreq[k].resp.len, 0, NULL);
 	}
 
-	if (ctl->json) {
-		json_t *arr = json_array();
-		for (size_t i = 0; i < n; i++) {
-			const struct ctl_node *nd = &ctl->cfg.nodes[i];
-			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:I}", "name", nd->name, "role", nd->role,
-			                      "url", nd->url, "state", st[i].up ? "up" : "down", "latency_ms",
-			                      reqs[i].latency_ms, "http_status", (json_int_t)reqs[i].status);
-			if (!st[i].up)
-				json_object_set_new(o, "error", json_string(st[i].why));
-			if (differs[i])
-				json_object_set_new(o, "digest_differs", json_true());
-			if (st[i].health)
-				json_object_set(o, "healthz", st[i].health);
-			if (stats[i] && json_is_array(json_object_get(stats[i], "edges")))
-				json_object_set(o, "edges", json_object_get(stats[i], "edges"));
-			json_array_append_new(arr, o);
-		}
-		json_t *top = json_pack("{s:o, s:i, s:i, s:i}", "nodes", arr, "up", (int)(n - (size_t)down), "down", down,
-		                        "dns_digest_differs", ndiffer);
-		char *s = json_dumps(top, JSON_INDENT(2));
-		puts(s);
-		free(s);
-		json_decref(top);
-	} else {
-		printf("%-12s %-7s %-26s %-6s %-7s %-8s %-9s %-6s %s\n", "NAME", "ROLE", "URL", "STATE", "REGION",
-		       "VERSION", "UPTIME", "LOAD", "LATENCY");
-		for (size_t i = 0; i < n; i++) {
-			const struct ctl_node *nd = &ctl->cfg.nodes[i];
-			json_t *h = st[i].health;
-			char up[32], load[32], lat[48];
-			fmt_uptime(st[i].up ? h : NULL, up, sizeof up);
-			fmt_load(st[i].up ? h : NULL, load, sizeof load);
-			if (reqs[i].status)
-				snprintf(lat, sizeof lat, "%.1fms", reqs[i].latency_ms);
-			else
-				snprintf(lat, sizeof lat, "-");
-			printf("%-12s %-7s %-26s %-6s %-7s %-8s %-9s %-6s %s", nd->name, nd->role, nd->url,
-			       st[i].up ? "up" : "down", st[i].up ? jstr(h, "region", "-") : "-",
-			       st[i].up ? jstr(h, "version", "-") : "-", up, load, lat);
-			if (!st[i].up)
-				printf("  (%s)", st[i].why);
-			if (differs[i])
-				printf("  DIFFERS: digest %s", jstr(h, "digest", "?"));
-			printf("\n");
-		}
-		for (size_t i = 0; i < n; i++)
-			if (stats[i])
-				print_dns_view(ctl->cfg.nodes[i].name, stats[i]);
-		printf("\n%zu up, %d down\n", n - (size_t)down, down);
-		if (ndiffer)
-			printf("%d DNS server(s) answer from different data than the others (digest differs)\n",
-			       ndiffer);
-	}
+	if (ctl->json)
+		print_json(ctl, st, reqs, stats, differs, down, ndiffer);
+	else
+		print_table(ctl, st, reqs, stats, differs, down, ndiffer);
 
 	for (size_t i = 0; i < n; i++) {
 		json_decref(st[i].health);

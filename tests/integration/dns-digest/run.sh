@@ -3,7 +3,8 @@
 # digest in /healthz and answer alike; minicdnctl status is clean.  A changed
 # map on one of them (after its reload) changes its digest, and minicdnctl
 # status flags that server and exits 1; restoring the file clears it.  The
-# digest also moves with the zone and the edge list.
+# digest also moves with the zone and the edge list.  minicdnctl -t checks
+# its configuration.
 . "$(dirname "$0")/../../lib.sh"
 t_init dns-digest
 P1=$(t_free_port); S1=$(t_free_port); P2=$(t_free_port); S2=$(t_free_port)
@@ -59,6 +60,10 @@ reload() { # n stats-port
 	done
 	return 1
 }
+
+t_eq "minicdnctl -t accepts the config" "$T_DIR/ctl.conf: configuration OK" "$(CTL -t)"
+printf 'nodes = ( { name = "x"; role = "cache"; url = "http://127.0.0.1:1"; } );\n' >"$T_DIR/bad-ctl.conf"
+t_eq "minicdnctl -t refuses a bad role with exit 2" 2 "$("$BIN/minicdnctl" -t -c "$T_DIR/bad-ctl.conf" >/dev/null 2>&1; echo $?)"
 
 D1=$(digest 1 "$S1"); D2=$(digest 2 "$S2")
 t_check "ns1 reports a 32-hex-digit digest ($D1)" has '^[0-9a-f]{32}$' "$D1"
