@@ -125,20 +125,3 @@ int secret_append_files(char ***list, size_t *n, char *const *files, size_t nfil
 	free(read);
 	return 0;
 }
-
-bool secret_match(char *const *secrets, size_t n, const char *token)
-{
-	if (!token)
-		return false;
-	size_t tl = strlen(token);
-	bool ok = false;
-	for (size_t k = 0; k < n; k++) {
-		const char *s = secrets[k];
-		size_t sl = strlen(s);
-		unsigned char diff = (unsigned char)(tl != sl || sl == 0);
-		for (size_t i = 0; i < sl; i++)
-			diff |= (unsigned char)(s[i] ^ (i < tl ? token[i] : 0));
-		ok |= diff == 0;
-	}
-	return ok;
-}

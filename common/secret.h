@@ -37,8 +37,4 @@ char *secret_read_file(const char *path, char *err, size_t errlen);
 int secret_append_files(char ***list, size_t *n, char *const *files, size_t nfiles, char *err,
                         size_t errlen);
 
-/* True if token equals one of secrets[0..n).  Constant time in the secrets'
- * contents (not in their number or lengths). */
-bool secret_match(char *const *secrets, size_t n, const char *token);
-
 #endif

@@ -3,12 +3,12 @@
 #include "dns/counters.h"
 #include "dns/health.h"
 #include "dns/query.h"
+#include "dns/rcode.h"
 #include "dns/reload.h"
 #include "dns/snap.h"
 #include "common/daemon.h"
 #include "common/httpd.h"
 #include "common/log.h"
-#include "common/secret.h"
 #include "common/version.h"
 #include "common/xmalloc.h"
 
@@ -20,12 +20,6 @@ static struct MHD_Daemon *httpd;
 static const char *cfg_path;
 static struct server *server;
 static long long started_ms;
-
-static const char *rcode_name(int i)
-{
-	static const char *n[] = { "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED" };
-	return i < 6 ? n[i] : i == 16 ? "BADVERS" : NULL;
-}
 
 /* Health and identity of the current view's edges, read under view_lock. */
 struct edge_row {
@@ -178,26 +172,12 @@ struct post {
 static bool reload_authorized(struct MHD_Connection *conn)
 {
 	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	const char *tok = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : NULL;
 	view_lock();
 	const struct view *v = view_current();
 	bool ok = !v || !v->snap->conf.n_control_secret ||
-	          secret_match(v->snap->conf.control_secret, v->snap->conf.n_control_secret, tok);
+	          httpd_bearer_any(h, v->snap->conf.control_secret, v->snap->conf.n_control_secret);
 	view_unlock();
 	return ok;
-}
-
-static enum MHD_Result reply_unauthorized(struct MHD_Connection *conn)
-{
-	static const char body[] = "{\"error\":\"POST /reload needs Authorization: Bearer <control_secret>\"}\n";
-	struct MHD_Response *r = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-	enum MHD_Result ret = MHD_queue_response(conn, 401, r);
-	MHD_destroy_response(r);
-	return ret;
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -221,7 +201,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 			return httpd_reply_error(conn, 404, "not found");
 		if (!reload_authorized(conn)) {
 			log_warn("stats", "POST /reload refused: bad or missing control secret");
-			return reply_unauthorized(conn);
+			return httpd_reply_unauthorized(conn, "POST /reload needs Authorization: Bearer <control_secret>");
 		}
 		char err[1024];
 		if (reload_config(cfg_path, err, sizeof err) < 0)

@@ -5,7 +5,6 @@
 #include "common/daemon.h"
 #include "common/httpd.h"
 #include "common/log.h"
-#include "common/secret.h"
 #include "common/version.h"
 
 #include <errno.h>
@@ -14,15 +13,6 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-
-static bool authorized(struct edge_req *r)
-{
-	const char *a = edge_req_header(r, "Authorization");
-	const struct edge_config *lc = edge_live(r->edge);
-	if (!a || strncasecmp(a, "Bearer ", 7))
-		return false;
-	return secret_match(lc->control_secret, lc->ncontrol_secret, a + 7);
-}
 
 static double load_of(struct edge *e)
 {
@@ -221,8 +211,9 @@ enum MHD_Result control_handle(struct edge_req *r)
 	/* Bundles carry their own Ed25519 signature (edge/script.c). */
 	if (!strncmp(p, "/.minicdn/scripts", 17) && (p[17] == '\0' || p[17] == '/'))
 		return script_http_control(r);
-	if (!authorized(r))
-		return httpd_reply_error(r->conn, 401, "control API needs Authorization: Bearer <secret>");
+	const struct edge_config *lc = edge_live(r->edge);
+	if (!httpd_bearer_any(edge_req_header(r, "Authorization"), lc->control_secret, lc->ncontrol_secret))
+		return httpd_reply_unauthorized(r->conn, "control API needs Authorization: Bearer <secret>");
 	if (!strcmp(p, "/.minicdn/purge")) {
 		if (strcmp(r->method, "POST"))
 			return httpd_reply_error(r->conn, 405, "use POST");

@@ -20,6 +20,7 @@ struct node_state {
 	bool up;
 	const char *why;   /* reason when down; borrowed from the req or a literal */
 	json_t *health;    /* parsed /healthz (owned) or NULL */
+	bool differs;      /* a DNS node whose digest is not the most common one */
 	char buf[32];      /* room for "HTTP 503" */
 };
 
@@ -90,10 +91,87 @@ static void print_dns_view(const char *dns_name, json_t *stats)
 	}
 }
 
-static void print_json(const struct ctl *ctl, const struct node_state *st, const struct ctl_req *reqs,
-                       json_t *const *stats, const bool *differs, int down, int ndiffer)
+/* Up or down, from a node's answer to GET /healthz. */
+static void judge(const struct ctl_req *r, struct node_state *st)
 {
-	size_t n = ctl->cfg.n_nodes;
+	if (r->status == 0) {
+		st->why = r->error[0] ? r->error : "no response";
+		return;
+	}
+	st->health = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL);
+	const char *s = jstr(st->health, "status", NULL);
+	if (r->status != 200) {
+		snprintf(st->buf, sizeof st->buf, "HTTP %ld", r->status);
+		st->why = st->buf;
+	} else if (!json_is_object(st->health)) {
+		st->why = "healthz is not JSON";
+	} else if (!s || (strcmp(s, "ok") != 0 && strcmp(s, "degraded") != 0)) {
+		st->why = "status not ok";
+	} else {
+		st->up = true;
+	}
+}
+
+/* Reads /stats of every DNS node that is up.  Returns n parsed documents
+ * (NULL where none); caller frees each and the array. */
+static json_t **dns_stats(struct ctl *ctl, const struct node_state *st, size_t n)
+{
+	struct ctl_req *sreq = xcalloc(n, sizeof *sreq);
+	size_t *sidx = xcalloc(n, sizeof *sidx);
+	json_t **stats = xcalloc(n, sizeof *stats);
+	size_t ns = 0;
+	for (size_t i = 0; i < n; i++)
+		if (st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns")) {
+			sreq[ns].url = ctl_url(ctl->cfg.nodes[i].url, "/stats");
+			sidx[ns++] = i;
+		}
+	if (ns) {
+		ctl_http_run(sreq, ns, ctl->cfg.timeout_ms, NULL);
+		for (size_t k = 0; k < ns; k++)
+			if (sreq[k].status == 200)
+				stats[sidx[k]] = json_loadb(sreq[k].resp.data ? sreq[k].resp.data : "", sreq[k].resp.len, 0, NULL);
+	}
+	for (size_t k = 0; k < ns; k++)
+		ctl_req_clear(&sreq[k]);
+	free(sreq);
+	free(sidx);
+	return stats;
+}
+
+/* Marks st[i].differs for up DNS nodes whose digest is not the most common
+ * one (ties: the first node's).  Returns how many were marked. */
+static int digest_check(const struct ctl *ctl, struct node_state *st, size_t n)
+{
+	const char *best = NULL;
+	size_t best_count = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool dns = st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns");
+		const char *d = dns ? jstr(st[i].health, "digest", NULL) : NULL;
+		if (!d)
+			continue;
+		size_t c = 0;
+		for (size_t k = 0; k < n; k++)
+			if (st[k].up && !strcmp(ctl->cfg.nodes[k].role, "dns") &&
+			    !strcmp(d, jstr(st[k].health, "digest", "")))
+				c++;
+		if (c > best_count) {
+			best = d;
+			best_count = c;
+		}
+	}
+	int marked = 0;
+	for (size_t i = 0; best && i < n; i++)
+		if (st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns") &&
+		    strcmp(best, jstr(st[i].health, "digest", ""))) {
+			st[i].differs = true;
+			marked++;
+		}
+	return marked;
+}
+
+static void print_json(const struct ctl *ctl, const struct ctl_req *reqs, const struct node_state *st,
+                       json_t **stats, size_t n, int down, int ndiffer)
+{
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++) {
 		const struct ctl_node *nd = &ctl->cfg.nodes[i];
@@ -102,7 +180,7 @@ static void print_json(const struct ctl *ctl, const struct node_state *st, const
 		                      reqs[i].latency_ms, "http_status", (json_int_t)reqs[i].status);
 		if (!st[i].up)
 			json_object_set_new(o, "error", json_string(st[i].why));
-		if (differs[i])
+		if (st[i].differs)
 			json_object_set_new(o, "digest_differs", json_true());
 		if (st[i].health)
 			json_object_set(o, "healthz", st[i].health);
@@ -118,10 +196,9 @@ static void print_json(const struct ctl *ctl, const struct node_state *st, const
 	json_decref(top);
 }
 
-static void print_table(const struct ctl *ctl, const struct node_state *st, const struct ctl_req *reqs,
-                        json_t *const *stats, const bool *differs, int down, int ndiffer)
+static void print_table(const struct ctl *ctl, const struct ctl_req *reqs, const struct node_state *st,
+                        json_t **stats, size_t n, int down, int ndiffer)
 {
-	size_t n = ctl->cfg.n_nodes;
 	printf("%-12s %-7s %-26s %-6s %-7s %-8s %-9s %-6s %s\n", "NAME", "ROLE", "URL", "STATE", "REGION",
 	       "VERSION", "UPTIME", "LOAD", "LATENCY");
 	for (size_t i = 0; i < n; i++) {
@@ -139,7 +216,7 @@ static void print_table(const struct ctl *ctl, const struct node_state *st, cons
 		       st[i].up ? jstr(h, "version", "-") : "-", up, load, lat);
 		if (!st[i].up)
 			printf("  (%s)", st[i].why);
-		if (differs[i])
+		if (st[i].differs)
 			printf("  DIFFERS: digest %s", jstr(h, "digest", "?"));
 		printf("\n");
 	}
@@ -148,39 +225,7 @@ static void print_table(const struct ctl *ctl, const struct node_state *st, cons
 			print_dns_view(ctl->cfg.nodes[i].name, stats[i]);
 	printf("\n%zu up, %d down\n", n - (size_t)down, down);
 	if (ndiffer)
-		printf("%d DNS server(s) answer from different data than the others (digest differs)\n",
-		       ndiffer);
-}
-
-/* Marks differs[i] for up DNS nodes whose digest is not the most common one
- * (ties: the first node's).  Returns how many were marked. */
-static int digest_check(const struct ctl *ctl, const struct node_state *st, bool *differs)
-{
-	size_t n = ctl->cfg.n_nodes;
-	const char *best = NULL;
-	size_t best_count = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *d = st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns") ? jstr(st[i].health, "digest", NULL) : NULL;
-		if (!d)
-			continue;
-		size_t c = 0;
-		for (size_t k = 0; k < n; k++)
-			if (st[k].up && !strcmp(ctl->cfg.nodes[k].role, "dns") &&
-			    !strcmp(d, jstr(st[k].health, "digest", "")))
-				c++;
-		if (c > best_count) {
-			best = d;
-			best_count = c;
-		}
-	}
-	int marked = 0;
-	for (size_t i = 0; best && i < n; i++)
-		if (st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns") &&
-		    strcmp(best, jstr(st[i].health, "digest", ""))) {
-			differs[i] = true;
-			marked++;
-		}
-	return marked;
+		printf("%d DNS server(s) answer from different data than the others (digest differs)\n", ndiffer);
 }
 
 CTL_COMMAND(status)
@@ -212,67 +257,24 @@ CTL_COMMAND(status)
 		free(st);
 		return 1;
 	}
-
 	int down = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct ctl_req *r = &reqs[i];
-		if (r->status == 0) {
-			st[i].why = r->error[0] ? r->error : "no response";
-		} else {
-			st[i].health = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL);
-			const char *s = jstr(st[i].health, "status", NULL);
-			if (r->status != 200) {
-				snprintf(st[i].buf, sizeof st[i].buf, "HTTP %ld", r->status);
-				st[i].why = st[i].buf;
-			}
-			else if (!json_is_object(st[i].health))
-				st[i].why = "healthz is not JSON";
-			else if (!s || (strcmp(s, "ok") != 0 && strcmp(s, "degraded") != 0))
-				st[i].why = "status not ok";
-			else
-				st[i].up = true;
-		}
-		if (!st[i].up)
-			down++;
+		judge(&reqs[i], &st[i]);
+		down += !st[i].up;
 	}
-
-	bool *differs = xcalloc(n, sizeof *differs);
-	int ndiffer = digest_check(ctl, st, differs);
-
-	/* DNS nodes that are up: their view of the edges, from /stats. */
-	struct ctl_req *sreq = xcalloc(n, sizeof *sreq);
-	size_t *sidx = xcalloc(n, sizeof *sidx);
-	json_t **stats = xcalloc(n, sizeof *stats);
-	size_t ns = 0;
-	for (size_t i = 0; i < n; i++)
-		if (st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns")) {
-			sreq[ns].url = ctl_url(ctl->cfg.nodes[i].url, "/stats");
-			sidx[ns++] = i;
-		}
-	if (ns) {
-		ctl_http_run(sreq, ns, ctl->cfg.timeout_ms, NULL);
-		for (size_t k = 0; k < ns; k++)
-			if (sreq[k].status == 200)
-				stats[sidx[k]] = json_loadb(sreq[k].resp.data ? sreq[k].resp.data : "", sreq[k].resp.len, 0, NULL);
-	}
-
+	json_t **stats = dns_stats(ctl, st, n); /* DNS nodes that are up: their view of the edges */
+	int ndiffer = digest_check(ctl, st, n);
 	if (ctl->json)
-		print_json(ctl, st, reqs, stats, differs, down, ndiffer);
+		print_json(ctl, reqs, st, stats, n, down, ndiffer);
 	else
-		print_table(ctl, st, reqs, stats, differs, down, ndiffer);
-
+		print_table(ctl, reqs, st, stats, n, down, ndiffer);
 	for (size_t i = 0; i < n; i++) {
 		json_decref(st[i].health);
 		json_decref(stats[i]);
 		ctl_req_clear(&reqs[i]);
 	}
-	for (size_t k = 0; k < ns; k++)
-		ctl_req_clear(&sreq[k]);
-	free(sreq);
-	free(sidx);
 	free(stats);
 	free(reqs);
 	free(st);
-	free(differs);
 	return down || ndiffer ? 1 : 0;
 }

@@ -35,12 +35,14 @@ wait_msg() {
 }
 count() { grep -cE -- "$2" "$T_DIR/$1.notify" 2>/dev/null || true; }
 
-# check_daemon NAME : the protocol around start, SIGHUP and SIGTERM
+# check_daemon NAME [WHAT CMD...] : the protocol around start, SIGHUP and
+# SIGTERM; CMD (checked as WHAT) runs against the daemon once it is ready.
 check_daemon() {
 	local n=$1
 	t_check "$n: READY=1 sent" wait_msg "$n" '(^|\|)READY=1'
 	t_eq "$n: listeners accepted connections when READY=1 arrived" 1 "$(count "$n" 'READY=1.*accept=ok')"
 	t_eq "$n: no other message before READY=1" 1 "$(wc -l <"$T_DIR/$n.notify")"
+	[ $# -gt 2 ] && t_check "$n sandboxed: $2" "${@:3}"
 	kill -HUP "$(t_pid "$n")"
 	local i
 	for i in $(seq 100); do [ "$(wc -l <"$T_DIR/$n.notify")" -ge 3 ] && break; sleep 0.1; done
@@ -113,12 +115,13 @@ fi
 check_daemon edge
 
 # ---- origin
-mkdir -p "$T_DIR/site"; echo hi >"$T_DIR/site/index.html"
+mkdir -p "$T_DIR/site"; for i in $(seq 40); do echo "a line of text to compress"; done >"$T_DIR/site/index.html"
 OP2=$(t_free_port)
 printf 'listen = "127.0.0.1:%s";\nroot = "%s/site";\n' "$OP2" "$T_DIR" >"$T_DIR/origin.conf"
 notify_start origin "$OP2"
 t_start origin $(sandbox origin) "$BIN/minicdn-origin" -c "$T_DIR/origin.conf"
-check_daemon origin
+gz_ok() { curl -s -H 'Accept-Encoding: gzip' "http://127.0.0.1:$OP2/index.html" | gzip -dc | grep -q 'a line of text'; }
+check_daemon origin "serves a gzip representation" gz_ok
 
 # ---- dns (UDP+TCP listener and the stats listener)
 P=$(t_free_port); SP=$(t_free_port)
@@ -129,11 +132,14 @@ listen = [ "127.0.0.1:$P" ]; stats_listen = "127.0.0.1:$SP"; workers = 1;
 zones = ( { name = "cdn.test."; file = "cdn.test.zone"; } );
 dynamic = [ "www.cdn.test." ]; map = "map.txt"; default_region = "eu";
 regions = ( { name = "eu"; lat = 50.1; lon = 8.7; } );
-edges = ( { name = "edge-eu"; region = "eu"; address = "127.0.0.11"; } );
+edges = ( { name = "edge-eu"; region = "eu"; address = "127.0.0.11"; healthz = "http://127.0.0.1:$EPORT/healthz"; } );
+health = { interval = "500ms"; timeout = "300ms"; initial = "up"; fall = 100; };
 CONF
 notify_start dns "$P" "$SP"
 t_start dns $(sandbox dns) "$BIN/minicdn-dns" -c "$T_DIR/dns.conf"
-check_daemon dns
+dns_ok() { [ "$(dig +short +time=1 +tries=1 @127.0.0.1 -p "$P" www.cdn.test)" = 127.0.0.11 ] &&
+	[ "$(dig +short +tcp +time=1 +tries=1 @127.0.0.1 -p "$P" www.cdn.test)" = 127.0.0.11 ]; }
+check_daemon dns "answers over UDP and TCP while health checks run" dns_ok
 
 for d in edge origin dns; do
 	t_check "$d: no EPERM or EAFNOSUPPORT in its log" \
