@@ -1,5 +1,6 @@
 /* main.c -- minicdn-edge: the caching HTTP edge server */
 #include "edge/front/accesslog.h"
+#include "edge/front/control.h"
 #include "edge/cache/cache.h"
 #include "edge/edge.h"
 #include "edge/upstream/fetch.h"
@@ -173,6 +174,7 @@ int main(int argc, char **argv)
 	e.cache = cache_open(&co, err, sizeof err);
 	if (!e.cache)
 		goto fail;
+	control_drain_restore(&e);
 	struct fetcher_opts fo = { e.cfg.origin, e.cfg.upstream.connect_timeout_ms, e.cfg.upstream.timeout_ms,
 		                   (unsigned)e.cfg.upstream.max_connections };
 	e.fetcher = fetcher_start(&fo, err, sizeof err);
