@@ -6,7 +6,8 @@
 # client that dies mid-body aborts the origin's transfer and the edge stays
 # healthy; an origin that fails mid-upload gives the client a 502 and a
 # closed connection; limits.bodies_memory bounds the in-flight windows (503
-# before "100 Continue" above it).
+# before "100 Continue" above it); the body deadline still closes a client
+# that stops sending.
 . "$(dirname "$0")/../../lib.sh"
 t_init edge-upload
 . "$(dirname "$0")/../edge-common.sh"
@@ -183,5 +184,32 @@ t_eq "60 windows held, the 61st upload refused with 503 (no 100 Continue)" "1572
 for _ in $(seq 100); do [ "$(held)" = 0 ] && break; sleep 0.1; done
 t_eq "windows released once those clients left" "0" "$(held)"
 t_eq "still serving" "hello" "$(curl -s --max-time 5 "$E/a")"
+
+# 8. The body deadline (here 2 s) still holds for a streamed body: a client
+#    that stops sending is closed, and the origin's transfer aborted.
+t_stop edge
+EDGE_EXTRA='limits = { body_timeout = "2s"; };'
+edge_write_conf
+edge_start || { t_fail "edge did not restart"; t_done; }
+out=$(python3 - "$EPORT" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"POST /stalls HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" + b"s" * 300000)
+t0 = time.time()
+try:
+    while s.recv(4096):
+        pass
+except OSError:
+    pass
+print("%.1f" % (time.time() - t0))
+PY
+)
+t_check "a stalled streamed body closed by the 2 s body deadline (after ${out} s)" \
+	python3 -c 'import sys; sys.exit(not 1.5 <= float(sys.argv[1]) < 5)' "${out:-99}"
+n=0
+for _ in $(seq 50); do n=$(curl -s "$O/__aborts?path=/stalls"); [ "$n" = 1 ] && break; sleep 0.1; done
+t_eq "its origin transfer aborted" "1" "$n"
+bt=$(curl -s "$E/metrics" | awk '/^minicdn_edge_body_timeouts_total /{print $2}')
+t_eq "counted as a body timeout" "1" "$bt"
 t_scan_log edge
 t_done
