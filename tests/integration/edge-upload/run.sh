@@ -11,7 +11,7 @@
 . "$(dirname "$0")/../../lib.sh"
 t_init edge-upload
 . "$(dirname "$0")/../edge-common.sh"
-EDGE_TIMEOUT=10s edge_setup 'limits = { max_body = "64M"; bodies_memory = "15M"; body_timeout = "10s"; };'
+EDGE_TIMEOUT=10s edge_setup 'limits = { max_body = "64M"; bodies_memory = "15M"; body_timeout = "20s"; };'
 oset '{"path":"/a","body":"hello","headers":{"Cache-Control":"max-age=60"}}'
 PID=$(t_pid edge)
 rss() { awk '/VmRSS/ {print int($2/1024)}' /proc/$PID/status; }
