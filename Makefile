@@ -22,7 +22,7 @@ BUILD   ?= build
 OPT     ?= -O2
 endif
 
-PKGS    := ldns libmicrohttpd lmdb lua5.4 libcurl libsodium libconfig libmaxminddb jansson zlib
+PKGS    := ldns libmicrohttpd lmdb lua5.4 libcurl libsodium libconfig libmaxminddb jansson zlib gnutls
 DEPS_OK := $(shell pkg-config --exists $(PKGS) cmocka 2>/dev/null && echo yes)
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Wshadow -Wno-unused-parameter \

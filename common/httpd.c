@@ -17,13 +17,23 @@ static void httpd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("httpd", "%s", msg);
 }
 
+static void httpd_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                         enum MHD_ConnectionNotificationCode code)
+{
+	if (code != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (i && i->tls_session)
+		tls_session_start(cls, i->tls_session);
+}
+
 struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t errlen)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
 	                 MHD_USE_TURBO | o->extra_flags;
 	if (o->listen->ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	struct MHD_OptionItem opts[10];
+	struct MHD_OptionItem opts[16];
 	int n = 0;
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)&o->listen->ss };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
@@ -42,6 +52,15 @@ struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t err
 	if (o->conn_memory_limit)
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 			                             (intptr_t)o->conn_memory_limit, NULL };
+	if (o->tls) {
+		flags |= MHD_USE_TLS;
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK2,
+			                             (intptr_t)tls_cert_callback, NULL };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+			                             (void *)TLS_PRIORITIES };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)httpd_notify,
+			                             o->tls };
+	}
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
 	struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)addr_port(o->listen), NULL, NULL,

@@ -5,6 +5,7 @@
 
 #include "common/addr.h"
 #include "common/buf.h"
+#include "common/tls.h"
 #include <microhttpd.h>
 #include <stddef.h>
 
@@ -23,6 +24,9 @@ struct httpd_opts {
 	void *(*uri_log)(void *cls, const char *uri, struct MHD_Connection *c);
 	void *uri_log_cls;
 	size_t conn_memory_limit; /* per-connection buffer (bounds request line + headers); 0 = MHD default */
+	/* Optional: serve HTTPS with this store's certificates (borrowed; must
+	 * outlive the daemon).  NULL = plain HTTP. */
+	struct tls_store *tls;
 };
 
 /* Starts listening.  Returns the daemon, or NULL with the reason in err. */
