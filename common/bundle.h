@@ -1,5 +1,5 @@
 /* bundle.h -- signed Lua script bundles: the format the origin signs and the
- * edges verify, activate and run (issue 5).  No I/O except the build-from-disk
+ * edges verify, activate and run.  No I/O except the build-from-disk
  * and key file helpers; everything else works on bytes.
  *
  * A bundle is a named, versioned set of Lua modules plus the routes that send

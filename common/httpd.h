@@ -7,6 +7,7 @@
 #include "common/buf.h"
 #include "common/tls.h"
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct httpd_opts {
@@ -41,5 +42,16 @@ enum MHD_Result httpd_reply(struct MHD_Connection *c, unsigned status, const cha
 enum MHD_Result httpd_reply_json(struct MHD_Connection *c, unsigned status, const struct buf *b);
 /* Queues {"error": msg} as JSON. */
 enum MHD_Result httpd_reply_error(struct MHD_Connection *c, unsigned status, const char *msg);
+
+/* ---------- the control APIs' Bearer token (all three daemons) ---------- */
+
+/* True if authorization (an Authorization header value; NULL if absent) is
+ * "Bearer <secret>", the scheme in any case.  Both tokens are hashed
+ * (BLAKE2b) and the digests compared with sodium_memcmp, so the time taken
+ * says nothing about the secret's content or length.  A NULL or empty
+ * secret never matches. */
+bool httpd_bearer_ok(const char *authorization, const char *secret);
+/* Queues 401 with WWW-Authenticate: Bearer and {"error": msg} as JSON. */
+enum MHD_Result httpd_reply_unauthorized(struct MHD_Connection *c, const char *msg);
 
 #endif

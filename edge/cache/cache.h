@@ -15,7 +15,11 @@
  * anything.
  *
  * Keys longer than LMDB's 511-byte limit are stored as their first 400 bytes
- * plus a hash, so prefix purges look at most at the first 400 bytes. */
+ * plus a hash, so prefix purges look at most at the first 400 bytes.
+ *
+ * The code is split by concern (open/close, read side, writer, purges,
+ * records and eviction, start-up check); store_int.h, private to
+ * edge/cache/, lists the files and which way they call. */
 #ifndef MINICDN_CACHE_H
 #define MINICDN_CACHE_H
 
@@ -111,7 +115,8 @@ long cache_purge_key(struct cache *c, const char *key);     /* the key and its v
 long cache_purge_prefix(struct cache *c, const char *prefix); /* "http://host/p" or "/p" (any host) */
 long cache_purge_tag(struct cache *c, const char *tag);
 
-/* Records an access for the LRU (cheap: queued, written by cache_maintain). */
+/* Records an access for the LRU (cheap: queued, written by cache_maintain);
+ * storage_key is copied. */
 void cache_touch(struct cache *c, const char *storage_key);
 /* Writes queued touches; call about once a second from one thread. */
 void cache_maintain(struct cache *c);

@@ -39,7 +39,7 @@ static int unreserved(int c)
  * the length written, or -1 on a byte or escape no path may carry. */
 static long percent_normalize(const char *path, size_t len, char *dst)
 {
-	static const char hx[] = "0123456789ABCDEF";
+	static const char hx[] = "0123456789ABCDEF"; /* a constant table */
 	size_t o = 0;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)path[i];

@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <zlib.h>
 
+/* A constant: the first bytes of every encoded entry (the format's name). */
 static const char entry_magic[4] = { 'M', 'C', 'E', '3' };
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }

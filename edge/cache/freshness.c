@@ -286,6 +286,7 @@ void freshness_parse_request(const char *cache_control, const char *pragma, bool
 
 enum fresh_use freshness_use(const struct req_cc *rq, const struct stored_state *st)
 {
+	/* A constant: what a request without Cache-Control asks for. */
 	static const struct req_cc none = { false, false, false, -1, -1, -1 };
 	if (!rq)
 		rq = &none;

@@ -199,6 +199,9 @@ static uint64_t splitmix64(uint64_t x)
 
 void range_boundary(char out[33], uint64_t seed)
 {
+	/* Process-wide on purpose: boundaries must differ between any two
+	 * responses, whichever thread or cache builds them; atomic, so any
+	 * thread may call this without a lock.  Not state a caller could own. */
 	static _Atomic uint64_t counter;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);

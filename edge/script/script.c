@@ -5,31 +5,16 @@
 #include "edge/script/script_store.h"
 #include "edge/script/kv.h"
 #include "edge/script/region.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
-#include <errno.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* ---------- lifecycle ---------- */
-
-static int mkdir_p(const char *path)
-{
-	char tmp[1024];
-	snprintf(tmp, sizeof tmp, "%s", path);
-	for (char *p = tmp + 1; *p; p++)
-		if (*p == '/') {
-			*p = 0;
-			if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
 
 /* Copies the configuration and what scripts see of the edge into s. */
 static void copy_settings(struct scripts *s, const struct script_config *cfg, const char *edge_name,
@@ -61,10 +46,8 @@ static void copy_settings(struct scripts *s, const struct script_config *cfg, co
 static int open_env(struct scripts *s, char *err, size_t errlen)
 {
 	int rc;
-	if (mkdir_p(s->cfg.path) < 0) {
-		snprintf(err, errlen, "%s: %s", s->cfg.path, strerror(errno));
+	if (fsutil_mkdir_p(s->cfg.path, 0755, err, errlen) < 0)
 		return -1;
-	}
 	if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 8)) ||
 	    (rc = mdb_env_set_mapsize(s->env, s->cfg.map_size ? s->cfg.map_size : 64u << 20)) ||
 	    (rc = mdb_env_set_maxreaders(s->env, 512)) ||

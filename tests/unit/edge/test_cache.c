@@ -2,7 +2,8 @@
  * purges ordered with queued stores, clean-shutdown marker, body checksums
  * after an unclean stop (at start-up, and in the background with bodies
  * verified on read meanwhile), refusal of an older store format, Vary
- * records leaving with their last variant. */
+ * records leaving with their last variant, LRU eviction sparing an object
+ * that is being read. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -611,6 +612,85 @@ static void test_vary_records_evicted(void **state)
 	assert_int_equal(vary, 1);
 }
 
+/* ---------- LRU eviction ---------- */
+
+/* A hit as the edge serves one: lookup, then the access queued with the
+ * storage key the lookup found.  Returns whether it was a hit. */
+static bool hit_and_touch(struct cache *c, const char *key)
+{
+	struct cache_ref *ref;
+	struct entry_view v;
+	struct buf sk = BUF_INIT;
+	bool hit = cache_lookup(c, key, NULL, NULL, &ref, &v, &sk) == CACHE_HIT;
+	if (hit) {
+		cache_ref_release(c, ref);
+		cache_touch(c, sk.data);
+	}
+	buf_free(&sk);
+	return hit;
+}
+
+#define LRU_OLD 300 /* cold objects stored with the hot one */
+#define LRU_NEW 500 /* cold objects stored after it was read */
+
+/* A small map: a hot object and LRU_OLD cold ones are stored; the hot one
+ * is read (a hit whose access the store records, as the edge's main loop
+ * does once a second), then LRU_NEW more cold objects push the store past
+ * its high-water mark while the hot one keeps being read.  Eviction takes
+ * the least recently used: cold objects stored before the read, never the
+ * hot one -- which, named to sort first, would be the first to go if its
+ * access were not recorded -- and never the newest. */
+static void test_lru_eviction(void **state)
+{
+	struct cache_opts o = { .path = dir, .map_size = 4 << 20 };
+	char err[256], key[64], body[2048], b[4096];
+	struct cache *c = cache_open(&o, err, sizeof err);
+	if (!c)
+		fail_msg("cache_open: %s", err);
+	memset(body, 'c', sizeof body);
+	const char *hot = "http://h/a-hot";
+	assert_int_equal(cache_store(c, hot, NULL, NULL, NULL, &META, HDRS, sizeof HDRS - 1, NULL, 0,
+	                             body, sizeof body),
+	                 0);
+	time_t stored = time(NULL);
+	for (int i = 0; i < LRU_OLD; i++) {
+		snprintf(key, sizeof key, "http://h/cold/old-%03d", i);
+		assert_int_equal(cache_store(c, key, NULL, NULL, NULL, &META, HDRS, sizeof HDRS - 1,
+		                             NULL, 0, body, sizeof body),
+		                 0);
+	}
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	assert_int_equal(st.evicted, 0);
+	/* The store records an access only when the last one is at least
+	 * 10 s old (it rewrites two records per access): wait that long, so
+	 * the read below moves the hot object to the young end. */
+	time_t old_end = time(NULL);
+	while (time(NULL) < stored + 10 || time(NULL) <= old_end)
+		usleep(200 * 1000);
+	assert_true(hit_and_touch(c, hot));
+	cache_maintain(c);
+	for (int i = 0; i < LRU_NEW; i++) {
+		snprintf(key, sizeof key, "http://h/cold/new-%03d", i);
+		assert_int_equal(cache_store(c, key, NULL, NULL, NULL, &META, HDRS, sizeof HDRS - 1,
+		                             NULL, 0, body, sizeof body),
+		                 0);
+		if (i % 50 == 0) { /* still read while the cold ones come in */
+			assert_true(hit_and_touch(c, hot));
+			cache_maintain(c);
+		}
+	}
+	cache_get_stats(c, &st);
+	assert_true(st.evicted > 0);
+	assert_true(st.evicted < LRU_OLD); /* only objects older than the read */
+	assert_true(get(c, hot, b, sizeof b));
+	assert_false(get(c, "http://h/cold/old-000", b, sizeof b)); /* the oldest went */
+	snprintf(key, sizeof key, "http://h/cold/new-%03d", LRU_NEW - 1);
+	assert_true(get(c, key, b, sizeof b)); /* the newest stayed */
+	assert_true(get(c, "http://h/cold/new-000", b, sizeof b));
+	cache_close(c);
+}
+
 int main(void)
 {
 	log_init("test_cache", LOG_LVL_ERROR);
@@ -623,6 +703,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_background_checksums_interrupted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_old_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vary_records_evicted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lru_eviction, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
