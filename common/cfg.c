@@ -285,6 +285,15 @@ static int load_key(struct loader *ld, const config_setting_t *s, const struct c
 		return 0;
 	}
 	case CFG_STRLIST: {
+		if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+			/* One string is a list of one: "listen = \"ip:port\"" stays valid
+			 * where a key grew into a list. */
+			char **arr = xcalloc(2, sizeof *arr);
+			arr[0] = xstrdup(config_setting_get_string(s));
+			*(char ***)dst = arr;
+			*(size_t *)(base + k->count_offset) = 1;
+			return 0;
+		}
 		if (!config_setting_is_list(s) && !config_setting_is_array(s))
 			return fail(ld, s, "'%s' must be a list of strings [ \"a\", \"b\" ]", path);
 		int n = config_setting_length(s);

@@ -67,8 +67,11 @@ static bool store(struct edge_req *r, const struct script_resp *sr)
 
 static int sub_key(struct edge_req *r, const char *path, struct buf *key)
 {
-	const struct edge_config *c = &r->edge->cfg;
-	return cachekey_build(path, r->host.data, c->query_rules, c->nquery_rules, key, NULL, NULL);
+	const struct query_rule *rules;
+	size_t n;
+	edge_site_rules(edge_live(r->edge), r->site, &rules, &n);
+	return cachekey_build(r->site ? r->site->label : "http", path, r->host.data, rules, n, key,
+	                      NULL, NULL);
 }
 
 static int sub_get(void *ctx, const char *path, const char *(*hdr)(void *, const char *), void *cls,
@@ -127,7 +130,7 @@ static int sub_put(void *ctx, const char *path, const char *(*hdr)(void *, const
 	struct edge_req *r = ctx;
 	struct edge *e = r->edge;
 	counters_add(&e->n, C_ORIGIN_FETCHES, 1);
-	if (status <= 0 || body_len > edge_live(e)->cache.max_object_size)
+	if (status <= 0 || body_len > edge_site_max_object(edge_live(e), r->site))
 		return 0;
 	struct fresh_in in;
 	proxy_fresh_in(&in, e, (unsigned)status, rh, request_time, response_time);
@@ -327,6 +330,7 @@ static enum MHD_Result respond(struct edge_req *r, struct script_resp *resp)
 		                                                        .ttl = resp->cache_ttl,
 		                                                        .detail = "script" });
 	r->log_result = "script"; /* not the cache's word for it */
+	respond_add_site(r, mr);
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp->status, mr);
 	MHD_destroy_response(mr);
 	script_resp_free(resp);
