@@ -37,10 +37,10 @@ struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t err
 		flags |= MHD_USE_IPv6;
 	struct MHD_OptionItem opts[16];
 	int n = 0;
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_log, NULL };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)&o->listen->ss };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
 		                             o->conn_timeout_s ? o->conn_timeout_s : 30, NULL };
-	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_log, NULL };
 	if (o->threads > 1)
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, o->threads, NULL };
 	if (o->conn_limit)
@@ -56,8 +56,6 @@ struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t err
 			                             (intptr_t)o->conn_memory_limit, NULL };
 	if (o->tls) {
 		flags |= MHD_USE_TLS;
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK2,
-			                             (intptr_t)tls_cert_callback, NULL };
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
 			                             (void *)TLS_PRIORITIES };
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)httpd_notify,
@@ -65,9 +63,14 @@ struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t err
 	}
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
-	struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)addr_port(o->listen), NULL, NULL,
-	                                        o->handler, o->handler_cls,
-	                                        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	/* The certificate callback goes outside the array: libmicrohttpd
+	 * 0.9.75 does not take MHD_OPTION_HTTPS_CERT_CALLBACK2 from one. */
+	struct MHD_Daemon *d = o->tls
+		? MHD_start_daemon(flags, (uint16_t)addr_port(o->listen), NULL, NULL, o->handler,
+		                   o->handler_cls, MHD_OPTION_ARRAY, opts,
+		                   MHD_OPTION_HTTPS_CERT_CALLBACK2, tls_cert_callback, MHD_OPTION_END)
+		: MHD_start_daemon(flags, (uint16_t)addr_port(o->listen), NULL, NULL, o->handler,
+		                   o->handler_cls, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (!d) {
 		char a[ADDR_STRLEN];
 		snprintf(err, errlen, "cannot listen on %s (address in use or not local?)",

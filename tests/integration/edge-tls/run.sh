@@ -36,15 +36,18 @@ openssl ocsp -index "$C/index.txt" -rsigner "$C/ca.pem" -rkey "$C/ca.key" -CA "$
 t_check "test OCSP response made" test -s "$C/c.ocsp"
 
 SPORT=$(t_free_port)
-edge_setup "tls = {
-  listen = [\"127.0.0.1:$SPORT\", \"[::1]:$SPORT\"];
-  certificates = (
-    { name = \"a\"; hosts = [\"a.test\", \"www.a.test\"]; cert = \"$C/a.pem\"; key = \"$C/a.key\";
-      redirect_http = true; hsts = \"max-age=31536000; includeSubDomains\"; },
-    { name = \"b\"; hosts = [\"*.b.test\"]; cert = \"$C/b.pem\"; key = \"$C/b.key\"; },
-    { name = \"c\"; hosts = [\"c.test\"]; cert = \"$C/c.pem\"; key = \"$C/c.key\"; ocsp = \"$C/c.ocsp\"; }
-  );
-};"
+OPORT=$(t_free_port)
+EDGE_NO_ORIGIN=1 edge_setup "https_listen = [\"127.0.0.1:$SPORT\", \"[::1]:$SPORT\"];
+sites = (
+  { name = \"a\"; hosts = [\"a.test\", \"www.a.test\"]; origin = \"http://127.0.0.1:$OPORT\";
+    cert = \"$C/a.pem\"; key = \"$C/a.key\";
+    redirect_http = true; hsts = \"max-age=31536000; includeSubDomains\"; },
+  { name = \"b\"; hosts = [\"*.b.test\"]; origin = \"http://127.0.0.1:$OPORT\";
+    cert = \"$C/b.pem\"; key = \"$C/b.key\"; },
+  { name = \"c\"; hosts = [\"c.test\"]; origin = \"http://127.0.0.1:$OPORT\";
+    cert = \"$C/c.pem\"; key = \"$C/c.key\"; ocsp = \"$C/c.ocsp\"; }
+);
+default_site = \"a\";"
 t_wait_http "http://127.0.0.1:$EPORT/healthz" 5
 
 # s_client NAME|-noservername [more openssl args] -> prints the server certificate's subject CN
