@@ -193,7 +193,8 @@ long control_purge(struct edge *e, const char *text, size_t len, char *err, size
 			snprintf(err, errlen, "url must be absolute: http://host/path");
 		else if (!(us = site_of(lc, host.data)) || (site && us != site))
 			snprintf(err, errlen, "%s is not a host of %s", host.data, site ? site->name : "any site");
-		if (us && (!site || us == site)) {
+		bool ok = us && (!site || us == site);
+		if (ok) {
 			const struct query_rule *rules;
 			size_t nr;
 			edge_site_rules(lc, us, &rules, &nr);
@@ -204,7 +205,7 @@ long control_purge(struct edge *e, const char *text, size_t len, char *err, size
 		buf_free(&key);
 		buf_free(&path);
 		buf_free(&host);
-		if (!us)
+		if (!ok)
 			goto out;
 	} else if (prefix) {
 		if ((n = purge_prefix(e, lc, prefix, site, err, errlen)) < 0 && err[0])
