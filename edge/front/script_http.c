@@ -183,7 +183,8 @@ out:
 
 static const char *sub_host(void *ctx)
 {
-	return ((struct edge_req *)ctx)->host.data;
+	const struct edge_req *r = ctx;
+	return r->site && r->site->origin_host ? r->site->origin_host : r->host.data;
 }
 
 static const struct script_cache_ops sub_ops = { sub_get, sub_put, sub_host };
@@ -253,6 +254,9 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 	struct script_req sr = {
 		.method = r->method,
 		.host = r->host.len ? r->host.data : NULL,
+		.site = r->site ? r->site->name : NULL,
+		.origin = r->site ? r->site->origin : NULL,
+		.origin_ca = r->site ? r->site->ca_file : NULL,
 		.path = r->path.data,
 		.path_len = q ? (size_t)(q - r->path.data) : r->path.len,
 		.query = q ? q + 1 : NULL,
