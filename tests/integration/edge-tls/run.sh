@@ -37,7 +37,9 @@ t_check "test OCSP response made" test -s "$C/c.ocsp"
 
 SPORT=$(t_free_port)
 OPORT=$(t_free_port)
-EDGE_NO_ORIGIN=1 edge_setup "https_listen = [\"127.0.0.1:$SPORT\", \"[::1]:$SPORT\"];
+CPORT=$(t_free_port)
+EDGE_NO_ORIGIN=1 edge_setup "control_listen = \"127.0.0.1:$CPORT\"; control_tls = true;
+https_listen = [\"127.0.0.1:$SPORT\", \"[::1]:$SPORT\"];
 sites = (
   { name = \"a\"; hosts = [\"a.test\", \"www.a.test\"]; origin = \"http://127.0.0.1:$OPORT\";
     cert = \"$C/a.pem\"; key = \"$C/a.key\";
@@ -69,6 +71,14 @@ t_check "the chain verifies against the test CA" \
 	sh -c "openssl s_client -connect 127.0.0.1:$SPORT -servername c.test -CAfile $C/ca.pem -verify_return_error </dev/null 2>&1 | grep -q 'Verify return code: 0'"
 t_eq "IPv6 listener answers" a \
 	"$(openssl s_client -connect "[::1]:$SPORT" -servername a.test </dev/null 2>/dev/null | openssl x509 -noout -subject 2>/dev/null | sed 's/.*CN *= *//')"
+
+# ---------- the control API on its own address, over TLS ----------
+t_eq "control listener over HTTPS (default certificate)" 200 \
+	"$(curl -s -o /dev/null -w '%{http_code}' --cacert "$C/ca.pem" --resolve "a.test:$CPORT:127.0.0.1" \
+		-X POST -H 'Authorization: Bearer test-secret' --data '{"prefix":"/nothing","site":"a"}' \
+		"https://a.test:$CPORT/.minicdn/purge")"
+t_check "plain HTTP to the control listener gets no answer" \
+	sh -c "! curl -s --max-time 3 -o /dev/null http://127.0.0.1:$CPORT/healthz"
 
 # ---------- versions and suites ----------
 proto() { # openssl args -> the negotiated protocol, or "refused"
