@@ -16,10 +16,13 @@
 #include <time.h>
 
 /* TLS 1.2 and 1.3 only; forward-secret key exchange (ECDHE) with AEAD
- * ciphers only; the server's order wins. */
+ * ciphers only; the server's order wins.  X25519 first: it is the key share
+ * clients send in their first TLS 1.3 hello, and preferring another group
+ * would cost every handshake a HelloRetryRequest round trip. */
 #define TLS_PRIORITIES                                                                        \
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"   \
-	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
+	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"                   \
+	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%SERVER_PRECEDENCE"
 
 /* One site's certificate, as configured.  Strings are borrowed for the call. */
 struct tls_cert_spec {
