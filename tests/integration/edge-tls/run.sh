@@ -92,6 +92,9 @@ proto() { # openssl args -> the negotiated protocol, or "refused"
 }
 t_eq "TLS 1.3 accepted" TLSv1.3 "$(proto -tls1_3)"
 t_eq "TLS 1.2 with ECDHE + AES-GCM accepted" TLSv1.2 "$(proto -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256)"
+t_check "TLS 1.3 key exchange on X25519, the client's first key share (no HelloRetryRequest)" \
+	sh -c "openssl s_client -connect 127.0.0.1:$SPORT -servername a.test -tls1_3 -msg </dev/null 2>/dev/null | grep -q 'Server Temp Key: X25519' &&
+	       ! openssl s_client -connect 127.0.0.1:$SPORT -servername a.test -tls1_3 -msg </dev/null 2>/dev/null | grep -q 'HelloRetryRequest'"
 t_eq "TLS 1.1 refused" refused "$(proto -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0')"
 t_eq "TLS 1.0 refused" refused "$(proto -tls1 -cipher 'DEFAULT:@SECLEVEL=0')"
 t_eq "TLS 1.2 CBC suite refused" refused "$(proto -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256)"
