@@ -22,7 +22,13 @@
  * query_rules[].query point to static strings (validated by the loader). */
 #define EDGE_MAX_LISTEN 8
 struct edge_config {
-	char *name, *region, *origin, *control_secret;
+	char *name, *region, *origin;
+	/* Accepted Bearer secrets: the inline ones, then (after loading, see
+	 * edge_config_check in edge/config.c) the contents of control_secret_file. */
+	char **control_secret;
+	size_t ncontrol_secret;
+	char **control_secret_file;
+	size_t ncontrol_secret_file;
 	const char *log_level;
 	char **listen, **https_listen;    /* "ip:port" lists as written */
 	size_t nlisten, nhttps_listen;

@@ -199,15 +199,18 @@ int main(int argc, char **argv)
 	         e.cfg.nhttps ? addr_format(&e.cfg.https_addr[0], b, sizeof b) : "-",
 	         e.cfg.nhttps > 1 ? " and more" : "", e.cfg.nsites, e.cfg.cache.path,
 	         (unsigned long long)(e.cfg.cache.map_size >> 20));
+	daemon_notify_ready(); /* store open, listener bound, scripts loaded */
 	for (;;) {
 		enum daemon_event ev = daemon_wait(1000);
 		if (ev == DAEMON_STOP)
 			break;
 		if (ev == DAEMON_RELOAD) {
+			daemon_notify_reloading();
 			reload(&e, opts.config_path, &retired);
 			if (e.alog && accesslog_reopen(e.alog) < 0)
 				log_warn("main", "access log %s: reopen: %s (still writing the old file)",
 				         e.cfg.access_log, strerror(errno));
+			daemon_notify_ready();
 		}
 		cache_maintain(e.cache);
 		if (e.tls)
@@ -216,6 +219,7 @@ int main(int argc, char **argv)
 			accesslog_flush(e.alog);
 	}
 	log_info("main", "stopping: finishing in-flight requests");
+	daemon_notify_stopping();
 	/* Stop accepting, let in-flight requests (and suspended misses) finish,
 	 * then stop MHD, the fetcher, and close LMDB last. */
 	http_quiesce(d);
