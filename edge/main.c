@@ -128,6 +128,31 @@ reject:
 	free(n);
 }
 
+/* The certificate store (when a listener speaks HTTPS) and the listeners. */
+static struct http_front *start_front(struct edge *e, char *err, size_t errlen)
+{
+	const struct edge_config *c = &e->cfg;
+	if (c->nhttps || c->control_tls) {
+		if (!(e->tls = tls_store_new(0))) {
+			snprintf(err, errlen, "TLS: cannot make a session ticket key");
+			return NULL;
+		}
+		if (load_certs(e->tls, c, err, errlen) < 0)
+			return NULL;
+	}
+	struct http_front *d = http_start(e, err, errlen);
+	if (!d)
+		return NULL;
+	char a[ADDR_STRLEN], b[ADDR_STRLEN];
+	log_info("main", "%s (region %s) listening on %s%s (HTTP), %s%s (HTTPS), %zu sites, cache %s "
+	         "(%llu MiB)", c->name, c->region, c->nhttp ? addr_format(&c->http_addr[0], a, sizeof a) : "-",
+	         c->nhttp > 1 ? " and more" : "",
+	         c->nhttps ? addr_format(&c->https_addr[0], b, sizeof b) : "-",
+	         c->nhttps > 1 ? " and more" : "", c->nsites, c->cache.path,
+	         (unsigned long long)(c->cache.map_size >> 20));
+	return d;
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon_opts opts;
@@ -180,25 +205,9 @@ int main(int argc, char **argv)
 		goto fail;
 	if (e.cfg.access_log && !(e.alog = accesslog_open(e.cfg.access_log, err, sizeof err)))
 		goto fail;
-	if (e.cfg.nhttps || e.cfg.control_tls) {
-		if (!(e.tls = tls_store_new(0))) {
-			snprintf(err, sizeof err, "TLS: cannot make a session ticket key");
-			goto fail;
-		}
-		if (load_certs(e.tls, &e.cfg, err, sizeof err) < 0)
-			goto fail;
-	}
-	d = http_start(&e, err, sizeof err);
+	d = start_front(&e, err, sizeof err);
 	if (!d)
 		goto fail;
-	char a[ADDR_STRLEN], b[ADDR_STRLEN];
-	log_info("main", "%s (region %s) listening on %s%s (HTTP), %s%s (HTTPS), %zu sites, cache %s "
-	         "(%llu MiB)", e.cfg.name, e.cfg.region,
-	         e.cfg.nhttp ? addr_format(&e.cfg.http_addr[0], a, sizeof a) : "-",
-	         e.cfg.nhttp > 1 ? " and more" : "",
-	         e.cfg.nhttps ? addr_format(&e.cfg.https_addr[0], b, sizeof b) : "-",
-	         e.cfg.nhttps > 1 ? " and more" : "", e.cfg.nsites, e.cfg.cache.path,
-	         (unsigned long long)(e.cfg.cache.map_size >> 20));
 	daemon_notify_ready(); /* store open, listener bound, scripts loaded */
 	for (;;) {
 		enum daemon_event ev = daemon_wait(1000);
