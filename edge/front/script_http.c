@@ -257,6 +257,7 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 		.site = r->site ? r->site->name : NULL,
 		.origin = r->site ? r->site->origin : NULL,
 		.origin_ca = r->site ? r->site->ca_file : NULL,
+		.origin_host = r->site ? r->site->origin_host : NULL,
 		.path = r->path.data,
 		.path_len = q ? (size_t)(q - r->path.data) : r->path.len,
 		.query = q ? q + 1 : NULL,

@@ -222,6 +222,17 @@ static int fetch_inner(lua_State *L)
 
 	if (!req)
 		req = lua_core_current_req(L);
+	if (!from_cache && req && req->origin_host) {
+		/* The site's origin expects its own name unless the script chose one. */
+		bool has_host = false;
+		for (struct curl_slist *l = f->hl; l && !has_host; l = l->next)
+			has_host = !strncasecmp(l->data, "Host:", 5);
+		if (!has_host) {
+			char *line = xasprintf("Host: %s", req->origin_host);
+			f->hl = curl_slist_append(f->hl, line);
+			free(line);
+		}
+	}
 	if (!req || !req->fetcher || !req->suspend || !req->wake) {
 		lua_pushnil(L);
 		lua_pushliteral(L, "origin subrequests are not available here");

@@ -22,6 +22,7 @@ struct script_req {
 	const char *origin; /* the site's origin base URL for origin subrequests; NULL: the
 	                       script_init one */
 	const char *origin_ca; /* CA file verifying an https origin; NULL: the system store */
+	const char *origin_host; /* Host for origin subrequests (the site's); NULL: the URL's */
 	const char *path;   /* without the query */
 	size_t path_len;
 	const char *query;  /* after '?', NULL if none */

@@ -45,7 +45,10 @@ done
 
 OPORT=$(t_free_port)
 CPORT=$(t_free_port)
-EDGE_NO_ORIGIN=1 edge_setup "access_log = \"$T_DIR/access.log\";
+"$BIN/bundle-sign" keygen "$T_DIR/origin.pub" "$T_DIR/origin.key" >/dev/null ||
+	{ t_fail "bundle-sign keygen"; t_done; }
+EDGE_NO_ORIGIN=1 edge_setup "scripts = { pubkey = \"$T_DIR/origin.pub\"; path = \"$T_DIR/scripts\"; };
+access_log = \"$T_DIR/access.log\";
 control_listen = \"127.0.0.1:$CPORT\";
 sites = (
   { name = \"a\"; hosts = [\"a.test\", \"www.a.test\"]; origin = \"http://127.0.0.1:$OPORT\"; },
@@ -99,6 +102,31 @@ t_eq "a URL whose host is not the named site's is refused" 400 \
 	"$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer test-secret' \
 		--data '{"url":"http://x.b.test/p","site":"a"}' "$CTL/.minicdn/purge")"
 
+# ---------- a script route limited to one site ----------
+mkdir -p "$T_DIR/bundles"
+cat >"$T_DIR/bundles/hi.lua" <<'EOL'
+--[[minicdn
+name = "hi";
+routes = ( { path = "/hi"; site = "b"; } );
+]]
+function handle(req)
+  local r, err = fetch("/so", { from = "origin" })
+  if not r then return { status = 502, body = err } end
+  return { status = 200, body = "script for b: " .. r.body }
+end
+EOL
+oset '{"path":"/so","headers":{"Cache-Control":"no-store"},"body":"from b origin"}'
+"$BIN/bundle-sign" sign "$T_DIR/origin.key" "$T_DIR/bundles/hi.lua" 1 >"$T_DIR/hi.env"
+t_eq "the bundle activates (control listener)" 200 \
+	"$(curl -s -o /dev/null -w '%{http_code}' --data-binary "@$T_DIR/hi.env" "$CTL/.minicdn/scripts")"
+get /hi -H 'Host: x.b.test'
+t_eq "site b runs the script" "200 script for b: from b origin" "$(status) $(body)"
+t_eq "its origin subrequest went to b's origin with b's Host" origin.b.test \
+	"$(olast /so | python3 -c 'import json,sys; print(json.load(sys.stdin)["headers"].get("Host"))')"
+oset '{"path":"/hi","headers":{"Cache-Control":"no-store"},"body":"plain a"}'
+get /hi -H 'Host: www.a.test'
+t_eq "site a does not: its origin answers" "200 plain a" "$(status) $(body)"
+
 # ---------- https origins ----------
 get /s.txt -H 'Host: secure.test'
 t_eq "https origin with a certificate from the site's CA: 200" "200 secure body" "$(status) $(body)"
@@ -109,7 +137,7 @@ t_check "and in the log" grep -q 'origin TLS failed' "$T_DIR/edge.log"
 
 # ---------- metrics and the access log ----------
 curl -s "$E/metrics" >"$T_DIR/metrics"
-t_eq "per-site requests (a)" 5 "$(awk '/^minicdn_edge_site_requests_total\{site="a"\}/ {print $2}' "$T_DIR/metrics")"
+t_eq "per-site requests (a)" 6 "$(awk '/^minicdn_edge_site_requests_total\{site="a"\}/ {print $2}' "$T_DIR/metrics")"
 t_eq "per-site hits (b)" 2 "$(awk '/^minicdn_edge_site_cache_hits_total\{site="b"\}/ {print $2}' "$T_DIR/metrics")"
 t_eq "per-site purged (a)" 2 "$(awk '/^minicdn_edge_site_purged_total\{site="a"\}/ {print $2}' "$T_DIR/metrics")"
 t_eq "421s counted" 2 "$(awk '/^minicdn_edge_misdirected_total / {print $2}' "$T_DIR/metrics")"
