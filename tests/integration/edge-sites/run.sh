@@ -20,28 +20,54 @@ mkca() { # name
 mkleaf() { # name ca
 	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$C/$1.key" \
 		-subj "/CN=$1" -out "$C/$1.csr" 2>/dev/null &&
-	printf 'subjectAltName=IP:127.0.0.1\n' >"$C/$1.ext" &&
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$C/$1.ext" &&
 	openssl x509 -req -in "$C/$1.csr" -CA "$C/$2.pem" -CAkey "$C/$2.key" -set_serial "1$RANDOM" \
 		-days 30 -extfile "$C/$1.ext" -out "$C/$1.pem" 2>/dev/null
 }
 mkca ca && mkca other-ca && mkleaf good ca && mkleaf bad other-ca ||
 	{ t_fail "openssl could not make the test PKI"; t_done; }
 
-# ---------- two https origins (openssl s_server serves files from www/) ----------
+# ---------- two https origins ----------
+# good: HTTP/1.1 keep-alive over TLS, counting connections and the SNI names
+# it was sent (as https://localhost, so the edge sends SNI); bad: a
+# certificate from another CA (openssl s_server).
 printf 'secure body\n' >"$T_DIR/www/s.txt"
 GPORT=$(t_free_port)
 BPORT=$(t_free_port)
-(cd "$T_DIR/www" && exec openssl s_server -quiet -WWW -accept "127.0.0.1:$GPORT" \
-	-cert "$C/good.pem" -key "$C/good.key") >"$T_DIR/good.log" 2>&1 &
-echo $! >"$T_DIR/good.pid"
+cat >"$T_DIR/tls_origin.py" <<'PY'
+import http.server, json, ssl, sys
+port, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+stats = {"connections": 0, "sni": []}
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def setup(self):
+        super().setup()
+        stats["connections"] += 1
+    def do_GET(self):
+        body = json.dumps(stats).encode() if self.path == "/__stats" else b"secure body\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store" if self.path == "/__stats" else "max-age=60")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.sni_callback = lambda sock, name, c: stats["sni"].append(name) and None
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+PY
+t_start good python3 "$T_DIR/tls_origin.py" "$GPORT" "$C/good.pem" "$C/good.key"
 (cd "$T_DIR/www" && exec openssl s_server -quiet -WWW -accept "127.0.0.1:$BPORT" \
 	-cert "$C/bad.pem" -key "$C/bad.key") >"$T_DIR/bad.log" 2>&1 &
 echo $! >"$T_DIR/bad.pid"
-trap 'kill "$(cat "$T_DIR/good.pid")" "$(cat "$T_DIR/bad.pid")" 2>/dev/null' EXIT
+trap 'kill "$(cat "$T_DIR/bad.pid")" 2>/dev/null' EXIT
 for _ in $(seq 50); do
-	curl -s -o /dev/null --cacert "$C/ca.pem" "https://127.0.0.1:$GPORT/s.txt" && break
+	curl -s -o /dev/null --cacert "$C/ca.pem" "https://localhost:$GPORT/__stats" && break
 	sleep 0.1
 done
+gstats() { curl -s --cacert "$C/ca.pem" "https://localhost:$GPORT/__stats"; }
 
 OPORT=$(t_free_port)
 CPORT=$(t_free_port)
@@ -54,7 +80,7 @@ sites = (
   { name = \"a\"; hosts = [\"a.test\", \"www.a.test\"]; origin = \"http://127.0.0.1:$OPORT\"; },
   { name = \"b\"; hosts = [\"*.b.test\"]; origin = \"http://127.0.0.1:$OPORT/\";
     origin_host = \"origin.b.test\"; },
-  { name = \"s\"; hosts = [\"secure.test\"]; origin = \"https://127.0.0.1:$GPORT\";
+  { name = \"s\"; hosts = [\"secure.test\"]; origin = \"https://localhost:$GPORT\";
     origin_ca = \"$C/ca.pem\"; },
   { name = \"x\"; hosts = [\"bad.test\"]; origin = \"https://127.0.0.1:$BPORT\";
     origin_ca = \"$C/ca.pem\"; }
@@ -128,8 +154,15 @@ get /hi -H 'Host: www.a.test'
 t_eq "site a does not: its origin answers" "200 plain a" "$(status) $(body)"
 
 # ---------- https origins ----------
+c0=$(gstats | python3 -c 'import json,sys; print(json.load(sys.stdin)["connections"])')
 get /s.txt -H 'Host: secure.test'
 t_eq "https origin with a certificate from the site's CA: 200" "200 secure body" "$(status) $(body)"
+get /s2.txt -H 'Host: secure.test'
+get /s3.txt -H 'Host: secure.test'
+t_eq "three misses to the https origin" "200 secure body" "$(status) $(body)"
+t_eq "over one kept-alive connection (plus our stats query)" 2 \
+	"$(($(gstats | python3 -c 'import json,sys; print(json.load(sys.stdin)["connections"])') - c0))"
+t_check "the edge sent SNI (the origin's name)" sh -c "curl -s --cacert '$C/ca.pem' https://localhost:$GPORT/__stats | grep -q '\"localhost\"'"
 get /s.txt -H 'Host: bad.test'
 t_eq "https origin with a certificate from another CA: 502" 502 "$(status)"
 t_check "the reason is in the error" grep -q 'certificate' "$T_DIR/b"
