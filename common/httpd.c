@@ -19,14 +19,20 @@ static void httpd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("httpd", "%s", msg);
 }
 
-static void httpd_notify(void *cls, struct MHD_Connection *c, void **socket_context,
-                         enum MHD_ConnectionNotificationCode code)
+void httpd_tls_notify(struct tls_store *s, struct MHD_Connection *c,
+                      enum MHD_ConnectionNotificationCode code)
 {
 	if (code != MHD_CONNECTION_NOTIFY_STARTED)
 		return;
 	const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	if (i && i->tls_session)
-		tls_session_start(cls, i->tls_session);
+		tls_session_start(s, i->tls_session);
+}
+
+static void httpd_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                         enum MHD_ConnectionNotificationCode code)
+{
+	httpd_tls_notify(cls, c, code);
 }
 
 struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t errlen)
@@ -54,12 +60,18 @@ struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t err
 	if (o->conn_memory_limit)
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 			                             (intptr_t)o->conn_memory_limit, NULL };
+	if (o->per_ip_limit)
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_limit, NULL };
+	if (o->notify_conn)
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)o->notify_conn,
+			                             o->notify_conn_cls };
 	if (o->tls) {
 		flags |= MHD_USE_TLS;
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
 			                             (void *)TLS_PRIORITIES };
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)httpd_notify,
-			                             o->tls };
+		if (!o->notify_conn)
+			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+				                             (intptr_t)httpd_notify, o->tls };
 	}
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 

@@ -28,7 +28,18 @@ struct httpd_opts {
 	/* Optional: serve HTTPS with this store's certificates (borrowed; must
 	 * outlive the daemon).  NULL = plain HTTP. */
 	struct tls_store *tls;
+	unsigned per_ip_limit;    /* connections from one client address; 0 = no limit */
+	/* Optional: MHD_OPTION_NOTIFY_CONNECTION, told when a connection opens
+	 * and closes (before its socket is closed).  With tls set too, it must
+	 * call httpd_tls_notify() (libmicrohttpd takes one such callback). */
+	MHD_NotifyConnectionCallback notify_conn;
+	void *notify_conn_cls;
 };
+
+/* The TLS part of a connection notification (the session's ticket key and
+ * certificate store); for callers with their own notify_conn. */
+void httpd_tls_notify(struct tls_store *s, struct MHD_Connection *c,
+                      enum MHD_ConnectionNotificationCode code);
 
 /* Starts listening.  Returns the daemon, or NULL with the reason in err. */
 struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t errlen);

@@ -62,7 +62,14 @@ static const struct cfg_key cache_keys[] = {
 	  "cap on heuristic freshness" },
 	{ "stale_if_error", CFG_MS, O(cache.stale_if_error_ms), "0", 0, 0, 0, NULL, 0, 0, NULL,
 	  "default: how long past expiry a stale entry may be served when the origin fails "
-	  "(the response's stale-if-error wins)" },
+	  "(the response's stale-if-error wins); an origin error status (500, 502, 503, 504) "
+	  "passes through unless this or stale-if-error covers the entry" },
+	{ "stale_if_unreachable", CFG_MS, O(cache.stale_if_unreachable_ms), "1h", 0, 604800000, 0,
+	  NULL, 0, 0, NULL,
+	  "how long past expiry a stale entry is served when the origin cannot be reached "
+	  "(connection refused or reset, timeout), RFC 9111 4.2.4; a longer stale-if-error wins; "
+	  "never for responses with no-cache, must-revalidate, proxy-revalidate or s-maxage; "
+	  "0: only stale-if-error" },
 	{ "honor_client_no_cache", CFG_BOOL, O(cache.honor_client_no_cache), "true", 0, 0, 0, NULL, 0,
 	  0, NULL,
 	  "true (RFC 9111): a client's Cache-Control no-cache / max-age=0 or Pragma: no-cache makes "
@@ -88,7 +95,18 @@ static const struct cfg_key limit_keys[] = {
 	{ "max_url", CFG_SIZE, O(limits.max_url), "4K", 256, 1 << 20, 0, NULL, 0, 0, NULL,
 	  "longest request target (414 above)" },
 	{ "max_body", CFG_SIZE, O(limits.max_body), "8M", 0, 1ull << 32, 0, NULL, 0, 0, NULL,
-	  "largest request body forwarded to the origin (413 above)" },
+	  "largest request body forwarded to the origin (413 above, before any of it is read)" },
+	{ "bodies_memory", CFG_SIZE, O(limits.bodies_memory), "64M", 1 << 20, 1ull << 40, 0, NULL, 0, 0,
+	  NULL, "request bodies held in memory by all connections together (503 above)" },
+	{ "max_connections", CFG_INT, O(limits.max_connections), "1000", 16, 1000000, 0, NULL, 0, 0,
+	  NULL, "client connections in all; near it the longest idle ones are closed first "
+	  "(keep it under the open-files limit)" },
+	{ "max_connections_per_client", CFG_INT, O(limits.max_connections_per_client), "64", 1, 1000000,
+	  0, NULL, 0, 0, NULL, "connections from one client address (more are refused)" },
+	{ "head_timeout", CFG_MS, O(limits.head_timeout_ms), "10s", 100, 3600000, 0, NULL, 0, 0, NULL,
+	  "whole request head, from connection open or the previous response (not reset by each byte)" },
+	{ "body_timeout", CFG_MS, O(limits.body_timeout_ms), "60s", 100, 3600000, 0, NULL, 0, 0, NULL,
+	  "whole request body, from the end of its head" },
 	CFG_END
 };
 

@@ -5,6 +5,7 @@
 
 #include "common/addr.h"
 #include "common/cfg.h"
+#include "common/reqcheck.h"
 #include "edge/cache/cachekey.h"
 #include "edge/counters.h"
 #include "edge/site.h"
@@ -49,6 +50,7 @@ struct edge_config {
 		int max_readers;
 		double heuristic_fraction;
 		int heuristic_max_ms, stale_if_error_ms;
+		int stale_if_unreachable_ms; /* stale served while the origin cannot be reached */
 		int check_ms;         /* start-up wait for body checksums after an unclean stop */
 		uint64_t verify_rate; /* the background checksum pass's bytes/s, 0 = no limit */
 		bool honor_client_no_cache; /* false: ignore client no-cache / max-age=0 / Pragma */
@@ -57,7 +59,8 @@ struct edge_config {
 		int connect_timeout_ms, timeout_ms, max_connections;
 	} upstream;
 	struct {
-		uint64_t max_header_size, max_body, max_url;
+		uint64_t max_header_size, max_body, max_url, bodies_memory;
+		int max_connections, max_connections_per_client, head_timeout_ms, body_timeout_ms;
 	} limits;
 	struct query_rule *query_rules;
 	size_t nquery_rules;
@@ -92,6 +95,9 @@ struct edge {
 	long long start_ms;
 	struct counters n;                /* counters.h: per-thread shards */
 	struct counters *site_n;          /* one set per site (cfg.nsites; by edge_site.idx) */
+	struct conns *conns;              /* front/conns.h: client connection deadlines */
+	atomic_ulong rejected[REQCHECK_N];/* request heads refused by the strict checks, by reason */
+	atomic_llong body_bytes;          /* request bodies held in memory now (limits.bodies_memory) */
 	/* Set once a script response was stored in the cache: from then on
 	 * script routes first look for a fresh cached copy (one LMDB lookup),
 	 * before that they do not pay for it (front/script_http.c). */

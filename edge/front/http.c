@@ -12,11 +12,13 @@
 #include "edge/front/http.h"
 #include "edge/front/accesslog.h"
 #include "edge/front/control.h"
+#include "edge/front/conns.h"
 #include "edge/front/request.h"
 #include "edge/front/respond.h"
 #include "edge/front/script_http.h"
 #include "edge/cache/freshness.h"
 #include "common/httpd.h"
+#include "common/httpd_strict.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -26,9 +28,10 @@
 #include <strings.h>
 #include <time.h>
 
+/* Vary selects on the whole field, every line of it. */
 static const char *req_hdr_cb(void *cls, const char *name)
 {
-	return edge_req_header(cls, name);
+	return proxy_call_header_all(edge_req_call(cls), name);
 }
 
 /* ---------- the cache step ---------- */
@@ -46,15 +49,24 @@ static enum MHD_Result cache_step(struct edge_req *r)
 	struct edge *e = r->edge;
 	/* Request directives (RFC 9111 5.2.1); most requests carry none, and
 	 * then the decision below is the plain freshness check. */
-	const char *rcc = edge_req_header(r, "Cache-Control");
-	const char *pragma = rcc ? NULL : edge_req_header(r, "Pragma");
+	/* Every line of each (RFC 9110 5.3): "Cache-Control: max-age=0" and
+	 * "Cache-Control: only-if-cached" are one list. */
+	struct buf rccb = BUF_INIT, prb = BUF_INIT;
+	const struct proxy_call *pc = edge_req_call(r);
+	const char *rcc = proxy_header_all(pc, "Cache-Control", &rccb);
+	const char *pragma = rcc ? NULL : proxy_header_all(pc, "Pragma", &prb);
 	struct req_cc rq;
 	const struct req_cc *rqp = NULL;
 	if (rcc || pragma) {
 		freshness_parse_request(rcc, pragma, edge_live(e)->cache.honor_client_no_cache, &rq);
 		rqp = &rq;
 	}
+	buf_free(&rccb);
+	buf_free(&prb);
 	bool only_cached = rqp && rq.only_if_cached;
+	r->pc.has_rq = rqp != NULL;
+	if (rqp)
+		r->pc.rq = rq;
 
 	struct cache_ref *ref;
 	struct entry_view v;
@@ -109,15 +121,17 @@ static enum MHD_Result cache_step(struct edge_req *r)
 		buf_free(&sk);
 		return respond_only_if_cached(r);
 	}
-	/* Revalidate (conditional request when the entry has a validator);
-	 * remember whether this copy may be served if the origin fails: not
-	 * when the response requires revalidation nor when the client asked
-	 * for the origin's answer with no-cache. */
-	int64_t stale_for = age - v.meta.lifetime;
-	int64_t sie = v.meta.sie >= 0 ? v.meta.sie
-	                              : edge_site_stale_if_error_ms(edge_live(e), r->site) / 1000;
-	r->pc.has_stale = !mustrv && !(rqp && rq.no_cache) && sie > 0;
-	r->pc.stale_deadline = now + (sie - stale_for);
+	/* Revalidate (a conditional request from the stored validators, or
+	 * its Date); what upstream needs to decide whether this copy may
+	 * stand in if the origin fails (freshness_stale_on_error). */
+	r->pc.has_stale = true;
+	r->pc.stale = (struct stale_err){
+		.sie = v.meta.sie,
+		.no_cache = (v.meta.flags & ENTRY_F_NO_CACHE) != 0,
+		.must_revalidate = mustrv,
+		.req_no_cache = rqp && rq.no_cache,
+	};
+	r->pc.stale_since = now - (age - v.meta.lifetime);
 	r->pc.fwd = use == VALIDATE_REQUEST ? FWD_REQUEST : FWD_STALE;
 	ret = to_origin(r, &st);
 	cache_ref_release(e->cache, ref); /* st was copied by proxy_start */
@@ -189,6 +203,14 @@ static unsigned validate(struct edge_req *r, const char *version, const char **w
 	if (strlen(r->target) > lc->limits.max_url) {
 		*why = "request target too long";
 		return 414;
+	}
+	/* RFC 9112 framing first: a head two parsers could read two ways is
+	 * refused (400, 501 for an unknown coding) and its connection closed. */
+	enum reqcheck_reason rw = httpd_strict_check(r->conn, r->method, version, r->uri_why);
+	if (rw) {
+		atomic_fetch_add(&e->rejected[rw], 1);
+		*why = reqcheck_name(rw);
+		return reqcheck_status(rw);
 	}
 	struct hdr_scan s = { .cond = &r->cond };
 	r->cond.head = r->is_head;
@@ -318,9 +340,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->client = ci ? ci->client_addr : NULL;
 		r->is_get = !strcmp(method, "GET");
 		r->is_head = !r->is_get && !strcmp(method, "HEAD");
-		r->is_unsafe = !r->is_get && !r->is_head &&
-		               (!strcmp(method, "POST") || !strcmp(method, "PUT") ||
-		                !strcmp(method, "DELETE") || !strcmp(method, "PATCH"));
+		/* Safe methods are GET, HEAD, OPTIONS and TRACE (RFC 9110 9.2.1);
+		 * every other one, extension methods included, is unsafe and
+		 * invalidates the target on success (RFC 9111 4.4). */
+		r->is_unsafe = !r->is_get && !r->is_head && strcmp(method, "OPTIONS") &&
+		               strcmp(method, "TRACE");
 		const char *why = NULL;
 		unsigned st = validate(r, version, &why);
 		if (st) {
@@ -329,10 +353,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			log_debug("http", "refused %s: %s", r->target, why);
 			return respond_error(r, st, why);
 		}
-		if (!r->is_get && !r->is_head && !r->is_unsafe && strcmp(method, "OPTIONS")) {
+		if (!strcmp(method, "CONNECT")) {
+			/* A reverse proxy makes no tunnels. */
 			r->state = RS_DONE;
 			return respond_error(r, 501, "method not implemented");
 		}
+		/* A declared length over the limit is refused now, before MHD
+		 * sends "100 Continue" or reads a byte of it. */
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+		if (cl && strtoull(cl, NULL, 10) > edge_live(e)->limits.max_body) {
+			r->state = RS_DONE;
+			return respond_error(r, 413, "request body too large");
+		}
+		/* From here the head deadline is over: a body has its own, an
+		 * answer (a slow miss, a waiting script) none. */
+		conns_phase(conn, r->is_get || r->is_head ? CONN_BUSY : CONN_BODY);
 		/* Answer on the next call, not this first one: MHD 0.9.7x closes
 		 * the connection when a response is queued before it has looked
 		 * for a request body. */
@@ -341,18 +376,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->state == RS_BODY) {
 		if (*upload_size) {
-			if (r->body.len + *upload_size > edge_live(e)->limits.max_body)
-				r->body_too_large = true;
-			else
-				buf_append(&r->body, upload, *upload_size);
+			size_t n = *upload_size;
 			*upload_size = 0;
+			if (r->body.len + n > edge_live(e)->limits.max_body) {
+				/* Chunked past the limit: answered now, the rest unread. */
+				r->state = RS_DONE;
+				return respond_error(r, 413, "request body too large");
+			}
+			/* Bodies are held whole until forwarded: all of them together
+			 * stay under limits.bodies_memory. */
+			long long held = atomic_fetch_add(&e->body_bytes, (long long)n) + (long long)n;
+			r->body_held += n;
+			if ((uint64_t)held > e->cfg.limits.bodies_memory) {
+				r->state = RS_DONE;
+				return respond_error(r, 503, "too many request bodies in memory; retry later");
+			}
+			buf_append(&r->body, upload, n);
 			return MHD_YES;
 		}
-		if (r->body_too_large) {
-			r->state = RS_DONE;
-			return respond_error(r, 413, "request body too large");
-		}
 		r->state = RS_READY;
+		conns_phase(conn, CONN_BUSY);
 	}
 	if (r->state == RS_READY) {
 		r->state = RS_DONE;
@@ -382,6 +425,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	r->conn = conn;
 	r->target = memcpy((char *)(r + 1), uri ? uri : "", n);
 	r->log_bytes = -1;
+	/* The raw pointer, not the copy: the check reads what follows it in
+	 * MHD's buffer (httpd_strict.h). */
+	r->uri_why = httpd_strict_uri(uri ? uri : "");
 	if (e->alog) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -428,8 +474,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (e->alog && r->method)
 		access_line(e, r, toe);
+	/* libmicrohttpd answered 400 itself before the handler saw the head
+	 * (e.g. "Content-Length: 5,50"): counted with the strict refusals. */
+	if (!r->method && toe == MHD_REQUEST_TERMINATED_WITH_ERROR)
+		atomic_fetch_add(&e->rejected[REQCHECK_PARSE], 1);
 	script_http_release(r);
 	proxy_release(&r->pc);
+	if (r->body_held)
+		atomic_fetch_sub(&e->body_bytes, (long long)r->body_held);
+	conns_phase(conn, CONN_HEAD); /* a kept-alive connection waits for its next head */
 	buf_free(&r->path);
 	buf_free(&r->host);
 	buf_free(&r->key);
@@ -440,6 +493,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* ---------- listeners ---------- */
+
+/* Connection opened or closed: the TLS session's set-up on HTTPS
+ * listeners, then the connection deadlines (conns.c). */
+static void on_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+                    enum MHD_ConnectionNotificationCode code)
+{
+	const struct front_listener *l = cls;
+	if (l->tls)
+		httpd_tls_notify(l->edge->tls, c, code);
+	conns_notify(l->edge->conns, c, socket_context, code);
+}
 
 struct http_front {
 	size_t n;
@@ -463,6 +527,10 @@ static int listen_on(struct edge *e, struct front_listener *l, const struct addr
 		.uri_log_cls = l,
 		.conn_memory_limit = (size_t)e->cfg.limits.max_header_size,
 		.tls = tls ? e->tls : NULL,
+		.conn_limit = (unsigned)e->cfg.limits.max_connections,
+		.per_ip_limit = (unsigned)e->cfg.limits.max_connections_per_client,
+		.notify_conn = on_conn,
+		.notify_conn_cls = l,
 	};
 	l->d = httpd_start(&o, err, errlen);
 	return l->d ? 0 : -1;

@@ -127,7 +127,10 @@ enum MHD_Result respond_error(struct edge_req *r, unsigned status, const char *m
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	respond_add_cache_status(r, resp, &(struct cache_status){ .fwd = r->pc.fwd, .ttl = LONG_MIN });
-	if (status == 400 || status == 414 || status == 431)
+	/* Refused heads and bodies left unread: the connection cannot carry
+	 * another request safely. */
+	if (status == 400 || status == 413 || status == 414 || status == 431 || status == 501 ||
+	    status == 503)
 		MHD_add_response_header(resp, "Connection", "close");
 	respond_add_site(r, resp);
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
@@ -296,6 +299,7 @@ enum MHD_Result respond_entry(struct edge_req *r, struct cache_ref *ref, const s
 	struct plan_resp s = { .status = v->meta.status,
 		               .etag = entry_get_header(v, "ETag"),
 		               .last_modified = entry_get_header(v, "Last-Modified"),
+		               .date = entry_get_header(v, "Date"),
 		               .length = (int64_t)v->body_len,
 		               .cacheable = true,
 		               .whole = true };
@@ -379,6 +383,7 @@ static enum MHD_Result respond_stream(struct edge_req *r, const struct proxy_ans
 	struct plan_resp s = { .status = a->status,
 		               .etag = hdrlist_get(&a->hdrs, "ETag"),
 		               .last_modified = hdrlist_get(&a->hdrs, "Last-Modified"),
+		               .date = hdrlist_get(&a->hdrs, "Date"),
 		               .length = a->length,
 		               .cacheable = a->cacheable,
 		               .whole = a->whole };
