@@ -93,6 +93,10 @@ struct edge {
 	struct scripts *scripts;          /* script.h: bundles, Lua states, KV store */
 	struct tls_store *tls;            /* common/tls.h; NULL: no HTTPS */
 	long long start_ms;
+	/* Drained by the operator (control.c): /healthz says so and the DNS
+	 * servers stop answering this edge; requests are still served.  Kept in
+	 * a flag file in the cache directory, so a restart keeps it. */
+	_Atomic bool draining;
 	struct counters n;                /* counters.h: per-thread shards */
 	struct counters *site_n;          /* one set per site (cfg.nsites; by edge_site.idx) */
 	struct conns *conns;              /* front/conns.h: client connection deadlines */

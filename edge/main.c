@@ -1,5 +1,6 @@
 /* main.c -- minicdn-edge: the caching HTTP edge server */
 #include "edge/front/accesslog.h"
+#include "edge/front/control.h"
 #include "edge/cache/cache.h"
 #include "edge/edge.h"
 #include "edge/upstream/fetch.h"
@@ -145,6 +146,25 @@ reject:
 	free(n);
 }
 
+/* Frees every configuration snapshot: the live one, the retired ones and
+ * the start-up one (nothing may read them any more). */
+static void free_configs(struct edge *e, struct retired *retired)
+{
+	struct edge_config *live = atomic_load(&e->live);
+	if (live && live != &e->cfg) {
+		cfg_free(edge_config_schema, live);
+		free(live);
+	}
+	while (retired) {
+		struct retired *next = retired->next;
+		cfg_free(edge_config_schema, retired->cfg);
+		free(retired->cfg);
+		free(retired);
+		retired = next;
+	}
+	cfg_free(edge_config_schema, &e->cfg);
+}
+
 /* The certificate store (when a listener speaks HTTPS) and the listeners. */
 static struct http_front *start_front(struct edge *e, char *err, size_t errlen)
 {
@@ -210,6 +230,7 @@ int main(int argc, char **argv)
 	e.cache = cache_open(&co, err, sizeof err);
 	if (!e.cache)
 		goto fail;
+	control_drain_restore(&e);
 	struct fetcher_opts fo = { e.cfg.sites[0].origin, e.cfg.upstream.connect_timeout_ms, e.cfg.upstream.timeout_ms,
 		                   (unsigned)e.cfg.upstream.max_connections };
 	e.fetcher = fetcher_start(&fo, err, sizeof err);
@@ -277,19 +298,7 @@ fail:
 	collapse_free(e.collapse);
 	tls_store_free(e.tls); /* after the listeners: no handshake runs */
 	free(e.site_n);
-	struct edge_config *live = atomic_load(&e.live);
-	if (live && live != &e.cfg) {
-		cfg_free(edge_config_schema, live);
-		free(live);
-	}
-	while (retired) {
-		struct retired *next = retired->next;
-		cfg_free(edge_config_schema, retired->cfg);
-		free(retired->cfg);
-		free(retired);
-		retired = next;
-	}
-	cfg_free(edge_config_schema, &e.cfg);
+	free_configs(&e, retired);
 	if (!rc)
 		log_info("main", "stopped");
 	return rc;
