@@ -53,6 +53,8 @@ struct proxy_call {
 	const char *method;                  /* borrowed, valid for the request */
 	const char *key;                     /* primary cache key, borrowed likewise */
 	const char *host;                    /* normalised host[:port] */
+	const struct edge_site *site;        /* its origin and settings (never NULL for a fetch;
+	                                        borrowed, valid until exit) */
 	const char *path;                    /* normalised path + "?" + raw query */
 	const struct sockaddr *client;       /* for X-Forwarded-For, may be NULL */
 	bool is_get, is_head, has_auth;
