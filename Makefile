@@ -22,7 +22,7 @@ BUILD   ?= build
 OPT     ?= -O2
 endif
 
-PKGS    := ldns libmicrohttpd lmdb lua5.4 libcurl libsodium libconfig libmaxminddb jansson zlib libsystemd
+PKGS    := ldns libmicrohttpd lmdb lua5.4 libcurl libsodium libconfig libmaxminddb jansson zlib libsystemd gnutls
 # cmocka is only needed by the unit tests: package builds (make deb) do without it.
 DEPS_OK := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
 

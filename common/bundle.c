@@ -33,6 +33,7 @@ void bundle_free(struct bundle *b)
 		free(b->routes[i].host);
 		free(b->routes[i].path);
 		free(b->routes[i].method);
+		free(b->routes[i].site);
 	}
 	free(b->routes);
 	for (size_t i = 0; i < b->nmodules; i++) {
@@ -181,6 +182,8 @@ char *bundle_serialize(const struct bundle *b, size_t *len, char *err, size_t er
 			json_object_set_new(jr, "path", json_string(r->path));
 			if (r->method)
 				json_object_set_new(jr, "method", json_string(r->method));
+			if (r->site)
+				json_object_set_new(jr, "site", json_string(r->site));
 			json_object_set_new(jr, "on_error",
 			                    json_string(r->on_error == BUNDLE_ON_ERROR_ORIGIN ? "origin" : "500"));
 			json_array_append_new(routes, jr);
@@ -287,6 +290,7 @@ struct bundle *bundle_parse(const char *bytes, size_t len, char *err, size_t err
 				r->host = xstrdup("*");
 			r->path = dup_jstr(jr, "path");
 			r->method = dup_jstr(jr, "method");
+			r->site = dup_jstr(jr, "site");
 			if (r->method && !strcmp(r->method, "*")) {
 				free(r->method);
 				r->method = NULL;
@@ -475,10 +479,12 @@ void bundle_digest_hex(const char *bytes, size_t len, char out[17])
 
 /* ---------- matching ---------- */
 
-bool bundle_route_match(const struct bundle_route *r, const char *method, const char *host,
-                        const char *path, size_t pathlen)
+bool bundle_route_match(const struct bundle_route *r, const char *method, const char *site,
+                        const char *host, const char *path, size_t pathlen)
 {
 	if (r->method && (!method || strcmp(r->method, method) != 0))
+		return false;
+	if (r->site && (!site || strcmp(r->site, site) != 0))
 		return false;
 	if (!(r->host[0] == '*' && r->host[1] == '\0')) {
 		if (!host)
@@ -499,7 +505,7 @@ bool bundle_route_match(const struct bundle_route *r, const char *method, const 
 /* ---------- building from disk ---------- */
 
 struct manifest_route {
-	char *host, *path, *method, *on_error;
+	char *host, *path, *method, *on_error, *site;
 };
 
 struct manifest {
@@ -517,6 +523,8 @@ static const struct cfg_key route_keys[] = {
 	  .flags = CFG_REQUIRED, .help = "path glob" },
 	{ .name = "method", .type = CFG_STRING, .offset = offsetof(struct manifest_route, method),
 	  .help = "method, default any" },
+	{ .name = "site", .type = CFG_STRING, .offset = offsetof(struct manifest_route, site),
+	  .help = "only requests of this edge site (its name), default any" },
 	{ .name = "on_error", .type = CFG_STRING, .offset = offsetof(struct manifest_route, on_error),
 	  .def = "500", .help = "\"500\" or \"origin\"" },
 	CFG_END,
@@ -548,6 +556,7 @@ static struct bundle *from_manifest(const struct manifest *m, const char *where,
 		r->host = xstrdup(mr->host);
 		r->path = xstrdup(mr->path);
 		r->method = mr->method && strcmp(mr->method, "*") ? xstrdup(mr->method) : NULL;
+		r->site = mr->site ? xstrdup(mr->site) : NULL;
 		if (!strcmp(mr->on_error, "origin"))
 			r->on_error = BUNDLE_ON_ERROR_ORIGIN;
 		else if (!strcmp(mr->on_error, "500"))

@@ -19,7 +19,8 @@
  *             higher version.
  *   routes    host glob (case-insensitive, default "*"), path glob (matched on
  *             the path without the query), optional method ("GET"; absent or
- *             "*" = any), on_error "500" (default) or "origin" (fall through to
+ *             "*" = any), optional site (an edge site's name: only that site's
+ *             requests; absent = any), on_error "500" (default) or "origin" (fall through to
  *             the normal cache/origin path when the script fails).
  *             Globs: '*' any run of characters (including '/'), '?' one.
  *   modules   Lua source text; the entry module (default "main") defines
@@ -43,7 +44,7 @@
  *         ]]
  *     (the file is the entry module).
  * Manifest keys: name (required), version (optional: 0 = the signer assigns),
- * entry (default "main"), routes (required list: host, path, method, on_error).
+ * entry (default "main"), routes (required list: host, path, method, site, on_error).
  *
  * Keys: files holding one line of base64 (public: 32 bytes, secret: libsodium's
  * 64-byte secret key, written mode 0600). */
@@ -74,6 +75,7 @@ struct bundle_route {
 	char *path;   /* glob, never NULL */
 	char *method; /* NULL = any method */
 	enum bundle_on_error on_error;
+	char *site;   /* NULL = any site; else the edge site's name */
 };
 
 struct bundle_module {
@@ -155,9 +157,10 @@ struct bundle *bundle_open(const char *env, size_t envlen, const uint8_t pk[BUND
 struct bundle *bundle_open_any(const char *env, size_t envlen, const struct bundle_keys *keys,
                                char **raw, size_t *rawlen, char *err, size_t errlen);
 
-/* True if the route matches (host may lack a port; method NULL matches any). */
-bool bundle_route_match(const struct bundle_route *r, const char *method, const char *host,
-                        const char *path, size_t pathlen);
+/* True if the route matches (host may lack a port; method NULL matches any;
+ * site: the request's edge site, NULL when it has none). */
+bool bundle_route_match(const struct bundle_route *r, const char *method, const char *site,
+                        const char *host, const char *path, size_t pathlen);
 
 /* Short content id: 16 hex digits of BLAKE2b over bytes (out: 17 bytes). */
 void bundle_digest_hex(const char *bytes, size_t len, char out[17]);

@@ -27,7 +27,7 @@ enum cfg_type {
 	CFG_BOOL,    /* bool */
 	CFG_FLOAT,   /* double */
 	CFG_ADDR,    /* struct addr from "ip:port" / "[ip6]:port" */
-	CFG_STRLIST, /* char **, count (size_t) at count_offset; ["a", "b"] */
+	CFG_STRLIST, /* char **, count (size_t) at count_offset; ["a", "b"] or one "a" */
 	CFG_GROUP,   /* nested group; sub keys land relative to the same struct base + offset */
 	CFG_LIST,    /* list of groups: pointer to array of elem_size at offset, count at count_offset */
 	CFG_CUSTOM,  /* string converted by parse() into the target */

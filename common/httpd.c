@@ -19,18 +19,34 @@ static void httpd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("httpd", "%s", msg);
 }
 
+void httpd_tls_notify(struct tls_store *s, struct MHD_Connection *c,
+                      enum MHD_ConnectionNotificationCode code)
+{
+	if (code != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (i && i->tls_session)
+		tls_session_start(s, i->tls_session);
+}
+
+static void httpd_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                         enum MHD_ConnectionNotificationCode code)
+{
+	httpd_tls_notify(cls, c, code);
+}
+
 struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t errlen)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
 	                 MHD_USE_TURBO | o->extra_flags;
 	if (o->listen->ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	struct MHD_OptionItem opts[12];
+	struct MHD_OptionItem opts[16];
 	int n = 0;
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_log, NULL };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)&o->listen->ss };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
 		                             o->conn_timeout_s ? o->conn_timeout_s : 30, NULL };
-	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_log, NULL };
 	if (o->threads > 1)
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, o->threads, NULL };
 	if (o->conn_limit)
@@ -49,11 +65,24 @@ struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t err
 	if (o->notify_conn)
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)o->notify_conn,
 			                             o->notify_conn_cls };
+	if (o->tls) {
+		flags |= MHD_USE_TLS;
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+			                             (void *)TLS_PRIORITIES };
+		if (!o->notify_conn)
+			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+				                             (intptr_t)httpd_notify, o->tls };
+	}
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
-	struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)addr_port(o->listen), NULL, NULL,
-	                                        o->handler, o->handler_cls,
-	                                        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	/* The certificate callback goes outside the array: libmicrohttpd
+	 * 0.9.75 does not take MHD_OPTION_HTTPS_CERT_CALLBACK2 from one. */
+	struct MHD_Daemon *d = o->tls
+		? MHD_start_daemon(flags, (uint16_t)addr_port(o->listen), NULL, NULL, o->handler,
+		                   o->handler_cls, MHD_OPTION_ARRAY, opts,
+		                   MHD_OPTION_HTTPS_CERT_CALLBACK2, tls_cert_callback, MHD_OPTION_END)
+		: MHD_start_daemon(flags, (uint16_t)addr_port(o->listen), NULL, NULL, o->handler,
+		                   o->handler_cls, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (!d) {
 		char a[ADDR_STRLEN];
 		snprintf(err, errlen, "cannot listen on %s (address in use or not local?)",

@@ -5,6 +5,7 @@
 
 #include "common/addr.h"
 #include "common/buf.h"
+#include "common/tls.h"
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,12 +25,21 @@ struct httpd_opts {
 	void *(*uri_log)(void *cls, const char *uri, struct MHD_Connection *c);
 	void *uri_log_cls;
 	size_t conn_memory_limit; /* per-connection buffer (bounds request line + headers); 0 = MHD default */
+	/* Optional: serve HTTPS with this store's certificates (borrowed; must
+	 * outlive the daemon).  NULL = plain HTTP. */
+	struct tls_store *tls;
 	unsigned per_ip_limit;    /* connections from one client address; 0 = no limit */
 	/* Optional: MHD_OPTION_NOTIFY_CONNECTION, told when a connection opens
-	 * and closes (before its socket is closed). */
+	 * and closes (before its socket is closed).  With tls set too, it must
+	 * call httpd_tls_notify() (libmicrohttpd takes one such callback). */
 	MHD_NotifyConnectionCallback notify_conn;
 	void *notify_conn_cls;
 };
+
+/* The TLS part of a connection notification (the session's ticket key and
+ * certificate store); for callers with their own notify_conn. */
+void httpd_tls_notify(struct tls_store *s, struct MHD_Connection *c,
+                      enum MHD_ConnectionNotificationCode code);
 
 /* Starts listening.  Returns the daemon, or NULL with the reason in err. */
 struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t errlen);

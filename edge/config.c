@@ -1,8 +1,11 @@
 /* config.c -- the edge's configuration schema (see common/cfg.h) */
 #include "edge/edge.h"
 #include "common/log.h"
+#include "common/secret.h"
+#include "common/xmalloc.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -117,14 +120,59 @@ static const struct cfg_key rule_keys[] = {
 	CFG_END
 };
 
+#undef O
+#define O(f) offsetof(struct edge_site, f)
+
+static const struct cfg_key site_keys[] = {
+	{ "name", CFG_STRING, O(name), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
+	  "site name (a-z, 0-9, '-'): logs, metrics, purges and the cache keys' scope" },
+	{ "hosts", CFG_STRLIST, O(hosts), NULL, 0, 0, CFG_REQUIRED, NULL, 0, O(nhosts), NULL,
+	  "hostnames: \"www.example.com\", \"*.example.com\" (one label)" },
+	{ "origin", CFG_STRING, O(origin), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
+	  "origin base URL, http:// or https:// (verified), optional port" },
+	{ "origin_host", CFG_STRING, O(origin_host), NULL, 0, 0, 0, NULL, 0, 0, NULL,
+	  "Host header sent to the origin (unset: the client's)" },
+	{ "origin_ca", CFG_STRING, O(ca_file), NULL, 0, 0, CFG_PATH, NULL, 0, 0, NULL,
+	  "CA bundle (PEM) an https origin's certificate must chain to (unset: system store)" },
+	{ "cert", CFG_STRING, O(cert), NULL, 0, 0, CFG_PATH, NULL, 0, 0, NULL,
+	  "PEM certificate chain (leaf first) for HTTPS; SIGHUP reloads it" },
+	{ "key", CFG_STRING, O(key), NULL, 0, 0, CFG_PATH, NULL, 0, 0, NULL, "PEM private key of cert" },
+	{ "ocsp", CFG_STRING, O(ocsp), NULL, 0, 0, CFG_PATH, NULL, 0, 0, NULL,
+	  "DER OCSP response to staple (unset: none)" },
+	{ "redirect_http", CFG_BOOL, O(redirect_http), "false", 0, 0, 0, NULL, 0, 0, NULL,
+	  "answer plain HTTP with 308 to the https:// URL" },
+	{ "hsts", CFG_STRING, O(hsts), NULL, 0, 0, 0, NULL, 0, 0, NULL,
+	  "Strict-Transport-Security value sent over HTTPS (unset: none)" },
+	{ "max_object_size", CFG_SIZE, O(max_object_size), NULL, 0, 1ull << 36, 0, NULL, 0, 0, NULL,
+	  "larger responses are not stored (unset or 0: cache.max_object_size)" },
+	{ "stale_if_error", CFG_MS, O(stale_if_error_ms), NULL, 0, 0, 0, NULL, 0, 0, NULL,
+	  "default stale-if-error (unset or 0: cache.stale_if_error)" },
+	{ "query_rules", CFG_LIST, O(query_rules), NULL, 0, 0, 0, rule_keys, sizeof(struct query_rule),
+	  O(nquery_rules), NULL, "this site's query rules (unset: the edge-wide ones)" },
+	CFG_END
+};
+
+#undef O
+#define O(f) offsetof(struct edge_config, f)
+
 const struct cfg_key edge_config_schema[] = {
 	{ "name", CFG_STRING, O(name), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
 	  "node name (healthz, Via, Cache-Status)" },
 	{ "region", CFG_STRING, O(region), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL, "region label" },
-	{ "listen", CFG_ADDR, O(listen), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
-	  "HTTP listener ip:port" },
-	{ "origin", CFG_STRING, O(origin), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
-	  "origin base URL, e.g. \"http://127.0.0.10:8080\"" },
+	{ "listen", CFG_STRLIST, O(listen), NULL, 0, 0, CFG_REQUIRED, NULL, 0, O(nlisten), NULL,
+	  "HTTP listeners: \"ip:port\" or a list [\"0.0.0.0:80\", \"[::]:80\"]" },
+	{ "https_listen", CFG_STRLIST, O(https_listen), NULL, 0, 0, 0, NULL, 0, O(nhttps_listen), NULL,
+	  "HTTPS listeners (certificates from sites, chosen by SNI; unset: none)" },
+	{ "control_listen", CFG_STRING, O(control_listen), NULL, 0, 0, 0, NULL, 0, 0, NULL,
+	  "ip:port for the control API alone (purge, scripts); unset: every listener serves it" },
+	{ "control_tls", CFG_BOOL, O(control_tls), "false", 0, 0, 0, NULL, 0, 0, NULL,
+	  "control_listen speaks HTTPS with the default (first) site's certificate" },
+	{ "origin", CFG_STRING, O(origin), NULL, 0, 0, 0, NULL, 0, 0, NULL,
+	  "one-site form: origin base URL for every host, e.g. \"http://127.0.0.10:8080\"" },
+	{ "sites", CFG_LIST, O(sites), NULL, 0, 0, 0, site_keys, sizeof(struct edge_site), O(nsites),
+	  NULL, "websites: hostnames, origin, certificate and cache settings each (instead of origin)" },
+	{ "default_site", CFG_STRING, O(default_site), NULL, 0, 0, 0, NULL, 0, 0, NULL,
+	  "site answering Hosts no site has (unset: 421 Misdirected Request)" },
 	{ "access_log", CFG_STRING, O(access_log), NULL, 0, 0, CFG_PATH, NULL, 0, 0, NULL,
 	  "one line per request (combined format, then cache result, seconds taken and edge); "
 	  "reopened on SIGHUP for rotation; unset = none" },
@@ -153,3 +201,113 @@ const struct cfg_key edge_config_schema[] = {
 	  O(nquery_rules), NULL, "per-path query handling in the cache key (first match wins)" },
 	CFG_END
 };
+
+/* ---------- checks after loading ---------- */
+
+static int parse_addrs(char **list, size_t n, struct addr *out, size_t *nout, const char *key,
+                       char *err, size_t errlen)
+{
+	if (n > EDGE_MAX_LISTEN) {
+		snprintf(err, errlen, "%s: at most %d addresses", key, EDGE_MAX_LISTEN);
+		return -1;
+	}
+	char why[200];
+	for (size_t i = 0; i < n; i++)
+		if (addr_parse(list[i], &out[i], why, sizeof why) < 0) {
+			snprintf(err, errlen, "%s: '%s': %s", key, list[i], why);
+			return -1;
+		}
+	*nout = n;
+	return 0;
+}
+
+/* The one-origin form as a site of its own: every host, keys as before. */
+static void origin_as_site(struct edge_config *c)
+{
+	c->sites = xcalloc(1, sizeof *c->sites);
+	c->nsites = 1;
+	struct edge_site *s = &c->sites[0];
+	s->name = xstrdup("default");
+	s->hosts = xcalloc(2, sizeof *s->hosts);
+	s->hosts[0] = xstrdup("*");
+	s->nhosts = 1;
+	s->origin = xstrdup(c->origin);
+}
+
+int edge_config_check(struct edge_config *c, const char *path, char *err, size_t errlen)
+{
+	char why[400];
+	if (parse_addrs(c->listen, c->nlisten, c->http_addr, &c->nhttp, "listen", why, sizeof why) < 0 ||
+	    parse_addrs(c->https_listen, c->nhttps_listen, c->https_addr, &c->nhttps, "https_listen", why,
+	                sizeof why) < 0)
+		goto fail;
+	if (!c->nhttp && !c->nhttps) {
+		snprintf(why, sizeof why, "listen: at least one address");
+		goto fail;
+	}
+	if (c->control_listen && addr_parse(c->control_listen, &c->control_addr, err, errlen) < 0) {
+		snprintf(why, sizeof why, "control_listen: '%s': %s", c->control_listen, err);
+		goto fail;
+	}
+	if (!!c->origin == !!c->nsites) {
+		snprintf(why, sizeof why, "set either origin (one site) or sites, not %s",
+		         c->origin ? "both" : "neither");
+		goto fail;
+	}
+	bool one = c->origin != NULL;
+	if (one)
+		origin_as_site(c);
+	if (site_list_check(c->sites, c->nsites, one, why, sizeof why) < 0)
+		goto fail;
+	if (one) { /* the URL as checked and trimmed */
+		free(c->origin);
+		c->origin = xstrdup(c->sites[0].origin);
+	}
+	if (c->default_site && !site_by_name(c->sites, c->nsites, c->default_site)) {
+		snprintf(why, sizeof why, "default_site '%s' is no site's name", c->default_site);
+		goto fail;
+	}
+	bool certs = false;
+	for (size_t i = 0; i < c->nsites; i++)
+		certs |= c->sites[i].cert != NULL;
+	if ((c->nhttps || c->control_tls) && !certs) {
+		snprintf(why, sizeof why, "https_listen and control_tls need a site with cert and key");
+		goto fail;
+	}
+	if (c->control_tls && !c->control_listen) {
+		snprintf(why, sizeof why, "control_tls needs control_listen");
+		goto fail;
+	}
+	enum log_level lvl;
+	if (log_level_parse(c->log_level, &lvl) < 0) {
+		snprintf(why, sizeof why, "log_level must be error, warn, info or debug");
+		goto fail;
+	}
+	for (size_t i = 0; i < c->nquery_rules; i++) {
+		const char *m = c->query_rules[i].mode;
+		if (strcmp(m, "keep") && strcmp(m, "sort") && strcmp(m, "ignore")) {
+			snprintf(why, sizeof why, "query_rules[%zu].query must be keep, sort or ignore, not '%s'",
+			         i, m);
+			goto fail;
+		}
+	}
+	char sw[256];
+	if (secret_append_files(&c->control_secret, &c->ncontrol_secret, c->control_secret_file,
+	                        c->ncontrol_secret_file, sw, sizeof sw) < 0) {
+		snprintf(why, sizeof why, "control_secret_file: %s", sw);
+		goto fail;
+	}
+	if (!c->ncontrol_secret) {
+		snprintf(why, sizeof why, "control_secret or control_secret_file is required");
+		goto fail;
+	}
+	for (size_t i = 0; i < c->ncontrol_secret; i++)
+		if (!c->control_secret[i][0]) {
+			snprintf(why, sizeof why, "control_secret must not be empty");
+			goto fail;
+		}
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", path, why);
+	return -1;
+}

@@ -12,6 +12,7 @@
 enum counter {
 	C_REQUESTS, C_HITS, C_MISSES, C_STALE_SERVED, C_REVALIDATED, C_ORIGIN_FETCHES,
 	C_ORIGIN_ERRORS, C_STORED, C_PURGED, C_BAD_REQUESTS, C_COLLAPSED, C_PASSES,
+	C_MISDIRECTED, /* no site has the Host: 421 */
 	C_INFLIGHT, /* a gauge: +1 when a request starts, -1 when it ends */
 	C_COUNT
 };

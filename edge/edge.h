@@ -8,6 +8,7 @@
 #include "common/reqcheck.h"
 #include "edge/cache/cachekey.h"
 #include "edge/counters.h"
+#include "edge/site.h"
 #include "edge/script/script.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,20 +16,31 @@
 
 /* The configuration.  SIGHUP reloads (edge/main.c) log_level, control_secret,
  * capacity, load_override, cache.max_object_size, cache.heuristic_*,
- * cache.stale_if_error, cache.honor_client_no_cache, limits.max_url, limits.max_body and query_rules:
- * read those through edge_live(); everything else needs a restart and is
- * read from edge.cfg.  log_level and query_rules[].query point to static
- * strings (validated by the loader). */
+ * cache.stale_if_error, cache.honor_client_no_cache, limits.max_url, limits.max_body, query_rules,
+ * default_site and sites (with their certificates; the list of site names
+ * itself needs a restart): read those through edge_live(); everything else
+ * needs a restart and is read from edge.cfg.  log_level and
+ * query_rules[].query point to static strings (validated by the loader). */
+#define EDGE_MAX_LISTEN 8
 struct edge_config {
 	char *name, *region, *origin;
 	/* Accepted Bearer secrets: the inline ones, then (after loading, see
-	 * check_config in edge/main.c) the contents of control_secret_file. */
+	 * edge_config_check in edge/config.c) the contents of control_secret_file. */
 	char **control_secret;
 	size_t ncontrol_secret;
 	char **control_secret_file;
 	size_t ncontrol_secret_file;
 	const char *log_level;
-	struct addr listen;
+	char **listen, **https_listen;    /* "ip:port" lists as written */
+	size_t nlisten, nhttps_listen;
+	char *control_listen;             /* NULL: the control API on every listener */
+	bool control_tls;                 /* control_listen speaks HTTPS (default certificate) */
+	char *default_site;               /* NULL: a Host no site has gets 421 */
+	struct edge_site *sites;          /* site.h; the origin shorthand makes one */
+	size_t nsites;
+	/* parsed from the lists above by edge_config_check */
+	struct addr http_addr[EDGE_MAX_LISTEN], https_addr[EDGE_MAX_LISTEN], control_addr;
+	size_t nhttp, nhttps;
 	int threads, capacity;
 	char *access_log;                 /* file, NULL: none */
 	double load_override;
@@ -58,7 +70,13 @@ struct edge_config {
 /* The schema (edge/config.c): drives parsing, -t and --help. */
 extern const struct cfg_key edge_config_schema[];
 
+/* After cfg_load: the checks the schema cannot express (addresses, the
+ * origin or sites, query modes); turns the one-origin form into a site.
+ * Returns 0, or -1 with "path: reason" in err. */
+int edge_config_check(struct edge_config *c, const char *path, char *err, size_t errlen);
+
 struct cache;
+struct tls_store;
 struct fetcher;
 struct collapse;
 
@@ -73,12 +91,14 @@ struct edge {
 	struct fetcher *fetcher;
 	struct collapse *collapse;
 	struct scripts *scripts;          /* script.h: bundles, Lua states, KV store */
+	struct tls_store *tls;            /* common/tls.h; NULL: no HTTPS */
 	long long start_ms;
 	/* Drained by the operator (control.c): /healthz says so and the DNS
 	 * servers stop answering this edge; requests are still served.  Kept in
 	 * a flag file in the cache directory, so a restart keeps it. */
 	_Atomic bool draining;
 	struct counters n;                /* counters.h: per-thread shards */
+	struct counters *site_n;          /* one set per site (cfg.nsites; by edge_site.idx) */
 	struct conns *conns;              /* front/conns.h: client connection deadlines */
 	atomic_ulong rejected[REQCHECK_N];/* request heads refused by the strict checks, by reason */
 	atomic_llong body_bytes;          /* request bodies held in memory now (limits.bodies_memory) */
@@ -93,6 +113,26 @@ struct edge {
 static inline const struct edge_config *edge_live(const struct edge *e)
 {
 	return atomic_load_explicit(&((struct edge *)e)->live, memory_order_acquire);
+}
+
+/* A site's cache settings: its own where it has them, else the edge-wide
+ * ones of lc (s may be NULL: edge-wide). */
+static inline void edge_site_rules(const struct edge_config *lc, const struct edge_site *s,
+                                   const struct query_rule **rules, size_t *n)
+{
+	bool own = s && s->query_rules;
+	*rules = own ? s->query_rules : lc->query_rules;
+	*n = own ? s->nquery_rules : lc->nquery_rules;
+}
+
+static inline uint64_t edge_site_max_object(const struct edge_config *lc, const struct edge_site *s)
+{
+	return s && s->max_object_size ? s->max_object_size : lc->cache.max_object_size;
+}
+
+static inline int edge_site_stale_if_error_ms(const struct edge_config *lc, const struct edge_site *s)
+{
+	return s && s->stale_if_error_ms ? s->stale_if_error_ms : lc->cache.stale_if_error_ms;
 }
 
 #endif

@@ -10,52 +10,48 @@
 #include "common/daemon.h"
 #include "common/httpd.h"
 #include "common/log.h"
-#include "common/secret.h"
+#include "common/tls.h"
 #include "common/xmalloc.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-static int check_config(struct edge_config *c, const char *path, char *err, size_t errlen)
+/* ---------- certificates ---------- */
+
+/* Loads the certificates of c's sites into the store (the first site with
+ * one is the default).  Returns 0, or -1 with the reason (the store keeps
+ * its old set). */
+static int load_certs(struct tls_store *t, const struct edge_config *c, char *err, size_t errlen)
 {
-	if (strncmp(c->origin, "http://", 7) && strncmp(c->origin, "https://", 8)) {
-		snprintf(err, errlen, "%s: origin must be an http:// or https:// URL, not '%s'", path, c->origin);
-		return -1;
+	struct tls_cert_spec *specs = xcalloc(c->nsites ? c->nsites : 1, sizeof *specs);
+	size_t n = 0;
+	for (size_t i = 0; i < c->nsites; i++) {
+		const struct edge_site *s = &c->sites[i];
+		if (!s->cert)
+			continue;
+		specs[n++] = (struct tls_cert_spec){ s->name, (const char *const *)s->hosts, s->nhosts,
+			                             s->cert, s->key, s->ocsp };
 	}
-	size_t ol = strlen(c->origin);
-	while (ol > 8 && c->origin[ol - 1] == '/')
-		c->origin[--ol] = '\0'; /* request paths start with '/' */
-	enum log_level lvl;
-	if (log_level_parse(c->log_level, &lvl) < 0) {
-		snprintf(err, errlen, "%s: log_level must be error, warn, info or debug", path);
-		return -1;
-	}
-	for (size_t i = 0; i < c->nquery_rules; i++) {
-		const char *m = c->query_rules[i].mode;
-		if (strcmp(m, "keep") && strcmp(m, "sort") && strcmp(m, "ignore")) {
-			snprintf(err, errlen, "%s: query_rules[%zu].query must be keep, sort or ignore, not '%s'",
-			         path, i, m);
-			return -1;
-		}
-	}
-	char why[256];
-	if (secret_append_files(&c->control_secret, &c->ncontrol_secret, c->control_secret_file,
-	                        c->ncontrol_secret_file, why, sizeof why) < 0) {
-		snprintf(err, errlen, "%s: control_secret_file: %s", path, why);
-		return -1;
-	}
-	if (!c->ncontrol_secret) {
-		snprintf(err, errlen, "%s: control_secret or control_secret_file is required", path);
-		return -1;
-	}
-	for (size_t i = 0; i < c->ncontrol_secret; i++)
-		if (!c->control_secret[i][0]) {
-			snprintf(err, errlen, "%s: control_secret must not be empty", path);
-			return -1;
-		}
-	return 0;
+	int rc = tls_store_load(t, specs, n, 0, err, errlen);
+	free(specs);
+	if (rc == 0)
+		log_info("main", "certificates loaded (%zu sites)", n);
+	return rc;
+}
+
+/* Whether n keeps o's site names in the same order (per-site counters are
+ * indexed by position). */
+static bool same_sites(const struct edge_config *o, const struct edge_config *n)
+{
+	if (o->nsites != n->nsites)
+		return false;
+	for (size_t i = 0; i < o->nsites; i++)
+		if (strcmp(o->sites[i].name, n->sites[i].name))
+			return false;
+	return true;
 }
 
 /* The client connections' deadlines and cap (front/conns.h). */
@@ -86,8 +82,13 @@ static void warn_restart_only(const struct edge_config *o, const struct edge_con
 #define I(f, name) if (o->f != n->f) changed[k++] = name
 	S(name, "name");
 	S(region, "region");
-	S(origin, "origin");
-	if (memcmp(&o->listen, &n->listen, sizeof o->listen)) changed[k++] = "listen";
+	if (o->nhttp != n->nhttp || memcmp(o->http_addr, n->http_addr, sizeof o->http_addr))
+		changed[k++] = "listen";
+	if (o->nhttps != n->nhttps || memcmp(o->https_addr, n->https_addr, sizeof o->https_addr))
+		changed[k++] = "https_listen";
+	if (!o->control_listen != !n->control_listen ||
+	    (o->control_listen && strcmp(o->control_listen, n->control_listen)))
+		changed[k++] = "control_listen";
 	I(threads, "threads");
 	S(cache.path, "cache.path");
 	I(cache.map_size, "cache.map_size");
@@ -114,12 +115,16 @@ static void reload(struct edge *e, const char *path, struct retired **retired)
 	struct edge_config *n = xcalloc(1, sizeof *n);
 	char err[512];
 	if (cfg_load(path, edge_config_schema, n, err, sizeof err) < 0 ||
-	    check_config(n, path, err, sizeof err) < 0) {
-		log_error("main", "SIGHUP: %s: configuration rejected, the running one stays", err);
-		cfg_free(edge_config_schema, n);
-		free(n);
-		return;
+	    edge_config_check(n, path, err, sizeof err) < 0)
+		goto reject;
+	if (!same_sites(&e->cfg, n)) {
+		snprintf(err, sizeof err, "%s: adding, removing or reordering sites needs a restart", path);
+		goto reject;
 	}
+	/* Certificates last: once swapped in they serve, so nothing after
+	 * this may reject the file. */
+	if (e->tls && load_certs(e->tls, n, err, sizeof err) < 0)
+		goto reject;
 	warn_restart_only(&e->cfg, n);
 	enum log_level lvl;
 	log_level_parse(n->log_level, &lvl);
@@ -132,8 +137,73 @@ static void reload(struct edge *e, const char *path, struct retired **retired)
 		*retired = r;
 	}
 	log_info("main", "SIGHUP: reloaded %s (log_level %s, %zu query rules, capacity %d, "
-	         "stale_if_error %d ms)", path, n->log_level, n->nquery_rules, n->capacity,
-	         n->cache.stale_if_error_ms);
+	         "stale_if_error %d ms, %zu sites)", path, n->log_level, n->nquery_rules, n->capacity,
+	         n->cache.stale_if_error_ms, n->nsites);
+	return;
+reject:
+	log_error("main", "SIGHUP: %s: configuration rejected, the running one stays", err);
+	cfg_free(edge_config_schema, n);
+	free(n);
+}
+
+/* Frees every configuration snapshot: the live one, the retired ones and
+ * the start-up one (nothing may read them any more). */
+static void free_configs(struct edge *e, struct retired *retired)
+{
+	struct edge_config *live = atomic_load(&e->live);
+	if (live && live != &e->cfg) {
+		cfg_free(edge_config_schema, live);
+		free(live);
+	}
+	while (retired) {
+		struct retired *next = retired->next;
+		cfg_free(edge_config_schema, retired->cfg);
+		free(retired->cfg);
+		free(retired);
+		retired = next;
+	}
+	cfg_free(edge_config_schema, &e->cfg);
+}
+
+/* The certificate store (when a listener speaks HTTPS) and the listeners. */
+static struct http_front *start_front(struct edge *e, char *err, size_t errlen)
+{
+	const struct edge_config *c = &e->cfg;
+	if (c->nhttps || c->control_tls) {
+		if (!(e->tls = tls_store_new(0))) {
+			snprintf(err, errlen, "TLS: cannot make a session ticket key");
+			return NULL;
+		}
+		if (load_certs(e->tls, c, err, errlen) < 0)
+			return NULL;
+	}
+	struct http_front *d = http_start(e, err, errlen);
+	if (!d)
+		return NULL;
+	char a[ADDR_STRLEN], b[ADDR_STRLEN];
+	log_info("main", "%s (region %s) listening on %s%s (HTTP), %s%s (HTTPS), %zu sites, cache %s "
+	         "(%llu MiB)", c->name, c->region, c->nhttp ? addr_format(&c->http_addr[0], a, sizeof a) : "-",
+	         c->nhttp > 1 ? " and more" : "",
+	         c->nhttps ? addr_format(&c->https_addr[0], b, sizeof b) : "-",
+	         c->nhttps > 1 ? " and more" : "", c->nsites, c->cache.path,
+	         (unsigned long long)(c->cache.map_size >> 20));
+	return d;
+}
+
+/* Waits until in-flight requests finish, long enough for the slowest
+ * suspended one: a miss waits at most upstream.timeout, a script waiting on
+ * subrequests at most its wall-clock budget (each subrequest is capped by
+ * what is left of it).  libmicrohttpd aborts if stopped with a connection
+ * still suspended. */
+static void wait_in_flight(struct edge *e)
+{
+	const struct edge_config *lc = edge_live(e);
+	long long grace = lc->upstream.timeout_ms;
+	if (lc->scripts.enabled && lc->scripts.time_ms > grace)
+		grace = lc->scripts.time_ms;
+	long long deadline = daemon_now_ms() + grace + 2000;
+	while (counters_get(&e->n, C_INFLIGHT) > 0 && daemon_now_ms() < deadline)
+		daemon_wait(20);
 }
 
 int main(int argc, char **argv)
@@ -149,7 +219,7 @@ int main(int argc, char **argv)
 	static struct edge e; /* zeroed: cfg_load wants a zeroed struct */
 	char err[512];
 	if (cfg_load(opts.config_path, edge_config_schema, &e.cfg, err, sizeof err) < 0 ||
-	    check_config(&e.cfg, opts.config_path, err, sizeof err) < 0) {
+	    edge_config_check(&e.cfg, opts.config_path, err, sizeof err) < 0) {
 		fprintf(stderr, "minicdn-edge: %s\n", err);
 		cfg_free(edge_config_schema, &e.cfg);
 		return 1;
@@ -168,33 +238,32 @@ int main(int argc, char **argv)
 	struct retired *retired = NULL;
 
 	int rc = 1;
-	struct MHD_Daemon *d = NULL;
+	struct http_front *d = NULL;
+	e.site_n = aligned_alloc(64, e.cfg.nsites * sizeof *e.site_n);
+	memset(e.site_n, 0, e.cfg.nsites * sizeof *e.site_n);
 	struct cache_opts co = { e.cfg.cache.path, e.cfg.cache.map_size, (unsigned)e.cfg.cache.max_readers,
 		                 0.75, 0.6, e.cfg.cache.check_ms, e.cfg.cache.verify_rate };
 	e.cache = cache_open(&co, err, sizeof err);
 	if (!e.cache)
 		goto fail;
 	control_drain_restore(&e);
-	struct fetcher_opts fo = { e.cfg.origin, e.cfg.upstream.connect_timeout_ms, e.cfg.upstream.timeout_ms,
+	struct fetcher_opts fo = { e.cfg.sites[0].origin, e.cfg.upstream.connect_timeout_ms, e.cfg.upstream.timeout_ms,
 		                   (unsigned)e.cfg.upstream.max_connections };
 	e.fetcher = fetcher_start(&fo, err, sizeof err);
 	if (!e.fetcher)
 		goto fail;
 	e.collapse = collapse_new();
-	e.scripts = script_init(&e.cfg.scripts, e.cfg.name, e.cfg.region, e.cfg.origin, err, sizeof err);
+	e.scripts = script_init(&e.cfg.scripts, e.cfg.name, e.cfg.region, e.cfg.sites[0].origin, err,
+	                        sizeof err);
 	if (!e.scripts)
 		goto fail;
 	if (e.cfg.access_log && !(e.alog = accesslog_open(e.cfg.access_log, err, sizeof err)))
 		goto fail;
 	if (!(e.conns = start_conns(&e.cfg, err, sizeof err)))
 		goto fail;
-	d = http_start(&e, err, sizeof err);
+	d = start_front(&e, err, sizeof err);
 	if (!d)
 		goto fail;
-	char a[ADDR_STRLEN];
-	log_info("main", "%s (region %s) listening on %s, origin %s, cache %s (%llu MiB)", e.cfg.name,
-	         e.cfg.region, addr_format(&e.cfg.listen, a, sizeof a), e.cfg.origin, e.cfg.cache.path,
-	         (unsigned long long)(e.cfg.cache.map_size >> 20));
 	daemon_notify_ready(); /* store open, listener bound, scripts loaded */
 	for (;;) {
 		enum daemon_event ev = daemon_wait(1000);
@@ -209,6 +278,8 @@ int main(int argc, char **argv)
 			daemon_notify_ready();
 		}
 		cache_maintain(e.cache);
+		if (e.tls)
+			tls_store_tick(e.tls, time(NULL));
 		if (e.alog)
 			accesslog_flush(e.alog);
 	}
@@ -216,45 +287,24 @@ int main(int argc, char **argv)
 	daemon_notify_stopping();
 	/* Stop accepting, let in-flight requests (and suspended misses) finish,
 	 * then stop MHD, the fetcher, and close LMDB last. */
-	MHD_quiesce_daemon(d);
-	/* Long enough for the slowest suspended request: a miss waits at most
-	 * upstream.timeout, a script waiting on subrequests at most its
-	 * wall-clock budget (each subrequest is capped by what is left of it).
-	 * libmicrohttpd aborts if stopped with a connection still suspended. */
-	const struct edge_config *lc = edge_live(&e);
-	long long grace = lc->upstream.timeout_ms;
-	if (lc->scripts.enabled && lc->scripts.time_ms > grace)
-		grace = lc->scripts.time_ms;
-	long long deadline = daemon_now_ms() + grace + 2000;
-	while (counters_get(&e.n, C_INFLIGHT) > 0 && daemon_now_ms() < deadline)
-		daemon_wait(20);
-	MHD_stop_daemon(d);
+	http_quiesce(d);
+	wait_in_flight(&e);
+	http_stop(d);
 	d = NULL;
 	rc = 0;
 fail:
 	if (rc)
 		log_error("main", "%s", err);
-	if (d)
-		MHD_stop_daemon(d);
+	http_stop(d);
 	conns_free(e.conns); /* after MHD: every connection was told closed */
 	script_shutdown(e.scripts); /* after MHD: no request runs a script any more */
 	accesslog_close(e.alog); /* after MHD: every request has logged its line */
 	fetcher_stop(e.fetcher);
 	cache_close(e.cache); /* before collapse_free: queued stores leave the collapse table */
 	collapse_free(e.collapse);
-	struct edge_config *live = atomic_load(&e.live);
-	if (live && live != &e.cfg) {
-		cfg_free(edge_config_schema, live);
-		free(live);
-	}
-	while (retired) {
-		struct retired *next = retired->next;
-		cfg_free(edge_config_schema, retired->cfg);
-		free(retired->cfg);
-		free(retired);
-		retired = next;
-	}
-	cfg_free(edge_config_schema, &e.cfg);
+	tls_store_free(e.tls); /* after the listeners: no handshake runs */
+	free(e.site_n);
+	free_configs(&e, retired);
 	if (!rc)
 		log_info("main", "stopped");
 	return rc;

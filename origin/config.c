@@ -51,7 +51,9 @@ const struct cfg_key origin_config_schema[] = {
 	{ "name", CFG_STRING, S(name), "origin", 0, 0, 0, NULL, 0, 0, NULL, "node name in /healthz" },
 	{ "region", CFG_STRING, S(region), "", 0, 0, 0, NULL, 0, 0, NULL, "region in /healthz" },
 	{ "listen", CFG_ADDR, S(listen), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL, "ip:port to serve on" },
-	{ "root", CFG_STRING, S(root), NULL, 0, 0, CFG_REQUIRED | CFG_PATH, NULL, 0, 0, NULL, "document root directory" },
+	{ "root", CFG_STRING, S(root), NULL, 0, 0, CFG_PATH, NULL, 0, 0, NULL,
+	  "document root directory; unset: control plane only (push, history, status; the sites' "
+	  "origins are other servers), every other path is 404" },
 	{ "index", CFG_STRING, S(index), "index.html", 0, 0, 0, NULL, 0, 0, NULL, "file served for a directory" },
 	{ "threads", CFG_INT, S(threads), "4", 1, 256, 0, NULL, 0, 0, NULL, "HTTP worker threads" },
 	{ "capacity", CFG_INT, S(capacity), "256", 1, 1000000, 0, NULL, 0, 0, NULL,
@@ -84,7 +86,7 @@ int origin_config_load(const char *path, struct origin_config *c, char *err, siz
 		return -1;
 	struct stat st;
 	enum log_level lvl;
-	if (stat(c->root, &st) < 0 || !S_ISDIR(st.st_mode)) {
+	if (c->root && (stat(c->root, &st) < 0 || !S_ISDIR(st.st_mode))) {
 		snprintf(why, sizeof why, "root '%s' is not a directory", c->root);
 		goto fail;
 	}

@@ -2,7 +2,7 @@
  *
  *   name = "origin"; region = "eu";
  *   listen = "127.0.0.10:8080";
- *   root = "deploy/demo-site";
+ *   root = "deploy/demo-site";    (unset: control plane only)
  *   default_cache_control = "public, max-age=60";
  *   rules = ( { match = "*.css"; cache_control = "public, max-age=86400"; surrogate_key = "static css"; } );
  *   control_secret = "local-demo-secret";

@@ -87,7 +87,8 @@ int main(int argc, char **argv)
 	if (push)
 		push_start(push);
 	char a[ADDR_STRLEN];
-	log_info("origin", "%s serving %s on %s (%zu rules, push %s)", cfg.name, cfg.root,
+	log_info("origin", "%s serving %s on %s (%zu rules, push %s)", cfg.name,
+	         cfg.root ? cfg.root : "nothing (control plane only)",
 	         addr_format(&cfg.listen, a, sizeof a), cfg.n_rules, push ? "enabled" : "disabled");
 
 	daemon_notify_ready(); /* listener bound, push state loaded */

@@ -59,7 +59,7 @@ static void site_free(struct site *s)
 static struct site *site_new(const struct origin_config *c, char *err, size_t errlen)
 {
 	char real[PATH_MAX];
-	if (!realpath(c->root, real)) {
+	if (c->root && !realpath(c->root, real)) {
 		snprintf(err, errlen, "root '%s' cannot be resolved", c->root);
 		return NULL;
 	}
@@ -67,7 +67,7 @@ static struct site *site_new(const struct origin_config *c, char *err, size_t er
 	if (!r)
 		return NULL;
 	struct site *s = xcalloc(1, sizeof *s);
-	s->root_real = xstrdup(real);
+	s->root_real = c->root ? xstrdup(real) : NULL; /* NULL: control plane only */
 	s->index = xstrdup(c->index);
 	s->rules = r;
 	s->errors_json = !strcmp(c->error_format, "json");
@@ -312,6 +312,8 @@ static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, c
 	if (fr == FILES_HIDDEN)
 		return reply_error(s, c, site, 404, "not found", url);
 
+	if (!site->root_real)
+		return reply_error(s, c, site, 404, "not found (control plane only: no document root)", NULL);
 	struct files_entry fe;
 	fr = files_open(site->root_real, norm, site->index, &fe);
 	switch (fr) {

@@ -10,10 +10,10 @@ set -eu
 
 BUILD="build-essential pkg-config libldns-dev libmicrohttpd-dev liblmdb-dev liblua5.4-dev
 libcurl4-openssl-dev libsodium-dev libconfig-dev libmaxminddb-dev libcmocka-dev libjansson-dev
-zlib1g-dev libsystemd-dev"
+zlib1g-dev libsystemd-dev libgnutls28-dev"
 TEST="bind9-dnsutils knot-dnsutils curl clang libclang-rt-14-dev iproute2 procps psmisc
 lmdb-utils mmdb-bin libmaxmind-db-writer-perl gnuplot-nox python3 dnsperf bc help2man
-python3-seccomp"
+python3-seccomp openssl gnutls-bin"
 DEB="debhelper help2man lintian libsystemd-dev fakeroot dpkg-dev"
 DEPLOY="ansible-core ansible-lint yamllint mmdebstrap systemd-container openssl"
 BENCH="wrk dnsperf nginx libnginx-mod-http-lua libnginx-mod-http-echo varnish trafficserver nghttp2-client gdnsd knot knot-module-geoip valgrind"

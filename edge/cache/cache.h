@@ -112,7 +112,10 @@ uint64_t cache_purge_seq(struct cache *c);
  * fetch still running when the purge came) is dropped (rc -1).  From the
  * writer thread itself (a done callback) a purge runs at once. */
 long cache_purge_key(struct cache *c, const char *key);     /* the key and its variants */
-long cache_purge_prefix(struct cache *c, const char *prefix); /* "http://host/p" or "/p" (any host) */
+/* prefix: "scope://host/p", "/p" (any host, any scope) or "scope:///p"
+ * (any host of that scope).  tag: "T", or "scope://" CACHEKEY_VARY_SEP "T"
+ * for the entries of that scope tagged T (scopes: cachekey.h). */
+long cache_purge_prefix(struct cache *c, const char *prefix);
 long cache_purge_tag(struct cache *c, const char *tag);
 
 /* Records an access for the LRU (cheap: queued, written by cache_maintain);

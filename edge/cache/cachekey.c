@@ -236,14 +236,16 @@ int cachekey_split(const char *target, const char *host_hdr, struct buf *path_ou
 	return 0;
 }
 
-void cachekey_join(const char *host, size_t hlen, const char *path_query, size_t len,
-                   const struct query_rule *rules, size_t nrules, struct buf *key)
+void cachekey_join(const char *scope, const char *host, size_t hlen, const char *path_query,
+                   size_t len, const struct query_rule *rules, size_t nrules, struct buf *key)
 {
 	/* A normalised path has no '?' (an encoded one stays "%3F"). */
 	const char *q = memchr(path_query, '?', len);
 	size_t plen = q ? (size_t)(q - path_query) : len;
-	buf_reserve(key, 7 + len + hlen + 1);
-	buf_append(key, "http://", 7);
+	size_t sl = strlen(scope);
+	buf_reserve(key, sl + 3 + len + hlen + 1);
+	buf_append(key, scope, sl);
+	buf_append(key, "://", 3);
 	buf_append(key, host, hlen);
 	size_t pstart = key->len;
 	buf_append(key, path_query, plen);
@@ -254,15 +256,17 @@ void cachekey_join(const char *host, size_t hlen, const char *path_query, size_t
 		append_query(key, q + 1, len - plen - 1, mode);
 }
 
-int cachekey_build(const char *target, const char *host_hdr, const struct query_rule *rules,
-                   size_t nrules, struct buf *key, struct buf *path_out, struct buf *host_out)
+int cachekey_build(const char *scope, const char *target, const char *host_hdr,
+                   const struct query_rule *rules, size_t nrules, struct buf *key,
+                   struct buf *path_out, struct buf *host_out)
 {
 	struct buf path = BUF_INIT, host = BUF_INIT;
 	struct buf *pb = path_out ? path_out : &path, *hb = host_out ? host_out : &host;
 	size_t p0 = pb->len, h0 = hb->len;
 	int rc = cachekey_split(target, host_hdr, pb, hb);
 	if (rc == 0)
-		cachekey_join(hb->data + h0, hb->len - h0, pb->data + p0, pb->len - p0, rules, nrules, key);
+		cachekey_join(scope, hb->data + h0, hb->len - h0, pb->data + p0, pb->len - p0, rules,
+		              nrules, key);
 	buf_free(&path);
 	buf_free(&host);
 	return rc;

@@ -1,6 +1,8 @@
 /* cachekey.h -- request target to cache key; pure string work, no I/O.
  *
- * A key is "http://host[:port]/normalised/path?query": host lower-cased and
+ * A key is "SCOPE://host[:port]/normalised/path?query", SCOPE the site's
+ * (edge/site.h: "http" for the one-origin form, else the site's name, so two
+ * sites never share an entry and a purge can be limited to one): host lower-cased and
  * the default port dropped; the path percent-decoded where that is safe
  * (unreserved characters), hex upper-cased, dot segments removed (so
  * "/a/../b" and "/b" share an entry and no path escapes "/"); the query kept,
@@ -39,12 +41,13 @@ int cachekey_normalize_host(const char *host, size_t len, struct buf *out);
  * to the origin) to path_out and the normalised host to host_out.  Returns 0
  * or -1 (target rejected, 400). */
 int cachekey_split(const char *target, const char *host_hdr, struct buf *path_out, struct buf *host_out);
-/* Appends the key of a split target (host, path and query) to key, the query
- * kept, sorted or dropped per the first matching rule. */
-void cachekey_join(const char *host, size_t hlen, const char *path_query, size_t len,
-                   const struct query_rule *rules, size_t nrules, struct buf *key);
+/* Appends the key of a split target (host, path and query) in scope to key,
+ * the query kept, sorted or dropped per the first matching rule. */
+void cachekey_join(const char *scope, const char *host, size_t hlen, const char *path_query,
+                   size_t len, const struct query_rule *rules, size_t nrules, struct buf *key);
 /* Both in one: split (path_out and host_out optional) then join into key. */
-int cachekey_build(const char *target, const char *host_hdr, const struct query_rule *rules,
-                   size_t nrules, struct buf *key, struct buf *path_out, struct buf *host_out);
+int cachekey_build(const char *scope, const char *target, const char *host_hdr,
+                   const struct query_rule *rules, size_t nrules, struct buf *key,
+                   struct buf *path_out, struct buf *host_out);
 
 #endif

@@ -13,17 +13,48 @@
 
 /* ---------- purges against fetches still running ---------- */
 
-/* Whether a storage key's path (after "http://host") starts with prefix, or
- * for an absolute prefix the key itself: the purge's own matching. */
+/* The path of a storage key "scope://host/path" (NULL if it has none). */
+static const char *key_path(const char *key, size_t kl)
+{
+	const char *sep = kl > 3 ? memmem(key, kl, "://", 3) : NULL;
+	if (!sep)
+		return NULL;
+	sep += 3;
+	return memchr(sep, '/', kl - (size_t)(sep - key));
+}
+
+/* A scoped purge argument "scope:///path" or "scope://<SEP>tag" (see
+ * cache.h): the length of "scope://", 0 if arg is not scoped. */
+static size_t scope_len(const char *arg, char next)
+{
+	const char *sep = arg[0] == '/' ? NULL : strstr(arg, "://");
+	return sep && sep != arg && sep[3] == next ? (size_t)(sep + 3 - arg) : 0;
+}
+
+/* Whether a storage key's path starts with prefix ("/p": every scope;
+ * "scope:///p": that scope's), or for an absolute prefix the key itself:
+ * the purge's own matching. */
 static bool prefix_covers(const char *key, const char *prefix)
 {
 	size_t len = strlen(prefix), kl = strlen(key);
-	if (prefix[0] != '/') {
+	size_t sl = scope_len(prefix, '/');
+	if (prefix[0] != '/' && !sl) {
 		len = len > DBKEY_KEEP ? DBKEY_KEEP : len;
 		return kl >= len && !memcmp(key, prefix, len);
 	}
-	const char *e = kl > 7 ? memchr(key + 7, '/', kl - 7) : NULL;
-	return e && strlen(e) >= len && !memcmp(e, prefix, len);
+	if (sl && (kl < sl || memcmp(key, prefix, sl)))
+		return false;
+	const char *e = key_path(key, kl);
+	return e && strlen(e) >= len - sl && !memcmp(e, prefix + sl, len - sl);
+}
+
+/* Whether tag purge arg covers a response with tag in storage key key. */
+static bool tag_covers(const char *arg, const char *key, const char *tag)
+{
+	size_t sl = scope_len(arg, CACHEKEY_VARY_SEP);
+	if (!sl)
+		return !strcmp(tag, arg);
+	return !strcmp(tag, arg + sl + 1) && !strncmp(key, arg, sl);
 }
 
 uint64_t cache_purge_seq(struct cache *c)
@@ -72,7 +103,7 @@ bool purge_covers(struct cache *c, const char *key, const char *tags, size_t tag
 		case PURGE_PREFIX: hit = prefix_covers(key, p->arg); break;
 		case PURGE_TAG:
 			for (size_t j = 0; j < tags_len && !hit; j += strlen(tags + j) + 1)
-				hit = !strcmp(tags + j, p->arg);
+				hit = tag_covers(p->arg, key, tags + j);
 			break;
 		default: break;
 		}
@@ -103,21 +134,24 @@ static long purge_key_in(struct cache *c, MDB_txn *t, const char *key)
 static long purge_prefix_in(struct cache *c, MDB_txn *t, const char *prefix)
 {
 	size_t len = strlen(prefix);
-	if (prefix[0] != '/')
+	size_t sl = scope_len(prefix, '/');
+	if (prefix[0] != '/' && !sl)
 		return del_prefix(c, t, prefix, len > DBKEY_KEEP ? DBKEY_KEEP : len);
-	/* A bare path prefix applies to every host: a full scan of the
-	 * references, O(entries) (small records: many per page). */
+	/* A bare path prefix applies to every host (of one scope, or of all):
+	 * a scan of the references, O(entries) (small records: many per page);
+	 * a scoped one starts at its scope's keys and stops after them. */
 	MDB_cursor *cur;
 	struct buf todo = BUF_INIT;
 	if (mdb_cursor_open(t, c->e, &cur) == 0) {
-		MDB_val k, v;
-		int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		MDB_val k = { sl, (void *)prefix }, v;
+		int rc = mdb_cursor_get(cur, &k, &v, sl ? MDB_SET_RANGE : MDB_FIRST);
 		for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 			const char *s = k.mv_data;
 			size_t kl = k.mv_size;
-			/* skip "http://host" */
-			const char *e = kl > 7 ? memchr(s + 7, '/', kl - 7) : NULL;
-			if (!e || (size_t)(s + kl - e) < len || memcmp(e, prefix, len))
+			if (sl && (kl < sl || memcmp(s, prefix, sl)))
+				break;
+			const char *e = key_path(s, kl);
+			if (!e || (size_t)(s + kl - e) < len - sl || memcmp(e, prefix + sl, len - sl))
 				continue;
 			todo_push(&todo, s, kl);
 		}
@@ -126,8 +160,10 @@ static long purge_prefix_in(struct cache *c, MDB_txn *t, const char *prefix)
 	return todo_delete(c, t, &todo);
 }
 
-static long purge_tag_in(struct cache *c, MDB_txn *t, const char *tag)
+static long purge_tag_in(struct cache *c, MDB_txn *t, const char *arg)
 {
+	size_t sl = scope_len(arg, CACHEKEY_VARY_SEP);
+	const char *tag = sl ? arg + sl + 1 : arg;
 	size_t tl = strlen(tag);
 	if (tl == 0 || tl > TAG_MAX)
 		return 0;
@@ -137,12 +173,15 @@ static long purge_tag_in(struct cache *c, MDB_txn *t, const char *tag)
 	if (mdb_cursor_open(t, c->t, &cur) == 0) {
 		int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
 		for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP))
-			todo_push(&todo, v.mv_data, v.mv_size);
+			if (!sl || (v.mv_size >= sl && !memcmp(v.mv_data, arg, sl)))
+				todo_push(&todo, v.mv_data, v.mv_size);
 		mdb_cursor_close(cur);
 	}
 	long n = todo_delete(c, t, &todo);
-	MDB_val tk = { tl, (void *)tag };
-	mdb_del(t, c->t, &tk, NULL);
+	if (!sl) { /* a scoped purge leaves other scopes' links to the tag */
+		MDB_val tk = { tl, (void *)tag };
+		mdb_del(t, c->t, &tk, NULL);
+	}
 	return n;
 }
 

@@ -185,6 +185,8 @@ void accesslog_request(struct accesslog *al, const struct accesslog_entry *e)
 	char t[48];
 	ll_put(&l, t, (size_t)snprintf(t, sizeof t, " %lld.%06lld ", e->us / 1000000, e->us % 1000000));
 	ll_str(&l, e->node);
+	ll_str(&l, " ");
+	ll_str(&l, e->site ? e->site : "-");
 	if (e->aborted)
 		ll_str(&l, " aborted");
 	l.d[l.n++] = '\n';

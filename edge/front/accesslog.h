@@ -27,12 +27,13 @@ struct accesslog_entry {
 	const char *result;       /* hit, uri-miss, ..., script */
 	long long us;             /* time taken */
 	const char *node;         /* the edge's name */
+	const char *site;         /* the site's name; NULL: none (control, 421) */
 	int aborted;              /* the client went away */
 };
 
 /* Formats e as one line -- nginx's combined format, then result, seconds
- * and node:
- *   IP - - [27/Nov/2026:00:42:30 +0000] "GET /x HTTP/1.1" 200 1234 "ref" "ua" hit 0.000123 edge-eu
+ * node and site:
+ *   IP - - [27/Nov/2026:00:42:30 +0000] "GET /x HTTP/1.1" 200 1234 "ref" "ua" hit 0.000123 edge-eu shop
  * with quotes, backslashes and bytes outside printable ASCII in the client's
  * strings as \xHH -- and appends it to the calling thread's buffer. */
 void accesslog_request(struct accesslog *al, const struct accesslog_entry *e);

@@ -47,6 +47,28 @@ static enum MHD_Result healthz(struct edge_req *r)
 	return ret;
 }
 
+/* Per-site counters, labelled with the site's name. */
+static void site_metrics(struct edge *e, struct buf *b)
+{
+	static const struct {
+		const char *name, *help;
+		enum counter c;
+	} k[] = {
+		{ "site_requests_total", "Requests per site.", C_REQUESTS },
+		{ "site_cache_hits_total", "Fresh hits per site.", C_HITS },
+		{ "site_cache_misses_total", "Misses per site.", C_MISSES },
+		{ "site_purged_total", "Entries purged per site.", C_PURGED },
+	};
+	const struct edge_config *c = &e->cfg; /* the names are fixed at start-up */
+	for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+		buf_printf(b, "# HELP minicdn_edge_%s %s\n# TYPE minicdn_edge_%s counter\n", k[i].name,
+		           k[i].help, k[i].name);
+		for (size_t s = 0; s < c->nsites; s++)
+			buf_printf(b, "minicdn_edge_%s{site=\"%s\"} %ld\n", k[i].name, c->sites[s].name,
+			           counters_get(&e->site_n[s], k[i].c));
+	}
+}
+
 static enum MHD_Result metrics(struct edge_req *r)
 {
 	struct edge *e = r->edge;
@@ -97,12 +119,65 @@ static enum MHD_Result metrics(struct edge_req *r)
 	G("request_body_bytes", "Request bytes held in memory.", atomic_load(&e->body_bytes));
 	long inflight = counters_get(&e->n, C_INFLIGHT) - 1; /* not this request */
 	G("inflight_requests", "Requests in flight.", inflight > 0 ? inflight : 0);
+	C("misdirected_total", "Requests for a Host no site has (421).", counters_get(&e->n, C_MISDIRECTED));
 #undef C
 #undef G
+	site_metrics(e, &b);
 	script_metrics(e->scripts, &b);
 	enum MHD_Result ret = httpd_reply(r->conn, 200, "text/plain; version=0.0.4", b.data, b.len);
 	buf_free(&b);
 	return ret;
+}
+
+/* The site an absolute URL's host belongs to (lc's sites; NULL: none). */
+static const struct edge_site *site_of(const struct edge_config *lc, const char *host)
+{
+	return site_find(lc->sites, lc->nsites, host,
+	                 site_by_name(lc->sites, lc->nsites, lc->default_site));
+}
+
+/* {"prefix": P}: "http(s)://host/p" (that host's site) or "/p" (site, or
+ * every host of the one-origin form). */
+static long purge_prefix(struct edge *e, const struct edge_config *lc, const char *prefix,
+                         const struct edge_site *site, char *err, size_t errlen)
+{
+	long n = -1;
+	struct buf p = BUF_INIT;
+	if (!strncasecmp(prefix, "http://", 7) || !strncasecmp(prefix, "https://", 8)) {
+		/* Normalise the host part only: a prefix may end mid-segment. */
+		const char *h = prefix + (prefix[4] == 's' || prefix[4] == 'S' ? 8 : 7);
+		const char *slash = strchr(h, '/');
+		struct buf host = BUF_INIT;
+		if (cachekey_normalize_host(h, slash ? (size_t)(slash - h) : strlen(h), &host) < 0) {
+			snprintf(err, errlen, "bad host in prefix");
+			buf_free(&host);
+			goto out;
+		}
+		const struct edge_site *hs = site_of(lc, host.data);
+		if (!hs || (site && hs != site)) {
+			snprintf(err, errlen, "%s is not a host of %s", host.data, site ? site->name : "any site");
+			buf_free(&host);
+			goto out;
+		}
+		buf_printf(&p, "%s://%s%s", hs->label, host.data, slash ? slash : "/");
+		buf_free(&host);
+	} else if (prefix[0] == '/') {
+		if (!site && lc->nsites > 1) {
+			snprintf(err, errlen, "several sites: a path prefix needs \"site\"");
+			goto out;
+		}
+		/* "scope:///p": every host of the site, never another site's. */
+		if (site)
+			buf_printf(&p, "%s://", site->label);
+		buf_puts(&p, prefix);
+	} else {
+		snprintf(err, errlen, "prefix must be http://host/path... or /path...");
+		goto out;
+	}
+	n = cache_purge_prefix(e->cache, p.data);
+out:
+	buf_free(&p);
+	return n;
 }
 
 /* ---------- draining ---------- */
@@ -164,57 +239,73 @@ long control_purge(struct edge *e, const char *text, size_t len, char *err, size
 	json_error_t je;
 	json_t *j = json_loadb(text, len, 0, &je);
 	long n = -1;
+	err[0] = '\0';
 	if (!j || !json_is_object(j)) {
-		snprintf(err, errlen, "body must be a JSON object: {\"url\":U} | {\"prefix\":P} | {\"tag\":T}");
+		snprintf(err, errlen, "body must be a JSON object: {\"url\":U} | {\"prefix\":P} | {\"tag\":T}, "
+		         "optionally with \"site\":S");
 		goto out;
 	}
 	const char *url = json_string_value(json_object_get(j, "url"));
 	const char *prefix = json_string_value(json_object_get(j, "prefix"));
 	const char *tag = json_string_value(json_object_get(j, "tag"));
+	const char *sname = json_string_value(json_object_get(j, "site"));
 	if (!!url + !!prefix + !!tag != 1) {
 		snprintf(err, errlen, "exactly one of url, prefix, tag (strings) is required");
 		goto out;
 	}
+	const struct edge_config *lc = edge_live(e); /* one snapshot: sites, rules and counts agree */
+	const struct edge_site *site = NULL;
+	if (sname && !(site = site_by_name(lc->sites, lc->nsites, sname))) {
+		snprintf(err, errlen, "no site named '%s'", sname);
+		goto out;
+	}
+	if (!site && lc->nsites == 1)
+		site = &lc->sites[0];
 	if (url) {
-		struct buf key = BUF_INIT;
+		struct buf key = BUF_INIT, path = BUF_INIT, host = BUF_INIT;
 		/* A URL is normalised exactly like a request target, so every
 		 * spelling of it purges the one entry. */
-		const struct edge_config *lc = edge_live(e); /* one snapshot: rules and count agree */
-		if (cachekey_build(url, NULL, lc->query_rules, lc->nquery_rules, &key, NULL, NULL) < 0) {
+		const struct edge_site *us = NULL;
+		if (cachekey_split(url, NULL, &path, &host) < 0 || url[0] == '/')
 			snprintf(err, errlen, "url must be absolute: http://host/path");
-			buf_free(&key);
-			goto out;
+		else if (!(us = site_of(lc, host.data)) || (site && us != site))
+			snprintf(err, errlen, "%s is not a host of %s", host.data, site ? site->name : "any site");
+		bool ok = us && (!site || us == site);
+		if (ok) {
+			const struct query_rule *rules;
+			size_t nr;
+			edge_site_rules(lc, us, &rules, &nr);
+			cachekey_join(us->label, host.data, host.len, path.data, path.len, rules, nr, &key);
+			n = cache_purge_key(e->cache, key.data);
+			site = us;
 		}
-		n = cache_purge_key(e->cache, key.data);
 		buf_free(&key);
-	} else if (prefix) {
-		if (!strncasecmp(prefix, "http://", 7) || !strncasecmp(prefix, "https://", 8)) {
-			/* Normalise the host part only: a prefix may end mid-segment. */
-			const char *h = prefix + (prefix[4] == 's' || prefix[4] == 'S' ? 8 : 7);
-			const char *slash = strchr(h, '/');
-			struct buf p = BUF_INIT;
-			buf_puts(&p, "http://");
-			if (cachekey_normalize_host(h, slash ? (size_t)(slash - h) : strlen(h), &p) < 0) {
-				snprintf(err, errlen, "bad host in prefix");
-				buf_free(&p);
-				goto out;
-			}
-			buf_puts(&p, slash ? slash : "/");
-			n = cache_purge_prefix(e->cache, p.data);
-			buf_free(&p);
-		} else if (prefix[0] == '/') {
-			n = cache_purge_prefix(e->cache, prefix);
-		} else {
-			snprintf(err, errlen, "prefix must be http://host/path... or /path...");
+		buf_free(&path);
+		buf_free(&host);
+		if (!ok)
 			goto out;
-		}
+	} else if (prefix) {
+		if ((n = purge_prefix(e, lc, prefix, site, err, errlen)) < 0 && err[0])
+			goto out;
+	} else if (site && lc->nsites > 1) {
+		/* The site's entries with that tag, never another site's. */
+		struct buf t = BUF_INIT;
+		buf_printf(&t, "%s://%c%s", site->label, CACHEKEY_VARY_SEP, tag);
+		n = cache_purge_tag(e->cache, t.data);
+		buf_free(&t);
+	} else if (lc->nsites > 1) {
+		snprintf(err, errlen, "several sites: a tag purge needs \"site\"");
+		goto out;
 	} else {
 		n = cache_purge_tag(e->cache, tag);
 	}
-	if (n < 0)
+	if (n < 0) {
 		snprintf(err, errlen, "storage error");
-	else
+	} else {
 		counters_add(&e->n, C_PURGED, n);
+		if (site)
+			counters_add(&e->site_n[site->idx], C_PURGED, n);
+	}
 out:
 	json_decref(j);
 	return n;

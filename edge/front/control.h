@@ -10,8 +10,11 @@
  * need "Authorization: Bearer <control_secret>" (401 otherwise). */
 enum MHD_Result control_handle(struct edge_req *r);
 
-/* Applies a purge request body ({"url":U} | {"prefix":P} | {"tag":T}).
- * Returns entries removed, or -1 with a reason in err (400). */
+/* Applies a purge request body ({"url":U} | {"prefix":P} | {"tag":T}, and
+ * "site":S to keep it to one site).  URLs and "http://host/" prefixes
+ * purge in their host's site; with several sites a path prefix or a tag
+ * needs "site" -- a purge never reaches another site's entries.  Returns
+ * entries removed, or -1 with a reason in err (400). */
 long control_purge(struct edge *e, const char *json, size_t len, char *err, size_t errlen);
 
 /* Sets e->draining from the flag file a drain left in the cache directory

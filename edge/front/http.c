@@ -75,6 +75,7 @@ static enum MHD_Result cache_step(struct edge_req *r)
 	if (cr != CACHE_HIT) {
 		buf_free(&sk);
 		counters_add(&e->n, C_MISSES, 1);
+		counters_add(&e->site_n[r->site->idx], C_MISSES, 1);
 		if (only_cached)
 			return respond_only_if_cached(r);
 		r->pc.fwd = cr == CACHE_VARY_MISS ? FWD_VARY_MISS : FWD_URI_MISS;
@@ -92,6 +93,7 @@ static enum MHD_Result cache_step(struct edge_req *r)
 	switch (use) {
 	case USE_FRESH:
 		counters_add(&e->n, C_HITS, 1);
+		counters_add(&e->site_n[r->site->idx], C_HITS, 1);
 		ret = respond_entry(r, ref, &v, sk.data, FWD_NONE, 0, NULL);
 		buf_free(&sk);
 		return ret;
@@ -239,7 +241,7 @@ static unsigned validate(struct edge_req *r, const char *version, const char **w
 	}
 	char defhost[ADDR_STRLEN];
 	if (!host)
-		host = addr_format(&e->cfg.listen, defhost, sizeof defhost);
+		host = addr_format(&r->lst->addr, defhost, sizeof defhost);
 	/* The key itself is joined when first needed (edge_req_key): a script
 	 * answering the request never needs it. */
 	if (cachekey_split(r->target, host, &r->path, &r->host) < 0) {
@@ -261,24 +263,67 @@ static bool is_control(const struct edge_req *r)
 	       (p[1] == '.' && !strncmp(p, "/.minicdn/", 10));
 }
 
+/* 308 to the same URL over HTTPS (the first HTTPS listener's port). */
+static enum MHD_Result redirect_https(struct edge_req *r)
+{
+	const struct edge_config *c = &r->edge->cfg;
+	const char *h = r->host.data;
+	size_t hl = h[0] == '[' ? (size_t)(strchr(h, ']') + 1 - h) : strcspn(h, ":");
+	unsigned port = c->nhttps ? addr_port(&c->https_addr[0]) : 443;
+	struct buf loc = BUF_INIT;
+	buf_printf(&loc, "https://%.*s", (int)hl, h);
+	if (port != 443)
+		buf_printf(&loc, ":%u", port);
+	buf_puts(&loc, r->path.data);
+	enum MHD_Result ret = respond_redirect(r, 308, loc.data);
+	buf_free(&loc);
+	return ret;
+}
+
+/* Which site serves r: NULL (answered 421) when none has its Host. */
+static const struct edge_site *pick_site(struct edge_req *r)
+{
+	const struct edge_config *lc = edge_live(r->edge);
+	const struct edge_site *def = site_by_name(lc->sites, lc->nsites, lc->default_site);
+	return site_find(lc->sites, lc->nsites, r->host.data, def);
+}
+
 static enum MHD_Result dispatch(struct edge_req *r)
 {
 	struct edge *e = r->edge;
-	/* 1. Node endpoints and control API. */
-	if (is_control(r))
-		return control_handle(r);
+	/* 1. Node endpoints and control API; on a listener of its own, the
+	 * control API is served there only. */
+	const char *p = r->path.data;
+	bool node = (p[1] == 'h' && !strcmp(p, "/healthz")) || (p[1] == 'm' && !strcmp(p, "/metrics"));
+	bool ctl = p[1] == '.' && !strncmp(p, "/.minicdn/", 10);
+	if (r->lst->control || node || (ctl && !e->cfg.control_listen))
+		return (node || ctl) ? control_handle(r) : respond_error(r, 404, "control listener");
+	if (ctl)
+		return respond_error(r, 404, "the control API listens on its own address");
 
-	/* 2. Script hook: a matching script answers or declines. */
+	/* 2. The site: its origin, cache scope and settings. */
+	if (r->state != RS_SCRIPT) {
+		r->site = pick_site(r);
+		if (!r->site) {
+			counters_add(&e->n, C_MISDIRECTED, 1);
+			return respond_error(r, 421, "no site here has this host");
+		}
+		counters_add(&e->site_n[r->site->idx], C_REQUESTS, 1);
+		if (r->site->redirect_http && !r->lst->tls)
+			return redirect_https(r);
+	}
+
+	/* 3. Script hook: a matching script answers or declines. */
 	enum MHD_Result sret;
 	if (r->state == RS_SCRIPT ? script_http_resume(r, &sret)
 	                          : script_any(r->edge->scripts) && script_http_step(r, &sret))
 		return sret;
 
-	/* 3. Cache. */
+	/* 4. Cache. */
 	if (r->is_get || r->is_head)
 		return cache_step(r);
 
-	/* 4. Origin: everything else passes through (unsafe methods invalidate). */
+	/* 5. Origin: everything else passes through (unsafe methods invalidate). */
 	r->pc.fwd = FWD_METHOD;
 	counters_add(&e->n, C_PASSES, 1);
 	return to_origin(r, NULL);
@@ -297,15 +342,23 @@ static bool hold_body(struct edge_req *r, size_t n)
 }
 
 /* A body bound for the origin goes there as it arrives, through a window
- * (FETCH_UPLOAD_WINDOW) counted against limits.bodies_memory.  Bodies the
+ * (FETCH_UPLOAD_WINDOW) counted against limits.bodies_memory; r->site is
+ * picked here as dispatch would.  Bodies the
  * edge reads itself are collected whole (bounded by limits.max_body): the
  * control API's, and every body while scripts are loaded, since a script
  * gets the whole body and whether one answers is known only once it ran. */
-static bool streams_body(const struct edge_req *r, const char *cl, bool chunked)
+static bool streams_body(struct edge_req *r, const char *cl, bool chunked)
 {
 	if (r->is_get || r->is_head || (!chunked && (!cl || !strtoull(cl, NULL, 10))))
 		return false;
-	return !is_control(r) && !script_any(r->edge->scripts);
+	if (is_control(r) || r->lst->control || script_any(r->edge->scripts))
+		return false;
+	/* No site (421) or a redirect to HTTPS: dispatch answers those. */
+	const struct edge_site *site = pick_site(r);
+	if (!site || (site->redirect_http && !r->lst->tls))
+		return false;
+	r->site = site;
+	return true;
 }
 
 /* The head is in: sends the request to the origin, the body to follow. */
@@ -319,6 +372,7 @@ static enum MHD_Result stream_start(struct edge_req *r, const char *cl, bool chu
 	}
 	r->state = RS_STREAM;
 	r->pc.fwd = FWD_METHOD;
+	counters_add(&r->edge->site_n[r->site->idx], C_REQUESTS, 1);
 	counters_add(&r->edge->n, C_PASSES, 1);
 	proxy_upload_start(edge_req_call(r), chunked ? -1 : (int64_t)len);
 	return MHD_YES;
@@ -361,7 +415,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
-	struct edge *e = cls;
+	const struct front_listener *l = cls;
+	struct edge *e = l->edge;
 	struct edge_req *r = *con_cls;
 	if (!r)
 		return MHD_NO;
@@ -453,11 +508,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
  * path and splits the query: the cache key is built from these bytes. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-	struct edge *e = cls;
+	const struct front_listener *l = cls;
+	struct edge *e = l->edge;
 	/* One allocation for the request and its target (freed together). */
 	size_t n = uri ? strlen(uri) : 0;
 	struct edge_req *r = xcalloc(1, sizeof *r + n + 1);
 	r->edge = e;
+	r->lst = l;
 	r->conn = conn;
 	r->target = memcpy((char *)(r + 1), uri ? uri : "", n);
 	r->log_bytes = -1;
@@ -494,6 +551,7 @@ static void access_line(struct edge *e, struct edge_req *r, enum MHD_RequestTerm
 		.result = r->log_result,
 		.us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - r->start_us,
 		.node = e->cfg.name,
+		.site = r->site ? r->site->name : "-",
 		.aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
 	};
 	accesslog_request(e->alog, &en);
@@ -502,7 +560,8 @@ static void access_line(struct edge *e, struct edge_req *r, enum MHD_RequestTerm
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-	struct edge *e = cls;
+	const struct front_listener *l = cls;
+	struct edge *e = l->edge;
 	struct edge_req *r = *con_cls;
 	if (!r)
 		return;
@@ -526,24 +585,79 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	counters_add(&e->n, C_INFLIGHT, -1);
 }
 
-struct MHD_Daemon *http_start(struct edge *e, char *err, size_t errlen)
+/* ---------- listeners ---------- */
+
+/* Connection opened or closed: the TLS session's set-up on HTTPS
+ * listeners, then the connection deadlines (conns.c). */
+static void on_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+                    enum MHD_ConnectionNotificationCode code)
 {
+	const struct front_listener *l = cls;
+	if (l->tls)
+		httpd_tls_notify(l->edge->tls, c, code);
+	conns_notify(l->edge->conns, c, socket_context, code);
+}
+
+struct http_front {
+	size_t n;
+	struct front_listener l[2 * EDGE_MAX_LISTEN + 1];
+};
+
+static int listen_on(struct edge *e, struct front_listener *l, const struct addr *a, bool tls,
+                     bool control, char *err, size_t errlen)
+{
+	*l = (struct front_listener){ .edge = e, .addr = *a, .tls = tls, .control = control };
 	struct httpd_opts o = {
-		.listen = &e->cfg.listen,
-		.threads = (unsigned)e->cfg.threads,
+		.listen = a,
+		.threads = control ? 1 : (unsigned)e->cfg.threads,
 		.extra_flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC,
 		.conn_timeout_s = 60,
 		.handler = on_request,
-		.handler_cls = e,
+		.handler_cls = l,
 		.completed = on_completed,
-		.completed_cls = e,
+		.completed_cls = l,
 		.uri_log = on_uri,
-		.uri_log_cls = e,
+		.uri_log_cls = l,
 		.conn_memory_limit = (size_t)e->cfg.limits.max_header_size,
+		.tls = tls ? e->tls : NULL,
 		.conn_limit = (unsigned)e->cfg.limits.max_connections,
 		.per_ip_limit = (unsigned)e->cfg.limits.max_connections_per_client,
-		.notify_conn = conns_notify,
-		.notify_conn_cls = e->conns,
+		.notify_conn = on_conn,
+		.notify_conn_cls = l,
 	};
-	return httpd_start(&o, err, errlen);
+	l->d = httpd_start(&o, err, errlen);
+	return l->d ? 0 : -1;
+}
+
+struct http_front *http_start(struct edge *e, char *err, size_t errlen)
+{
+	const struct edge_config *c = &e->cfg;
+	struct http_front *h = xcalloc(1, sizeof *h);
+	for (size_t i = 0; i < c->nhttp; i++)
+		if (listen_on(e, &h->l[h->n++], &c->http_addr[i], false, false, err, errlen) < 0)
+			goto fail;
+	for (size_t i = 0; i < c->nhttps; i++)
+		if (listen_on(e, &h->l[h->n++], &c->https_addr[i], true, false, err, errlen) < 0)
+			goto fail;
+	if (c->control_listen &&
+	    listen_on(e, &h->l[h->n++], &c->control_addr, c->control_tls, true, err, errlen) < 0)
+		goto fail;
+	return h;
+fail:
+	h->n--; /* the one that failed has no daemon */
+	http_stop(h);
+	return NULL;
+}
+
+void http_quiesce(struct http_front *h)
+{
+	for (size_t i = 0; h && i < h->n; i++)
+		MHD_quiesce_daemon(h->l[i].d);
+}
+
+void http_stop(struct http_front *h)
+{
+	for (size_t i = 0; h && i < h->n; i++)
+		MHD_stop_daemon(h->l[i].d);
+	free(h);
 }

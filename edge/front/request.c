@@ -6,8 +6,11 @@ const char *edge_req_key(struct edge_req *r)
 {
 	if (!r->key.len) {
 		const struct edge_config *lc = edge_live(r->edge);
-		cachekey_join(r->host.data, r->host.len, r->path.data, r->path.len, lc->query_rules,
-		              lc->nquery_rules, &r->key);
+		const struct query_rule *rules;
+		size_t n;
+		edge_site_rules(lc, r->site, &rules, &n);
+		cachekey_join(r->site ? r->site->label : "http", r->host.data, r->host.len, r->path.data,
+		              r->path.len, rules, n, &r->key);
 	}
 	return r->key.data;
 }
@@ -68,6 +71,7 @@ struct proxy_call *edge_req_call(struct edge_req *r)
 	pc->method = r->method;
 	pc->key = edge_req_key(r);
 	pc->host = r->host.data;
+	pc->site = r->site;
 	pc->path = r->path.data;
 	pc->client = r->client;
 	pc->is_get = r->is_get;

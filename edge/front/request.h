@@ -20,11 +20,23 @@ enum req_state { RS_NEW = 0, RS_BODY, RS_READY, RS_DONE,
 	         RS_SCRIPT, /* a script waits for a subrequest (script_http.c) */
 	         RS_STREAM  /* the body goes to the origin as it arrives (proxy_upload_*) */ };
 
+/* One listening address: the handler's cls.  tls: HTTPS; control: the
+ * control API's own listener (nothing else is served there). */
+struct front_listener {
+	struct edge *edge;               /* borrowed */
+	struct MHD_Daemon *d;
+	struct addr addr;                /* the Host of a request without one */
+	bool tls, control;
+};
+
 /* One client request.  Allocated when MHD has the request line, freed when
  * MHD reports the request completed.  Strings are owned by the struct unless
  * marked borrowed. */
 struct edge_req {
 	struct edge *edge;               /* borrowed */
+	const struct front_listener *lst;/* borrowed: where it arrived */
+	const struct edge_site *site;    /* the site serving it (dispatch); borrowed from a
+	                                    config snapshot, valid until exit */
 	struct MHD_Connection *conn;     /* borrowed */
 	const char *method;              /* borrowed from MHD, valid for the request */
 	char *target;                    /* raw request-target as received */

@@ -81,8 +81,16 @@ void respond_add_cache_status(struct edge_req *r, struct MHD_Response *resp,
 	MHD_add_response_header(resp, "Cache-Status", cs);
 }
 
+void respond_add_site(struct edge_req *r, struct MHD_Response *resp)
+{
+	/* RFC 6797 7.2: never over plain HTTP. */
+	if (r->site && r->site->hsts && r->lst->tls)
+		MHD_add_response_header(resp, "Strict-Transport-Security", r->site->hsts);
+}
+
 void respond_add_via(struct edge_req *r, struct MHD_Response *resp)
 {
+	respond_add_site(r, resp);
 	const char *name = r->edge->cfg.name;
 	char via[160];
 	size_t n = 0;
@@ -124,6 +132,21 @@ enum MHD_Result respond_error(struct edge_req *r, unsigned status, const char *m
 	if (status == 400 || status == 413 || status == 414 || status == 431 || status == 501 ||
 	    status == 503 || r->upload_over)
 		MHD_add_response_header(resp, "Connection", "close");
+	respond_add_site(r, resp);
+	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+enum MHD_Result respond_redirect(struct edge_req *r, unsigned status, const char *location)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	r->log_bytes = 0;
+	r->log_result = "redirect";
+	MHD_add_response_header(resp, "Location", location);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;

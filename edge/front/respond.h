@@ -23,6 +23,13 @@ enum MHD_Result respond_answer(struct edge_req *r, struct proxy_answer *a);
 /* Queues a small JSON error with Cache-Status (no Via: the edge made it). */
 enum MHD_Result respond_error(struct edge_req *r, unsigned status, const char *msg);
 
+/* An empty redirect (308 to HTTPS) to location (copied). */
+enum MHD_Result respond_redirect(struct edge_req *r, unsigned status, const char *location);
+
+/* Adds the site's fields: Strict-Transport-Security over HTTPS when the
+ * site has hsts (respond_add_via and respond_error call it). */
+void respond_add_site(struct edge_req *r, struct MHD_Response *resp);
+
 /* only-if-cached and nothing usable stored: 504 (RFC 9111 5.2.1.7). */
 enum MHD_Result respond_only_if_cached(struct edge_req *r);
 

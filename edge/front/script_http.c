@@ -67,8 +67,11 @@ static bool store(struct edge_req *r, const struct script_resp *sr)
 
 static int sub_key(struct edge_req *r, const char *path, struct buf *key)
 {
-	const struct edge_config *c = &r->edge->cfg;
-	return cachekey_build(path, r->host.data, c->query_rules, c->nquery_rules, key, NULL, NULL);
+	const struct query_rule *rules;
+	size_t n;
+	edge_site_rules(edge_live(r->edge), r->site, &rules, &n);
+	return cachekey_build(r->site ? r->site->label : "http", path, r->host.data, rules, n, key,
+	                      NULL, NULL);
 }
 
 static int sub_get(void *ctx, const char *path, const char *(*hdr)(void *, const char *), void *cls,
@@ -127,7 +130,7 @@ static int sub_put(void *ctx, const char *path, const char *(*hdr)(void *, const
 	struct edge_req *r = ctx;
 	struct edge *e = r->edge;
 	counters_add(&e->n, C_ORIGIN_FETCHES, 1);
-	if (status <= 0 || body_len > edge_live(e)->cache.max_object_size)
+	if (status <= 0 || body_len > edge_site_max_object(edge_live(e), r->site))
 		return 0;
 	struct fresh_in in;
 	struct fresh_fields ff = { 0 };
@@ -182,7 +185,8 @@ out:
 
 static const char *sub_host(void *ctx)
 {
-	return ((struct edge_req *)ctx)->host.data;
+	const struct edge_req *r = ctx;
+	return r->site && r->site->origin_host ? r->site->origin_host : r->host.data;
 }
 
 static const struct script_cache_ops sub_ops = { sub_get, sub_put, sub_host };
@@ -252,6 +256,10 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 	struct script_req sr = {
 		.method = r->method,
 		.host = r->host.len ? r->host.data : NULL,
+		.site = r->site ? r->site->name : NULL,
+		.origin = r->site ? r->site->origin : NULL,
+		.origin_ca = r->site ? r->site->ca_file : NULL,
+		.origin_host = r->site ? r->site->origin_host : NULL,
 		.path = r->path.data,
 		.path_len = q ? (size_t)(q - r->path.data) : r->path.len,
 		.query = q ? q + 1 : NULL,
@@ -329,6 +337,7 @@ static enum MHD_Result respond(struct edge_req *r, struct script_resp *resp)
 		                                                        .ttl = resp->cache_ttl,
 		                                                        .detail = "script" });
 	r->log_result = "script"; /* not the cache's word for it */
+	respond_add_site(r, mr);
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp->status, mr);
 	MHD_destroy_response(mr);
 	script_resp_free(resp);

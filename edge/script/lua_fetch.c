@@ -222,6 +222,17 @@ static int fetch_inner(lua_State *L)
 
 	if (!req)
 		req = lua_core_current_req(L);
+	if (!from_cache && req && req->origin_host) {
+		/* The site's origin expects its own name unless the script chose one. */
+		bool has_host = false;
+		for (struct curl_slist *l = f->hl; l && !has_host; l = l->next)
+			has_host = !strncasecmp(l->data, "Host:", 5);
+		if (!has_host) {
+			char *line = xasprintf("Host: %s", req->origin_host);
+			f->hl = curl_slist_append(f->hl, line);
+			free(line);
+		}
+	}
 	if (!req || !req->fetcher || !req->suspend || !req->wake) {
 		lua_pushnil(L);
 		lua_pushliteral(L, "origin subrequests are not available here");
@@ -230,7 +241,7 @@ static int fetch_inner(lua_State *L)
 	if (!f->yieldable)
 		return luaL_error(L, "fetch: cannot wait for the origin here (inside a callback of a C "
 		                     "function such as string.gsub or table.sort, or while the script loads)");
-	char *url = xasprintf("%s%s", site->origin, path);
+	char *url = xasprintf("%s%s", req->origin ? req->origin : site->origin, path);
 	f->hl = curl_slist_append(f->hl, "Via: 1.1 minicdn-edge (script)");
 	f->hl = curl_slist_append(f->hl, "User-Agent: minicdn-edge-script/0.1");
 	char *b = NULL;
@@ -242,6 +253,7 @@ static int fetch_inner(lua_State *L)
 	struct fetch *ft = fetch_new(method, url, f->hl, b, body_len, NULL, NULL);
 	f->hl = NULL; /* the fetch owns the list now */
 	free(url);
+	ft->ca_file = req->origin_ca;
 	ft->timeout_ms = timeout_ms;
 	ft->max_body = lim->fetch_max_body;
 	struct lua_sub *s = xcalloc(1, sizeof *s);

@@ -18,6 +18,11 @@ struct fetcher;
 struct script_req {
 	const char *method;
 	const char *host;   /* Host header, may be NULL */
+	const char *site;   /* the edge site's name (routes may be limited to one), may be NULL */
+	const char *origin; /* the site's origin base URL for origin subrequests; NULL: the
+	                       script_init one */
+	const char *origin_ca; /* CA file verifying an https origin; NULL: the system store */
+	const char *origin_host; /* Host for origin subrequests (the site's); NULL: the URL's */
 	const char *path;   /* without the query */
 	size_t path_len;
 	const char *query;  /* after '?', NULL if none */
@@ -61,7 +66,8 @@ struct script_cache_ops {
 	int (*put)(void *ctx, const char *path, const char *(*hdr)(void *cls, const char *name),
 	           void *cls, int status, const struct buf *hdrs, const char *body, size_t body_len,
 	           int64_t request_time, int64_t response_time);
-	/* Host (normalised, with port if any) the subrequest is sent for. */
+	/* Host (normalised, with port if any) the subrequest is sent to the
+	 * origin with (the site's origin_host when it has one). */
 	const char *(*host)(void *ctx);
 };
 

@@ -107,8 +107,8 @@ enum script_result script_handle(struct scripts *sc, const struct script_req *re
 	const struct bundle_route *route = NULL;
 	for (size_t i = 0; i < s->n && !route; i++)
 		for (size_t r = 0; r < s->v[i]->b->nroutes; r++)
-			if (bundle_route_match(&s->v[i]->b->routes[r], req->method, req->host, req->path,
-			                       req->path_len)) {
+			if (bundle_route_match(&s->v[i]->b->routes[r], req->method, req->site, req->host,
+			                       req->path, req->path_len)) {
 				v = s->v[i];
 				route = &v->b->routes[r];
 				break;

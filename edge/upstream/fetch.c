@@ -352,6 +352,7 @@ static void start_one(struct fetcher *fr, struct fetch *f)
 		curl_easy_setopt(e, CURLOPT_XFERINFODATA, f);
 		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ctmo);
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, tmo);
+		curl_easy_setopt(e, CURLOPT_CAINFO, f->ca_file); /* NULL: back to the system store */
 		curl_multi_add_handle(fr->multi, e);
 		return;
 	}
@@ -374,6 +375,12 @@ static void start_one(struct fetcher *fr, struct fetch *f)
 	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(e, CURLOPT_XFERINFODATA, f);
 	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	/* https origins: libcurl verifies the chain and the name by default
+	 * and sends SNI; say so anyway, a default is not a contract. */
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (f->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, f->ca_file);
 	if (!strcmp(f->method, "HEAD")) {
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(f->method, "GET")) {
@@ -405,6 +412,8 @@ static void finish_one(struct fetcher *fr, struct fetch *f, CURLcode res)
 	if (res != CURLE_OK || f->status < 100) {
 		snprintf(f->err, sizeof f->err, "%s", curl_easy_strerror(res));
 		f->timed_out = res == CURLE_OPERATION_TIMEDOUT;
+		f->tls_failed = res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_SSL_CONNECT_ERROR ||
+		                res == CURLE_SSL_CACERT_BADFILE || res == CURLE_SSL_CERTPROBLEM;
 		f->complete = false;
 	} else {
 		f->complete = f->content_length < 0 ||
@@ -423,7 +432,9 @@ static void finish_one(struct fetcher *fr, struct fetch *f, CURLcode res)
 	if (f->up)
 		upload_unblock(f->up); /* over mid-body: a client waiting for room learns it */
 	pthread_mutex_unlock(&f->lock);
-	if (failed)
+	if (failed && f->tls_failed)
+		log_warn("fetch", "%s %s: origin TLS failed: %s", f->method, f->url, f->err);
+	else if (failed)
 		log_info("fetch", "%s %s failed: %s", f->method, f->url, f->err);
 	fetch_unref(f);
 }

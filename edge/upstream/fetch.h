@@ -75,6 +75,8 @@ struct fetch {
 	int timeout_ms;              /* total for this transfer, capped by the fetcher's (0 = its) */
 	uint64_t max_body;           /* abort the transfer past this many body bytes (0 = no cap) */
 	bool too_big;                /* aborted because of max_body */
+	const char *ca_file;         /* https: CA bundle to verify against (borrowed; NULL: system) */
+	bool tls_failed;             /* the origin's certificate did not verify (or TLS failed) */
 	bool paused, unpause;
 	bool timed_out;
 	char err[128];

@@ -114,6 +114,7 @@ struct fill {
 	enum fill_mode mode;
 	char *key;            /* primary cache key */
 	char *host;           /* normalised host (for Location invalidation) */
+	const struct edge_site *site; /* borrowed, valid until exit */
 	char *storage_key;    /* REVALIDATE/REFRESH: the entry being revalidated */
 	struct buf req_hdrs;  /* leader's request headers, packed (Vary, Authorization) */
 	bool req_auth;
@@ -251,9 +252,10 @@ static void invalidate_url(struct fill *x, const char *url)
 	if (!url)
 		return;
 	struct buf key = BUF_INIT, host = BUF_INIT;
-	const struct edge_config *lc = edge_live(x->e); /* one snapshot: rules and count agree */
-	if (cachekey_build(url, x->host, lc->query_rules, lc->nquery_rules, &key, NULL,
-	                   &host) == 0 &&
+	const struct query_rule *rules; /* one snapshot: rules and count agree */
+	size_t nrules;
+	edge_site_rules(edge_live(x->e), x->site, &rules, &nrules);
+	if (cachekey_build(x->site->label, url, x->host, rules, nrules, &key, NULL, &host) == 0 &&
 	    !strcmp(host.data, x->host)) {
 		long n = cache_purge_key(x->e->cache, key.data);
 		if (n > 0)
@@ -326,7 +328,7 @@ static void on_headers(struct fetch *f)
 	}
 	fill_evaluate(x, f, &f->hdrs, f->status);
 	bool fits = f->content_length < 0 ||
-	            (uint64_t)f->content_length <= edge_live(e)->cache.max_object_size;
+	            (uint64_t)f->content_length <= edge_site_max_object(edge_live(e), x->site);
 	bool err_over_stale = (x->mode == REVALIDATE || x->mode == REFRESH) && f->status >= 500;
 	x->store = x->fo.storable && fits && !err_over_stale;
 	x->shareable = x->store;
@@ -480,7 +482,7 @@ static struct curl_slist *origin_headers(struct proxy_call *pc, enum fill_mode m
 {
 	struct edge *e = pc->edge;
 	struct hdr_build b = { NULL, mode, pc->ops->header(pc->cls, "Connection"), false, NULL, NULL };
-	b.l = slist_cat(b.l, "Host: ", pc->host, NULL);
+	b.l = slist_cat(b.l, "Host: ", pc->site->origin_host ? pc->site->origin_host : pc->host, NULL);
 	pc->ops->each_header(pc->cls, add_req_hdr, &b);
 	const char *via = pc->ops->header(pc->cls, "Via");
 	b.l = via ? slist_cat(b.l, "Via: ", via, ", 1.1 ", e->cfg.name, NULL)
@@ -511,6 +513,7 @@ static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const
 	x->mode = mode;
 	x->key = xstrdup(pc->key);
 	x->host = xstrdup(pc->host);
+	x->site = pc->site;
 	x->req_auth = pc->has_auth;
 	x->purge_seq = e->cache ? cache_purge_seq(e->cache) : 0;
 	pack_req_hdrs(pc, &x->req_hdrs);
@@ -533,7 +536,7 @@ static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const
 	log_debug("proxy", "fetch %s mode %d etag %s lm %s", pc->key, (int)mode, etag ? etag : "-",
 	          lm ? lm : "-");
 	const char *method = mode == PASS ? pc->method : "GET";
-	char *url = xasprintf("%s%s", e->cfg.origin, pc->path);
+	char *url = xasprintf("%s%s", pc->site->origin, pc->path);
 	char *body = NULL;
 	size_t blen = 0;
 	if (mode == PASS && pc->body && pc->body->len) {
@@ -542,7 +545,8 @@ static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const
 	}
 	struct fetch *f = fetch_new(method, url, origin_headers(pc, mode, etag, lm), body, blen,
 	                            &fill_hooks, x);
-	f->keep_limit = edge_live(e)->cache.max_object_size;
+	f->keep_limit = edge_site_max_object(edge_live(e), pc->site);
+	f->ca_file = pc->site->ca_file;
 	free(url);
 	return f;
 }
@@ -691,41 +695,16 @@ void proxy_release(struct proxy_call *pc)
 	pc->f = NULL;
 }
 
-/* ---------- streamed request bodies ---------- */
+/* ---------- for upload.c ---------- */
 
-void proxy_upload_start(struct proxy_call *pc, int64_t length)
+struct fetch *proxy_pass_fetch(struct proxy_call *pc)
 {
-	struct edge *e = pc->edge;
-	pc->upload_chunked = length < 0;
-	struct fetch *f = new_fetch(pc, PASS, NULL);
-	fetch_upload_init(f, length, pc->ops->resume, pc->cls);
-	/* The transfer lasts as long as the client takes to send the body:
-	 * the body deadline on top of the origin's. */
-	f->timeout_ms = e->cfg.upstream.timeout_ms + e->cfg.limits.body_timeout_ms;
-	pc->f = f; /* new_fetch's reference */
-	pc->leader = true;
-	fetch_submit(e->fetcher, f);
+	return new_fetch(pc, PASS, NULL);
 }
 
-bool proxy_upload_put(struct proxy_call *pc, const char *p, size_t n, size_t *taken)
+void proxy_wait(struct proxy_call *pc, struct fetch *f, struct proxy_answer *a)
 {
-	return fetch_upload_put(pc->f, p, n, taken, pc->ops->suspend) == FETCH_PUT_OK;
-}
-
-void proxy_upload_end(struct proxy_call *pc, struct proxy_answer *a)
-{
-	struct fetch *f = pc->f;
-	fetch_upload_end(f);
-	memset(a, 0, sizeof *a);
-	pthread_mutex_lock(&f->lock);
-	if (f->state == F_PENDING) {
-		/* Keeps new_fetch's reference (wait_on takes pc->f as is). */
-		wait_on(pc, f, a);
-		pthread_mutex_unlock(&f->lock);
-		return;
-	}
-	pthread_mutex_unlock(&f->lock);
-	proxy_resume(pc, a);
+	wait_on(pc, f, a);
 }
 
 /* ---------- answers ---------- */
@@ -849,6 +828,7 @@ void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 	unsigned status = f->status;
 	bool failed = st == F_FAILED;
 	bool timed_out = f->timed_out;
+	bool tls_failed = f->tls_failed;
 
 	bool revalidated = x->revalidated; /* detach() may free x */
 	if (revalidated || (status == 304 && x->mode != PASS)) {
@@ -867,7 +847,7 @@ void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 		struct stale_err se = pc->stale;
 		se.fail = failed ? ORIGIN_UNREACHABLE : ORIGIN_ERROR;
 		se.stale_for = (int64_t)time(NULL) - pc->stale_since;
-		se.default_sie = lc->cache.stale_if_error_ms / 1000;
+		se.default_sie = edge_site_stale_if_error_ms(lc, pc->site) / 1000;
 		se.unreachable = lc->cache.stale_if_unreachable_ms / 1000;
 		if (freshness_stale_on_error(&se)) {
 			detach(pc);
@@ -881,7 +861,9 @@ void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 	if (failed) {
 		detach(pc);
 		answer_error(a, timed_out ? 504 : 502,
-		             timed_out ? "origin timed out" : "origin unreachable");
+		             timed_out ? "origin timed out"
+		             : tls_failed ? "origin certificate not verified (TLS failed)"
+		                          : "origin unreachable");
 		return;
 	}
 	if (!pc->leader && x->mode != REVALIDATE && !x->shareable) {

@@ -53,6 +53,8 @@ struct proxy_call {
 	const char *method;                  /* borrowed, valid for the request */
 	const char *key;                     /* primary cache key, borrowed likewise */
 	const char *host;                    /* normalised host[:port] */
+	const struct edge_site *site;        /* its origin and settings (never NULL for a fetch;
+	                                        borrowed, valid until exit) */
 	const char *path;                    /* normalised path + "?" + raw query */
 	const struct sockaddr *client;       /* for X-Forwarded-For, may be NULL */
 	bool is_get, is_head, has_auth;
@@ -153,6 +155,11 @@ void proxy_upload_start(struct proxy_call *pc, int64_t length);
 bool proxy_upload_put(struct proxy_call *pc, const char *p, size_t n, size_t *taken);
 /* The whole body was put: fills *a as proxy_start does. */
 void proxy_upload_end(struct proxy_call *pc, struct proxy_answer *a);
+
+/* upstream's own, for upload.c: a pass's fetch for pc (a reference, not
+ * submitted), and, under f->lock, pc registered on f and suspended. */
+struct fetch *proxy_pass_fetch(struct proxy_call *pc);
+void proxy_wait(struct proxy_call *pc, struct fetch *f, struct proxy_answer *a);
 
 /* A request header with every line combined with ", " (RFC 9110 5.3):
  * borrowed from the connection when there is one line, else joined into

@@ -25,6 +25,18 @@
 #   collapse               100 concurrent requests for one cold URL on the 1 s
 #                          endpoint; origin_fetches counts what reached the origin
 #   rss                    after 100,000 cached 1 KiB objects (once, not in rounds)
+#   tls_hit_1k tls_hit_64k wrk over HTTPS (keep-alive) on one cached URL
+#   tls_handshake          wrk over HTTPS with "Connection: close": a new connection
+#                          and a full handshake per request (wrk never resumes)
+#   tls_resume             openssl s_time -reuse (2 in parallel): resumed TLS 1.2
+#                          handshakes (session ticket, ECDHE-ECDSA-AES128-GCM) per second,
+#                          no request: s_time reads a TLS 1.3 ticket only with -www,
+#                          and OpenSSL 3 then drops a session whose server closed
+#                          without close_notify (libmicrohttpd does), so neither
+#                          TLS 1.3 nor a request per connection resumes with it
+#   TLS cases run against the servers that terminate TLS here (minicdn-edge, nginx),
+#   with the same ECDSA P-256 certificate, TLS 1.3 and TLS_AES_128_GCM_SHA256
+#   (checked and printed before the rounds).
 # Server CPU time comes from /proc/PID/stat (utime+stime of the server's whole
 # process tree), so r_per_cpu_s = requests / server CPU s.  wrk shares the two
 # cores; its CPU share is printed as wrk_cpu_pct.
@@ -46,7 +58,8 @@ DURATION=${DURATION:-6}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 ONLY=${ONLY:-"minicdn-edge nginx varnish ats"}
-CASES=${CASES:-"hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse rss"}
+CASES=${CASES:-"hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse tls_hit_1k tls_hit_64k tls_handshake tls_resume rss"}
+TLS_CASES="tls_hit_1k tls_hit_64k tls_handshake tls_resume"
 RV_N=50000
 PW_N=1000
 want() { [[ " $CASES " == *" $1 "* ]]; }
@@ -149,6 +162,21 @@ nginx -c "$D/origin/nginx.conf" -e "$D/origin/error.log" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$OP/obj/1k" || exit 1
 
+# One ECDSA P-256 certificate (and its CA) for every TLS server.
+mkdir -p "$D/pki"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout "$D/pki/ca.key" \
+	-out "$D/pki/ca.pem" -subj /CN=bench-ca 2>/dev/null &&
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/pki/key.pem" \
+	-subj /CN=bench.test -out "$D/pki/csr" 2>/dev/null &&
+printf 'subjectAltName=DNS:bench.test,IP:127.0.0.1\n' >"$D/pki/ext" &&
+openssl x509 -req -in "$D/pki/csr" -CA "$D/pki/ca.pem" -CAkey "$D/pki/ca.key" -set_serial 1 -days 2 \
+	-extfile "$D/pki/ext" -out "$D/pki/leaf.pem" 2>/dev/null &&
+cat "$D/pki/leaf.pem" "$D/pki/ca.pem" >"$D/pki/chain.pem" || { echo "bench: openssl failed" >&2; exit 1; }
+cat >"$D/close.lua" <<'EOL'
+-- A new connection (and TLS handshake) for every request.
+wrk.headers["Connection"] = "close"
+EOL
+
 # wrk scripts: distinct URLs (miss), a cycle over N URLs (revalidate, purge
 # wave, warm-up), and a fill of 100,000 objects that stops itself.
 cat >"$D/miss.lua" <<'EOL'
@@ -216,7 +244,7 @@ while True:
     time.sleep(max(0.0, 1.0 - (time.time() - t0)))
 PY
 
-declare -A R_RPS R_CPU R_P99 R_EXTRA FETCH RSS SRV_PID SRV_PORT
+declare -A R_RPS R_CPU R_P99 R_EXTRA FETCH RSS SRV_PID SRV_PORT SRV_TPORT
 # run_wrk NAME CASE ROUND [script] [extra-cmd] -> stores one round's figures
 run_wrk() {
 	local name=$1 case=$2 round=$3 url=$4 script=${5:-} extra=${6:-}
@@ -338,7 +366,47 @@ run_case() { # name case round
 	revalidate_1k) revalidate_case "$name" "$round" ;;
 	purge_wave) purge_wave_case "$name" "$round" ;;
 	collapse) collapse_case "$name" "$round" ;;
+	tls_*) tls_case "$name" "$case" "$round" ;;
 	esac
+}
+
+# TLS cases: only servers with an HTTPS port here.
+tls_case() {
+	local name=$1 case=$2 round=$3 tp=${SRV_TPORT[$1]:-}
+	[ -n "$tp" ] || return 0
+	local u=https://127.0.0.1:$tp
+	curl -sk -o /dev/null "$u/obj/1k"; curl -sk -o /dev/null "$u/obj/64k"
+	case $case in
+	tls_hit_1k) run_wrk "$name" "$case" "$round" "$u/obj/1k" ;;
+	tls_hit_64k) run_wrk "$name" "$case" "$round" "$u/obj/64k" ;;
+	tls_handshake) run_wrk "$name" "$case" "$round" "$u/obj/1k" "$D/close.lua" ;;
+	tls_resume) resume_case "$name" "$round" "$tp" ;;
+	esac
+}
+
+# Two openssl s_time -reuse clients for DURATION s: resumed handshakes/s.
+resume_case() {
+	local name=$1 round=$2 tp=$3 pid=${SRV_PID[$1]} c0 c1 i
+	c0=$(cpu_ticks "$pid")
+	for i in 1 2; do
+		openssl s_time -connect "127.0.0.1:$tp" -reuse -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 \
+			-time "$DURATION" >"$D/stime.$i" 2>&1 &
+		BG+=($!)
+	done
+	wait "${BG[@]: -2}" 2>/dev/null
+	c1=$(cpu_ticks "$pid")
+	local conns secs rps cpu_s rpc
+	conns=$(awk '/connections in [0-9.]+s/ {n += $1} END {print n + 0}' "$D/stime.1" "$D/stime.2")
+	secs=$(awk '/connections in [0-9]+ real seconds/ {if ($5 > s) s = $5} END {print s + 0}' "$D/stime.1" "$D/stime.2")
+	rps=$(awk -v n="$conns" -v s="$secs" -v d="$DURATION" 'BEGIN {printf "%d", n / (s > 0 ? s : d)}')
+	cpu_s=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.3f", (b - a) / hz}')
+	rpc=$(awk -v r="$conns" -v c="$cpu_s" 'BEGIN {if (c > 0) printf "%d", r / c; else print 0}')
+	R_RPS[$name/tls_resume]+=" $rps"
+	R_CPU[$name/tls_resume]+=" $rpc"
+	R_P99[$name/tls_resume]+=" 0"
+	local reused
+	reused=$(cat "$D/stime.1" "$D/stime.2" | tr -cd r | wc -c)
+	echo "# round $round $name tls_resume rps=$rps p99_ms=- r_per_cpu_s=$rpc connections=$conns reused=$reused"
 }
 
 rss_case() {
@@ -356,20 +424,23 @@ rss_case() {
 # ---------- the servers ----------
 SERVERS=()
 start_edge() {
-	local p; p=$(free_port)
+	local p tp; p=$(free_port); tp=$(free_port)
 	cat >"$D/edge.conf" <<EOC
-name = "bench-edge"; region = "eu"; listen = "127.0.0.1:$p"; origin = "http://127.0.0.1:$OP";
+name = "bench-edge"; region = "eu"; listen = "127.0.0.1:$p"; https_listen = "127.0.0.1:$tp";
+sites = ( { name = "bench"; hosts = ["bench.test"]; origin = "http://127.0.0.1:$OP";
+            cert = "$D/pki/chain.pem"; key = "$D/pki/key.pem"; } );
+default_site = "bench";
 control_secret = "bench"; log_level = "warn"; threads = 2;
 cache = { path = "$D/edge-cache"; map_size = "2G"; max_object_size = "16M"; };
 upstream = { max_connections = 64; };
 EOC
 	"$BIN/minicdn-edge" -c "$D/edge.conf" 2>"$D/edge.log" &
-	SRV_PID[minicdn-edge]=$!; SRV_PORT[minicdn-edge]=$p; PIDS+=($!)
+	SRV_PID[minicdn-edge]=$!; SRV_PORT[minicdn-edge]=$p; SRV_TPORT[minicdn-edge]=$tp; PIDS+=($!)
 	wait_http "http://127.0.0.1:$p/healthz" && SERVERS+=(minicdn-edge)
 }
 
 start_nginx() {
-	local p; p=$(free_port)
+	local p tp; p=$(free_port); tp=$(free_port)
 	mkdir -p "$D/ngx"
 	cat >"$D/ngx/nginx.conf" <<EOC
 user root;
@@ -391,6 +462,17 @@ http {
   upstream o { server 127.0.0.1:$OP; keepalive 64; }
   server {
     listen 127.0.0.1:$p reuseport;
+    # The edge's TLS: same certificate, TLS 1.2/1.3, ECDHE + AEAD, server
+    # order, TLS 1.3 with AES-128-GCM first (GnuTLS's choice), tickets.
+    listen 127.0.0.1:$tp ssl reuseport;
+    ssl_certificate $D/pki/chain.pem;
+    ssl_certificate_key $D/pki/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+    ssl_prefer_server_ciphers on;
+    ssl_session_tickets on;
+    ssl_session_cache shared:TLS:16m;
     location / {
       proxy_pass http://o;
       proxy_http_version 1.1;
@@ -405,7 +487,7 @@ http {
 }
 EOC
 	nginx -c "$D/ngx/nginx.conf" -e "$D/ngx/error.log" &
-	SRV_PID[nginx]=$!; SRV_PORT[nginx]=$p; PIDS+=($!)
+	SRV_PID[nginx]=$!; SRV_PORT[nginx]=$p; SRV_TPORT[nginx]=$tp; PIDS+=($!)
 	wait_http "http://127.0.0.1:$p/obj/1k" && SERVERS+=(nginx)
 }
 
@@ -504,11 +586,18 @@ have nginx && start_nginx
 have varnish && start_varnish
 have ats && start_ats
 echo "# servers: ${SERVERS[*]}; cache files on $SHM; $ROUNDS rounds of ${DURATION}s, $CONNS connections"
+for s in "${SERVERS[@]}"; do
+	[ -n "${SRV_TPORT[$s]:-}" ] || continue
+	neg=$(openssl s_client -connect "127.0.0.1:${SRV_TPORT[$s]}" -servername bench.test </dev/null 2>/dev/null |
+		awk '/^New, / {v=$2; sub(/,$/,"",v); c=$NF} /Server Temp Key/ {k=$4 $5} /Peer signature type/ {t=$4}
+		     END {print v, c, k, t}')
+	echo "# tls $s: $neg"
+done
 
 # ---------- interleaved rounds ----------
 NS=${#SERVERS[@]}
 for r in $(seq "$ROUNDS"); do
-	for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse; do
+	for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse $TLS_CASES; do
 		want "$c" || continue
 		for i in $(seq 0 $((NS - 1))); do
 			run_case "${SERVERS[$(((i + r - 1) % NS))]}" "$c" "$r"
@@ -517,7 +606,7 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # ---------- medians ----------
-for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse; do
+for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse $TLS_CASES; do
 	want "$c" || continue
 	for s in "${SERVERS[@]}"; do
 		[ -n "${R_RPS[$s/$c]:-}" ] || continue
@@ -559,5 +648,14 @@ if want rss; then
 		[ "$b" -gt 0 ] 2>/dev/null && line+=" rss/$s=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
 	done
 fi
+# TLS: against nginx, the one peer terminating TLS here (rps and per server CPU s).
+for c in $TLS_CASES; do
+	want "$c" || continue
+	a=$(median <<<"${R_RPS[minicdn-edge/$c]:-}"); b=$(median <<<"${R_RPS[nginx/$c]:-}")
+	ac=$(median <<<"${R_CPU[minicdn-edge/$c]:-}"); bc=$(median <<<"${R_CPU[nginx/$c]:-}")
+	awk -v b="$b" 'BEGIN {exit !(b > 0)}' || continue
+	line+=" $c/nginx=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
+	line+=" ${c}_cpu/nginx=$(awk -v a="$ac" -v b="$bc" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
+done
 echo "$line"
 echo "$bestl"

@@ -3,6 +3,9 @@
 # (tests/tools/edge_origin.py) and one edge on free loopback ports.
 #
 #   edge_setup [extra config lines]   # origin + edge, waits until both answer
+#                                     # (OPORT set beforehand: the origin's port, for
+#                                     # extra lines naming it; EDGE_NO_ORIGIN=1: no
+#                                     # top-level origin, the extra lines have sites)
 #   oset JSON                         # configure an origin path
 #   ocount PATH                       # requests for PATH that reached the origin
 #   get PATH [curl args...]           # GET through the edge; headers in $T_DIR/h, body in $T_DIR/b
@@ -16,7 +19,7 @@ edge_write_conf() {
 name = "edge-test";
 region = "eu";
 listen = "127.0.0.1:$EPORT";
-origin = "http://127.0.0.1:$OPORT";
+${EDGE_NO_ORIGIN:+#}origin = "http://127.0.0.1:$OPORT";
 control_secret = "test-secret";
 log_level = "info";
 threads = 2;
@@ -32,7 +35,7 @@ edge_start() {
 }
 
 edge_setup() {
-	OPORT=$(t_free_port)
+	OPORT=${OPORT:-$(t_free_port)}
 	EPORT=$(t_free_port)
 	EDGE_EXTRA=${1:-}
 	t_start origin python3 "$ORIGIN_PY" "$OPORT"

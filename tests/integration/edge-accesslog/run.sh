@@ -25,21 +25,21 @@ t_eq "six requests, six lines" 6 "$(grep -c ' /a \| /missing ' "$AL")"
 python3 - "$AL" >"$T_DIR/parsed" <<'PY'
 import re, sys
 pat = re.compile(r'^(\S+) - - \[(\d\d/\w\w\w/\d{4}:\d\d:\d\d:\d\d \+0000)\] "(\S+) (\S+) (\S+)" (\d{3}) (\d+|-) '
-                 r'"((?:[^"\\]|\\x[0-9a-f]{2})*)" "((?:[^"\\]|\\x[0-9a-f]{2})*)" (\S+) (\d+\.\d{6}) (\S+)$')
+                 r'"((?:[^"\\]|\\x[0-9a-f]{2})*)" "((?:[^"\\]|\\x[0-9a-f]{2})*)" (\S+) (\d+\.\d{6}) (\S+) (\S+)$')
 for line in open(sys.argv[1]):
     m = pat.match(line.rstrip("\n"))
     if not m:
         print("UNPARSED", line.rstrip("\n"))
         continue
-    ip, _, meth, target, ver, st, nb, ref, ua, res, secs, edge = m.groups()
+    ip, _, meth, target, ver, st, nb, ref, ua, res, secs, edge, site = m.groups()
     if target in ("/a", "/missing"):
-        print(ua, ip, meth, target, ver, st, nb, ref or "-", res, edge)
+        print(ua, ip, meth, target, ver, st, nb, ref or "-", res, edge, site)
 PY
 line() { awk -v ua="$1" '$1 == ua' "$T_DIR/parsed" | cut -d' ' -f2-; }
 t_eq "every line parses" 0 "$(grep -c UNPARSED "$T_DIR/parsed")"
 t_eq "miss: ip, method, target, version, status, bytes, referer, result, edge" \
-	"127.0.0.1 GET /a HTTP/1.1 200 1500 http://ref.example/ uri-miss edge-test" "$(line ua-miss)"
-t_eq "hit" "127.0.0.1 GET /a HTTP/1.1 200 1500 - hit edge-test" "$(line ua-hit)"
+	"127.0.0.1 GET /a HTTP/1.1 200 1500 http://ref.example/ uri-miss edge-test default" "$(line ua-miss)"
+t_eq "hit" "127.0.0.1 GET /a HTTP/1.1 200 1500 - hit edge-test default" "$(line ua-hit)"
 t_eq "range: 206 and the part's bytes" "206 100" "$(line ua-range | cut -d' ' -f5,6)"
 t_eq "HEAD: no body bytes" "HEAD 200 0" "$(line ua-head | cut -d' ' -f2,5,6)"
 t_eq "404 from the origin: status and result" "404 uri-miss" "$(line ua-404 | cut -d' ' -f5,8)"

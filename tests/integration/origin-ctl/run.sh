@@ -180,4 +180,22 @@ out=$("$CTL" -c "$T_DIR/up.conf" push "$T_DIR/b/hello.lua" 2>&1)
 t_check "next push takes version 12 again, with a valid envelope" bash -c 'grep -q "hello version 12 " <<<"$1"' _ "$out"
 t_check "rewritten v12 envelope is valid JSON" python3 -c "import json; json.load(open('$T_DIR/state/bundles/hello/00000000000000000012.env'))"
 t_stop hang
+
+# ---- control plane only: no document root, push and status still work
+P2=$(t_free_port)
+cat >"$T_DIR/cp.conf" <<CONF
+name = "origin-cp";
+region = "us";
+listen = "127.0.0.1:$P2";
+control_secret = "test-secret-123";
+push = { secret_key = "$T_DIR/keys/origin.key"; state_dir = "$T_DIR/state-cp"; timeout = "1s"; retry_interval = "1s"; };
+CONF
+t_start origin-cp "$BIN/minicdn-origin" -c "$T_DIR/cp.conf"
+t_wait_http "http://127.0.0.1:$P2/healthz" || t_fail "control-plane origin did not start"
+t_eq "control plane only: files are 404" 404 \
+	"$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P2/index.html")"
+sed "s|$URL|http://127.0.0.1:$P2|g" "$T_DIR/up.conf" >"$T_DIR/cp-ctl.conf"
+out=$("$CTL" -c "$T_DIR/cp-ctl.conf" push "$T_DIR/b/hello.lua" 2>&1)
+t_check "control plane only: a push is signed and recorded" bash -c 'grep -q "hello version 1 " <<<"$1"' _ "$out"
+t_stop origin-cp
 t_done

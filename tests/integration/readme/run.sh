@@ -8,7 +8,8 @@
 . "$(dirname "$0")/../../lib.sh"
 t_init readme
 
-for hp in 127.0.0.1:5353 127.0.0.1:8053 127.0.0.10:8080 127.0.0.11:8080 127.0.0.12:8080 127.0.0.13:8080; do
+for hp in 127.0.0.1:5353 127.0.0.1:8053 127.0.0.10:8080 127.0.0.11:8080 127.0.0.12:8080 127.0.0.13:8080 \
+          127.0.0.11:8443 127.0.0.12:8443 127.0.0.13:8443; do
 	if (exec 3<>"/dev/tcp/${hp%:*}/${hp#*:}") 2>/dev/null; then
 		t_fail "$hp is in use (a 'make run' going?): the README's addresses must be free"
 		t_done
@@ -95,6 +96,9 @@ t_check "the same request again is a hit" has '^Cache-Status: edge-us; hit'
 run "--compressed http://www.cdn.test:8080/"
 t_check "--compressed: gzip" has '^Content-Encoding: gzip'
 t_check "--compressed: its own variant, stored" has '^Cache-Status: edge-us; fwd=vary-miss; fwd-status=200; stored'
+run "https://www.cdn.test:8443/"
+t_eq "HTTPS with the local CA exits 0" 0 "$RC"
+t_check "HTTPS through edge-eu: a stored miss" has '^Cache-Status: edge-eu; fwd=uri-miss; fwd-status=200; stored'
 run "ctl.conf status"
 t_eq "status exits 0" 0 "$RC"
 t_check "status: 5 up, 0 down" has '^5 up, 0 down$'
@@ -152,8 +156,8 @@ for p in $pids; do kill -0 "$p" 2>/dev/null && { left=$((left + 1)); kill -KILL 
 t_eq "no daemon outlives run-local" 0 $left
 t_check "run-local said it stopped them" grep -q '^stopped\. Logs are in run/logs/\.$' "$T_DIR/run-local.log"
 t_check "edge-us's access log has the README's miss and hit of /" \
-	sh -c "grep -q '\"GET / HTTP/1.1\" 200 [0-9]* \"-\" \"curl/[^\"]*\" uri-miss [0-9.]* edge-us\$' '$TREE/run/logs/edge-us-access.log' &&
-	       grep -q '\"GET / HTTP/1.1\" 200 [0-9]* \"-\" \"curl/[^\"]*\" hit [0-9.]* edge-us\$' '$TREE/run/logs/edge-us-access.log'"
+	sh -c "grep -q '\"GET / HTTP/1.1\" 200 [0-9]* \"-\" \"curl/[^\"]*\" uri-miss [0-9.]* edge-us cdn\$' '$TREE/run/logs/edge-us-access.log' &&
+	       grep -q '\"GET / HTTP/1.1\" 200 [0-9]* \"-\" \"curl/[^\"]*\" hit [0-9.]* edge-us cdn\$' '$TREE/run/logs/edge-us-access.log'"
 for log in "$TREE"/run/logs/*.log; do
 	if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$log"; then
 		t_fail "sanitizer report in ${log##*/}"; grep -E -A20 'Sanitizer|runtime error:' "$log" | head -30

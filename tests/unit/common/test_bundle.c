@@ -20,7 +20,7 @@ static const char HELLO[] =
 	"name = \"geo-hello\";\n"
 	"version = 3;\n"
 	"routes = ( { host = \"*.cdn.test\"; path = \"/hello*\"; method = \"GET\"; },\n"
-	"           { path = \"/api/*\"; on_error = \"origin\"; } );\n"
+	"           { path = \"/api/*\"; on_error = \"origin\"; site = \"shop\"; } );\n"
 	"]]\n"
 	"function handle(req) return { status = 200, body = \"hi \\u{e9}\" } end\n";
 
@@ -46,6 +46,8 @@ static void test_from_lua(void **st)
 	assert_string_equal(b->routes[1].host, "*");
 	assert_null(b->routes[1].method);
 	assert_int_equal(b->routes[1].on_error, BUNDLE_ON_ERROR_ORIGIN);
+	assert_null(b->routes[0].site);
+	assert_string_equal(b->routes[1].site, "shop");
 	assert_int_equal(b->nmodules, 1);
 	assert_string_equal(b->modules[0].name, "main");
 	assert_memory_equal(b->modules[0].source, HELLO, sizeof HELLO - 1);
@@ -74,6 +76,8 @@ static void test_round_trip(void **st)
 	assert_int_equal(c->nroutes, 2);
 	assert_int_equal(c->routes[1].on_error, BUNDLE_ON_ERROR_ORIGIN);
 	assert_null(c->routes[1].method);
+	assert_null(c->routes[0].site);
+	assert_string_equal(c->routes[1].site, "shop"); /* travels in the signed JSON */
 	assert_int_equal(c->modules[0].len, b->modules[0].len);
 	assert_memory_equal(c->modules[0].source, b->modules[0].source, b->modules[0].len);
 	/* Serialising the parsed copy gives the same bytes. */
@@ -277,15 +281,20 @@ static void test_oversized(void **st)
 
 static void test_routes(void **st)
 {
-	struct bundle_route r = { "*.cdn.test", "/hello*", "GET", BUNDLE_ON_ERROR_500 };
-	assert_true(bundle_route_match(&r, "GET", "www.cdn.test:8080", "/hello", 6));
-	assert_false(bundle_route_match(&r, "POST", "www.cdn.test", "/hello", 6));
-	assert_false(bundle_route_match(&r, "GET", "www.other.test", "/hello", 6));
-	assert_false(bundle_route_match(&r, "GET", NULL, "/hello", 6));
-	assert_true(bundle_route_match(&r, "GET", "WWW.CDN.TEST", "/hello/x", 8)); /* host folds case */
-	assert_false(bundle_route_match(&r, "GET", "www.cdn.test", "/HELLO", 6)); /* path does not */
-	struct bundle_route any = { "*", "/x", NULL, BUNDLE_ON_ERROR_500 };
-	assert_true(bundle_route_match(&any, "DELETE", NULL, "/x", 2));
+	struct bundle_route r = { "*.cdn.test", "/hello*", "GET", BUNDLE_ON_ERROR_500, NULL };
+	assert_true(bundle_route_match(&r, "GET", NULL, "www.cdn.test:8080", "/hello", 6));
+	assert_false(bundle_route_match(&r, "POST", NULL, "www.cdn.test", "/hello", 6));
+	assert_false(bundle_route_match(&r, "GET", NULL, "www.other.test", "/hello", 6));
+	assert_false(bundle_route_match(&r, "GET", NULL, NULL, "/hello", 6));
+	assert_true(bundle_route_match(&r, "GET", NULL, "WWW.CDN.TEST", "/hello/x", 8)); /* host folds case */
+	assert_false(bundle_route_match(&r, "GET", NULL, "www.cdn.test", "/HELLO", 6)); /* path does not */
+	struct bundle_route any = { "*", "/x", NULL, BUNDLE_ON_ERROR_500, NULL };
+	assert_true(bundle_route_match(&any, "DELETE", NULL, NULL, "/x", 2));
+	/* A route limited to a site matches that site's requests only. */
+	struct bundle_route shop = { "*", "/x", NULL, BUNDLE_ON_ERROR_500, "shop" };
+	assert_true(bundle_route_match(&shop, "GET", "shop", "h", "/x", 2));
+	assert_false(bundle_route_match(&shop, "GET", "blog", "h", "/x", 2));
+	assert_false(bundle_route_match(&shop, "GET", NULL, "h", "/x", 2));
 }
 
 static void test_dir_and_keys(void **st)

@@ -691,6 +691,36 @@ static void test_lru_eviction(void **state)
 	cache_close(c);
 }
 
+/* Two sites' scopes ("a://", "b://") hold the same host and path: a purge
+ * scoped to one never touches the other's entries. */
+static void test_scoped_purges(void **state)
+{
+	struct cache *c = open_store();
+	char b[64];
+	/* (A purge also drops later stores of what it covers: all stored first.) */
+	put(c, "a://h/p/1", "a1", NULL, 0);
+	put(c, "a://h2/p/2", "a2", NULL, 0);
+	put(c, "a://h/r", "ar", "t\0", 2);
+	put(c, "b://h/p/1", "b1", NULL, 0);
+	put(c, "b://h/q", "bq", "t\0", 2);
+	put(c, "c://h/p/9", "c9", NULL, 0);
+	assert_int_equal(cache_purge_prefix(c, "a:///p/"), 2); /* every host of a */
+	assert_false(get(c, "a://h/p/1", b, sizeof b));
+	assert_false(get(c, "a://h2/p/2", b, sizeof b));
+	assert_true(get(c, "b://h/p/1", b, sizeof b));
+	assert_true(get(c, "c://h/p/9", b, sizeof b));
+	assert_int_equal(cache_purge_prefix(c, "b://h/p"), 1); /* absolute: that scope and host */
+	assert_true(get(c, "a://h/r", b, sizeof b));
+	assert_int_equal(cache_purge_tag(c, "b://\x1ft"), 1); /* b's entries tagged t */
+	assert_false(get(c, "b://h/q", b, sizeof b));
+	assert_true(get(c, "a://h/r", b, sizeof b));
+	assert_int_equal(cache_purge_tag(c, "t"), 1); /* a's link to the tag survived */
+	assert_false(get(c, "a://h/r", b, sizeof b));
+	assert_int_equal(cache_purge_prefix(c, "/p/"), 1); /* a bare path: every scope */
+	assert_false(get(c, "c://h/p/9", b, sizeof b));
+	cache_close(c);
+}
+
 int main(void)
 {
 	log_init("test_cache", LOG_LVL_ERROR);
@@ -704,6 +734,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_old_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vary_records_evicted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lru_eviction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scoped_purges, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

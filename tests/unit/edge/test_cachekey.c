@@ -14,7 +14,7 @@ static char out[8192];
 static const char *key(const char *target, const char *host, const struct query_rule *r, size_t n)
 {
 	struct buf k = BUF_INIT;
-	if (cachekey_build(target, host, r, n, &k, NULL, NULL) < 0) {
+	if (cachekey_build("http", target, host, r, n, &k, NULL, NULL) < 0) {
 		buf_free(&k);
 		return NULL;
 	}
@@ -71,9 +71,10 @@ static void test_query_rules(void **state)
 static void test_path_out(void **state)
 {
 	struct buf k = BUF_INIT, p = BUF_INIT, h = BUF_INIT;
-	assert_int_equal(cachekey_build("/a/../b?z=1&y=2", "H:80", NULL, 0, &k, &p, &h), 0);
+	assert_int_equal(cachekey_build("shop", "/a/../b?z=1&y=2", "H:80", NULL, 0, &k, &p, &h), 0);
 	assert_string_equal(p.data, "/b?z=1&y=2");
 	assert_string_equal(h.data, "h");
+	assert_string_equal(k.data, "shop://h/b?z=1&y=2"); /* the site's scope leads the key */
 	buf_free(&k);
 	buf_free(&p);
 	buf_free(&h);
