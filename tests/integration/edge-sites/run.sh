@@ -105,6 +105,12 @@ t_eq "a wildcard covers one label only: two labels get 421" 421 "$(status)"
 get /p -H 'Host: nobody.example'
 t_eq "a Host no site has: 421" 421 "$(status)"
 t_eq "and nothing reached any origin" 2 "$(ocount /p)"
+# A request body streamed to the origin goes to its site's origin too.
+head -c 600000 /dev/urandom >"$T_DIR/post.bin"
+t_eq "a 600 kB POST to site b: 200" 200 \
+	"$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$T_DIR/post.bin" -H 'Host: x.b.test' "$E/up")"
+t_eq "it reached b's origin whole, with b's Host" "$(sha256sum <"$T_DIR/post.bin" | cut -c1-64) origin.b.test" \
+	"$(olast /up | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["body_sha256"], d["headers"].get("Host"))')"
 get /p -H 'Host: www.a.test:8080'
 t_eq "a port in Host still finds the site (its own entry: host[:port] keys)" 200 "$(status)"
 
