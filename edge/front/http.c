@@ -343,10 +343,10 @@ static bool hold_body(struct edge_req *r, size_t n)
 
 /* A body bound for the origin goes there as it arrives, through a window
  * (FETCH_UPLOAD_WINDOW) counted against limits.bodies_memory; r->site is
- * picked here as dispatch would.  Bodies the
- * edge reads itself are collected whole (bounded by limits.max_body): the
- * control API's, and every body while scripts are loaded, since a script
- * gets the whole body and whether one answers is known only once it ran. */
+ * picked here as dispatch would.  Bodies the edge reads itself are
+ * collected whole (bounded by limits.max_body): the control API's, and
+ * every body while scripts are loaded, since a script gets the whole body
+ * and whether one answers is known only once it ran. */
 static bool streams_body(struct edge_req *r, const char *cl, bool chunked)
 {
 	if (r->is_get || r->is_head || (!chunked && (!cl || !strtoull(cl, NULL, 10))))
@@ -404,6 +404,7 @@ static enum MHD_Result stream_body(struct edge_req *r, const char *upload, size_
 		 * before that answer: a client that is still sending would lose a
 		 * response written before it reads, to the reset of a closed socket. */
 		r->upload_over = true;
+		taken = n;
 	}
 	/* Fewer than n taken: suspended until the origin has read more. */
 	*upload_size -= taken;
