@@ -8,8 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edge/cache/cache.h"
 #include "edge/cache/cachekey.h"
 #include "edge/cache/slice.h"
+
+#include <time.h>
+#include <unistd.h>
 
 #define MIB (1024 * 1024ull)
 
@@ -185,6 +189,77 @@ static void test_wanted(void **state)
 	assert_false(slice_wanted(64 * MIB, 0, 16 * MIB, 0));              /* slicing off */
 }
 
+/* ---------- slices in the store ---------- */
+
+static const struct entry_meta META = { 206, 0, 1000, 1001, 1000, 0, 3600, -1, -1, 0 };
+static const char HDRS[] = "content-range\0bytes 0-3/8\0etag\0\"v1\"\0";
+
+static bool stored(struct cache *c, const char *key)
+{
+	struct cache_ref *ref;
+	struct entry_view v;
+	if (cache_lookup(c, key, NULL, NULL, &ref, &v, NULL) != CACHE_HIT)
+		return false;
+	cache_ref_release(c, ref);
+	return true;
+}
+
+static int put_slice(struct cache *c, const char *key, uint64_t i, const struct entry_meta *m)
+{
+	struct buf k = BUF_INIT;
+	slice_key(key, 4, i, &k);
+	int rc = cache_store(c, k.data, NULL, NULL, NULL, m, HDRS, sizeof HDRS - 1, "", 0, "abcd", 4);
+	buf_free(&k);
+	return rc;
+}
+
+static bool slice_stored(struct cache *c, const char *key, uint64_t i)
+{
+	struct buf k = BUF_INIT;
+	slice_key(key, 4, i, &k);
+	bool r = stored(c, k.data);
+	buf_free(&k);
+	return r;
+}
+
+/* Purging an object removes its slices, and a slice fetched before the
+ * purge is not stored after it; a neighbour whose key merely starts the
+ * same is left alone. */
+static void test_purge_takes_slices(void **state)
+{
+	char dir[] = "/tmp/test_slice.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct cache_opts o = { .path = dir, .map_size = 16 << 20 };
+	char err[256];
+	struct cache *c = cache_open(&o, err, sizeof err);
+	assert_non_null(c);
+	struct entry_meta m = META;
+	m.request_time = (int64_t)time(NULL);
+	m.purge_seq = cache_purge_seq(c);
+	for (uint64_t i = 0; i < 2; i++) {
+		assert_int_equal(put_slice(c, "http://h/v", i, &m), 0);
+		assert_int_equal(put_slice(c, "http://h/v2", i, &m), 0);
+	}
+	assert_true(slice_stored(c, "http://h/v", 1));
+	assert_int_equal(cache_purge_key(c, "http://h/v"), 2);
+	assert_false(slice_stored(c, "http://h/v", 0));
+	assert_false(slice_stored(c, "http://h/v", 1));
+	assert_true(slice_stored(c, "http://h/v2", 0));
+	/* Requests sent before the purge: their slices are dropped, not the
+	 * neighbour's. */
+	assert_int_equal(put_slice(c, "http://h/v", 3, &m), -1);
+	assert_false(slice_stored(c, "http://h/v", 3));
+	assert_int_equal(put_slice(c, "http://h/v2", 3, &m), 0);
+	/* Sent after it: stored. */
+	m.purge_seq = cache_purge_seq(c);
+	assert_int_equal(put_slice(c, "http://h/v", 3, &m), 0);
+	assert_true(slice_stored(c, "http://h/v", 3));
+	cache_close(c);
+	char cmd[96];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -192,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_span),           cmocka_unit_test(test_range_header),
 		cmocka_unit_test(test_content_range),  cmocka_unit_test(test_check_response),
 		cmocka_unit_test(test_validators),     cmocka_unit_test(test_wanted),
+		cmocka_unit_test(test_purge_takes_slices),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
