@@ -74,6 +74,26 @@ static bool digits(const char **pp, uint64_t *v)
 	return true;
 }
 
+static const char *ows(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+bool slice_first_byte(const char *range, uint64_t *first)
+{
+	if (!range || strncasecmp(range, "bytes=", 6))
+		return false;
+	const char *p = ows(range + 6);
+	uint64_t last;
+	if (!digits(&p, first) || *p++ != '-')
+		return false;
+	if (digits(&p, &last) && last < *first)
+		return false;
+	return !*ows(p);
+}
+
 bool slice_parse_content_range(const char *v, uint64_t *first, uint64_t *last, uint64_t *total)
 {
 	if (!v || strncasecmp(v, "bytes ", 6))
@@ -82,9 +102,7 @@ bool slice_parse_content_range(const char *v, uint64_t *first, uint64_t *last, u
 	if (!digits(&p, first) || *p++ != '-' || !digits(&p, last) || *p++ != '/' ||
 	    !digits(&p, total))
 		return false;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	return !*p && *first <= *last && *last < *total;
+	return !*ows(p) && *first <= *last && *last < *total;
 }
 
 enum slice_check slice_check_response(unsigned status, const char *content_range, uint64_t index,

@@ -43,6 +43,12 @@ void slice_span(uint64_t first, uint64_t last, uint64_t size, uint64_t *i0, uint
 #define SLICE_RANGE_LEN 48
 bool slice_range_header(uint64_t index, uint64_t size, int64_t total, char *out);
 
+/* For a request on an object of unknown length: the first byte of a Range
+ * header with exactly one int-range ("bytes=first-" or "bytes=first-last",
+ * RFC 9110 14.1.2).  Returns false for anything else (absent, suffix ranges,
+ * several ranges, syntax errors): such requests go the ordinary way. */
+bool slice_first_byte(const char *range, uint64_t *first);
+
 /* Parses a 206's Content-Range "bytes first-last/complete-length" (RFC 9110
  * 14.4) strictly: one space after the unit, no "*" length, first <= last <
  * length.  Returns false on anything else. */

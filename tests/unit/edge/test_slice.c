@@ -90,6 +90,21 @@ static void test_range_header(void **state)
 	assert_false(slice_range_header(3, MIB, 2 * MIB + 10, h));
 }
 
+static void test_first_byte(void **state)
+{
+	uint64_t a = 99;
+	assert_true(slice_first_byte("bytes=0-", &a));
+	assert_int_equal(a, 0);
+	assert_true(slice_first_byte("bytes=5242880-6291455", &a));
+	assert_int_equal(a, 5242880);
+	assert_true(slice_first_byte("Bytes= 7-7 ", &a));
+	assert_int_equal(a, 7);
+	const char *no[] = { NULL, "", "bytes=-500", "bytes=0-1,5-6", "bytes=5-2", "items=0-1",
+		             "bytes=x-", "bytes=1-2-", "bytes=", "bytes=1" };
+	for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+		assert_false(slice_first_byte(no[i], &a));
+}
+
 static void test_content_range(void **state)
 {
 	uint64_t a, b, t;
@@ -265,7 +280,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keys),           cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_span),           cmocka_unit_test(test_range_header),
-		cmocka_unit_test(test_content_range),  cmocka_unit_test(test_check_response),
+		cmocka_unit_test(test_first_byte),     cmocka_unit_test(test_content_range),
+		cmocka_unit_test(test_check_response),
 		cmocka_unit_test(test_validators),     cmocka_unit_test(test_wanted),
 		cmocka_unit_test(test_purge_takes_slices),
 	};
