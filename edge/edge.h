@@ -6,7 +6,7 @@
 #include "common/addr.h"
 #include "common/cfg.h"
 #include "edge/cache/cachekey.h"
-#include "edge/front/counters.h"
+#include "edge/counters.h"
 #include "edge/script/script.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -45,7 +45,7 @@ struct edge_config {
 	} limits;
 	struct query_rule *query_rules;
 	size_t nquery_rules;
-	struct script_config scripts; /* edge/script/script.h */
+	struct script_config scripts; /* script/script.h */
 };
 
 /* The schema (edge/config.c): drives parsing, -t and --help. */
@@ -68,6 +68,10 @@ struct edge {
 	struct scripts *scripts;          /* script.h: bundles, Lua states, KV store */
 	long long start_ms;
 	struct counters n;                /* counters.h: per-thread shards */
+	/* Set once a script response was stored in the cache: from then on
+	 * script routes first look for a fresh cached copy (one LMDB lookup),
+	 * before that they do not pay for it (front/script_http.c). */
+	atomic_int scripts_cached;
 };
 
 /* The reloadable settings in force (never NULL once main() started the edge;
