@@ -27,6 +27,7 @@
 #define ENTRY_F_MUST_REVALIDATE 0x01 /* must-revalidate / proxy-revalidate / s-maxage */
 #define ENTRY_F_NO_CACHE        0x02 /* stored, but always revalidated before use */
 #define ENTRY_F_HEURISTIC       0x04 /* lifetime came from the Last-Modified heuristic */
+#define ENTRY_F_SLICED          0x08 /* a large object's head: its bytes are in slices (slice.h) */
 
 struct entry_header { /* borrowed views into the encoded value */
 	const char *name;

@@ -5,6 +5,7 @@
  * (proxy_start, proxy_resume) and in the fetch thread (the fill hooks);
  * stores go through the cache's writer thread (store_done). */
 #include "edge/upstream/proxy.h"
+#include "edge/upstream/slicer.h"
 #include "edge/cache/freshness.h"
 #include "edge/upstream/headers.h"
 #include "common/encoding.h"
@@ -67,8 +68,17 @@ static unsigned hash_key(const char *s)
 	return h % COLLAPSE_BUCKETS;
 }
 
-/* Under c->lock. */
-static struct fetch *collapse_find(struct collapse *c, const char *key)
+void collapse_lock(struct collapse *c)
+{
+	pthread_mutex_lock(&c->lock);
+}
+
+void collapse_unlock(struct collapse *c)
+{
+	pthread_mutex_unlock(&c->lock);
+}
+
+struct fetch *collapse_find(struct collapse *c, const char *key)
 {
 	for (struct centry *e = c->b[hash_key(key)]; e; e = e->next)
 		if (!strcmp(e->key, key))
@@ -76,7 +86,7 @@ static struct fetch *collapse_find(struct collapse *c, const char *key)
 	return NULL;
 }
 
-static void collapse_put(struct collapse *c, const char *key, struct fetch *f)
+void collapse_put(struct collapse *c, const char *key, struct fetch *f)
 {
 	struct centry *e = xcalloc(1, sizeof *e);
 	e->key = xstrdup(key);
@@ -87,8 +97,7 @@ static void collapse_put(struct collapse *c, const char *key, struct fetch *f)
 	c->b[h] = e;
 }
 
-/* Removes key's entry if it is f (takes the lock itself). */
-static void collapse_remove(struct collapse *c, const char *key, struct fetch *f)
+void collapse_remove(struct collapse *c, const char *key, struct fetch *f)
 {
 	struct fetch *drop = NULL;
 	pthread_mutex_lock(&c->lock);
@@ -188,24 +197,30 @@ void proxy_fresh_in(struct fresh_in *in, const struct edge *e, unsigned status,
 	};
 }
 
-static void meta_from(struct fill *x, struct fetch *f, unsigned status, struct entry_meta *m)
+void proxy_meta(const struct fresh_out *fo, const struct fetch *f, unsigned status,
+                uint64_t purge_seq, struct entry_meta *m)
 {
 	memset(m, 0, sizeof *m);
 	m->status = status;
 	m->request_time = f->request_time;
-	m->purge_seq = x->purge_seq;
+	m->purge_seq = purge_seq;
 	m->response_time = f->response_time;
-	m->date = x->fo.date;
-	m->age_value = x->fo.age_value;
-	m->lifetime = (int32_t)(x->fo.lifetime > INT32_MAX ? INT32_MAX : x->fo.lifetime);
-	m->swr = (int32_t)(x->fo.swr > INT32_MAX ? INT32_MAX : x->fo.swr);
-	m->sie = (int32_t)(x->fo.sie > INT32_MAX ? INT32_MAX : x->fo.sie);
-	if (x->fo.must_revalidate)
+	m->date = fo->date;
+	m->age_value = fo->age_value;
+	m->lifetime = (int32_t)(fo->lifetime > INT32_MAX ? INT32_MAX : fo->lifetime);
+	m->swr = (int32_t)(fo->swr > INT32_MAX ? INT32_MAX : fo->swr);
+	m->sie = (int32_t)(fo->sie > INT32_MAX ? INT32_MAX : fo->sie);
+	if (fo->must_revalidate)
 		m->flags |= ENTRY_F_MUST_REVALIDATE;
-	if (x->fo.no_cache)
+	if (fo->no_cache)
 		m->flags |= ENTRY_F_NO_CACHE;
-	if (x->fo.source == FRESH_HEURISTIC)
+	if (fo->source == FRESH_HEURISTIC)
 		m->flags |= ENTRY_F_HEURISTIC;
+}
+
+static void meta_from(struct fill *x, struct fetch *f, unsigned status, struct entry_meta *m)
+{
+	proxy_meta(&x->fo, f, status, x->purge_seq, m);
 }
 
 /* Invalidates the cache key of a same-host URL (absolute or path). */
@@ -714,6 +729,10 @@ static bool same_variant(struct proxy_call *pc, struct fetch *f, struct fill *x)
 
 void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 {
+	if (pc->sliced) {
+		slicer_resume(pc, a);
+		return;
+	}
 	struct edge *e = pc->edge;
 	struct fetch *f = pc->f;
 	memset(a, 0, sizeof *a);

@@ -20,8 +20,19 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct slice_stream; /* upstream/slicer.h */
+
 struct collapse *collapse_new(void);
 void collapse_free(struct collapse *c);
+/* The table of in-flight fetches by key; it also holds slice fetches under
+ * their slice keys (upstream/slicer.c), which no primary key equals.  find
+ * and put under collapse_lock; put takes its own reference on f; remove
+ * takes the lock itself and drops key's entry only if it is f. */
+void collapse_lock(struct collapse *c);
+void collapse_unlock(struct collapse *c);
+struct fetch *collapse_find(struct collapse *c, const char *key);
+void collapse_put(struct collapse *c, const char *key, struct fetch *f);
+void collapse_remove(struct collapse *c, const char *key, struct fetch *f);
 
 /* Why a request goes to the origin (Cache-Status fwd=). */
 enum fwd_reason { FWD_NONE = 0, FWD_URI_MISS, FWD_VARY_MISS, FWD_STALE, FWD_METHOD, FWD_MISS,
@@ -65,6 +76,8 @@ struct proxy_call {
 	bool leader, waiting_registered;
 	bool no_collapse;                    /* forwarded on its own after a collapse did not fit */
 	bool joined_done;                    /* answered from a completed fetch whose store is pending */
+	bool sliced;                         /* waiting on a slice (upstream/slicer.h) */
+	int64_t slice_first;                 /* ... for the client's bytes from here (-1: none) */
 };
 
 /* The stale entry a revalidation starts from (copied by proxy_start: the
@@ -89,6 +102,7 @@ enum proxy_kind {
 	PROXY_ENTRY,   /* serve a stored entry */
 	PROXY_STREAM,  /* serve the origin's response as it arrives */
 	PROXY_ERROR,   /* answer status with msg */
+	PROXY_SLICES,  /* serve a sliced object (upstream/slicer.h) */
 };
 
 struct proxy_answer {
@@ -114,6 +128,10 @@ struct proxy_answer {
 	bool whole;               /* the whole body is kept (it is being stored) */
 	int64_t age;              /* the Age to send; -1: none */
 	struct cache_status cs;
+	/* SLICES: the body, owned by the receiver (slice_stream_close); hdrs
+	 * (owned) the head's headers to send, length the representation's,
+	 * status 200, age and cs as for STREAM. */
+	struct slice_stream *slices;
 };
 
 /* Sends the request to the origin, or collapses it onto an in-flight fetch
@@ -133,6 +151,12 @@ void proxy_refresh(struct proxy_call *pc, const struct stale_info *stale);
 /* Drops pc's fetch reference and waiter (the request is over, or a stream
  * of the answer was opened).  Idempotent. */
 void proxy_release(struct proxy_call *pc);
+
+struct fresh_out;
+/* The entry meta of a response fetched by f, evaluated as fo, to be stored
+ * with status; purge_seq as taken when the request was sent. */
+void proxy_meta(const struct fresh_out *fo, const struct fetch *f, unsigned status,
+                uint64_t purge_seq, struct entry_meta *m);
 
 struct fresh_in;
 /* Fills the response side of a freshness input: the origin response headers

@@ -88,6 +88,7 @@ def one_range(h, n):
 
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    count_key = None  # the path whose body bytes reply() counts
 
     def log_message(self, *a):
         pass
@@ -114,7 +115,13 @@ class H(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if not head and status not in (204, 304):
-            self.wfile.write(body)
+            # In pieces, counting what was written: a client may hang up
+            # early (an edge cutting a transfer it does not want).
+            for i in range(0, len(body), 65536):
+                self.wfile.write(body[i:i + 65536])
+                if self.count_key is not None:
+                    with LOCK:
+                        BYTES[self.count_key] = BYTES.get(self.count_key, 0) + len(body[i:i + 65536])
 
     def control(self, method, u, data):
         q = parse_qs(u.query)
@@ -156,6 +163,7 @@ class H(BaseHTTPRequestHandler):
         u = urlsplit(self.path)
         n = int(self.headers.get("Content-Length") or 0)
         data = self.rfile.read(n) if n else b""
+        self.count_key = None
         if u.path.startswith("/__"):
             return self.control(method, u, data)
         key = self.path
@@ -195,9 +203,7 @@ class H(BaseHTTPRequestHandler):
                 a, b = r
                 headers = headers + [("Content-Range", "bytes %d-%d/%d" % (a, b, len(body)))]
                 status, body = 206, body[a:b + 1]
-        if method != "HEAD" and status not in (204, 304):
-            with LOCK:
-                BYTES[key] = BYTES.get(key, 0) + len(body)
+        self.count_key = key
         self.reply(status, headers, body, head=(method == "HEAD"), chunked=bool(c.get("chunked")))
 
     def do_GET(self): self.handle_any("GET")
