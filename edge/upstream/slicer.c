@@ -18,6 +18,7 @@
 #include "common/xmalloc.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct slice_req {
 	int64_t total;          /* the head's length, -1: no head */
 	const struct buf *head_v; /* the head's validators (packed), NULL: none */
 	bool head_write;        /* write the head from the response whatever it says */
+	bool has_auth;          /* the request carried Authorization (a probe's 200) */
 };
 
 /* One slice fetch's context (struct fetch's ctx). */
@@ -45,12 +47,15 @@ struct slice_fill {
 	int64_t known_total;
 	struct buf head_v;      /* the head's ETag / Last-Modified / Date, packed */
 	bool head_write;
+	bool probe;             /* no head: a 200 is the whole object, kept as a miss's */
+	bool req_auth;
 	uint64_t purge_seq;     /* cache_purge_seq() as the request was sent */
 	bool in_table;
 	/* decided in on_headers, before waiters are woken */
 	enum slice_check check;
 	uint64_t total;
 	bool sliceable;         /* a slice of an object stored in slices: stored */
+	bool whole_store;       /* a probe's 200, stored whole as an ordinary miss would be */
 	struct fresh_out fo;
 };
 
@@ -210,6 +215,34 @@ static void leave_table(struct slice_fill *x, struct fetch *f)
 	}
 }
 
+static void evaluate(struct slice_fill *x, struct fetch *f)
+{
+	struct fresh_in in;
+	proxy_fresh_in(&in, x->e, 200, &f->hdrs, f->request_time, f->response_time);
+	in.method = "GET";
+	in.req_authorization = x->req_auth;
+	freshness_evaluate(&in, &x->fo);
+}
+
+/* A probe answered 200: the origin ignores Range and this is the whole
+ * object, handled as an ordinary miss's response would be -- stored whole
+ * if it may be and fits (no Vary: the probe did not keep the request
+ * headers a variant key needs), else streamed through with bounded memory
+ * -- so such an origin costs no second request. */
+static void whole_headers(struct slice_fill *x, struct fetch *f)
+{
+	leave_table(x, f); /* a late joiner could not read bytes already dropped */
+	evaluate(x, f);
+	uint64_t max = edge_live(x->e)->cache.max_object_size;
+	x->whole_store = x->fo.storable && !hdrlist_get(&f->hdrs, "Vary") &&
+	                 (f->content_length < 0 || (uint64_t)f->content_length <= max);
+	pthread_mutex_lock(&f->lock);
+	if (!x->whole_store)
+		f->discard = true;
+	f->keep_limit = max;
+	pthread_mutex_unlock(&f->lock);
+}
+
 static void on_headers(struct fetch *f)
 {
 	struct slice_fill *x = f->ctx;
@@ -224,14 +257,15 @@ static void on_headers(struct fetch *f)
 		         x->key);
 		cache_purge_key(e->cache, x->key);
 	}
+	if (x->check == SLICE_WHOLE && x->probe) {
+		whole_headers(x, f);
+		return;
+	}
 	if (x->check != SLICE_MATCH) {
 		leave_table(x, f);
 		return;
 	}
-	struct fresh_in in;
-	proxy_fresh_in(&in, e, 200, &f->hdrs, f->request_time, f->response_time);
-	in.method = "GET";
-	freshness_evaluate(&in, &x->fo);
+	evaluate(x, f);
 	struct slice_validators v, hv = { 0 };
 	validators_of(&f->hdrs, &v);
 	x->sliceable = x->fo.storable && !hdrlist_get(&f->hdrs, "Vary") && slice_strong(&v) &&
@@ -260,15 +294,16 @@ static void on_done(struct fetch *f)
 	bool ok = x->sliceable && f->complete && f->body_base == 0 &&
 	          slice_bounds(x->index, x->size, (int64_t)x->total, &a, &b) &&
 	          f->body.len == b - a + 1;
+	bool whole = x->whole_store && f->complete && !f->discard && f->body_base == 0;
 	pthread_mutex_unlock(&f->lock);
 	counters_add(&e->n, C_ORIGIN_FETCHES, 1);
 	if (f->status == 0 || f->status >= 500)
 		counters_add(&e->n, C_ORIGIN_ERRORS, 1);
-	if (!ok) {
+	if (!ok && !whole) {
 		leave_table(x, f);
 		return;
 	}
-	/* Stays in the table until committed: a request for the slice in
+	/* A slice stays in the table until committed: a request for it in
 	 * between reads this fetch's body (store_done takes it out). */
 	struct slice_store *ps = xcalloc(1, sizeof *ps);
 	ps->f = f;
@@ -276,10 +311,10 @@ static void on_done(struct fetch *f)
 	fetch_ref(f);
 	stored_headers(f, false, x->total, &ps->hdrs, &ps->tags);
 	struct entry_meta m;
-	proxy_meta(&x->fo, f, 206, x->purge_seq, &m);
-	cache_store_async(e->cache, x->skey, NULL, NULL, NULL, &m, ps->hdrs.data, ps->hdrs.len,
-	                  ps->tags.data ? ps->tags.data : "", ps->tags.len, f->body.data,
-	                  f->body.len, store_done, ps);
+	proxy_meta(&x->fo, f, whole ? 200 : 206, x->purge_seq, &m);
+	cache_store_async(e->cache, whole ? x->key : x->skey, NULL, NULL, NULL, &m, ps->hdrs.data,
+	                  ps->hdrs.len, ps->tags.data ? ps->tags.data : "", ps->tags.len,
+	                  f->body.data, f->body.len, store_done, ps);
 }
 
 static void fill_free(void *p)
@@ -313,6 +348,8 @@ static struct fetch *fetch_slice_new(const struct slice_req *q, uint64_t index, 
 	if (q->head_v)
 		buf_append(&x->head_v, q->head_v->data, q->head_v->len);
 	x->head_write = q->head_write;
+	x->probe = q->total < 0;
+	x->req_auth = q->has_auth;
 	x->purge_seq = cache_purge_seq(e->cache);
 	/* Identity coding, whoever asks: every slice must be a range of the
 	 * same bytes. */
@@ -334,9 +371,11 @@ static struct fetch *fetch_slice_new(const struct slice_req *q, uint64_t index, 
 	char *url = xasprintf("%s%s", e->cfg.origin, q->path);
 	struct fetch *f = fetch_new("GET", url, h, NULL, 0, &slice_hooks, x);
 	free(url);
-	/* An origin that ignores Range answers 200 with everything: cut it
-	 * after a slice's worth instead of downloading the whole object. */
-	f->max_body = q->size;
+	/* With a head, a 200 (the origin now ignores Range) is cut after a
+	 * slice's worth instead of downloading the whole object for one slice;
+	 * a probe's 200 is the answer to the client (whole_headers). */
+	if (!x->probe)
+		f->max_body = q->size;
 	log_debug("slicer", "fetch %s %s", q->key, range);
 	return f;
 }
@@ -400,7 +439,7 @@ static struct slice_stream *stream_new(const struct proxy_call *pc, uint64_t siz
 	pack_validators(v, &s->head_v);
 	validators_of(&s->head_v, &s->v);
 	s->q = (struct slice_req){ pc->edge, s->key, s->host, s->path, s->ip, size, (int64_t)total,
-		                   &s->head_v, false };
+		                   &s->head_v, false, pc->has_auth };
 	s->ops = pc->ops;
 	s->cls = pc->cls;
 	s->total = total;
@@ -634,7 +673,7 @@ void slicer_start(struct proxy_call *pc, const struct entry_view *head, bool usa
 	if (pc->client)
 		addr_format_ip(pc->client, ip, sizeof ip);
 	struct slice_req q = { e, pc->key, pc->host, pc->path, ip, size, total, &head_v,
-		               !(head && usable) };
+		               !(head && usable), pc->has_auth };
 	bool leader;
 	struct fetch *f = fetch_slice(&q, i0, &leader);
 	buf_free(&head_v);
@@ -664,6 +703,28 @@ void slicer_start(struct proxy_call *pc, const struct entry_view *head, bool usa
 	slicer_resume(pc, a);
 }
 
+/* A probe's 200: streamed like a miss (respond opens the stream, then
+ * releases pc's hold on f). */
+static void answer_whole(struct proxy_call *pc, struct fetch *f, struct slice_fill *x,
+                         struct proxy_answer *a)
+{
+	a->kind = PROXY_STREAM;
+	a->f = f;
+	a->status = f->status;
+	a->length = f->content_length;
+	a->cacheable = true;
+	a->whole = x->whole_store;
+	headers_filter(&f->hdrs, &a->hdrs, NULL);
+	a->age = x->fo.storable ? freshness_age(x->fo.date, x->fo.age_value, f->request_time,
+	                                        f->response_time, (int64_t)time(NULL))
+	                        : -1;
+	a->cs = (struct cache_status){ .fwd = pc->fwd, .fwd_status = f->status,
+		                       .stored = x->whole_store,
+		                       .ttl = x->whole_store ? (long)x->fo.lifetime : LONG_MIN,
+		                       .detail = pc->leader ? NULL : "collapsed" };
+	pc->sliced = false;
+}
+
 void slicer_resume(struct proxy_call *pc, struct proxy_answer *a)
 {
 	struct fetch *f = pc->f;
@@ -682,6 +743,10 @@ void slicer_resume(struct proxy_call *pc, struct proxy_answer *a)
 	}
 	pthread_mutex_unlock(&f->lock);
 	struct slice_fill *x = f->ctx;
+	if (x->check == SLICE_WHOLE && x->probe && f->status == 200) {
+		answer_whole(pc, f, x, a);
+		return;
+	}
 	if (x->check != SLICE_MATCH || !x->sliceable) {
 		log_debug("slicer", "%s: not sliced (status %u, check %d)", pc->key, f->status,
 		          (int)x->check);
