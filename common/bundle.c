@@ -373,6 +373,14 @@ char *bundle_sign(const char *bytes, size_t len, const uint8_t sk[BUNDLE_SK_LEN]
 int bundle_verify(const char *env, size_t envlen, const uint8_t pk[BUNDLE_PK_LEN], char **bytes,
                   size_t *len, char *err, size_t errlen)
 {
+	struct bundle_keys one = { .n = 1 };
+	memcpy(one.pk[0], pk, BUNDLE_PK_LEN);
+	return bundle_verify_any(env, envlen, &one, bytes, len, err, errlen);
+}
+
+int bundle_verify_any(const char *env, size_t envlen, const struct bundle_keys *keys, char **bytes,
+                      size_t *len, char *err, size_t errlen)
+{
 	json_error_t je;
 	json_t *o = NULL;
 	uint8_t *payload = NULL, *sig = NULL;
@@ -412,8 +420,12 @@ int bundle_verify(const char *env, size_t envlen, const uint8_t pk[BUNDLE_PK_LEN
 		snprintf(err, errlen, "signature is not 64 bytes of base64");
 		goto fail;
 	}
-	if (crypto_sign_verify_detached(sig, payload, plen, pk) != 0) {
-		snprintf(err, errlen, "bad signature (not signed by the configured origin key)");
+	size_t k = 0;
+	while (k < keys->n && crypto_sign_verify_detached(sig, payload, plen, keys->pk[k]) != 0)
+		k++;
+	if (k == keys->n) {
+		snprintf(err, errlen, "bad signature (not signed by %s)",
+		         keys->n > 1 ? "any of the configured origin keys" : "the configured origin key");
 		goto fail;
 	}
 	free(sig);
@@ -431,9 +443,17 @@ fail:
 struct bundle *bundle_open(const char *env, size_t envlen, const uint8_t pk[BUNDLE_PK_LEN],
                            char **raw, size_t *rawlen, char *err, size_t errlen)
 {
+	struct bundle_keys one = { .n = 1 };
+	memcpy(one.pk[0], pk, BUNDLE_PK_LEN);
+	return bundle_open_any(env, envlen, &one, raw, rawlen, err, errlen);
+}
+
+struct bundle *bundle_open_any(const char *env, size_t envlen, const struct bundle_keys *keys,
+                               char **raw, size_t *rawlen, char *err, size_t errlen)
+{
 	char *bytes;
 	size_t len;
-	if (bundle_verify(env, envlen, pk, &bytes, &len, err, errlen) < 0)
+	if (bundle_verify_any(env, envlen, keys, &bytes, &len, err, errlen) < 0)
 		return NULL;
 	struct bundle *b = bundle_parse(bytes, len, err, errlen);
 	if (b && raw) {

@@ -116,6 +116,14 @@ bool httpd_bearer_ok(const char *authorization, const char *secret)
 	return sodium_memcmp(a, b, sizeof a) == 0;
 }
 
+bool httpd_bearer_any(const char *authorization, char *const *secrets, size_t n)
+{
+	bool ok = false;
+	for (size_t i = 0; i < n; i++)
+		ok |= httpd_bearer_ok(authorization, secrets[i]);
+	return ok;
+}
+
 enum MHD_Result httpd_reply_unauthorized(struct MHD_Connection *c, const char *msg)
 {
 	struct buf b = BUF_INIT;

@@ -47,6 +47,10 @@ enum MHD_Result httpd_reply_error(struct MHD_Connection *c, unsigned status, con
  * says nothing about the secret's content or length.  A NULL or empty
  * secret never matches. */
 bool httpd_bearer_ok(const char *authorization, const char *secret);
+/* httpd_bearer_ok against each of secrets[0..n) (a rotation lists the old and
+ * the new one): true if any matches.  All are compared, so the time does not
+ * tell which one did. */
+bool httpd_bearer_any(const char *authorization, char *const *secrets, size_t n);
 /* Queues 401 with WWW-Authenticate: Bearer and {"error": msg} as JSON. */
 enum MHD_Result httpd_reply_unauthorized(struct MHD_Connection *c, const char *msg);
 

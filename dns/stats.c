@@ -162,20 +162,18 @@ struct post {
 	size_t len;
 };
 
-/* POST /reload needs the current configuration's control_secret, when one is
- * set (the shared control API convention).  The secret is copied under
- * view_lock since a reload may free the snapshot holding it. */
+/* POST /reload needs one of the current configuration's control secrets,
+ * when any is set (the shared control API convention).  Compared under
+ * view_lock since a reload may free the snapshot holding them; constant time
+ * in the secrets' contents. */
 static bool reload_authorized(struct MHD_Connection *conn)
 {
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	view_lock();
 	const struct view *v = view_current();
-	char *secret = v && v->snap->conf.control_secret ? xstrdup(v->snap->conf.control_secret) : NULL;
+	bool ok = !v || !v->snap->conf.n_control_secret ||
+	          httpd_bearer_any(h, v->snap->conf.control_secret, v->snap->conf.n_control_secret);
 	view_unlock();
-	if (!secret)
-		return true;
-	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	bool ok = httpd_bearer_ok(h, secret);
-	free(secret);
 	return ok;
 }
 

@@ -19,7 +19,13 @@
  * read from edge.cfg.  log_level and query_rules[].query point to static
  * strings (validated by the loader). */
 struct edge_config {
-	char *name, *region, *origin, *control_secret;
+	char *name, *region, *origin;
+	/* Accepted Bearer secrets: the inline ones, then (after loading, see
+	 * check_config in edge/main.c) the contents of control_secret_file. */
+	char **control_secret;
+	size_t ncontrol_secret;
+	char **control_secret_file;
+	size_t ncontrol_secret_file;
 	const char *log_level;
 	struct addr listen;
 	int threads, capacity;

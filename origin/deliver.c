@@ -90,7 +90,7 @@ static void settings_from(struct deliver *d, const struct origin_config *cfg)
 	d->retry_ms = cfg->push.retry_ms;
 	d->retry_rejected_ms = cfg->push.retry_rejected_ms;
 	free(d->secret);
-	d->secret = cfg->control_secret ? xstrdup(cfg->control_secret) : NULL;
+	d->secret = cfg->n_control_secret ? xstrdup(cfg->control_secret[0]) : NULL; /* senders use the first */
 }
 
 /* A version an edge refused (bad key, compile error on its Lua) is not

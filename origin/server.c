@@ -34,7 +34,8 @@ struct site {
 	char *index;
 	struct rules *rules;
 	bool errors_json;
-	char *secret;   /* may be NULL */
+	char **secrets; /* accepted control secrets; none: control API disabled */
+	size_t nsecrets;
 	char *name;
 	char *region;
 };
@@ -46,7 +47,9 @@ static void site_free(struct site *s)
 	free(s->root_real);
 	free(s->index);
 	rules_free(s->rules);
-	free(s->secret);
+	for (size_t i = 0; i < s->nsecrets; i++)
+		free(s->secrets[i]);
+	free(s->secrets);
 	free(s->name);
 	free(s->region);
 	free(s);
@@ -67,7 +70,10 @@ static struct site *site_new(const struct origin_config *c, char *err, size_t er
 	s->index = xstrdup(c->index);
 	s->rules = r;
 	s->errors_json = !strcmp(c->error_format, "json");
-	s->secret = c->control_secret ? xstrdup(c->control_secret) : NULL;
+	s->secrets = xcalloc(c->n_control_secret + 1, sizeof *s->secrets);
+	for (size_t i = 0; i < c->n_control_secret; i++)
+		s->secrets[i] = xstrdup(c->control_secret[i]);
+	s->nsecrets = c->n_control_secret;
 	s->name = xstrdup(c->name);
 	s->region = xstrdup(c->region);
 	return s;
@@ -391,10 +397,10 @@ static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, c
 static enum MHD_Result handle_control(struct server *s, struct MHD_Connection *c, const struct site *site,
                                       const char *url, const char *method, struct reqctx *rc)
 {
-	if (!site->secret || !s->push)
+	if (!site->nsecrets || !s->push)
 		return reply_error(s, c, site, 404, "control API disabled (no control_secret / push key)", url);
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (!httpd_bearer_ok(auth, site->secret)) {
+	if (!httpd_bearer_any(auth, site->secrets, site->nsecrets)) {
 		log_warn("origin", "control request %s %s refused: bad or missing secret", method, url);
 		s->by_status[401]++;
 		return httpd_reply_unauthorized(c, "unauthorized");

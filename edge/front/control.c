@@ -153,7 +153,8 @@ enum MHD_Result control_handle(struct edge_req *r)
 	/* Bundles carry their own Ed25519 signature (edge/script.c). */
 	if (!strncmp(p, "/.minicdn/scripts", 17) && (p[17] == '\0' || p[17] == '/'))
 		return script_http_control(r);
-	if (!httpd_bearer_ok(edge_req_header(r, "Authorization"), edge_live(r->edge)->control_secret))
+	const struct edge_config *lc = edge_live(r->edge);
+	if (!httpd_bearer_any(edge_req_header(r, "Authorization"), lc->control_secret, lc->ncontrol_secret))
 		return httpd_reply_unauthorized(r->conn, "control API needs Authorization: Bearer <secret>");
 	if (!strcmp(p, "/.minicdn/purge")) {
 		if (strcmp(r->method, "POST"))

@@ -21,7 +21,8 @@ static void copy_settings(struct scripts *s, const struct script_config *cfg, co
                           const char *edge_region, const char *origin)
 {
 	s->cfg = *cfg;
-	s->cfg.pubkey = cfg->pubkey ? xstrdup(cfg->pubkey) : NULL;
+	s->cfg.pubkey = NULL; /* read into s->keys by script_init, not kept */
+	s->cfg.npubkey = 0;
 	s->cfg.path = cfg->path ? xstrdup(cfg->path) : NULL;
 	s->cfg.regions = cfg->regions ? xstrdup(cfg->regions) : NULL;
 	s->cfg.default_region = cfg->default_region ? xstrdup(cfg->default_region) : NULL;
@@ -69,11 +70,14 @@ struct scripts *script_init(const struct script_config *cfg, const char *edge_na
 	script_active_init(&s->active);
 	copy_settings(s, cfg, edge_name, edge_region, origin);
 
-	if (s->cfg.pubkey) {
-		if (bundle_key_read(s->cfg.pubkey, s->pk, sizeof s->pk, err, errlen) < 0)
-			goto fail;
-		s->have_pk = 1;
+	if (cfg->npubkey > BUNDLE_MAX_KEYS) {
+		snprintf(err, errlen, "scripts.pubkey: %zu keys, at most %d", cfg->npubkey, BUNDLE_MAX_KEYS);
+		goto fail;
 	}
+	for (size_t i = 0; i < cfg->npubkey; i++)
+		if (bundle_key_read(cfg->pubkey[i], s->keys.pk[i], BUNDLE_PK_LEN, err, errlen) < 0)
+			goto fail;
+	s->keys.n = cfg->npubkey;
 	const char *fallback = s->cfg.default_region && *s->cfg.default_region ? s->cfg.default_region
 	                                                                      : s->site.edge_region;
 	if (!(s->regions = script_regions_load(s->cfg.regions, fallback, err, errlen)))
@@ -95,9 +99,9 @@ struct scripts *script_init(const struct script_config *cfg, const char *edge_na
 		goto fail;
 	}
 	s->ready = 1;
-	if (s->have_pk && script_store_load(s, err, errlen) < 0)
+	if (s->keys.n && script_store_load(s, err, errlen) < 0)
 		goto fail;
-	else if (!s->have_pk)
+	else if (!s->keys.n)
 		log_warn("script", "scripts.pubkey not set: pushed bundles will be refused");
 	return s;
 fail:
@@ -116,7 +120,6 @@ void script_shutdown(struct scripts *s)
 		mdb_env_sync(s->env, 1);
 		mdb_env_close(s->env);
 	}
-	free(s->cfg.pubkey);
 	free(s->cfg.path);
 	free(s->cfg.regions);
 	free(s->cfg.default_region);

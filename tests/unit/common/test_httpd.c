@@ -43,6 +43,20 @@ static void test_bearer(void **st)
 	assert_false(httpd_bearer_ok(tok, secret));
 }
 
+/* During a rotation both secrets are accepted; nothing else is. */
+static void test_bearer_any(void **st)
+{
+	char *two[] = { (char *)"old-secret", (char *)"new-secret", NULL };
+	assert_true(httpd_bearer_any("Bearer old-secret", two, 2));
+	assert_true(httpd_bearer_any("Bearer new-secret", two, 2));
+	assert_false(httpd_bearer_any("Bearer other", two, 2));
+	assert_false(httpd_bearer_any("Bearer new-secret", two, 1)); /* only the first listed */
+	assert_false(httpd_bearer_any("Bearer old-secret", NULL, 0));
+	assert_false(httpd_bearer_any(NULL, two, 2));
+	char *empty[] = { (char *)"", NULL };
+	assert_false(httpd_bearer_any("Bearer ", empty, 1));
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload, size_t *upload_size, void **ctx)
 {
@@ -101,6 +115,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bearer),
+		cmocka_unit_test(test_bearer_any),
 		cmocka_unit_test(test_reply_unauthorized),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
