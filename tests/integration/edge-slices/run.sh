@@ -155,7 +155,8 @@ get /n -H "Range: bytes=$((7 * MIB))-$((7 * MIB + 999))"
 t_eq "origin ignores Range: still 206 to the client" "206 bytes $((7 * MIB))-$((7 * MIB + 999))/$((20 * MIB))" "$(status) $(hdr Content-Range)"
 t_check "... bytes exact" same_bytes "$T_DIR/n" $((7 * MIB)) 1000 "$T_DIR/b"
 t_eq "... one origin request: the probe's 200 is the answer" 1 "$(ocount /n)"
-t_eq "... the object crossed once" $((20 * MIB)) "$(obytes /n)"
+# (the rest of the object may still be crossing: the edge reads it to the end)
+t_check "... the object crossed at most once" test "$(obytes /n)" -le $((20 * MIB))
 # small enough to store whole: later ranges are hits
 oset "{\"path\":\"/ns\",\"size\":300000,\"random\":true,\"headers\":{$N_HDRS}}"
 obody /ns "$T_DIR/ns"
