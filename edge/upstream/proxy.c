@@ -727,6 +727,21 @@ static bool same_variant(struct proxy_call *pc, struct fetch *f, struct fill *x)
 	return same;
 }
 
+bool proxy_wait_pending(struct proxy_call *pc, struct proxy_answer *a)
+{
+	struct fetch *f = pc->f;
+	pthread_mutex_lock(&f->lock);
+	bool pending = f->state == F_PENDING;
+	if (pending && pc->waiting_registered) {
+		pc->w.waiting = true;
+		pc->ops->suspend(pc->cls);
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (pending)
+		a->kind = PROXY_WAIT;
+	return pending;
+}
+
 void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 {
 	if (pc->sliced) {
@@ -740,18 +755,10 @@ void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 		answer_error(a, 0, NULL); /* nothing to resume: drop the connection */
 		return;
 	}
+	if (proxy_wait_pending(pc, a))
+		return; /* woken early (should not happen) */
 	pthread_mutex_lock(&f->lock);
-	enum fetch_state st = f->state;
-	if (st == F_PENDING) {
-		/* Woken early (should not happen): wait again. */
-		if (pc->waiting_registered) {
-			pc->w.waiting = true;
-			pc->ops->suspend(pc->cls);
-		}
-		pthread_mutex_unlock(&f->lock);
-		a->kind = PROXY_WAIT;
-		return;
-	}
+	enum fetch_state st = f->state; /* no longer pending: it only moves on */
 	pthread_mutex_unlock(&f->lock);
 	struct fill *x = f->ctx;
 	unsigned status = f->status;

@@ -144,6 +144,10 @@ void proxy_start(struct proxy_call *pc, const struct stale_info *stale, struct p
  * when the request had to be sent anew, e.g. a collapse that did not fit). */
 void proxy_resume(struct proxy_call *pc, struct proxy_answer *a);
 
+/* If pc's fetch (pc->f, not NULL) has no response yet: suspends pc until it
+ * has (a->kind = PROXY_WAIT) and returns true. */
+bool proxy_wait_pending(struct proxy_call *pc, struct proxy_answer *a);
+
 /* stale-while-revalidate: refreshes the entry in the background once (no
  * client waits; skipped if a fetch for the key is already running). */
 void proxy_refresh(struct proxy_call *pc, const struct stale_info *stale);

@@ -692,13 +692,6 @@ void slicer_start(struct proxy_call *pc, const struct entry_view *head, bool usa
 	pthread_mutex_lock(&f->lock);
 	fetch_add_waiter(f, &pc->w);
 	pc->waiting_registered = true;
-	if (f->state == F_PENDING) {
-		pc->w.waiting = true;
-		pc->ops->suspend(pc->cls);
-		pthread_mutex_unlock(&f->lock);
-		a->kind = PROXY_WAIT;
-		return;
-	}
 	pthread_mutex_unlock(&f->lock);
 	slicer_resume(pc, a);
 }
@@ -733,15 +726,8 @@ void slicer_resume(struct proxy_call *pc, struct proxy_answer *a)
 		a->kind = PROXY_ERROR; /* nothing to resume: drop the connection */
 		return;
 	}
-	pthread_mutex_lock(&f->lock);
-	if (f->state == F_PENDING) {
-		pc->w.waiting = true;
-		pc->ops->suspend(pc->cls);
-		pthread_mutex_unlock(&f->lock);
-		a->kind = PROXY_WAIT;
+	if (proxy_wait_pending(pc, a))
 		return;
-	}
-	pthread_mutex_unlock(&f->lock);
 	struct slice_fill *x = f->ctx;
 	if (x->check == SLICE_WHOLE && x->probe && f->status == 200) {
 		answer_whole(pc, f, x, a);
