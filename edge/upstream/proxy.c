@@ -298,6 +298,8 @@ static void on_headers(struct fetch *f)
 	bool err_over_stale = (x->mode == REVALIDATE || x->mode == REFRESH) && f->status >= 500;
 	x->store = x->fo.storable && fits && !err_over_stale;
 	x->shareable = x->store;
+	if (!fits && x->mode == FILL && f->status == 200)
+		slicer_note_whole(e, x->key, f, &x->fo, x->purge_seq); /* too large: maybe slices */
 	if (!x->store) {
 		pthread_mutex_lock(&f->lock);
 		f->discard = true;

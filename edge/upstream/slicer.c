@@ -193,18 +193,37 @@ static void stored_headers(struct fetch *f, bool head, uint64_t total, struct bu
  * before any client sees this response, so a request that follows one
  * answered from it finds the head it promised; heads are written once per
  * object and on changes, so the fetch thread rarely waits for this. */
-static void store_head(struct slice_fill *x, struct fetch *f)
+static void store_head(struct edge *e, const char *key, struct fetch *f,
+                       const struct fresh_out *fo, uint64_t purge_seq, uint64_t total)
 {
 	struct buf hdrs = BUF_INIT, tags = BUF_INIT;
-	stored_headers(f, true, x->total, &hdrs, &tags);
+	stored_headers(f, true, total, &hdrs, &tags);
 	struct entry_meta m;
-	proxy_meta(&x->fo, f, 200, x->purge_seq, &m);
+	proxy_meta(fo, f, 200, purge_seq, &m);
 	m.flags |= ENTRY_F_SLICED;
-	log_debug("slicer", "head %s length %" PRIu64, x->key, x->total);
-	cache_store(x->e->cache, x->key, NULL, NULL, NULL, &m, hdrs.data, hdrs.len,
+	log_debug("slicer", "head %s length %" PRIu64, key, total);
+	cache_store(e->cache, key, NULL, NULL, NULL, &m, hdrs.data, hdrs.len,
 	            tags.data ? tags.data : "", tags.len, NULL, 0);
 	buf_free(&hdrs);
 	buf_free(&tags);
+}
+
+/* Whether a response (storable as fo says) describes an object to slice. */
+static bool to_slice(struct edge *e, struct fetch *f, const struct fresh_out *fo, uint64_t total)
+{
+	const struct edge_config *live = edge_live(e);
+	struct slice_validators v;
+	validators_of(&f->hdrs, &v);
+	return fo->storable && !hdrlist_get(&f->hdrs, "Vary") && slice_strong(&v) &&
+	       slice_wanted(total, live->cache.slice_size, live->cache.slice_min,
+	                    live->cache.max_sliced_object_size);
+}
+
+void slicer_note_whole(struct edge *e, const char *key, struct fetch *f,
+                       const struct fresh_out *fo, uint64_t purge_seq)
+{
+	if (f->content_length >= 0 && to_slice(e, f, fo, (uint64_t)f->content_length))
+		store_head(e, key, f, fo, purge_seq, (uint64_t)f->content_length);
 }
 
 static void leave_table(struct slice_fill *x, struct fetch *f)
@@ -268,9 +287,7 @@ static void on_headers(struct fetch *f)
 	evaluate(x, f);
 	struct slice_validators v, hv = { 0 };
 	validators_of(&f->hdrs, &v);
-	x->sliceable = x->fo.storable && !hdrlist_get(&f->hdrs, "Vary") && slice_strong(&v) &&
-	               slice_wanted(x->total, x->size, live->cache.slice_min,
-	                            live->cache.max_sliced_object_size);
+	x->sliceable = x->size == live->cache.slice_size && to_slice(e, f, &x->fo, x->total);
 	if (!x->sliceable) {
 		leave_table(x, f);
 		return;
@@ -282,7 +299,7 @@ static void on_headers(struct fetch *f)
 		log_info("slicer", "%s changed at the origin (slice %" PRIu64 "): new head", x->key,
 		         x->index);
 	if (x->head_write || changed)
-		store_head(x, f);
+		store_head(e, x->key, f, &x->fo, x->purge_seq, x->total);
 }
 
 static void on_done(struct fetch *f)

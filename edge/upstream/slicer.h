@@ -20,6 +20,13 @@
  * v is not a well-formed head. */
 int64_t slicer_head_length(const struct entry_view *v);
 
+/* A full GET's 200 too large to store whole (f in its on_headers): if the
+ * object is one to slice (length, strong validator, no Vary, storable as
+ * fo says), writes its head, so later requests are answered from slices
+ * while this body streams through unstored. */
+void slicer_note_whole(struct edge *e, const char *key, struct fetch *f,
+                       const struct fresh_out *fo, uint64_t purge_seq);
+
 /* Starts answering pc from slices.  head: the stored head (NULL: the object
  * is not known, pc carries a single-range GET); usable: the head may be used
  * without asking the origin (fresh, or accepted stale by the request).

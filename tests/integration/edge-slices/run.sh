@@ -96,6 +96,21 @@ get /v -H 'Range: bytes=0-9,100-109'
 t_eq "several ranges: the whole object (200)" "200 $((64 * MIB))" "$(status) $(stat -c %s "$T_DIR/b")"
 t_eq "still no origin request" 64 "$(ocount /v)"
 
+# --- full GETs only: the first streams through and records the head, the
+# second fills the slices, the third is a hit
+F_HDRS='"Cache-Control":"max-age=600","ETag":"\"f1\""'
+oset "{\"path\":\"/f\",\"size\":$((20 * MIB)),\"random\":true,\"ranges\":true,\"headers\":{$F_HDRS}}"
+obody /f "$T_DIR/f"
+get /f
+t_check "full GET of an unknown large object: 200, bytes exact" sh -c "[ \"\$(head -1 '$T_DIR/h' | cut -d' ' -f2)\" = 200 ] && cmp -s '$T_DIR/b' '$T_DIR/f'"
+t_eq "... one origin request, no Range" '[null]' "$(oranges /f | tr -d ' ')"
+get /f
+t_check "second full GET: from slices, bytes exact" cmp -s "$T_DIR/b" "$T_DIR/f"
+t_eq "... the 20 slices fetched" 21 "$(ocount /f)"
+get /f
+t_check "third full GET: a hit, bytes exact" sh -c "grep -qi '^Cache-Status:.*; hit' '$T_DIR/h' && cmp -s '$T_DIR/b' '$T_DIR/f'"
+t_eq "... no origin request" 21 "$(ocount /f)"
+
 # --- concurrent range misses on one slice: one origin fetch
 C_HDRS='"Cache-Control":"max-age=600","ETag":"\"c1\""'
 oset "{\"path\":\"/c\",\"size\":$((32 * MIB)),\"random\":true,\"ranges\":true,\"delay\":1,\"headers\":{$C_HDRS}}"
