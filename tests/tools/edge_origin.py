@@ -21,6 +21,9 @@ and counts requests per path (query included):
   GET /__ranges?path=/x       -> JSON list of the Range header of every request for /x
                                  (null when absent), in arrival order
   GET /__body?path=/x         -> the configured body itself (not counted)
+  GET /__conns                -> number of accepted connections that carried at
+                                 least one request other than these controls
+                                 (how many connections the edge opened to us)
   POST /__reset               -> forget counters and configuration
 Unconfigured paths answer 200 with "Cache-Control: max-age=60" and a body
 naming the path.  Threaded, so slow handlers do not block others.
@@ -41,6 +44,7 @@ LAST = {}
 BYTES = {}
 RANGES = {}
 BODIES = {}  # (size, seed) -> generated random body, built once
+CONNS = [0]  # connections that served a non-control request
 
 
 def gen_body(n, seed):
@@ -93,6 +97,12 @@ class H(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
+    def setup(self):
+        # One handler object per accepted connection: it serves every
+        # request of that connection (keep-alive), so a flag here marks it.
+        super().setup()
+        self.counted = False
+
     def reply(self, status, headers, body, head=False, chunked=False):
         self.send_response(status)
         if chunked and status not in (204, 304):
@@ -133,10 +143,15 @@ class H(BaseHTTPRequestHandler):
         if u.path == "/__reset":
             with LOCK:
                 CONF.clear(); COUNT.clear(); LAST.clear(); BYTES.clear(); RANGES.clear()
+                CONNS[0] = 0
             return self.reply(200, [], b"ok")
         if u.path == "/__count":
             with LOCK:
                 n = COUNT.get(q.get("path", [""])[0], 0)
+            return self.reply(200, [("Content-Type", "text/plain")], str(n).encode())
+        if u.path == "/__conns":
+            with LOCK:
+                n = CONNS[0]
             return self.reply(200, [("Content-Type", "text/plain")], str(n).encode())
         if u.path == "/__last":
             with LOCK:
@@ -168,6 +183,9 @@ class H(BaseHTTPRequestHandler):
             return self.control(method, u, data)
         key = self.path
         with LOCK:
+            if not self.counted:
+                self.counted = True
+                CONNS[0] += 1
             COUNT[key] = COUNT.get(key, 0) + 1
             LAST[key] = {"method": method, "headers": dict(self.headers.items()),
                          "body": data.decode("latin-1")}
