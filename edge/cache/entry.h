@@ -57,6 +57,13 @@ struct entry_view {
 	const uint8_t *body; uint64_t body_len;
 };
 
+struct fresh_out;
+/* The meta to store for a response evaluated as fo (freshness.h), received
+ * at response_time for a request sent at request_time (seconds), with
+ * status; purge_seq as cache_purge_seq() gave it when the request was sent. */
+void entry_meta_from(const struct fresh_out *fo, int64_t request_time, int64_t response_time,
+                     unsigned status, uint64_t purge_seq, struct entry_meta *m);
+
 /* Bytes needed to encode an entry. */
 size_t entry_size(size_t hdrs_len, size_t tags_len, uint64_t body_len);
 /* Writes the encoding into dst (entry_size() bytes), checksum included.

@@ -361,7 +361,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->state == RS_WAIT) {
 		struct proxy_answer a;
-		proxy_resume(&r->pc, &a);
+		if (r->pc.sliced)
+			slicer_resume(&r->pc, &a);
+		else
+			proxy_resume(&r->pc, &a);
 		return respond_answer(r, &a);
 	}
 	if (r->state == RS_SCRIPT)

@@ -5,7 +5,7 @@
  * (proxy_start, proxy_resume) and in the fetch thread (the fill hooks);
  * stores go through the cache's writer thread (store_done). */
 #include "edge/upstream/proxy.h"
-#include "edge/upstream/slicer.h"
+#include "edge/upstream/slicehead.h"
 #include "edge/cache/freshness.h"
 #include "edge/upstream/headers.h"
 #include "common/encoding.h"
@@ -197,30 +197,9 @@ void proxy_fresh_in(struct fresh_in *in, const struct edge *e, unsigned status,
 	};
 }
 
-void proxy_meta(const struct fresh_out *fo, const struct fetch *f, unsigned status,
-                uint64_t purge_seq, struct entry_meta *m)
-{
-	memset(m, 0, sizeof *m);
-	m->status = status;
-	m->request_time = f->request_time;
-	m->purge_seq = purge_seq;
-	m->response_time = f->response_time;
-	m->date = fo->date;
-	m->age_value = fo->age_value;
-	m->lifetime = (int32_t)(fo->lifetime > INT32_MAX ? INT32_MAX : fo->lifetime);
-	m->swr = (int32_t)(fo->swr > INT32_MAX ? INT32_MAX : fo->swr);
-	m->sie = (int32_t)(fo->sie > INT32_MAX ? INT32_MAX : fo->sie);
-	if (fo->must_revalidate)
-		m->flags |= ENTRY_F_MUST_REVALIDATE;
-	if (fo->no_cache)
-		m->flags |= ENTRY_F_NO_CACHE;
-	if (fo->source == FRESH_HEURISTIC)
-		m->flags |= ENTRY_F_HEURISTIC;
-}
-
 static void meta_from(struct fill *x, struct fetch *f, unsigned status, struct entry_meta *m)
 {
-	proxy_meta(&x->fo, f, status, x->purge_seq, m);
+	entry_meta_from(&x->fo, f->request_time, f->response_time, status, x->purge_seq, m);
 }
 
 /* Invalidates the cache key of a same-host URL (absolute or path). */
@@ -299,7 +278,7 @@ static void on_headers(struct fetch *f)
 	x->store = x->fo.storable && fits && !err_over_stale;
 	x->shareable = x->store;
 	if (!fits && x->mode == FILL && f->status == 200)
-		slicer_note_whole(e, x->key, f, &x->fo, x->purge_seq); /* too large: maybe slices */
+		slicehead_note_whole(e, x->key, f, &x->fo, x->purge_seq); /* too large: maybe slices */
 	if (!x->store) {
 		pthread_mutex_lock(&f->lock);
 		f->discard = true;
@@ -746,10 +725,6 @@ bool proxy_wait_pending(struct proxy_call *pc, struct proxy_answer *a)
 
 void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 {
-	if (pc->sliced) {
-		slicer_resume(pc, a);
-		return;
-	}
 	struct edge *e = pc->edge;
 	struct fetch *f = pc->f;
 	memset(a, 0, sizeof *a);

@@ -76,7 +76,8 @@ struct proxy_call {
 	bool leader, waiting_registered;
 	bool no_collapse;                    /* forwarded on its own after a collapse did not fit */
 	bool joined_done;                    /* answered from a completed fetch whose store is pending */
-	bool sliced;                         /* waiting on a slice (upstream/slicer.h) */
+	bool sliced;                         /* waiting on a slice: resume with slicer_resume
+	                                        (upstream/slicer.h), not proxy_resume */
 	int64_t slice_first;                 /* ... for the client's bytes from here (-1: none) */
 };
 
@@ -155,12 +156,6 @@ void proxy_refresh(struct proxy_call *pc, const struct stale_info *stale);
 /* Drops pc's fetch reference and waiter (the request is over, or a stream
  * of the answer was opened).  Idempotent. */
 void proxy_release(struct proxy_call *pc);
-
-struct fresh_out;
-/* The entry meta of a response fetched by f, evaluated as fo, to be stored
- * with status; purge_seq as taken when the request was sent. */
-void proxy_meta(const struct fresh_out *fo, const struct fetch *f, unsigned status,
-                uint64_t purge_seq, struct entry_meta *m);
 
 struct fresh_in;
 /* Fills the response side of a freshness input: the origin response headers

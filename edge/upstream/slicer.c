@@ -10,6 +10,7 @@
  * at what on_headers decided, under the fetch's lock. */
 #include "edge/upstream/slicer.h"
 #include "edge/upstream/headers.h"
+#include "edge/upstream/slicehead.h"
 #include "edge/cache/freshness.h"
 #include "edge/cache/slice.h"
 #include "common/hdrlist.h"
@@ -92,13 +93,6 @@ static void pack_validators(const struct slice_validators *v, struct buf *out)
 		}
 }
 
-static void validators_of(const struct buf *hdrs, struct slice_validators *v)
-{
-	v->etag = hdrlist_get(hdrs, "ETag");
-	v->last_modified = hdrlist_get(hdrs, "Last-Modified");
-	v->date = hdrlist_get(hdrs, "Date");
-}
-
 static void validators_of_entry(const struct entry_view *e, struct slice_validators *v)
 {
 	v->etag = entry_get_header(e, "ETag");
@@ -156,74 +150,6 @@ static void store_done(void *cls, int rc)
 	buf_free(&ps->hdrs);
 	buf_free(&ps->tags);
 	free(ps);
-}
-
-/* The origin's headers as stored: filtered, without Content-Range for the
- * head (which records the length in Content-Length instead), with a Date. */
-static void stored_headers(struct fetch *f, bool head, uint64_t total, struct buf *hdrs,
-                           struct buf *tags)
-{
-	struct buf all = BUF_INIT;
-	headers_filter(&f->hdrs, &all, tags);
-	struct hdrlist_iter it;
-	const char *n, *v;
-	hdrlist_init(&it, &all);
-	while (hdrlist_next(&it, &n, &v)) {
-		if (head && !strcasecmp(n, "Content-Range"))
-			continue;
-		buf_append(hdrs, n, strlen(n) + 1);
-		buf_append(hdrs, v, strlen(v) + 1);
-	}
-	buf_free(&all);
-	if (!hdrlist_get(hdrs, "Date")) {
-		char d[HTTPDATE_LEN];
-		buf_append(hdrs, "Date", 5);
-		httpdate_format((time_t)f->response_time, d);
-		buf_append(hdrs, d, strlen(d) + 1);
-	}
-	if (head) {
-		char len[24];
-		snprintf(len, sizeof len, "%" PRIu64, total);
-		buf_append(hdrs, "Content-Length", 15);
-		buf_append(hdrs, len, strlen(len) + 1);
-	}
-}
-
-/* Writes the head at the object's key from slice response f.  Committed
- * before any client sees this response, so a request that follows one
- * answered from it finds the head it promised; heads are written once per
- * object and on changes, so the fetch thread rarely waits for this. */
-static void store_head(struct edge *e, const char *key, struct fetch *f,
-                       const struct fresh_out *fo, uint64_t purge_seq, uint64_t total)
-{
-	struct buf hdrs = BUF_INIT, tags = BUF_INIT;
-	stored_headers(f, true, total, &hdrs, &tags);
-	struct entry_meta m;
-	proxy_meta(fo, f, 200, purge_seq, &m);
-	m.flags |= ENTRY_F_SLICED;
-	log_debug("slicer", "head %s length %" PRIu64, key, total);
-	cache_store(e->cache, key, NULL, NULL, NULL, &m, hdrs.data, hdrs.len,
-	            tags.data ? tags.data : "", tags.len, NULL, 0);
-	buf_free(&hdrs);
-	buf_free(&tags);
-}
-
-/* Whether a response (storable as fo says) describes an object to slice. */
-static bool to_slice(struct edge *e, struct fetch *f, const struct fresh_out *fo, uint64_t total)
-{
-	const struct edge_config *live = edge_live(e);
-	struct slice_validators v;
-	validators_of(&f->hdrs, &v);
-	return fo->storable && !hdrlist_get(&f->hdrs, "Vary") && slice_strong(&v) &&
-	       slice_wanted(total, live->cache.slice_size, live->cache.slice_min,
-	                    live->cache.max_sliced_object_size);
-}
-
-void slicer_note_whole(struct edge *e, const char *key, struct fetch *f,
-                       const struct fresh_out *fo, uint64_t purge_seq)
-{
-	if (f->content_length >= 0 && to_slice(e, f, fo, (uint64_t)f->content_length))
-		store_head(e, key, f, fo, purge_seq, (uint64_t)f->content_length);
 }
 
 static void leave_table(struct slice_fill *x, struct fetch *f)
@@ -286,20 +212,20 @@ static void on_headers(struct fetch *f)
 	}
 	evaluate(x, f);
 	struct slice_validators v, hv = { 0 };
-	validators_of(&f->hdrs, &v);
-	x->sliceable = x->size == live->cache.slice_size && to_slice(e, f, &x->fo, x->total);
+	slicehead_validators(&f->hdrs, &v);
+	x->sliceable = x->size == live->cache.slice_size && slicehead_wanted(e, f, &x->fo, x->total);
 	if (!x->sliceable) {
 		leave_table(x, f);
 		return;
 	}
-	validators_of(&x->head_v, &hv);
+	slicehead_validators(&x->head_v, &hv);
 	bool changed = x->known_total < 0 || (uint64_t)x->known_total != x->total ||
 	               !slice_validators_match(&hv, &v);
 	if (changed && x->known_total >= 0)
 		log_info("slicer", "%s changed at the origin (slice %" PRIu64 "): new head", x->key,
 		         x->index);
 	if (x->head_write || changed)
-		store_head(e, x->key, f, &x->fo, x->purge_seq, x->total);
+		slicehead_store(e, x->key, f, &x->fo, x->purge_seq, x->total);
 }
 
 static void on_done(struct fetch *f)
@@ -326,9 +252,10 @@ static void on_done(struct fetch *f)
 	ps->f = f;
 	ps->x = x;
 	fetch_ref(f);
-	stored_headers(f, false, x->total, &ps->hdrs, &ps->tags);
+	slicehead_headers(f, false, x->total, &ps->hdrs, &ps->tags);
 	struct entry_meta m;
-	proxy_meta(&x->fo, f, whole ? 200 : 206, x->purge_seq, &m);
+	entry_meta_from(&x->fo, f->request_time, f->response_time, whole ? 200 : 206,
+	                x->purge_seq, &m);
 	cache_store_async(e->cache, whole ? x->key : x->skey, NULL, NULL, NULL, &m, ps->hdrs.data,
 	                  ps->hdrs.len, ps->tags.data ? ps->tags.data : "", ps->tags.len,
 	                  f->body.data, f->body.len, store_done, ps);
@@ -454,7 +381,7 @@ static struct slice_stream *stream_new(const struct proxy_call *pc, uint64_t siz
 	if (pc->client)
 		addr_format_ip(pc->client, s->ip, sizeof s->ip);
 	pack_validators(v, &s->head_v);
-	validators_of(&s->head_v, &s->v);
+	slicehead_validators(&s->head_v, &s->v);
 	s->q = (struct slice_req){ pc->edge, s->key, s->host, s->path, s->ip, size, (int64_t)total,
 		                   &s->head_v, false, pc->has_auth };
 	s->ops = pc->ops;
@@ -543,7 +470,7 @@ static bool fetched_matches(const struct slice_stream *s, struct fetch *f)
 	if (x->check != SLICE_MATCH || x->total != s->total)
 		return false;
 	struct slice_validators v;
-	validators_of(&f->hdrs, &v);
+	slicehead_validators(&f->hdrs, &v);
 	return slice_validators_match(&s->v, &v);
 }
 
@@ -757,7 +684,7 @@ void slicer_resume(struct proxy_call *pc, struct proxy_answer *a)
 		return;
 	}
 	struct slice_validators v;
-	validators_of(&f->hdrs, &v);
+	slicehead_validators(&f->hdrs, &v);
 	struct slice_stream *s = stream_new(pc, x->size, x->total, &v);
 	fetch_ref(f);
 	stream_take_fetch(s, x->index, f);

@@ -20,13 +20,6 @@
  * v is not a well-formed head. */
 int64_t slicer_head_length(const struct entry_view *v);
 
-/* A full GET's 200 too large to store whole (f in its on_headers): if the
- * object is one to slice (length, strong validator, no Vary, storable as
- * fo says), writes its head, so later requests are answered from slices
- * while this body streams through unstored. */
-void slicer_note_whole(struct edge *e, const char *key, struct fetch *f,
-                       const struct fresh_out *fo, uint64_t purge_seq);
-
 /* Starts answering pc from slices.  head: the stored head (NULL: the object
  * is not known, pc carries a single-range GET); usable: the head may be used
  * without asking the origin (fresh, or accepted stale by the request).
@@ -37,7 +30,8 @@ void slicer_note_whole(struct edge *e, const char *key, struct fetch *f,
 void slicer_start(struct proxy_call *pc, const struct entry_view *head, bool usable,
                   int64_t first, struct proxy_answer *a);
 
-/* proxy_resume's continuation for a call that slicer_start suspended. */
+/* What the front calls instead of proxy_resume once a call that
+ * slicer_start suspended (pc->sliced) is resumed. */
 void slicer_resume(struct proxy_call *pc, struct proxy_answer *a);
 
 /* Sets the representation bytes [off, off + len) a stream returns. */
