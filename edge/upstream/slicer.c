@@ -14,7 +14,6 @@
 #include "edge/cache/freshness.h"
 #include "edge/cache/slice.h"
 #include "common/hdrlist.h"
-#include "common/httpdate.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
