@@ -25,7 +25,7 @@
 #   collapse               100 concurrent requests for one cold URL on the 1 s
 #                          endpoint; origin_fetches counts what reached the origin
 #   rss                    after 100,000 cached 1 KiB objects (once, not in rounds)
-#   range_1m_of_64m        (not in the default CASES: about 2 minutes) random 1 MiB
+#   range_1m_of_64m        (not in the default CASES: ~75 s for 3 rounds) random 1 MiB
 #                          ranges of a 64 MiB object (a fresh URL each round): cold
 #                          (RANGE_N ranges, each server's cache empty for it) then
 #                          warm (the same ranges again for DURATION s); reports rps
