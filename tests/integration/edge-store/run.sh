@@ -38,6 +38,8 @@ get /p2
 t_check "after kill -9: older entry still a hit" cs_has "; hit"
 
 # --- eviction: a 4 MiB map, 12 MiB of objects: never an error, old ones evicted
+stored() { curl -s "$E/metrics" | awk '$1 == "minicdn_edge_stored_total" {print $2}'; }
+s0=$(stored)
 fails=0
 for i in $(seq 1 60); do
 	oset "{\"path\":\"/ev$i\",\"headers\":{\"Cache-Control\":\"max-age=300\"},\"size\":200000}"
@@ -45,6 +47,9 @@ for i in $(seq 1 60); do
 	[ "$code" = 200 ] || fails=$((fails + 1))
 done
 t_eq "small map: no request failed while filling 3x the map" 0 "$fails"
+# Stores commit behind the responses (the writer's group commit): wait for all 60.
+for _ in $(seq 100); do [ $(($(stored) - s0)) -ge 60 ] && break; sleep 0.1; done
+t_eq "small map: all 60 stores committed" 60 "$(($(stored) - s0))"
 get /ev60
 t_check "small map: newest object is a hit" cs_has "; hit"
 get /ev1
