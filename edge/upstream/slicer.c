@@ -161,11 +161,14 @@ static void leave_table(struct slice_fill *x, struct fetch *f)
 
 static void evaluate(struct slice_fill *x, struct fetch *f)
 {
+	/* As a 200: the 206's freshness is the representation's (RFC 9111 3.3). */
 	struct fresh_in in;
-	proxy_fresh_in(&in, x->e, 200, &f->hdrs, f->request_time, f->response_time);
+	struct fresh_fields ff = { 0 };
+	proxy_fresh_in(&in, &ff, x->e, 200, &f->hdrs, f->request_time, f->response_time);
 	in.method = "GET";
 	in.req_authorization = x->req_auth;
 	freshness_evaluate(&in, &x->fo);
+	proxy_fresh_fields_free(&ff);
 }
 
 /* A probe answered 200: the origin ignores Range and this is the whole
