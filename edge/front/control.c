@@ -1,5 +1,6 @@
-/* control.c -- healthz, metrics and the purge API */
+/* control.c -- healthz, metrics, the purge API and draining */
 #include "edge/front/control.h"
+#include "edge/front/conns.h"
 #include "edge/front/script_http.h"
 #include "edge/cache/cachekey.h"
 #include "common/daemon.h"
@@ -7,9 +8,14 @@
 #include "common/log.h"
 #include "common/version.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static double load_of(struct edge *e)
 {
@@ -30,6 +36,7 @@ static enum MHD_Result healthz(struct edge_req *r)
 	buf_json_str(&b, e->cfg.name);
 	buf_puts(&b, ",\"region\":");
 	buf_json_str(&b, e->cfg.region);
+	buf_printf(&b, ",\"draining\":%s", atomic_load(&e->draining) ? "true" : "false");
 	buf_printf(&b, ",\"version\":\"%s\",\"uptime_s\":%lld,\"load\":%.3f,\"inflight\":%ld,"
 	               "\"cache\":{\"entries\":%llu,\"bytes\":%llu,\"map_size\":%llu}}\n",
 	           MINICDN_VERSION, (daemon_now_ms() - e->start_ms) / 1000, load_of(e),
@@ -72,12 +79,82 @@ static enum MHD_Result metrics(struct edge_req *r)
 	  "(each is verified on read until then).", cs.unverified);
 	C("cache_bad_bodies_total", "Bodies from before an unclean stop found with a bad "
 	  "checksum (never served).", cs.bad_bodies);
+	for (int i = 1; i < REQCHECK_N; i++)
+		buf_printf(&b, "%sminicdn_edge_rejected_requests_total{reason=\"%s\"} %lu\n",
+		           i == 1 ? "# HELP minicdn_edge_rejected_requests_total Request heads refused by the "
+		                    "strict checks (400/501, connection closed), by reason.\n"
+		                    "# TYPE minicdn_edge_rejected_requests_total counter\n" : "",
+		           reqcheck_name((enum reqcheck_reason)i), atomic_load(&e->rejected[i]));
+	struct conns_stats ks;
+	conns_stats(e->conns, &ks);
+	G("client_connections", "Client connections open.", ks.open);
+	C("head_timeouts_total", "Connections closed for not sending a whole request head in time.",
+	  ks.head_timeouts);
+	C("body_timeouts_total", "Connections closed for not sending a whole body in time.",
+	  ks.body_timeouts);
+	C("closed_for_room_total", "Idle connections closed to make room near max_connections.",
+	  ks.closed_for_room);
+	G("request_body_bytes", "Request bytes held in memory.", atomic_load(&e->body_bytes));
 	long inflight = counters_get(&e->n, C_INFLIGHT) - 1; /* not this request */
 	G("inflight_requests", "Requests in flight.", inflight > 0 ? inflight : 0);
 #undef C
 #undef G
 	script_metrics(e->scripts, &b);
 	enum MHD_Result ret = httpd_reply(r->conn, 200, "text/plain; version=0.0.4", b.data, b.len);
+	buf_free(&b);
+	return ret;
+}
+
+/* ---------- draining ---------- */
+
+static void drain_flag_path(const struct edge *e, char *out, size_t n)
+{
+	snprintf(out, n, "%s/draining", e->cfg.cache.path);
+}
+
+void control_drain_restore(struct edge *e)
+{
+	char path[4096];
+	drain_flag_path(e, path, sizeof path);
+	bool on = access(path, F_OK) == 0;
+	atomic_store(&e->draining, on);
+	if (on)
+		log_warn("control", "draining (flag %s from before the restart): undrain to take traffic", path);
+}
+
+/* Records the state in the flag file first, so the answer the operator gets
+ * is also what a restart will find.  Returns 0, or -1 with errno set. */
+static int drain_set(struct edge *e, bool on)
+{
+	char path[4096];
+	drain_flag_path(e, path, sizeof path);
+	if (on) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0)
+			return -1;
+		close(fd);
+	} else if (unlink(path) < 0 && errno != ENOENT) {
+		return -1;
+	}
+	bool was = atomic_exchange(&e->draining, on);
+	if (was != on)
+		log_info("control", "%s", on ? "draining: /healthz reports it, DNS servers stop answering this edge"
+		                              : "undrained: taking traffic again");
+	return 0;
+}
+
+static enum MHD_Result drain_handle(struct edge_req *r, bool on)
+{
+	if (strcmp(r->method, "POST"))
+		return httpd_reply_error(r->conn, 405, "use POST");
+	if (drain_set(r->edge, on) < 0) {
+		char why[160];
+		snprintf(why, sizeof why, "drain flag file: %s", strerror(errno));
+		return httpd_reply_error(r->conn, 500, why);
+	}
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "{\"draining\":%s}\n", on ? "true" : "false");
+	enum MHD_Result ret = httpd_reply_json(r->conn, 200, &b);
 	buf_free(&b);
 	return ret;
 }
@@ -143,6 +220,20 @@ out:
 	return n;
 }
 
+/* At most 10 refusal lines a second for the whole process, so that guessing
+ * secrets cannot flood the log.  Static on purpose: the limit is the
+ * process's (one log), whatever thread or request refuses. */
+static bool refusal_log_allowed(void)
+{
+	static _Atomic long long window;
+	static atomic_int count;
+	long long sec = daemon_now_ms() / 1000;
+	long long w = atomic_load(&window);
+	if (w != sec && atomic_compare_exchange_strong(&window, &w, sec))
+		atomic_store(&count, 0);
+	return atomic_fetch_add(&count, 1) < 10;
+}
+
 enum MHD_Result control_handle(struct edge_req *r)
 {
 	const char *p = r->path.data;
@@ -154,8 +245,16 @@ enum MHD_Result control_handle(struct edge_req *r)
 	if (!strncmp(p, "/.minicdn/scripts", 17) && (p[17] == '\0' || p[17] == '/'))
 		return script_http_control(r);
 	const struct edge_config *lc = edge_live(r->edge);
-	if (!httpd_bearer_any(edge_req_header(r, "Authorization"), lc->control_secret, lc->ncontrol_secret))
+	if (!httpd_bearer_any(edge_req_header(r, "Authorization"), lc->control_secret, lc->ncontrol_secret)) {
+		if (refusal_log_allowed()) {
+			char ip[ADDR_STRLEN] = "-";
+			if (r->client)
+				addr_format_ip(r->client, ip, sizeof ip);
+			log_warn("control", "control request %s %s from %s refused: bad or missing secret",
+			         r->method, r->target, ip);
+		}
 		return httpd_reply_unauthorized(r->conn, "control API needs Authorization: Bearer <secret>");
+	}
 	if (!strcmp(p, "/.minicdn/purge")) {
 		if (strcmp(r->method, "POST"))
 			return httpd_reply_error(r->conn, 405, "use POST");
@@ -171,5 +270,7 @@ enum MHD_Result control_handle(struct edge_req *r)
 		buf_free(&b);
 		return ret;
 	}
+	if (!strcmp(p, "/.minicdn/drain") || !strcmp(p, "/.minicdn/undrain"))
+		return drain_handle(r, p[10] == 'd');
 	return httpd_reply_error(r->conn, 404, "no such control endpoint");
 }
