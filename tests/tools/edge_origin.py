@@ -11,7 +11,12 @@ Each path answers what was last configured for it with
                  "any_304": true (answer every conditional GET with 304, validators or not),
                  "drop": true (close the connection without answering),
                  "reset": true (abort the connection with a TCP RST, no answer),
-                 "chunked": true (no Content-Length: chunked transfer coding)}
+                 "chunked": true (no Content-Length: chunked transfer coding),
+                 "random": true (with "size": pseudo-random bytes from a seed, so every
+                                 offset is distinct; "seed" picks another body),
+                 "ranges": true (honour a single-range Range header: 206 with
+                                 Content-Range, 416 when unsatisfiable; otherwise Range is
+                                 ignored and the whole body sent with 200, as before)}
 "headers" may also be a list of [name, value] pairs, sent in that order: a
 name may repeat (several field lines) and a value may be empty.  A Date
 given there replaces the automatic one.  Any method, extension ones
@@ -19,6 +24,10 @@ included, is answered the same way.
 and counts requests per path (query included):
   GET /__count?path=/x        -> number of requests that reached the origin for /x
   GET /__last?path=/x         -> JSON of the last request's method, headers, body
+  GET /__bytes?path=/x        -> body bytes sent for /x (all requests)
+  GET /__ranges?path=/x       -> JSON list of the Range header of every request for /x
+                                 (null when absent), in arrival order
+  GET /__body?path=/x         -> the configured body itself (not counted)
   GET /__conns                -> number of accepted connections that carried at
                                  least one request other than these controls
                                  (how many connections the edge opened to us)
@@ -27,6 +36,8 @@ Unconfigured paths answer 200 with "Cache-Control: max-age=60" and a body
 naming the path.  Threaded, so slow handlers do not block others.
 """
 import json
+import random
+import re
 import socket
 import struct
 import sys
@@ -39,6 +50,9 @@ LOCK = threading.Lock()
 CONF = {}
 COUNT = {}
 LAST = {}
+BYTES = {}
+RANGES = {}
+BODIES = {}  # (size, seed) -> generated random body, built once
 CONNS = [0]  # connections that served a non-control request
 
 
@@ -47,8 +61,47 @@ def gen_body(n, seed):
     return (pat * (n // len(pat) + 1))[:n]
 
 
+def random_body(n, seed):
+    with LOCK:
+        b = BODIES.get((n, seed))
+    if b is None:
+        b = random.Random(seed).randbytes(n)
+        with LOCK:
+            BODIES[(n, seed)] = b
+    return b
+
+
+def body_of(c, key):
+    if "body" in c:
+        return c["body"].encode()
+    if c.get("random"):
+        return random_body(int(c.get("size", 0)), str(c.get("seed", key)))
+    return gen_body(int(c.get("size", 0)), key)
+
+
+def one_range(h, n):
+    """(first, last) for a single "bytes=a-b" / "bytes=a-" / "bytes=-n" range of
+    an n-byte body; "416" if unsatisfiable; None if not a single byte range."""
+    m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", h or "")
+    if not m or (m.group(1) == "" and m.group(2) == ""):
+        return None
+    if m.group(1) == "":
+        k = int(m.group(2))
+        if k == 0 or n == 0:
+            return "416"
+        return (max(0, n - k), n - 1)
+    a = int(m.group(1))
+    b = int(m.group(2)) if m.group(2) else None
+    if b is not None and b < a:
+        return None
+    if a >= n:
+        return "416"
+    return (a, n - 1 if b is None else min(b, n - 1))
+
+
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    count_key = None  # the path whose body bytes reply() counts
 
     def log_message(self, *a):
         pass
@@ -85,7 +138,13 @@ class H(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if not head and status not in (204, 304):
-            self.wfile.write(body)
+            # In pieces, counting what was written: a client may hang up
+            # early (an edge cutting a transfer it does not want).
+            for i in range(0, len(body), 65536):
+                self.wfile.write(body[i:i + 65536])
+                if self.count_key is not None:
+                    with LOCK:
+                        BYTES[self.count_key] = BYTES.get(self.count_key, 0) + len(body[i:i + 65536])
 
     def control(self, method, u, data):
         q = parse_qs(u.query)
@@ -96,7 +155,8 @@ class H(BaseHTTPRequestHandler):
             return self.reply(200, [("Content-Type", "application/json")], b'{"ok":true}')
         if u.path == "/__reset":
             with LOCK:
-                CONF.clear(); COUNT.clear(); LAST.clear(); CONNS[0] = 0
+                CONF.clear(); COUNT.clear(); LAST.clear(); BYTES.clear(); RANGES.clear()
+                CONNS[0] = 0
             return self.reply(200, [], b"ok")
         if u.path == "/__count":
             with LOCK:
@@ -110,12 +170,28 @@ class H(BaseHTTPRequestHandler):
             with LOCK:
                 l = LAST.get(q.get("path", [""])[0], {})
             return self.reply(200, [("Content-Type", "application/json")], json.dumps(l).encode())
+        if u.path == "/__bytes":
+            with LOCK:
+                n = BYTES.get(q.get("path", [""])[0], 0)
+            return self.reply(200, [("Content-Type", "text/plain")], str(n).encode())
+        if u.path == "/__ranges":
+            with LOCK:
+                l = list(RANGES.get(q.get("path", [""])[0], []))
+            return self.reply(200, [("Content-Type", "application/json")], json.dumps(l).encode())
+        if u.path == "/__body":
+            p = q.get("path", [""])[0]
+            with LOCK:
+                c = CONF.get(p)
+            if c is None:
+                return self.reply(404, [], b"not configured")
+            return self.reply(200, [("Content-Type", "application/octet-stream")], body_of(c, p))
         return self.reply(404, [], b"no such control")
 
     def handle_any(self, method):
         u = urlsplit(self.path)
         n = int(self.headers.get("Content-Length") or 0)
         data = self.rfile.read(n) if n else b""
+        self.count_key = None
         if u.path.startswith("/__"):
             return self.control(method, u, data)
         key = self.path
@@ -126,6 +202,7 @@ class H(BaseHTTPRequestHandler):
             COUNT[key] = COUNT.get(key, 0) + 1
             LAST[key] = {"method": method, "headers": dict(self.headers.items()),
                          "body": data.decode("latin-1")}
+            RANGES.setdefault(key, []).append(self.headers.get("Range"))
             c = CONF.get(key) or CONF.get(u.path)
         if c is None:
             c = {"status": 200, "headers": {"Cache-Control": "max-age=60"},
@@ -148,10 +225,7 @@ class H(BaseHTTPRequestHandler):
             return
         hs = c.get("headers", {})
         headers = [tuple(x) for x in hs] if isinstance(hs, list) else list(hs.items())
-        if "body" in c:
-            body = c["body"].encode()
-        else:
-            body = gen_body(int(c.get("size", 0)), key)
+        body = body_of(c, key)
         status = int(c.get("status", 200))
         if c.get("any_304") and method == "GET" and \
            (self.headers.get("If-None-Match") or self.headers.get("If-Modified-Since")):
@@ -164,6 +238,15 @@ class H(BaseHTTPRequestHandler):
             if (inm and h.get("etag") and inm == h["etag"]) or \
                (not inm and ims and lm and ims == lm):
                 return self.reply(304, headers, b"")
+        if c.get("ranges") and status == 200 and method in ("GET", "HEAD"):
+            r = one_range(self.headers.get("Range"), len(body))
+            if r == "416":
+                return self.reply(416, headers + [("Content-Range", "bytes */%d" % len(body))], b"")
+            if r:
+                a, b = r
+                headers = headers + [("Content-Range", "bytes %d-%d/%d" % (a, b, len(body)))]
+                status, body = 206, body[a:b + 1]
+        self.count_key = key
         self.reply(status, headers, body, head=(method == "HEAD"), chunked=bool(c.get("chunked")))
 
     def do_GET(self): self.handle_any("GET")
