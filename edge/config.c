@@ -48,6 +48,14 @@ static const struct cfg_key cache_keys[] = {
 	  "LMDB map size: the most the cache may use; LRU eviction keeps it below" },
 	{ "max_object_size", CFG_SIZE, O(cache.max_object_size), "16M", 0, 1ull << 36, 0, NULL, 0, 0,
 	  NULL, "larger responses stream through without being stored" },
+	{ "slice_size", CFG_SIZE, O(cache.slice_size), "1M", 0, 1ull << 30, 0, NULL, 0, 0, NULL,
+	  "large objects are fetched from the origin by Range and stored in slices of this many "
+	  "bytes, each its own entry (0: never slice)" },
+	{ "slice_min", CFG_SIZE, O(cache.slice_min), "16M", 0, 1ull << 40, 0, NULL, 0, 0, NULL,
+	  "objects longer than this are sliced when a range request finds them" },
+	{ "max_sliced_object_size", CFG_SIZE, O(cache.max_sliced_object_size), "16G", 0, 1ull << 44,
+	  0, NULL, 0, 0, NULL,
+	  "longest object stored in slices (above it objects stream through unstored)" },
 	{ "check_time", CFG_MS, O(cache.check_ms), "60s", 1, 86400000, 0, NULL, 0, 0, NULL,
 	  "after an unclean stop, how long the start waits for the body checksums; the rest are "
 	  "verified in the background, and until then each body from before the stop is "

@@ -54,6 +54,8 @@ struct edge_config {
 		int check_ms;         /* start-up wait for body checksums after an unclean stop */
 		uint64_t verify_rate; /* the background checksum pass's bytes/s, 0 = no limit */
 		bool honor_client_no_cache; /* false: ignore client no-cache / max-age=0 / Pragma */
+		/* Large objects in slices (docs/edge.md): slice_size 0 = off. */
+		uint64_t slice_size, slice_min, max_sliced_object_size;
 	} cache;
 	struct {
 		int connect_timeout_ms, timeout_ms, max_connections;

@@ -1,5 +1,6 @@
 /* entry.c -- encoding of one cached response as a single LMDB value */
 #include "edge/cache/entry.h"
+#include "edge/cache/freshness.h"
 
 #include <string.h>
 #include <strings.h>
@@ -159,4 +160,25 @@ const char *entry_get_header(const struct entry_view *v, const char *name)
 		if (!strcasecmp(h.name, name))
 			return h.value;
 	return NULL;
+}
+
+void entry_meta_from(const struct fresh_out *fo, int64_t request_time, int64_t response_time,
+                     unsigned status, uint64_t purge_seq, struct entry_meta *m)
+{
+	memset(m, 0, sizeof *m);
+	m->status = status;
+	m->request_time = request_time;
+	m->response_time = response_time;
+	m->purge_seq = purge_seq;
+	m->date = fo->date;
+	m->age_value = fo->age_value;
+	m->lifetime = (int32_t)(fo->lifetime > INT32_MAX ? INT32_MAX : fo->lifetime);
+	m->swr = (int32_t)(fo->swr > INT32_MAX ? INT32_MAX : fo->swr);
+	m->sie = (int32_t)(fo->sie > INT32_MAX ? INT32_MAX : fo->sie);
+	if (fo->must_revalidate)
+		m->flags |= ENTRY_F_MUST_REVALIDATE;
+	if (fo->no_cache)
+		m->flags |= ENTRY_F_NO_CACHE;
+	if (fo->source == FRESH_HEURISTIC)
+		m->flags |= ENTRY_F_HEURISTIC;
 }

@@ -27,6 +27,7 @@
 #define ENTRY_F_MUST_REVALIDATE 0x01 /* must-revalidate / proxy-revalidate / s-maxage */
 #define ENTRY_F_NO_CACHE        0x02 /* stored, but always revalidated before use */
 #define ENTRY_F_HEURISTIC       0x04 /* lifetime came from the Last-Modified heuristic */
+#define ENTRY_F_SLICED          0x08 /* a large object's head: its bytes are in slices (slice.h) */
 
 struct entry_header { /* borrowed views into the encoded value */
 	const char *name;
@@ -55,6 +56,13 @@ struct entry_view {
 	const char *tags;  size_t tags_len;
 	const uint8_t *body; uint64_t body_len;
 };
+
+struct fresh_out;
+/* The meta to store for a response evaluated as fo (freshness.h), received
+ * at response_time for a request sent at request_time (seconds), with
+ * status; purge_seq as cache_purge_seq() gave it when the request was sent. */
+void entry_meta_from(const struct fresh_out *fo, int64_t request_time, int64_t response_time,
+                     unsigned status, uint64_t purge_seq, struct entry_meta *m);
 
 /* Bytes needed to encode an entry. */
 size_t entry_size(size_t hdrs_len, size_t tags_len, uint64_t body_len);

@@ -57,6 +57,15 @@ static bool tag_covers(const char *arg, const char *key, const char *tag)
 	return !strcmp(tag, arg + sl + 1) && !strncmp(key, arg, sl);
 }
 
+/* Whether a purge of purged covers a store under key: the key itself, or a
+ * key under it ("purged<SEP>...": a large object's slices, slice.h), which
+ * the purge deleted with it. */
+static bool key_covers(const char *key, const char *purged)
+{
+	size_t n = strlen(purged);
+	return !strncmp(key, purged, n) && (key[n] == '\0' || key[n] == CACHEKEY_VARY_SEP);
+}
+
 uint64_t cache_purge_seq(struct cache *c)
 {
 	return atomic_load(&c->purges) + 1;
@@ -99,7 +108,7 @@ bool purge_covers(struct cache *c, const char *key, const char *tags, size_t tag
 		if (!p->kind || (m->purge_seq ? p->seq <= seen : p->at <= m->request_time))
 			continue;
 		switch (p->kind) {
-		case PURGE_KEY: hit = !strcmp(key, p->arg); break;
+		case PURGE_KEY: hit = key_covers(key, p->arg); break;
 		case PURGE_PREFIX: hit = prefix_covers(key, p->arg); break;
 		case PURGE_TAG:
 			for (size_t j = 0; j < tags_len && !hit; j += strlen(tags + j) + 1)

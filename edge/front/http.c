@@ -17,6 +17,8 @@
 #include "edge/front/respond.h"
 #include "edge/front/script_http.h"
 #include "edge/cache/freshness.h"
+#include "edge/cache/slice.h"
+#include "edge/upstream/slicer.h"
 #include "common/httpd.h"
 #include "common/httpd_strict.h"
 #include "common/log.h"
@@ -41,6 +43,32 @@ static enum MHD_Result to_origin(struct edge_req *r, const struct stale_info *st
 {
 	struct proxy_answer a;
 	proxy_start(edge_req_call(r), stale, &a);
+	return respond_answer(r, &a);
+}
+
+/* A large object in slices (upstream/slicer.h).  head: its stored head, or
+ * NULL when a single-range GET probes an object not stored; usable: the
+ * head may be served without asking the origin. */
+static enum MHD_Result to_slices(struct edge_req *r, const struct entry_view *head, bool usable)
+{
+	int64_t first = -1;
+	if (head) {
+		struct plan_resp s = { .status = 200,
+			               .etag = entry_get_header(head, "ETag"),
+			               .last_modified = entry_get_header(head, "Last-Modified"),
+			               .length = slicer_head_length(head),
+			               .cacheable = true };
+		struct plan p;
+		plan_make(&r->cond, &s, &p);
+		if (p.body)
+			first = (int64_t)p.off;
+	} else {
+		uint64_t b = 0;
+		slice_first_byte(r->cond.range, &b);
+		first = (int64_t)b;
+	}
+	struct proxy_answer a;
+	slicer_start(edge_req_call(r), head, usable, first, &a);
 	return respond_answer(r, &a);
 }
 
@@ -79,6 +107,10 @@ static enum MHD_Result cache_step(struct edge_req *r)
 		if (only_cached)
 			return respond_only_if_cached(r);
 		r->pc.fwd = cr == CACHE_VARY_MISS ? FWD_VARY_MISS : FWD_URI_MISS;
+		uint64_t first;
+		if (cr == CACHE_MISS && r->is_get && edge_live(e)->cache.slice_size &&
+		    slice_first_byte(r->cond.range, &first))
+			return to_slices(r, NULL, false);
 		return to_origin(r, NULL);
 	}
 	int64_t now = (int64_t)time(NULL);
@@ -89,6 +121,20 @@ static enum MHD_Result cache_step(struct edge_req *r)
 		                   (v.meta.flags & ENTRY_F_NO_CACHE) != 0, mustrv };
 	enum fresh_use use = freshness_use(rqp, &ss);
 	enum MHD_Result ret;
+	if (v.meta.flags & ENTRY_F_SLICED) {
+		/* Stale-while-revalidate is not done for slices: the first slice
+		 * fetched is the revalidation, inline. */
+		bool usable = use == USE_FRESH || use == USE_STALE;
+		if (!usable && only_cached)
+			ret = respond_only_if_cached(r);
+		else {
+			r->pc.fwd = usable ? FWD_NONE : use == VALIDATE_REQUEST ? FWD_REQUEST : FWD_STALE;
+			ret = to_slices(r, &v, usable);
+		}
+		cache_ref_release(e->cache, ref); /* the slicer copied what it keeps */
+		buf_free(&sk);
+		return ret;
+	}
 	struct stale_info st = { sk.data, v.hdrs, v.hdrs_len, v.meta };
 	switch (use) {
 	case USE_FRESH:
@@ -497,7 +543,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->state == RS_WAIT) {
 		struct proxy_answer a;
-		proxy_resume(&r->pc, &a);
+		if (r->pc.sliced)
+			slicer_resume(&r->pc, &a);
+		else
+			proxy_resume(&r->pc, &a);
 		return respond_answer(r, &a);
 	}
 	if (r->state == RS_SCRIPT)

@@ -6,6 +6,7 @@
  * headers, the body handed to MHD from the map without a copy. */
 #include "edge/front/respond.h"
 #include "edge/cache/freshness.h"
+#include "edge/upstream/slicer.h"
 #include "edge/upstream/stream.h"
 #include "common/hdrlist.h"
 #include "common/xmalloc.h"
@@ -331,14 +332,20 @@ enum MHD_Result respond_entry(struct edge_req *r, struct cache_ref *ref, const s
 
 /* ---------- origin responses as they arrive ---------- */
 
-static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
+/* An upstream stream's read result as MHD's content reader returns it
+ * (origin streams and sliced objects alike). */
+static ssize_t reader_result(ssize_t n)
 {
-	ssize_t n = proxy_stream_read(cls, pos, out, max);
 	if (n == PROXY_STREAM_END)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (n == PROXY_STREAM_ERROR)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	return n;
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	return reader_result(proxy_stream_read(cls, pos, out, max));
 }
 
 static void stream_free(void *cls)
@@ -378,6 +385,28 @@ static struct MHD_Response *stream_body(struct edge_req *r, const struct proxy_a
 	return resp;
 }
 
+/* Queues resp, the body of a under plan p, with a's headers as p keeps
+ * them and the edge's own (ranges, Age, Cache-Status, Via). */
+static enum MHD_Result queue_answer(struct edge_req *r, const struct proxy_answer *a,
+                                    const struct plan *p, struct MHD_Response *resp,
+                                    const char *ctype)
+{
+	struct hdrlist_iter it;
+	const char *n, *v;
+	hdrlist_init(&it, &a->hdrs);
+	while (hdrlist_next(&it, &n, &v))
+		if (plan_keep_header(p, n))
+			MHD_add_response_header(resp, n, v);
+	add_range_headers(resp, p, ctype);
+	if (a->age >= 0)
+		add_age(resp, a->age);
+	respond_add_cache_status(r, resp, &a->cs);
+	respond_add_via(r, resp); /* forwarded from the origin, directly or collapsed */
+	enum MHD_Result ret = MHD_queue_response(r->conn, p->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result respond_stream(struct edge_req *r, const struct proxy_answer *a)
 {
 	struct plan_resp s = { .status = a->status,
@@ -391,22 +420,48 @@ static enum MHD_Result respond_stream(struct edge_req *r, const struct proxy_ans
 	plan_make(&r->cond, &s, &p);
 	char ctype[96] = "";
 	struct MHD_Response *resp = stream_body(r, a, &p, ctype);
-	if (!resp)
-		return MHD_NO;
-	struct hdrlist_iter it;
-	const char *n, *v;
-	hdrlist_init(&it, &a->hdrs);
-	while (hdrlist_next(&it, &n, &v))
-		if (plan_keep_header(&p, n))
-			MHD_add_response_header(resp, n, v);
-	add_range_headers(resp, &p, ctype);
-	if (a->age >= 0)
-		add_age(resp, a->age);
-	respond_add_cache_status(r, resp, &a->cs);
-	respond_add_via(r, resp); /* forwarded from the origin, directly or collapsed */
-	enum MHD_Result ret = MHD_queue_response(r->conn, p.status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return resp ? queue_answer(r, a, &p, resp, ctype) : MHD_NO;
+}
+
+/* ---------- large objects from slices ---------- */
+
+static ssize_t slices_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	return reader_result(slice_stream_read(cls, pos, out, max));
+}
+
+static void slices_done(void *cls)
+{
+	slice_stream_close(cls);
+}
+
+/* A sliced object: one range (206), the whole (200; several ranges too,
+ * multipart is not built from slices), 304 or 416, as the plan says. */
+static enum MHD_Result respond_slices(struct edge_req *r, struct proxy_answer *a)
+{
+	struct plan_resp s = { .status = a->status,
+		               .etag = hdrlist_get(&a->hdrs, "ETag"),
+		               .last_modified = hdrlist_get(&a->hdrs, "Last-Modified"),
+		               .length = a->length,
+		               .cacheable = true };
+	struct plan p;
+	plan_make(&r->cond, &s, &p);
+	struct slice_stream *ss = a->slices;
+	a->slices = NULL;
+	struct MHD_Response *resp;
+	if (p.empty) {
+		slice_stream_close(ss);
+		r->log_bytes = 0;
+		resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	} else {
+		slice_stream_range(ss, p.off, p.len);
+		r->log_bytes = p.body ? (int64_t)p.len : 0;
+		resp = MHD_create_response_from_callback(p.len, STREAM_BLOCK, slices_reader, ss,
+		                                         slices_done);
+		if (!resp)
+			slice_stream_close(ss);
+	}
+	return resp ? queue_answer(r, a, &p, resp, "") : MHD_NO;
 }
 
 enum MHD_Result respond_answer(struct edge_req *r, struct proxy_answer *a)
@@ -424,6 +479,10 @@ enum MHD_Result respond_answer(struct edge_req *r, struct proxy_answer *a)
 	case PROXY_STREAM:
 		ret = respond_stream(r, a);
 		proxy_release(&r->pc); /* after the stream registered its own waiter */
+		buf_free(&a->hdrs);
+		return ret;
+	case PROXY_SLICES:
+		ret = respond_slices(r, a);
 		buf_free(&a->hdrs);
 		return ret;
 	case PROXY_ERROR:

@@ -89,8 +89,9 @@ static int sub_get(void *ctx, const char *path, const char *(*hdr)(void *, const
 	int64_t now = (int64_t)time(NULL);
 	int64_t age = freshness_age(v.meta.date, v.meta.age_value, v.meta.request_time,
 	                            v.meta.response_time, now);
-	if (age >= v.meta.lifetime || (v.meta.flags & ENTRY_F_NO_CACHE))
-		goto out; /* stale: the caller refetches (and restores) it */
+	if (age >= v.meta.lifetime || (v.meta.flags & (ENTRY_F_NO_CACHE | ENTRY_F_SLICED)))
+		goto out; /* stale, or a large object's head (its bytes are in slices): the
+		             caller refetches it */
 	if (v.body_len > max_body) {
 		rc = -1;
 		goto out;

@@ -5,6 +5,7 @@
  * (proxy_start, proxy_resume) and in the fetch thread (the fill hooks);
  * stores go through the cache's writer thread (store_done). */
 #include "edge/upstream/proxy.h"
+#include "edge/upstream/slicehead.h"
 #include "edge/cache/freshness.h"
 #include "edge/upstream/headers.h"
 #include "common/encoding.h"
@@ -67,8 +68,17 @@ static unsigned hash_key(const char *s)
 	return h % COLLAPSE_BUCKETS;
 }
 
-/* Under c->lock. */
-static struct fetch *collapse_find(struct collapse *c, const char *key)
+void collapse_lock(struct collapse *c)
+{
+	pthread_mutex_lock(&c->lock);
+}
+
+void collapse_unlock(struct collapse *c)
+{
+	pthread_mutex_unlock(&c->lock);
+}
+
+struct fetch *collapse_find(struct collapse *c, const char *key)
 {
 	for (struct centry *e = c->b[hash_key(key)]; e; e = e->next)
 		if (!strcmp(e->key, key))
@@ -76,7 +86,7 @@ static struct fetch *collapse_find(struct collapse *c, const char *key)
 	return NULL;
 }
 
-static void collapse_put(struct collapse *c, const char *key, struct fetch *f)
+void collapse_put(struct collapse *c, const char *key, struct fetch *f)
 {
 	struct centry *e = xcalloc(1, sizeof *e);
 	e->key = xstrdup(key);
@@ -87,8 +97,7 @@ static void collapse_put(struct collapse *c, const char *key, struct fetch *f)
 	c->b[h] = e;
 }
 
-/* Removes key's entry if it is f (takes the lock itself). */
-static void collapse_remove(struct collapse *c, const char *key, struct fetch *f)
+void collapse_remove(struct collapse *c, const char *key, struct fetch *f)
 {
 	struct fetch *drop = NULL;
 	pthread_mutex_lock(&c->lock);
@@ -228,22 +237,7 @@ void proxy_fresh_in(struct fresh_in *in, struct fresh_fields *ff, const struct e
 
 static void meta_from(struct fill *x, struct fetch *f, unsigned status, struct entry_meta *m)
 {
-	memset(m, 0, sizeof *m);
-	m->status = status;
-	m->request_time = f->request_time;
-	m->purge_seq = x->purge_seq;
-	m->response_time = f->response_time;
-	m->date = x->fo.date;
-	m->age_value = x->fo.age_value;
-	m->lifetime = (int32_t)(x->fo.lifetime > INT32_MAX ? INT32_MAX : x->fo.lifetime);
-	m->swr = (int32_t)(x->fo.swr > INT32_MAX ? INT32_MAX : x->fo.swr);
-	m->sie = (int32_t)(x->fo.sie > INT32_MAX ? INT32_MAX : x->fo.sie);
-	if (x->fo.must_revalidate)
-		m->flags |= ENTRY_F_MUST_REVALIDATE;
-	if (x->fo.no_cache)
-		m->flags |= ENTRY_F_NO_CACHE;
-	if (x->fo.source == FRESH_HEURISTIC)
-		m->flags |= ENTRY_F_HEURISTIC;
+	entry_meta_from(&x->fo, f->request_time, f->response_time, status, x->purge_seq, m);
 }
 
 /* Invalidates the cache key of a same-host URL (absolute or path). */
@@ -332,6 +326,8 @@ static void on_headers(struct fetch *f)
 	bool err_over_stale = (x->mode == REVALIDATE || x->mode == REFRESH) && f->status >= 500;
 	x->store = x->fo.storable && fits && !err_over_stale;
 	x->shareable = x->store;
+	if (!fits && x->mode == FILL && f->status == 200)
+		slicehead_note_whole(e, x->key, f, &x->fo, x->purge_seq); /* too large: maybe slices */
 	if (!x->store) {
 		pthread_mutex_lock(&f->lock);
 		f->discard = true;
@@ -802,6 +798,21 @@ static bool same_variant(struct proxy_call *pc, struct fetch *f, struct fill *x)
 	return same;
 }
 
+bool proxy_wait_pending(struct proxy_call *pc, struct proxy_answer *a)
+{
+	struct fetch *f = pc->f;
+	pthread_mutex_lock(&f->lock);
+	bool pending = f->state == F_PENDING;
+	if (pending && pc->waiting_registered) {
+		pc->w.waiting = true;
+		pc->ops->suspend(pc->cls);
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (pending)
+		a->kind = PROXY_WAIT;
+	return pending;
+}
+
 void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 {
 	struct edge *e = pc->edge;
@@ -811,18 +822,10 @@ void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 		answer_error(a, 0, NULL); /* nothing to resume: drop the connection */
 		return;
 	}
+	if (proxy_wait_pending(pc, a))
+		return; /* woken early (should not happen) */
 	pthread_mutex_lock(&f->lock);
-	enum fetch_state st = f->state;
-	if (st == F_PENDING) {
-		/* Woken early (should not happen): wait again. */
-		if (pc->waiting_registered) {
-			pc->w.waiting = true;
-			pc->ops->suspend(pc->cls);
-		}
-		pthread_mutex_unlock(&f->lock);
-		a->kind = PROXY_WAIT;
-		return;
-	}
+	enum fetch_state st = f->state; /* no longer pending: it only moves on */
 	pthread_mutex_unlock(&f->lock);
 	struct fill *x = f->ctx;
 	unsigned status = f->status;

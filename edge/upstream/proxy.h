@@ -21,8 +21,19 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct slice_stream; /* upstream/slicer.h */
+
 struct collapse *collapse_new(void);
 void collapse_free(struct collapse *c);
+/* The table of in-flight fetches by key; it also holds slice fetches under
+ * their slice keys (upstream/slicer.c), which no primary key equals.  find
+ * and put under collapse_lock; put takes its own reference on f; remove
+ * takes the lock itself and drops key's entry only if it is f. */
+void collapse_lock(struct collapse *c);
+void collapse_unlock(struct collapse *c);
+struct fetch *collapse_find(struct collapse *c, const char *key);
+void collapse_put(struct collapse *c, const char *key, struct fetch *f);
+void collapse_remove(struct collapse *c, const char *key, struct fetch *f);
 
 /* Why a request goes to the origin (Cache-Status fwd=). */
 enum fwd_reason { FWD_NONE = 0, FWD_URI_MISS, FWD_VARY_MISS, FWD_STALE, FWD_METHOD, FWD_MISS,
@@ -74,6 +85,9 @@ struct proxy_call {
 	bool no_collapse;                    /* forwarded on its own after a collapse did not fit */
 	bool joined_done;                    /* answered from a completed fetch whose store is pending */
 	bool upload_chunked;                 /* a streamed body of unknown length (sent chunked) */
+	bool sliced;                         /* waiting on a slice: resume with slicer_resume
+	                                        (upstream/slicer.h), not proxy_resume */
+	int64_t slice_first;                 /* ... for the client's bytes from here (-1: none) */
 };
 
 /* The stale entry a revalidation starts from (copied by proxy_start: the
@@ -98,6 +112,7 @@ enum proxy_kind {
 	PROXY_ENTRY,   /* serve a stored entry */
 	PROXY_STREAM,  /* serve the origin's response as it arrives */
 	PROXY_ERROR,   /* answer status with msg */
+	PROXY_SLICES,  /* serve a sliced object (upstream/slicer.h) */
 };
 
 struct proxy_answer {
@@ -123,6 +138,10 @@ struct proxy_answer {
 	bool whole;               /* the whole body is kept (it is being stored) */
 	int64_t age;              /* the Age to send; -1: none */
 	struct cache_status cs;
+	/* SLICES: the body, owned by the receiver (slice_stream_close); hdrs
+	 * (owned) the head's headers to send, length the representation's,
+	 * status 200, age and cs as for STREAM. */
+	struct slice_stream *slices;
 };
 
 /* Sends the request to the origin, or collapses it onto an in-flight fetch
@@ -134,6 +153,10 @@ void proxy_start(struct proxy_call *pc, const struct stale_info *stale, struct p
 /* After the connection was resumed: what to serve now (PROXY_WAIT again
  * when the request had to be sent anew, e.g. a collapse that did not fit). */
 void proxy_resume(struct proxy_call *pc, struct proxy_answer *a);
+
+/* If pc's fetch (pc->f, not NULL) has no response yet: suspends pc until it
+ * has (a->kind = PROXY_WAIT) and returns true. */
+bool proxy_wait_pending(struct proxy_call *pc, struct proxy_answer *a);
 
 /* stale-while-revalidate: refreshes the entry in the background once (no
  * client waits; skipped if a fetch for the key is already running). */

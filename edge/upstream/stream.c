@@ -78,6 +78,10 @@ static ssize_t read_plain(struct proxy_stream *s, uint64_t pos, char *out, size_
 		pthread_mutex_unlock(&f->lock);
 		return ok ? PROXY_STREAM_END : PROXY_STREAM_ERROR;
 	}
+	/* Waiting for bytes far into a body that is not kept (a range deep in
+	 * a large object): what arrived before them is no one's, so drop it,
+	 * or the transfer pauses on that backlog and never reaches them. */
+	fetch_consumed(f);
 	return stream_wait(s);
 }
 

@@ -37,6 +37,16 @@
 #   TLS cases run against the servers that terminate TLS here (minicdn-edge, nginx),
 #   with the same ECDSA P-256 certificate, TLS 1.3 and TLS_AES_128_GCM_SHA256
 #   (checked and printed before the rounds).
+#   range_1m_of_64m        (not in the default CASES: ~75 s for 3 rounds) random 1 MiB
+#                          ranges of a 64 MiB object (a fresh URL each round): cold
+#                          (RANGE_N ranges, each server's cache empty for it) then
+#                          warm (the same ranges again for DURATION s); reports rps
+#                          of both and origin_per_client (origin body bytes per
+#                          client body byte).  Peers: nginx with its slice module
+#                          (slice 1m; proxy_cache_key \$uri\$slice_range), ATS with
+#                          cache_range_requests (Debian's trafficserver has no
+#                          slice plugin, so each distinct range is its own object);
+#                          Varnish sits it out (no slicing at all).
 # Server CPU time comes from /proc/PID/stat (utime+stime of the server's whole
 # process tree), so r_per_cpu_s = requests / server CPU s.  wrk shares the two
 # cores; its CPU share is printed as wrk_cpu_pct.
@@ -61,6 +71,7 @@ ONLY=${ONLY:-"minicdn-edge nginx varnish ats"}
 CASES=${CASES:-"hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse tls_hit_1k tls_hit_64k tls_handshake tls_resume rss"}
 TLS_CASES="tls_hit_1k tls_hit_64k tls_handshake tls_resume"
 RV_N=50000
+RANGE_N=${RANGE_N:-200}
 PW_N=1000
 want() { [[ " $CASES " == *" $1 "* ]]; }
 have() { [[ " $ONLY " == *" $1 "* ]]; }
@@ -113,7 +124,8 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {if (NR) p
 
 # ---------- origin ----------
 OP=$(free_port)
-mkdir -p "$D/www/obj" "$D/www/rvdata" "$D/origin"
+mkdir -p "$D/www/obj" "$D/www/rvdata" "$D/www/bigdata" "$D/origin"
+want range_1m_of_64m && head -c $((64 << 20)) /dev/urandom >"$D/www/bigdata/64m"
 head -c 1024 /dev/urandom >"$D/www/obj/1k"
 head -c 65536 /dev/urandom >"$D/www/obj/64k"
 head -c 1048576 /dev/urandom >"$D/www/obj/1m"
@@ -133,6 +145,7 @@ http {
   keepalive_requests 1000000;
   client_body_temp_path $D/origin/tmp;
   log_format st '\$status \$request_uri';
+  log_format bb '\$request_uri \$status \$body_bytes_sent';
   server {
     listen 127.0.0.1:$OP;
     root $D/www;
@@ -147,6 +160,11 @@ http {
       default_type application/octet-stream;
       add_header Cache-Control "public, max-age=1";
       rewrite ^ /rvdata/1k break;
+    }
+    location /big/ {
+      access_log $D/origin/big.log bb;
+      add_header Cache-Control "public, max-age=3600";
+      rewrite ^ /bigdata/64m break;
     }
     location /slow/ {
       access_log $D/origin/slow.log;
@@ -216,6 +234,47 @@ response = function(status, headers, body)
   if done >= 100000 then wrk.thread:stop() end
 end
 EOL
+cat >"$D/ranges.lua" <<'EOL'
+-- Requests BENCH_PATH with the 1 MiB ranges whose first bytes are listed in
+-- BENCH_OFFS (one a line), in turn.
+local path = os.getenv("BENCH_PATH")
+local offs = {}
+for l in io.lines(os.getenv("BENCH_OFFS")) do offs[#offs + 1] = tonumber(l) end
+local i = 0
+request = function()
+  i = i % #offs + 1
+  return wrk.format("GET", path, { Range = "bytes=" .. offs[i] .. "-" .. (offs[i] + 1048575) })
+end
+EOL
+# ranges.py PORT PATH OFFS: each listed 1 MiB range once, 16 at a time (wrk
+# cannot stop after a count); prints rps, p99 ms, and how many were a full
+# 206.
+cat >"$D/ranges.py" <<'PY'
+import http.client, sys, threading, time
+port, path, offs = sys.argv[1], sys.argv[2], [int(l) for l in open(sys.argv[3])]
+todo, lat, ok, lock = list(offs), [], [0], threading.Lock()
+def worker():
+    c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=60)
+    while True:
+        with lock:
+            if not todo: return
+            o = todo.pop()
+        t = time.time()
+        try:
+            c.request("GET", path, headers={"Range": "bytes=%d-%d" % (o, o + 1048575)})
+            r = c.getresponse(); b = r.read()
+            good = r.status == 206 and len(b) == 1048576
+        except Exception:
+            c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=60); good = False
+        with lock:
+            lat.append(time.time() - t); ok[0] += good
+t0 = time.time()
+ts = [threading.Thread(target=worker) for _ in range(16)]
+for t in ts: t.start()
+for t in ts: t.join()
+lat.sort()
+print(int(len(offs) / (time.time() - t0)), "%.0f" % (lat[int(len(lat) * 0.99) - 1] * 1000), ok[0])
+PY
 # purge.py PORT KIND PATH N: purges PATH0..PATH(N-1) once a second over one
 # keep-alive connection until killed; counts purges the server acknowledged.
 cat >"$D/purge.py" <<'PY'
@@ -355,6 +414,38 @@ purge_wave_case() {
 	echo "$(cat "$D/pw.line") waves=${waves:-0} purges_ok=${ok:-0} purges_failed=${bad:-0} origin_fetches=$((l1 - l0))"
 }
 
+# Origin body bytes sent for one URL (the origin's big.log).
+big_bytes() { awk -v u="$1" '$1 == u {b += $3} END {printf "%d", b}' "$D/origin/big.log" 2>/dev/null; }
+
+range_case() {
+	local name=$1 round=$2 u=http://127.0.0.1:${SRV_PORT[$1]}
+	if [ "$name" = varnish ]; then
+		[ "$round" = 1 ] && echo "# varnish range_1m_of_64m: skipped (no slicing)"
+		return
+	fi
+	local path=/big/$name-$round/64m b0 b1 rps p99 okn
+	# the same pseudo-random ranges for every server of a round
+	[ -s "$D/offs-$round" ] || python3 -c "import random,sys; r=random.Random($round)
+for _ in range($RANGE_N): print(r.randrange(0, (64 << 20) - 1048576))" >"$D/offs-$round"
+	# cold: every range once, the cache empty for this URL
+	b0=$(big_bytes "$path")
+	read -r rps p99 okn < <(python3 "$D/ranges.py" "${SRV_PORT[$name]}" "$path" "$D/offs-$round")
+	b1=$(big_bytes "$path")
+	local opc
+	opc=$(awk -v o=$((b1 - b0)) -v n="$RANGE_N" 'BEGIN {printf "%.2f", o / (n * 1048576)}')
+	echo "# round $round $name range_1m_of_64m cold rps=${rps:-0} p99_ms=${p99:-0} origin_per_client=$opc origin_mb=$(((b1 - b0) >> 20)) ok=${okn:-0}/$RANGE_N"
+	R_RPS[$name/range_cold]+=" ${rps:-0}"
+	R_EXTRA[$name/range_cold]+=" $opc"
+	# warm: the same ranges for DURATION s
+	b0=$(big_bytes "$path")
+	# 16 connections, as cold: 64 queue 1 MiB bodies past wrk's 2 s timeout
+	CONNS=16 BENCH_PATH=$path BENCH_OFFS=$D/offs-$round \
+		run_wrk "$name" range_1m_of_64m "$round" "$u" "$D/ranges.lua" >"$D/range.line"
+	b1=$(big_bytes "$path")
+	echo "$(cat "$D/range.line") warm_origin_mb=$(((b1 - b0) >> 20))"
+	R_EXTRA[$name/range_warm_mb]+=" $(((b1 - b0) >> 20))"
+}
+
 run_case() { # name case round
 	local name=$1 case=$2 round=$3 u=http://127.0.0.1:${SRV_PORT[$1]}
 	case $case in
@@ -367,6 +458,7 @@ run_case() { # name case round
 	purge_wave) purge_wave_case "$name" "$round" ;;
 	collapse) collapse_case "$name" "$round" ;;
 	tls_*) tls_case "$name" "$case" "$round" ;;
+	range_1m_of_64m) range_case "$name" "$round" ;;
 	esac
 }
 
@@ -483,6 +575,19 @@ http {
       proxy_cache_revalidate on;
       proxy_buffers 64 16k;
     }
+    location /big/ {
+      slice 1m;
+      proxy_pass http://o;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache z;
+      proxy_cache_key \$uri\$slice_range;
+      proxy_set_header Range \$slice_range;
+      proxy_cache_valid 200 206 1h;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 10s;
+      proxy_buffers 64 16k;
+    }
   }
 }
 EOC
@@ -563,7 +668,12 @@ CONFIG proxy.config.diags.debug.enabled INT 0
 CONFIG proxy.config.http.insert_response_via_str INT 0
 CONFIG proxy.config.http.insert_request_via_str INT 0
 EOR
-	echo "map http://127.0.0.1:$p/ http://127.0.0.1:$OP/" >"$A/etc/remap.config"
+	# Ranges of /big/ cached per range (cache_range_requests; Debian ships no
+	# slice plugin), everything else as before.
+	{
+		echo "map http://127.0.0.1:$p/big/ http://127.0.0.1:$OP/big/ @plugin=cache_range_requests.so"
+		echo "map http://127.0.0.1:$p/ http://127.0.0.1:$OP/"
+	} >"$A/etc/remap.config"
 	echo "$A/cache 2G" >"$A/etc/storage.config"
 	cat >"$A/etc/ip_allow.yaml" <<EOY
 ip_allow:
@@ -597,7 +707,7 @@ done
 # ---------- interleaved rounds ----------
 NS=${#SERVERS[@]}
 for r in $(seq "$ROUNDS"); do
-	for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse $TLS_CASES; do
+	for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse range_1m_of_64m $TLS_CASES; do
 		want "$c" || continue
 		for i in $(seq 0 $((NS - 1))); do
 			run_case "${SERVERS[$(((i + r - 1) % NS))]}" "$c" "$r"
@@ -606,11 +716,12 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # ---------- medians ----------
-for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse $TLS_CASES; do
+for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave collapse range_1m_of_64m $TLS_CASES; do
 	want "$c" || continue
 	for s in "${SERVERS[@]}"; do
 		[ -n "${R_RPS[$s/$c]:-}" ] || continue
 		extra=""
+		[ "$c" = range_1m_of_64m ] && extra=" cold_rps=$(median <<<"${R_RPS[$s/range_cold]}") cold_origin_per_client=$(median <<<"${R_EXTRA[$s/range_cold]}") warm_origin_mb=$(median <<<"${R_EXTRA[$s/range_warm_mb]}")"
 		[ "$c" = collapse ] && extra=" origin_fetches=$(median <<<"${FETCH[$s]}")"
 		[ "$c" = revalidate_1k ] && extra=" origin_304=$(median <<<"${R_EXTRA[$s/$c]}")"
 		echo "$s $c rps=$(median <<<"${R_RPS[$s/$c]}") p99_ms=$(median <<<"${R_P99[$s/$c]}") r_per_cpu_s=$(median <<<"${R_CPU[$s/$c]}")$extra"
@@ -623,7 +734,7 @@ fi
 # ---------- ratios: minicdn-edge against the best peer of each case ----------
 line="ratio"
 bestl="best"
-for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave; do
+for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave range_1m_of_64m; do
 	want "$c" || continue
 	a=$(median <<<"${R_RPS[minicdn-edge/$c]:-}")
 	ac=$(median <<<"${R_CPU[minicdn-edge/$c]:-}")

@@ -13,7 +13,12 @@ Each path answers what was last configured for it with
                  "reset": true (abort the connection with a TCP RST, no answer),
                  "chunked": true (no Content-Length: chunked transfer coding),
                  "fail_after": N (read N bytes of the request body, then RST),
-                 "read_delay": seconds (pause before each 64 KiB of the body)}
+                 "read_delay": seconds (pause before each 64 KiB of the body),
+                 "random": true (with "size": pseudo-random bytes from a seed, so every
+                                 offset is distinct; "seed" picks another body),
+                 "ranges": true (honour a single-range Range header: 206 with
+                                 Content-Range, 416 when unsatisfiable; otherwise Range is
+                                 ignored and the whole body sent with 200, as before)}
 "headers" may also be a list of [name, value] pairs, sent in that order: a
 name may repeat (several field lines) and a value may be empty.  A Date
 given there replaces the automatic one.  Any method, extension ones
@@ -25,6 +30,10 @@ and counts requests per path (query included):
   GET /__aborts?path=/x       -> number of request bodies that ended early (the
                                  connection closed before the declared length or
                                  the last chunk)
+  GET /__bytes?path=/x        -> body bytes sent for /x (all requests)
+  GET /__ranges?path=/x       -> JSON list of the Range header of every request for /x
+                                 (null when absent), in arrival order
+  GET /__body?path=/x         -> the configured body itself (not counted)
   GET /__conns                -> number of accepted connections that carried at
                                  least one request other than these controls
                                  (how many connections the edge opened to us)
@@ -34,6 +43,8 @@ naming the path.  Threaded, so slow handlers do not block others.
 """
 import hashlib
 import json
+import random
+import re
 import socket
 import struct
 import sys
@@ -46,6 +57,9 @@ LOCK = threading.Lock()
 CONF = {}
 COUNT = {}
 LAST = {}
+BYTES = {}
+RANGES = {}
+BODIES = {}  # (size, seed) -> generated random body, built once
 CONNS = [0]  # connections that served a non-control request
 ABORTS = {}
 KEEP = 65536  # body bytes kept for /__last
@@ -68,8 +82,47 @@ def gen_body(n, seed):
     return (pat * (n // len(pat) + 1))[:n]
 
 
+def random_body(n, seed):
+    with LOCK:
+        b = BODIES.get((n, seed))
+    if b is None:
+        b = random.Random(seed).randbytes(n)
+        with LOCK:
+            BODIES[(n, seed)] = b
+    return b
+
+
+def body_of(c, key):
+    if "body" in c:
+        return c["body"].encode()
+    if c.get("random"):
+        return random_body(int(c.get("size", 0)), str(c.get("seed", key)))
+    return gen_body(int(c.get("size", 0)), key)
+
+
+def one_range(h, n):
+    """(first, last) for a single "bytes=a-b" / "bytes=a-" / "bytes=-n" range of
+    an n-byte body; "416" if unsatisfiable; None if not a single byte range."""
+    m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", h or "")
+    if not m or (m.group(1) == "" and m.group(2) == ""):
+        return None
+    if m.group(1) == "":
+        k = int(m.group(2))
+        if k == 0 or n == 0:
+            return "416"
+        return (max(0, n - k), n - 1)
+    a = int(m.group(1))
+    b = int(m.group(2)) if m.group(2) else None
+    if b is not None and b < a:
+        return None
+    if a >= n:
+        return "416"
+    return (a, n - 1 if b is None else min(b, n - 1))
+
+
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    count_key = None  # the path whose body bytes reply() counts
 
     def log_message(self, *a):
         pass
@@ -106,7 +159,13 @@ class H(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if not head and status not in (204, 304):
-            self.wfile.write(body)
+            # In pieces, counting what was written: a client may hang up
+            # early (an edge cutting a transfer it does not want).
+            for i in range(0, len(body), 65536):
+                self.wfile.write(body[i:i + 65536])
+                if self.count_key is not None:
+                    with LOCK:
+                        BYTES[self.count_key] = BYTES.get(self.count_key, 0) + len(body[i:i + 65536])
 
     def control(self, method, u, data):
         q = parse_qs(u.query)
@@ -117,7 +176,8 @@ class H(BaseHTTPRequestHandler):
             return self.reply(200, [("Content-Type", "application/json")], b'{"ok":true}')
         if u.path == "/__reset":
             with LOCK:
-                CONF.clear(); COUNT.clear(); LAST.clear(); ABORTS.clear(); CONNS[0] = 0
+                CONF.clear(); COUNT.clear(); LAST.clear(); BYTES.clear(); RANGES.clear()
+                ABORTS.clear(); CONNS[0] = 0
             return self.reply(200, [], b"ok")
         if u.path == "/__count":
             with LOCK:
@@ -135,6 +195,21 @@ class H(BaseHTTPRequestHandler):
             with LOCK:
                 l = LAST.get(q.get("path", [""])[0], {})
             return self.reply(200, [("Content-Type", "application/json")], json.dumps(l).encode())
+        if u.path == "/__bytes":
+            with LOCK:
+                n = BYTES.get(q.get("path", [""])[0], 0)
+            return self.reply(200, [("Content-Type", "text/plain")], str(n).encode())
+        if u.path == "/__ranges":
+            with LOCK:
+                l = list(RANGES.get(q.get("path", [""])[0], []))
+            return self.reply(200, [("Content-Type", "application/json")], json.dumps(l).encode())
+        if u.path == "/__body":
+            p = q.get("path", [""])[0]
+            with LOCK:
+                c = CONF.get(p)
+            if c is None:
+                return self.reply(404, [], b"not configured")
+            return self.reply(200, [("Content-Type", "application/octet-stream")], body_of(c, p))
         return self.reply(404, [], b"no such control")
 
     def read_part(self, body, n, c):
@@ -192,6 +267,7 @@ class H(BaseHTTPRequestHandler):
             c = CONF.get(key) or CONF.get(u.path)
         body = self.read_body(c or {})
         data = body.kept
+        self.count_key = None
         if u.path.startswith("/__"):
             return self.control(method, u, data)
         with LOCK:
@@ -205,6 +281,7 @@ class H(BaseHTTPRequestHandler):
                          "body": data.decode("latin-1"), "body_size": body.size,
                          "body_sha256": body.h.hexdigest(), "chunked": body.chunked,
                          "complete": body.complete}
+            RANGES.setdefault(key, []).append(self.headers.get("Range"))
         if not body.complete:
             self.close_connection = True
             self.connection.close()
@@ -230,10 +307,7 @@ class H(BaseHTTPRequestHandler):
             return
         hs = c.get("headers", {})
         headers = [tuple(x) for x in hs] if isinstance(hs, list) else list(hs.items())
-        if "body" in c:
-            body = c["body"].encode()
-        else:
-            body = gen_body(int(c.get("size", 0)), key)
+        body = body_of(c, key)
         status = int(c.get("status", 200))
         if c.get("any_304") and method == "GET" and \
            (self.headers.get("If-None-Match") or self.headers.get("If-Modified-Since")):
@@ -246,6 +320,15 @@ class H(BaseHTTPRequestHandler):
             if (inm and h.get("etag") and inm == h["etag"]) or \
                (not inm and ims and lm and ims == lm):
                 return self.reply(304, headers, b"")
+        if c.get("ranges") and status == 200 and method in ("GET", "HEAD"):
+            r = one_range(self.headers.get("Range"), len(body))
+            if r == "416":
+                return self.reply(416, headers + [("Content-Range", "bytes */%d" % len(body))], b"")
+            if r:
+                a, b = r
+                headers = headers + [("Content-Range", "bytes %d-%d/%d" % (a, b, len(body)))]
+                status, body = 206, body[a:b + 1]
+        self.count_key = key
         self.reply(status, headers, body, head=(method == "HEAD"), chunked=bool(c.get("chunked")))
 
     def do_GET(self): self.handle_any("GET")

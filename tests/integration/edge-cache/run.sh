@@ -56,7 +56,9 @@ oset '{"path":"/r","headers":{"Cache-Control":"max-age=60"},"size":3000}'
 get /r -H 'Range: bytes=100-199'
 t_eq "range miss: 206" 206 "$(status)"
 t_eq "range miss: 100 bytes" 100 "$(stat -c %s "$T_DIR/b")"
-t_check "origin got no Range header" sh -c "! curl -s '$O/__last?path=/r' | grep -qi '\"range\"'"
+# (With slicing on, the edge asks for the first 1 MiB slice, never the
+# client's own range; this origin ignores Range and its 200 is stored.)
+t_check "origin was not asked the client's range" sh -c "! curl -s '$O/__last?path=/r' | grep -q 'bytes=100-199'"
 get /r
 t_check "range miss stored the whole object: hit" cs_has "; hit"
 t_eq "range miss then full: 3000 bytes" 3000 "$(stat -c %s "$T_DIR/b")"
