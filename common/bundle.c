@@ -2,12 +2,12 @@
 #include "common/bundle.h"
 #include "common/glob.h"
 #include "common/cfg.h"
+#include "common/fsutil.h"
 #include "common/xmalloc.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 static void crypto_init(void)
 {
@@ -374,6 +373,14 @@ char *bundle_sign(const char *bytes, size_t len, const uint8_t sk[BUNDLE_SK_LEN]
 int bundle_verify(const char *env, size_t envlen, const uint8_t pk[BUNDLE_PK_LEN], char **bytes,
                   size_t *len, char *err, size_t errlen)
 {
+	struct bundle_keys one = { .n = 1 };
+	memcpy(one.pk[0], pk, BUNDLE_PK_LEN);
+	return bundle_verify_any(env, envlen, &one, bytes, len, err, errlen);
+}
+
+int bundle_verify_any(const char *env, size_t envlen, const struct bundle_keys *keys, char **bytes,
+                      size_t *len, char *err, size_t errlen)
+{
 	json_error_t je;
 	json_t *o = NULL;
 	uint8_t *payload = NULL, *sig = NULL;
@@ -413,8 +420,12 @@ int bundle_verify(const char *env, size_t envlen, const uint8_t pk[BUNDLE_PK_LEN
 		snprintf(err, errlen, "signature is not 64 bytes of base64");
 		goto fail;
 	}
-	if (crypto_sign_verify_detached(sig, payload, plen, pk) != 0) {
-		snprintf(err, errlen, "bad signature (not signed by the configured origin key)");
+	size_t k = 0;
+	while (k < keys->n && crypto_sign_verify_detached(sig, payload, plen, keys->pk[k]) != 0)
+		k++;
+	if (k == keys->n) {
+		snprintf(err, errlen, "bad signature (not signed by %s)",
+		         keys->n > 1 ? "any of the configured origin keys" : "the configured origin key");
 		goto fail;
 	}
 	free(sig);
@@ -432,9 +443,17 @@ fail:
 struct bundle *bundle_open(const char *env, size_t envlen, const uint8_t pk[BUNDLE_PK_LEN],
                            char **raw, size_t *rawlen, char *err, size_t errlen)
 {
+	struct bundle_keys one = { .n = 1 };
+	memcpy(one.pk[0], pk, BUNDLE_PK_LEN);
+	return bundle_open_any(env, envlen, &one, raw, rawlen, err, errlen);
+}
+
+struct bundle *bundle_open_any(const char *env, size_t envlen, const struct bundle_keys *keys,
+                               char **raw, size_t *rawlen, char *err, size_t errlen)
+{
 	char *bytes;
 	size_t len;
-	if (bundle_verify(env, envlen, pk, &bytes, &len, err, errlen) < 0)
+	if (bundle_verify_any(env, envlen, keys, &bytes, &len, err, errlen) < 0)
 		return NULL;
 	struct bundle *b = bundle_parse(bytes, len, err, errlen);
 	if (b && raw) {
@@ -548,41 +567,16 @@ static void add_module(struct bundle *b, const char *name, char *src, size_t len
 	b->modules[b->nmodules++] = (struct bundle_module){ xstrdup(name), src, len };
 }
 
-/* Reads a whole regular file of at most max bytes; NUL-terminated. */
+/* Reads a whole file of at most max bytes; NUL-terminated, *len excludes it. */
 static char *read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	struct buf b = BUF_INIT;
+	if (fsutil_read(path, max, &b, err, errlen) < 0) {
+		buf_free(&b);
 		return NULL;
 	}
-	struct buf_s { char *p; size_t n, cap; } r = { NULL, 0, 0 };
-	for (;;) {
-		if (r.n + 4096 + 1 > r.cap) {
-			r.cap = r.cap ? r.cap * 2 : 8192;
-			r.p = xrealloc(r.p, r.cap);
-		}
-		size_t got = fread(r.p + r.n, 1, r.cap - r.n - 1, f);
-		r.n += got;
-		if (r.n > max) {
-			snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
-			free(r.p);
-			fclose(f);
-			return NULL;
-		}
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
-		snprintf(err, errlen, "%s: read error", path);
-		free(r.p);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	r.p[r.n] = 0;
-	*len = r.n;
-	return r.p;
+	*len = b.len;
+	return buf_steal(&b);
 }
 
 static int cmp_module(const void *a, const void *b)
@@ -742,34 +736,12 @@ int bundle_key_write(const char *path, const uint8_t *key, size_t keylen, bool s
                      size_t errlen)
 {
 	crypto_init();
-	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 	char *b64 = b64_encode(key, keylen);
 	size_t n = strlen(b64);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, secret ? 0600 : 0644);
-	int rc = -1;
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
 	b64[n] = '\n'; /* the encoded buffer has room: it held the NUL */
-	ssize_t w = write(fd, b64, n + 1);
-	if (w != (ssize_t)(n + 1) || fsync(fd) < 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	rc = 0;
-out:
-	sodium_memzero(b64, n);
+	int rc = fsutil_write_atomic(path, b64, n + 1, secret ? 0600 : 0644, err, errlen);
+	sodium_memzero(b64, n + 1);
 	free(b64);
-	free(tmp);
 	return rc;
 }
 

@@ -1,5 +1,5 @@
 /* bundle.h -- signed Lua script bundles: the format the origin signs and the
- * edges verify, activate and run (issue 5).  No I/O except the build-from-disk
+ * edges verify, activate and run.  No I/O except the build-from-disk
  * and key file helpers; everything else works on bytes.
  *
  * A bundle is a named, versioned set of Lua modules plus the routes that send
@@ -130,6 +130,18 @@ char *bundle_sign(const char *bytes, size_t len, const uint8_t sk[BUNDLE_SK_LEN]
 int bundle_verify(const char *env, size_t envlen, const uint8_t pk[BUNDLE_PK_LEN], char **bytes,
                   size_t *len, char *err, size_t errlen);
 
+/* The public keys a receiver accepts: during a key rotation an edge lists
+ * the old and the new origin key. */
+#define BUNDLE_MAX_KEYS 8
+struct bundle_keys {
+	uint8_t pk[BUNDLE_MAX_KEYS][BUNDLE_PK_LEN];
+	size_t n;
+};
+
+/* bundle_verify against a set of keys: a signature by any of them is accepted. */
+int bundle_verify_any(const char *env, size_t envlen, const struct bundle_keys *keys, char **bytes,
+                      size_t *len, char *err, size_t errlen);
+
 /* Parses signed bytes (bounded by BUNDLE_MAX_BYTES) and validates them.
  * Returns a new bundle or NULL with the reason. */
 struct bundle *bundle_parse(const char *bytes, size_t len, char *err, size_t errlen);
@@ -138,6 +150,10 @@ struct bundle *bundle_parse(const char *bytes, size_t len, char *err, size_t err
  * handed over too (caller frees), e.g. to store them as they were signed. */
 struct bundle *bundle_open(const char *env, size_t envlen, const uint8_t pk[BUNDLE_PK_LEN],
                            char **raw, size_t *rawlen, char *err, size_t errlen);
+
+/* bundle_open against a set of keys (see bundle_verify_any). */
+struct bundle *bundle_open_any(const char *env, size_t envlen, const struct bundle_keys *keys,
+                               char **raw, size_t *rawlen, char *err, size_t errlen);
 
 /* True if the route matches (host may lack a port; method NULL matches any). */
 bool bundle_route_match(const struct bundle_route *r, const char *method, const char *host,

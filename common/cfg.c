@@ -1,5 +1,6 @@
 /* cfg.c -- schema-driven configuration loading on top of libconfig */
 #include "common/cfg.h"
+#include "common/secret.h"
 #include "common/addr.h"
 #include "common/xmalloc.h"
 
@@ -141,6 +142,13 @@ static char *path_join(const char *dir, size_t dirlen, const char *rel)
 	return out;
 }
 
+/* A path to take relative to the config file's folder: not absolute, and not
+ * "%credentials%/..." (common/secret.h resolves that one). */
+static bool relative_path(const char *text)
+{
+	return text[0] && text[0] != '/' && strncmp(text, SECRET_CREDENTIALS, strlen(SECRET_CREDENTIALS));
+}
+
 /* Converts text (from the file or a default) into the target of k. */
 static int set_from_text(struct loader *ld, const config_setting_t *s, const struct cfg_key *k,
                          char *dst, const char *text, const char *path)
@@ -151,7 +159,7 @@ static int set_from_text(struct loader *ld, const config_setting_t *s, const str
 		free(*(char **)dst);
 		/* Relative to the file, not to wherever the daemon was started:
 		 * a config then means the same from any working directory. */
-		if ((k->flags & CFG_PATH) && ld->dir && text[0] && text[0] != '/')
+		if ((k->flags & CFG_PATH) && ld->dir && relative_path(text))
 			*(char **)dst = path_join(ld->dir, ld->dirlen, text);
 		else
 			*(char **)dst = xstrdup(text);
@@ -285,17 +293,24 @@ static int load_key(struct loader *ld, const config_setting_t *s, const struct c
 		return 0;
 	}
 	case CFG_STRLIST: {
-		if (!config_setting_is_list(s) && !config_setting_is_array(s))
-			return fail(ld, s, "'%s' must be a list of strings [ \"a\", \"b\" ]", path);
-		int n = config_setting_length(s);
+		/* A single string is a list of one: `pubkey = "a.pub"` and, during a
+		 * rotation, `pubkey = [ "a.pub", "b.pub" ]`. */
+		bool one = config_setting_type(s) == CONFIG_TYPE_STRING;
+		if (!one && !config_setting_is_list(s) && !config_setting_is_array(s))
+			return fail(ld, s, "'%s' must be a string or a list of strings [ \"a\", \"b\" ]", path);
+		int n = one ? 1 : config_setting_length(s);
 		char **arr = xcalloc((size_t)n + 1, sizeof *arr);
 		*(char ***)dst = arr;
 		*(size_t *)(base + k->count_offset) = (size_t)n;
 		for (int i = 0; i < n; i++) {
-			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+			const config_setting_t *e = one ? s : config_setting_get_elem(s, (unsigned)i);
 			if (config_setting_type(e) != CONFIG_TYPE_STRING)
 				return fail(ld, e, "'%s' must contain only strings", path);
-			arr[i] = xstrdup(config_setting_get_string(e));
+			const char *etext = config_setting_get_string(e);
+			if ((k->flags & CFG_PATH) && ld->dir && relative_path(etext))
+				arr[i] = path_join(ld->dir, ld->dirlen, etext);
+			else
+				arr[i] = xstrdup(etext);
 		}
 		return 0;
 	}

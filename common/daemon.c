@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
 static void usage(FILE *out, const char *prog, const char *summary, const char *default_config)
@@ -85,6 +86,24 @@ enum daemon_event daemon_wait(int timeout_ms)
 		}
 		return sig == SIGHUP ? DAEMON_RELOAD : DAEMON_STOP;
 	}
+}
+
+void daemon_notify_ready(void)
+{
+	sd_notify(0, "READY=1\nSTATUS=running");
+}
+
+void daemon_notify_reloading(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=%llu",
+	           (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+}
+
+void daemon_notify_stopping(void)
+{
+	sd_notify(0, "STOPPING=1\nSTATUS=finishing in-flight requests");
 }
 
 long long daemon_now_ms(void)

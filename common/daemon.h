@@ -35,6 +35,15 @@ enum daemon_event { DAEMON_TICK, DAEMON_STOP, DAEMON_RELOAD };
  * DAEMON_STOP, SIGHUP DAEMON_RELOAD, a timeout DAEMON_TICK. */
 enum daemon_event daemon_wait(int timeout_ms);
 
+/* systemd's readiness protocol (Type=notify), through libsystemd's sd_notify:
+ * no-ops when $NOTIFY_SOCKET is unset (not started by systemd, or another
+ * Type=).  ready: listeners bound and stores open, or a reload finished;
+ * reloading: a SIGHUP reload starts (with MONOTONIC_USEC, which systemd 253+
+ * requires to match the reload to the request); stopping: draining began. */
+void daemon_notify_ready(void);
+void daemon_notify_reloading(void);
+void daemon_notify_stopping(void);
+
 /* Monotonic and wall clocks in milliseconds. */
 long long daemon_now_ms(void);
 long long daemon_wall_ms(void);

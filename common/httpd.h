@@ -6,6 +6,7 @@
 #include "common/addr.h"
 #include "common/buf.h"
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct httpd_opts {
@@ -37,5 +38,20 @@ enum MHD_Result httpd_reply(struct MHD_Connection *c, unsigned status, const cha
 enum MHD_Result httpd_reply_json(struct MHD_Connection *c, unsigned status, const struct buf *b);
 /* Queues {"error": msg} as JSON. */
 enum MHD_Result httpd_reply_error(struct MHD_Connection *c, unsigned status, const char *msg);
+
+/* ---------- the control APIs' Bearer token (all three daemons) ---------- */
+
+/* True if authorization (an Authorization header value; NULL if absent) is
+ * "Bearer <secret>", the scheme in any case.  Both tokens are hashed
+ * (BLAKE2b) and the digests compared with sodium_memcmp, so the time taken
+ * says nothing about the secret's content or length.  A NULL or empty
+ * secret never matches. */
+bool httpd_bearer_ok(const char *authorization, const char *secret);
+/* httpd_bearer_ok against each of secrets[0..n) (a rotation lists the old and
+ * the new one): true if any matches.  All are compared, so the time does not
+ * tell which one did. */
+bool httpd_bearer_any(const char *authorization, char *const *secrets, size_t n);
+/* Queues 401 with WWW-Authenticate: Bearer and {"error": msg} as JSON. */
+enum MHD_Result httpd_reply_unauthorized(struct MHD_Connection *c, const char *msg);
 
 #endif

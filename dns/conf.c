@@ -1,6 +1,7 @@
 /* conf.c -- minicdn-dns configuration schema and cross-checks */
 #include "dns/conf.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/xmalloc.h"
 
 #include <stdio.h>
@@ -69,8 +70,15 @@ const struct cfg_key dns_conf_schema[] = {
 	  "DNS addresses, UDP and TCP: [ \"127.0.0.1:5353\", \"[::1]:5353\" ]" },
 	{ "stats_listen", CFG_ADDR, OFF(stats_listen), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
 	  "HTTP stats listener: /healthz /stats /metrics /explain, POST /reload" },
-	{ "control_secret", CFG_STRING, OFF(control_secret), NULL, 0, 0, 0, NULL, 0, 0, NULL,
-	  "optional; when set, POST /reload needs \"Authorization: Bearer <secret>\" (GETs stay open)" },
+	{ "control_secret", CFG_STRLIST, OFF(control_secret), NULL, 0, 0, 0, NULL, 0, OFF(n_control_secret), NULL,
+	  "optional; when set, POST /reload needs \"Authorization: Bearer <secret>\" (GETs stay open); "
+	  "a list accepts each (rotation). Better: control_secret_file" },
+	{ "control_secret_file", CFG_STRLIST, OFF(control_secret_file), NULL, 0, 0, CFG_PATH, NULL, 0,
+	  OFF(n_control_secret_file), NULL,
+	  "file(s) holding the control secret (one trailing newline dropped; mode 600 or 400: "
+	  "refused if group or others may read it); \"%credentials%/NAME\" is systemd's "
+	  "LoadCredential=NAME ($CREDENTIALS_DIRECTORY/NAME, else /etc/credstore/NAME); "
+	  "a list accepts each secret during a rotation" },
 	{ "workers", CFG_INT, OFF(workers), "0", 0, 64, 0, NULL, 0, 0, NULL,
 	  "UDP worker threads (SO_REUSEPORT socket each); 0 = one per CPU" },
 	{ "log_level", CFG_STRING, OFF(log_level), "info", 0, 0, 0, NULL, 0, 0, NULL,
@@ -163,10 +171,16 @@ int dns_conf_load(const char *path, struct dns_conf *c, char *err, size_t errlen
 		snprintf(err, errlen, "%s: log_level '%s' is not error, warn, info or debug", path, c->log_level);
 		goto fail;
 	}
-	if (c->control_secret && !c->control_secret[0]) {
-		snprintf(err, errlen, "%s: control_secret must not be empty (leave it out to disable the check)", path);
+	if (secret_append_files(&c->control_secret, &c->n_control_secret, c->control_secret_file,
+	                        c->n_control_secret_file, why, sizeof why) < 0) {
+		snprintf(err, errlen, "%s: control_secret_file: %s", path, why);
 		goto fail;
 	}
+	for (size_t i = 0; i < c->n_control_secret; i++)
+		if (!c->control_secret[i][0]) {
+			snprintf(err, errlen, "%s: control_secret must not be empty (leave it out to disable the check)", path);
+			goto fail;
+		}
 	if (c->n_listen == 0 || c->n_listen > 16) {
 		snprintf(err, errlen, "%s: 'listen' needs 1 to 16 addresses", path);
 		goto fail;

@@ -43,7 +43,10 @@ struct conf_health {
 struct dns_conf {
 	char **listen; size_t n_listen;   /* "ip:port" for UDP and TCP */
 	struct addr stats_listen;
-	char *control_secret;    /* NULL: POST /reload is open; else it needs "Authorization: Bearer <secret>" */
+	/* None: POST /reload is open; else it needs "Authorization: Bearer <one of them>".
+	 * The inline ones, then (dns_conf_load) the contents of control_secret_file. */
+	char **control_secret; size_t n_control_secret;
+	char **control_secret_file; size_t n_control_secret_file;
 	int workers;
 	char *log_level;
 	bool query_log;

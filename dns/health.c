@@ -85,38 +85,16 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
-/* One round over every checked edge.  Returns true if something changed. */
-static bool round_once(void)
+/* Runs every check in parallel, each bounded by timeout_ms; returns early
+ * (leaving checks not done) when the server is stopping. */
+static void run_checks(CURLM *m, struct check *cs, size_t n, int timeout_ms)
 {
-	view_lock();
-	const struct view *v = view_current();
-	if (!v) {
-		view_unlock();
-		return false;
-	}
-	const struct snapshot *snap = v->snap;
-	const struct conf_health hc = snap->conf.health;
-	bool okst[600];
-	char why[200];
-	dns_conf_statuses(hc.up_statuses, okst, why, sizeof why);
-	char *initial = xstrdup(hc.initial);
-	size_t n = 0;
-	struct check *cs = xcalloc(snap->es->ne + 1, sizeof *cs);
-	for (size_t i = 0; i < snap->es->ne; i++)
-		if (snap->es->edges[i].healthz) {
-			cs[n].name = xstrdup(snap->es->edges[i].name);
-			cs[n].url = xstrdup(snap->es->edges[i].healthz);
-			n++;
-		}
-	view_unlock();
-
-	CURLM *m = curl_multi_init();
 	for (size_t i = 0; i < n; i++) {
 		CURL *e = curl_easy_init();
 		cs[i].easy = e;
 		curl_easy_setopt(e, CURLOPT_URL, cs[i].url);
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)hc.timeout_ms);
-		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)hc.timeout_ms);
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
 		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 		curl_easy_setopt(e, CURLOPT_WRITEDATA, &cs[i]);
@@ -147,56 +125,93 @@ static bool round_once(void)
 		if (still > 0)
 			curl_multi_poll(m, NULL, 0, 100, NULL);
 	}
+}
+
+/* Folds one finished check into the edge's state (rise/fall counting, load).
+ * hlock held.  Returns true if the edge went up or down or crossed the load
+ * threshold. */
+static bool apply_check(const struct check *c, struct hstate *s, const bool okst[600],
+                        const struct conf_health *hc)
+{
+	bool ok = c->rc == CURLE_OK && c->status >= 100 && c->status < 600 && okst[c->status];
+	double load = 0;
+	if (c->rc == CURLE_OK && c->body) {
+		json_t *j = json_loads(c->body, 0, NULL);
+		json_t *l = j ? json_object_get(j, "load") : NULL;
+		if (l && json_is_number(l))
+			load = json_number_value(l);
+		json_decref(j);
+	}
+	bool was_up = s->h.up, changed = false;
+	double old_load = s->h.load;
+	s->h.checked = true;
+	s->h.last_status = c->rc == CURLE_OK ? (int)c->status : 0;
+	if (c->rc != CURLE_OK)
+		snprintf(s->h.last_error, sizeof s->h.last_error, "%s", curl_easy_strerror(c->rc));
+	else if (!ok)
+		snprintf(s->h.last_error, sizeof s->h.last_error, "HTTP status %ld", c->status);
+	else
+		s->h.last_error[0] = '\0';
+	if (ok) {
+		s->h.load = load;
+		s->succs++;
+		s->fails = 0;
+		if (!s->h.up && s->succs >= hc->rise)
+			s->h.up = true;
+	} else {
+		s->fails++;
+		s->succs = 0;
+		if (s->h.up && s->fails >= hc->fall)
+			s->h.up = false;
+	}
+	if (was_up != s->h.up) {
+		changed = true;
+		if (s->h.up)
+			log_info("health", "edge %s is up (load %.2f)", s->name, s->h.load);
+		else
+			log_warn("health", "edge %s is down: %s", s->name, s->h.last_error);
+	}
+	if ((old_load <= hc->load_threshold) != (s->h.load <= hc->load_threshold)) {
+		changed = true;
+		log_info("health", "edge %s load %.2f is %s the threshold %.2f", s->name, s->h.load,
+		         s->h.load > hc->load_threshold ? "above" : "back under", hc->load_threshold);
+	}
+	return changed;
+}
+
+/* One round over every checked edge.  Returns true if something changed. */
+static bool round_once(void)
+{
+	view_lock();
+	const struct view *v = view_current();
+	if (!v) {
+		view_unlock();
+		return false;
+	}
+	const struct snapshot *snap = v->snap;
+	const struct conf_health hc = snap->conf.health;
+	bool okst[600];
+	char why[200];
+	dns_conf_statuses(hc.up_statuses, okst, why, sizeof why);
+	char *initial = xstrdup(hc.initial);
+	size_t n = 0;
+	struct check *cs = xcalloc(snap->es->ne + 1, sizeof *cs);
+	for (size_t i = 0; i < snap->es->ne; i++)
+		if (snap->es->edges[i].healthz) {
+			cs[n].name = xstrdup(snap->es->edges[i].name);
+			cs[n].url = xstrdup(snap->es->edges[i].healthz);
+			n++;
+		}
+	view_unlock();
+
+	CURLM *m = curl_multi_init();
+	run_checks(m, cs, n, hc.timeout_ms);
 	bool changed = false;
 	pthread_mutex_lock(&hlock);
 	for (size_t i = 0; i < n; i++) {
-		struct check *c = &cs[i];
-		struct hstate *s = state_get(c->name, initial, true);
-		if (!c->done)
-			continue; /* abandoned at shutdown */
-		bool ok = c->rc == CURLE_OK && c->status >= 100 && c->status < 600 && okst[c->status];
-		double load = 0;
-		if (c->rc == CURLE_OK && c->body) {
-			json_t *j = json_loads(c->body, 0, NULL);
-			json_t *l = j ? json_object_get(j, "load") : NULL;
-			if (l && json_is_number(l))
-				load = json_number_value(l);
-			json_decref(j);
-		}
-		bool was_up = s->h.up;
-		double old_load = s->h.load;
-		s->h.checked = true;
-		s->h.last_status = c->rc == CURLE_OK ? (int)c->status : 0;
-		if (c->rc != CURLE_OK)
-			snprintf(s->h.last_error, sizeof s->h.last_error, "%s", curl_easy_strerror(c->rc));
-		else if (!ok)
-			snprintf(s->h.last_error, sizeof s->h.last_error, "HTTP status %ld", c->status);
-		else
-			s->h.last_error[0] = '\0';
-		if (ok) {
-			s->h.load = load;
-			s->succs++;
-			s->fails = 0;
-			if (!s->h.up && s->succs >= hc.rise)
-				s->h.up = true;
-		} else {
-			s->fails++;
-			s->succs = 0;
-			if (s->h.up && s->fails >= hc.fall)
-				s->h.up = false;
-		}
-		if (was_up != s->h.up) {
-			changed = true;
-			if (s->h.up)
-				log_info("health", "edge %s is up (load %.2f)", s->name, s->h.load);
-			else
-				log_warn("health", "edge %s is down: %s", s->name, s->h.last_error);
-		}
-		if ((old_load <= hc.load_threshold) != (s->h.load <= hc.load_threshold)) {
-			changed = true;
-			log_info("health", "edge %s load %.2f is %s the threshold %.2f", s->name, s->h.load,
-			         s->h.load > hc.load_threshold ? "above" : "back under", hc.load_threshold);
-		}
+		struct hstate *s = state_get(cs[i].name, initial, true);
+		if (cs[i].done) /* else abandoned at shutdown */
+			changed |= apply_check(&cs[i], s, okst, &hc);
 	}
 	pthread_mutex_unlock(&hlock);
 	for (size_t i = 0; i < n; i++) {

@@ -63,17 +63,21 @@ int main(int argc, char **argv)
 	}
 	snap = NULL; /* may be swapped from now on */
 	log_info("main", "serving");
+	daemon_notify_ready(); /* zones loaded, UDP/TCP and stats listeners bound */
 	for (;;) {
 		enum daemon_event ev = daemon_wait(-1);
 		if (ev == DAEMON_STOP)
 			break;
 		if (ev == DAEMON_RELOAD) {
 			log_info("main", "SIGHUP: reloading %s", o.config_path);
+			daemon_notify_reloading();
 			if (reload_config(o.config_path, err, sizeof err) == 0)
 				log_info("main", "reload done");
+			daemon_notify_ready();
 		}
 	}
 	log_info("main", "stopping");
+	daemon_notify_stopping();
 	stats_stop();
 	server_stop(srv);
 	health_stop();

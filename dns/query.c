@@ -5,18 +5,11 @@
  * wildcard, delegation), add the dynamic edge answer, then OPT.  Anything that
  * does not fit a UDP reply turns into an empty reply with TC set. */
 #include "dns/query.h"
+#include "dns/rcode.h"
 #include "common/log.h"
 
 #include <arpa/inet.h>
 #include <string.h>
-
-#define RC_NOERROR 0
-#define RC_FORMERR 1
-#define RC_SERVFAIL 2
-#define RC_NXDOMAIN 3
-#define RC_NOTIMP 4
-#define RC_REFUSED 5
-#define RC_BADVERS 16
 
 #define F_QR 0x8000
 #define F_AA 0x0400
@@ -151,13 +144,13 @@ static int parse_additional(const uint8_t *p, size_t len, size_t off, unsigned c
 		size_t nstart = off;
 		off = skip_name(p, len, off);
 		if (!off || off + 10 > len)
-			return RC_FORMERR;
+			return RCODE_FORMERR;
 		uint16_t type = rd16(p + off), rdlen = rd16(p + off + 8);
 		if (off + 10 + rdlen > len)
-			return RC_FORMERR;
+			return RCODE_FORMERR;
 		if (type == DNS_T_OPT) {
 			if (q->edns || p[nstart] != 0 || off != nstart + 1)
-				return RC_FORMERR; /* two OPTs, or an OPT not owned by the root */
+				return RCODE_FORMERR; /* two OPTs, or an OPT not owned by the root */
 			q->edns = true;
 			q->udp_size = rd16(p + off + 2);
 			q->version = p[off + 5];
@@ -165,12 +158,12 @@ static int parse_additional(const uint8_t *p, size_t len, size_t off, unsigned c
 			const uint8_t *o = p + off + 10, *end = o + rdlen;
 			while (o < end) {
 				if (end - o < 4)
-					return RC_FORMERR;
+					return RCODE_FORMERR;
 				uint16_t code = rd16(o), olen = rd16(o + 2);
 				if ((size_t)(end - o - 4) < olen)
-					return RC_FORMERR;
+					return RCODE_FORMERR;
 				if (code == ECS_CODE && q->version == 0 && parse_ecs(o + 4, olen, &q->ecs) < 0)
-					return RC_FORMERR;
+					return RCODE_FORMERR;
 				o += 4 + olen;
 			}
 		}
@@ -454,7 +447,7 @@ static void answer_zone(struct query_env *env, struct w *w, struct ans *a, const
 				wn = zone_find(z, wild, celen + 2);
 			}
 			if (!wn) {
-				a->rcode = RC_NXDOMAIN;
+				a->rcode = RCODE_NXDOMAIN;
 				put_negative(w, a);
 				return;
 			}
@@ -561,7 +554,7 @@ size_t query_process(struct query_env *env, const uint8_t *pkt, size_t len, cons
 	struct counters *st = env->stats;
 	struct q q;
 	struct w w;
-	struct ans a = { NULL, RC_NOERROR, true, false, 0 };
+	struct ans a = { NULL, RCODE_NOERROR, true, false, 0 };
 	bool with_question = false;
 	if (len < 12 || (pkt[2] & 0x80)) { /* too short, or a response: drop it on the floor */
 		if (st)
@@ -584,16 +577,16 @@ size_t query_process(struct query_env *env, const uint8_t *pkt, size_t len, cons
 	unsigned opcode = (q.flags >> 11) & 0xF;
 	unsigned qd = rd16(pkt + 4), an = rd16(pkt + 6), ns = rd16(pkt + 8), ar = rd16(pkt + 10);
 	if (opcode != 0) {
-		a.rcode = RC_NOTIMP;
+		a.rcode = RCODE_NOTIMP;
 		goto reply;
 	}
 	if (qd != 1 || an != 0 || ns != 0) {
-		a.rcode = RC_FORMERR;
+		a.rcode = RCODE_FORMERR;
 		goto reply;
 	}
 	size_t off = parse_qname(pkt, len, 12, &q);
 	if (!off || off + 4 > len) {
-		a.rcode = RC_FORMERR;
+		a.rcode = RCODE_FORMERR;
 		goto reply;
 	}
 	q.qtype = rd16(pkt + off);
@@ -607,22 +600,22 @@ size_t query_process(struct query_env *env, const uint8_t *pkt, size_t len, cons
 		goto reply;
 	}
 	if (q.edns && q.version != 0) {
-		a.rcode = RC_BADVERS;
+		a.rcode = RCODE_BADVERS;
 		q.ecs.present = false;
 		goto reply;
 	}
 	if (q.qtype == DNS_T_OPT) {
-		a.rcode = RC_FORMERR;
+		a.rcode = RCODE_FORMERR;
 		goto reply;
 	}
 	if ((q.qclass != 1 && q.qclass != 255) || q.qtype == 251 || q.qtype == 252) {
-		a.rcode = RC_REFUSED; /* other classes, zone transfers */
+		a.rcode = RCODE_REFUSED; /* other classes, zone transfers */
 		a.aa = false;
 		goto reply;
 	}
 	a.z = find_zone(env->view->snap, &q);
 	if (!a.z) {
-		a.rcode = RC_REFUSED;
+		a.rcode = RCODE_REFUSED;
 		a.aa = false;
 		goto reply;
 	}
@@ -644,7 +637,7 @@ reply:;
 	uint16_t flags = F_QR | (q.flags & (0x7800 | F_RD | F_CD)) | (a.aa && a.z ? F_AA : 0);
 	if (w.full) {
 		if (tcp) {
-			a.rcode = RC_SERVFAIL; /* 64 KiB is not enough: the zone data is unreasonable */
+			a.rcode = RCODE_SERVFAIL; /* 64 KiB is not enough: the zone data is unreasonable */
 		} else {
 			flags |= F_TC;
 			if (st)
@@ -736,9 +729,8 @@ int query_explain(const struct view *v, const char *name, const char *address, u
 		buf_json_str(b, z->origin);
 	else
 		buf_puts(b, "null");
-	static const char *rcodes[] = { "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED" };
-	unsigned rcode = n >= 12 ? out[3] & 0xF : 2;
-	buf_printf(b, ",\"rcode\":\"%s\",\"answers\":%u", rcode < 6 ? rcodes[rcode] : "?", n >= 12 ? rd16(out + 6) : 0);
+	const char *rcode = rcode_name(n >= 12 ? out[3] & 0xF : RCODE_SERVFAIL);
+	buf_printf(b, ",\"rcode\":\"%s\",\"answers\":%u", rcode ? rcode : "?", n >= 12 ? rd16(out + 6) : 0);
 	buf_printf(b, ",\"location\":{\"source\":\"%s\",\"match_len\":%u,\"scope\":%u",
 	           loc.source == GEO_MAP ? "map" : loc.source == GEO_GEOIP ? "geoip" : "default", loc.match_len,
 	           loc.scope);

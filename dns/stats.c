@@ -3,6 +3,7 @@
 #include "dns/counters.h"
 #include "dns/health.h"
 #include "dns/query.h"
+#include "dns/rcode.h"
 #include "dns/reload.h"
 #include "dns/snap.h"
 #include "common/daemon.h"
@@ -19,12 +20,6 @@ static struct MHD_Daemon *httpd;
 static const char *cfg_path;
 static struct server *server;
 static long long started_ms;
-
-static const char *rcode_name(int i)
-{
-	static const char *n[] = { "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED" };
-	return i < 6 ? n[i] : i == 16 ? "BADVERS" : NULL;
-}
 
 /* Health and identity of the current view's edges, read under view_lock. */
 struct edge_row {
@@ -167,43 +162,19 @@ struct post {
 	size_t len;
 };
 
-/* POST /reload needs the current configuration's control_secret, when one is
- * set (the shared control API convention).  The secret is copied under
- * view_lock since a reload may free the snapshot holding it.  Constant time
- * in the secret's content. */
+/* POST /reload needs one of the current configuration's control secrets,
+ * when any is set (the shared control API convention).  Compared under
+ * view_lock since a reload may free the snapshot holding them; constant time
+ * in the secrets' contents. */
 static bool reload_authorized(struct MHD_Connection *conn)
 {
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	view_lock();
 	const struct view *v = view_current();
-	char *secret = v && v->snap->conf.control_secret ? xstrdup(v->snap->conf.control_secret) : NULL;
+	bool ok = !v || !v->snap->conf.n_control_secret ||
+	          httpd_bearer_any(h, v->snap->conf.control_secret, v->snap->conf.n_control_secret);
 	view_unlock();
-	if (!secret)
-		return true;
-	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	bool ok = false;
-	if (h && !strncasecmp(h, "Bearer ", 7)) {
-		const char *tok = h + 7;
-		size_t tl = strlen(tok), sl = strlen(secret);
-		unsigned char diff = (unsigned char)(tl != sl);
-		for (size_t i = 0; i < sl; i++)
-			diff |= (unsigned char)(secret[i] ^ (i < tl ? tok[i] : 0));
-		ok = diff == 0;
-	}
-	free(secret);
 	return ok;
-}
-
-static enum MHD_Result reply_unauthorized(struct MHD_Connection *conn)
-{
-	static const char body[] = "{\"error\":\"POST /reload needs Authorization: Bearer <control_secret>\"}\n";
-	struct MHD_Response *r = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-	enum MHD_Result ret = MHD_queue_response(conn, 401, r);
-	MHD_destroy_response(r);
-	return ret;
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -227,7 +198,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 			return httpd_reply_error(conn, 404, "not found");
 		if (!reload_authorized(conn)) {
 			log_warn("stats", "POST /reload refused: bad or missing control secret");
-			return reply_unauthorized(conn);
+			return httpd_reply_unauthorized(conn, "POST /reload needs Authorization: Bearer <control_secret>");
 		}
 		char err[1024];
 		if (reload_config(cfg_path, err, sizeof err) < 0)

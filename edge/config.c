@@ -109,8 +109,15 @@ const struct cfg_key edge_config_schema[] = {
 	{ "access_log", CFG_STRING, O(access_log), NULL, 0, 0, CFG_PATH, NULL, 0, 0, NULL,
 	  "one line per request (combined format, then cache result, seconds taken and edge); "
 	  "reopened on SIGHUP for rotation; unset = none" },
-	{ "control_secret", CFG_STRING, O(control_secret), NULL, 0, 0, CFG_REQUIRED, NULL, 0, 0, NULL,
-	  "Bearer secret for /.minicdn/ control requests (purge)" },
+	{ "control_secret", CFG_STRLIST, O(control_secret), NULL, 0, 0, 0, NULL, 0, O(ncontrol_secret),
+	  NULL, "Bearer secret for /.minicdn/ control requests (purge, scripts); a list accepts each "
+	  "(rotation). Better: control_secret_file. One of the two is required" },
+	{ "control_secret_file", CFG_STRLIST, O(control_secret_file), NULL, 0, 0, CFG_PATH, NULL, 0,
+	  O(ncontrol_secret_file), NULL,
+	  "file(s) holding the control secret (one trailing newline dropped; mode 600 or 400: "
+	  "refused if group or others may read it); \"%credentials%/NAME\" is systemd's "
+	  "LoadCredential=NAME ($CREDENTIALS_DIRECTORY/NAME, else /etc/credstore/NAME); "
+	  "a list accepts each secret during a rotation" },
 	{ "threads", CFG_INT, O(threads), "2", 1, 256, 0, NULL, 0, 0, NULL, "HTTP worker threads" },
 	{ "capacity", CFG_INT, O(capacity), "1000", 1, 10000000, 0, NULL, 0, 0, NULL,
 	  "in-flight requests at which /healthz load reaches 1.0" },

@@ -6,7 +6,7 @@
 #include "common/addr.h"
 #include "common/cfg.h"
 #include "edge/cache/cachekey.h"
-#include "edge/front/counters.h"
+#include "edge/counters.h"
 #include "edge/script/script.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,7 +19,13 @@
  * read from edge.cfg.  log_level and query_rules[].query point to static
  * strings (validated by the loader). */
 struct edge_config {
-	char *name, *region, *origin, *control_secret;
+	char *name, *region, *origin;
+	/* Accepted Bearer secrets: the inline ones, then (after loading, see
+	 * check_config in edge/main.c) the contents of control_secret_file. */
+	char **control_secret;
+	size_t ncontrol_secret;
+	char **control_secret_file;
+	size_t ncontrol_secret_file;
 	const char *log_level;
 	struct addr listen;
 	int threads, capacity;
@@ -43,7 +49,7 @@ struct edge_config {
 	} limits;
 	struct query_rule *query_rules;
 	size_t nquery_rules;
-	struct script_config scripts; /* issue 5: edge/script.h */
+	struct script_config scripts; /* script/script.h */
 };
 
 /* The schema (edge/config.c): drives parsing, -t and --help. */
@@ -66,6 +72,10 @@ struct edge {
 	struct scripts *scripts;          /* script.h: bundles, Lua states, KV store */
 	long long start_ms;
 	struct counters n;                /* counters.h: per-thread shards */
+	/* Set once a script response was stored in the cache: from then on
+	 * script routes first look for a fresh cached copy (one LMDB lookup),
+	 * before that they do not pay for it (front/script_http.c). */
+	atomic_int scripts_cached;
 };
 
 /* The reloadable settings in force (never NULL once main() started the edge;

@@ -8,6 +8,7 @@
 #include "common/daemon.h"
 #include "common/httpd.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/xmalloc.h"
 
 #include <errno.h>
@@ -37,10 +38,21 @@ static int check_config(struct edge_config *c, const char *path, char *err, size
 			return -1;
 		}
 	}
-	if (!c->control_secret[0]) {
-		snprintf(err, errlen, "%s: control_secret must not be empty", path);
+	char why[256];
+	if (secret_append_files(&c->control_secret, &c->ncontrol_secret, c->control_secret_file,
+	                        c->ncontrol_secret_file, why, sizeof why) < 0) {
+		snprintf(err, errlen, "%s: control_secret_file: %s", path, why);
 		return -1;
 	}
+	if (!c->ncontrol_secret) {
+		snprintf(err, errlen, "%s: control_secret or control_secret_file is required", path);
+		return -1;
+	}
+	for (size_t i = 0; i < c->ncontrol_secret; i++)
+		if (!c->control_secret[i][0]) {
+			snprintf(err, errlen, "%s: control_secret must not be empty", path);
+			return -1;
+		}
 	return 0;
 }
 
@@ -162,21 +174,25 @@ int main(int argc, char **argv)
 	log_info("main", "%s (region %s) listening on %s, origin %s, cache %s (%llu MiB)", e.cfg.name,
 	         e.cfg.region, addr_format(&e.cfg.listen, a, sizeof a), e.cfg.origin, e.cfg.cache.path,
 	         (unsigned long long)(e.cfg.cache.map_size >> 20));
+	daemon_notify_ready(); /* store open, listener bound, scripts loaded */
 	for (;;) {
 		enum daemon_event ev = daemon_wait(1000);
 		if (ev == DAEMON_STOP)
 			break;
 		if (ev == DAEMON_RELOAD) {
+			daemon_notify_reloading();
 			reload(&e, opts.config_path, &retired);
 			if (e.alog && accesslog_reopen(e.alog) < 0)
 				log_warn("main", "access log %s: reopen: %s (still writing the old file)",
 				         e.cfg.access_log, strerror(errno));
+			daemon_notify_ready();
 		}
 		cache_maintain(e.cache);
 		if (e.alog)
 			accesslog_flush(e.alog);
 	}
 	log_info("main", "stopping: finishing in-flight requests");
+	daemon_notify_stopping();
 	/* Stop accepting, let in-flight requests (and suspended misses) finish,
 	 * then stop MHD, the fetcher, and close LMDB last. */
 	MHD_quiesce_daemon(d);

@@ -1,6 +1,8 @@
 /* config.c -- minicdn-origin's configuration schema and semantic checks */
 #include "origin/config.h"
 #include "common/log.h"
+#include <stdlib.h>
+#include "common/secret.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,7 +30,9 @@ static const struct cfg_key edge_keys[] = {
 
 static const struct cfg_key push_keys[] = {
 	{ "secret_key", CFG_STRING, offsetof(struct origin_push_cfg, secret_key), NULL, 0, 0, CFG_PATH, NULL, 0, 0,
-	  NULL, "Ed25519 secret key file (minicdnctl keygen); unset = pushing disabled" },
+	  NULL, "Ed25519 secret key file (minicdnctl keygen; mode 600 or 400: refused if group or "
+	  "others may read it); \"%credentials%/NAME\" is systemd's LoadCredential=NAME; "
+	  "unset = pushing disabled" },
 	{ "state_dir", CFG_STRING, offsetof(struct origin_push_cfg, state_dir), "/var/lib/minicdn/origin", 0,
 	  0, CFG_PATH, NULL, 0, 0, NULL, "bundle version history (survives restarts)" },
 	{ "timeout", CFG_MS, offsetof(struct origin_push_cfg, timeout_ms), "3s", 50, 120000, 0, NULL, 0, 0,
@@ -56,8 +60,16 @@ const struct cfg_key origin_config_schema[] = {
 	  0, 0, NULL, "Cache-Control when no rule matches" },
 	{ "error_format", CFG_STRING, S(error_format), "plain", 0, 0, 0, NULL, 0, 0, NULL,
 	  "plain or json bodies for 4xx (Accept: application/json always gets JSON)" },
-	{ "control_secret", CFG_STRING, S(control_secret), NULL, 0, 0, 0, NULL, 0, 0, NULL,
-	  "Bearer secret of the /.minicdn/ control API; unset = disabled" },
+	{ "control_secret", CFG_STRLIST, S(control_secret), NULL, 0, 0, 0, NULL, 0, S(n_control_secret), NULL,
+	  "Bearer secret of the /.minicdn/ control API, also sent to the edges; a list accepts "
+	  "each and sends the first (rotation); unset (and no control_secret_file) = disabled. "
+	  "Better: control_secret_file" },
+	{ "control_secret_file", CFG_STRLIST, S(control_secret_file), NULL, 0, 0, CFG_PATH, NULL, 0,
+	  S(n_control_secret_file), NULL,
+	  "file(s) holding the control secret (one trailing newline dropped; mode 600 or 400: "
+	  "refused if group or others may read it); \"%credentials%/NAME\" is systemd's "
+	  "LoadCredential=NAME ($CREDENTIALS_DIRECTORY/NAME, else /etc/credstore/NAME); "
+	  "a list accepts each secret during a rotation" },
 	{ "log_level", CFG_STRING, S(log_level), "info", 0, 0, 0, NULL, 0, 0, NULL, "error, warn, info, debug" },
 	{ "rules", CFG_LIST, S(rules), NULL, 0, 0, 0, rule_keys, sizeof(struct rule_cfg), S(n_rules), NULL,
 	  "Cache-Control / Surrogate-Key by path pattern" },
@@ -88,9 +100,22 @@ int origin_config_load(const char *path, struct origin_config *c, char *err, siz
 		snprintf(why, sizeof why, "index '%s' must be a plain file name", c->index);
 		goto fail;
 	}
-	if (c->control_secret && strlen(c->control_secret) < 8) {
-		snprintf(why, sizeof why, "control_secret is too short (8 characters at least)");
+	if (secret_append_files(&c->control_secret, &c->n_control_secret, c->control_secret_file,
+	                        c->n_control_secret_file, why, sizeof why) < 0)
 		goto fail;
+	for (size_t i = 0; i < c->n_control_secret; i++)
+		if (strlen(c->control_secret[i]) < 8) {
+			snprintf(why, sizeof why, "control_secret is too short (8 characters at least)");
+			goto fail;
+		}
+	if (c->push.secret_key) {
+		char *kp = secret_path(c->push.secret_key), kwhy[200];
+		free(c->push.secret_key);
+		c->push.secret_key = kp;
+		if (secret_check_file(kp, kwhy, sizeof kwhy) < 0) {
+			snprintf(why, sizeof why, "push.secret_key %s: %s", kp, kwhy);
+			goto fail;
+		}
 	}
 	for (size_t i = 0; i < c->push.n_edges; i++) {
 		const struct origin_edge_cfg *e = &c->push.edges[i];

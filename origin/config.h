@@ -43,7 +43,13 @@ struct origin_config {
 	int capacity;          /* in-flight requests that make load 1.0 */
 	char *default_cache_control;
 	char *error_format;    /* "plain" or "json" */
-	char *control_secret;  /* NULL = control API disabled */
+	/* Accepted control secrets (none = control API disabled): the inline ones,
+	 * then (origin_config_load) the contents of control_secret_file.  The
+	 * first is also what the origin sends to the edges. */
+	char **control_secret;
+	size_t n_control_secret;
+	char **control_secret_file;
+	size_t n_control_secret_file;
 	char *log_level;
 	struct rule_cfg *rules;
 	size_t n_rules;

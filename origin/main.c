@@ -11,6 +11,34 @@
 #include <stdio.h>
 #include <string.h>
 
+/* SIGHUP: loads the file again and swaps in rules, push edges and log level;
+ * on any error the running configuration stays and the reason is logged. */
+static void reload(const char *path, struct origin_config *cfg, struct server *srv, struct push *push)
+{
+	char err[512];
+	struct origin_config ncfg;
+	memset(&ncfg, 0, sizeof ncfg);
+	if (origin_config_load(path, &ncfg, err, sizeof err) < 0) {
+		log_error("origin", "reload refused, keeping the running configuration: %s", err);
+		return;
+	}
+	if (server_reload(srv, &ncfg, err, sizeof err) < 0) {
+		log_error("origin", "reload refused: %s", err);
+		origin_config_free(&ncfg);
+		return;
+	}
+	if (push)
+		push_set_edges(push, &ncfg);
+	enum log_level lvl;
+	if (log_level_parse(ncfg.log_level, &lvl) == 0)
+		log_set_level(lvl);
+	if (memcmp(&ncfg.listen.ss, &cfg->listen.ss, sizeof cfg->listen.ss) || ncfg.threads != cfg->threads)
+		log_warn("origin", "listen/threads changes need a restart");
+	log_info("origin", "reloaded %s: %zu rules", path, ncfg.n_rules);
+	origin_config_free(cfg);
+	*cfg = ncfg;
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon_opts opts;
@@ -62,34 +90,19 @@ int main(int argc, char **argv)
 	log_info("origin", "%s serving %s on %s (%zu rules, push %s)", cfg.name, cfg.root,
 	         addr_format(&cfg.listen, a, sizeof a), cfg.n_rules, push ? "enabled" : "disabled");
 
+	daemon_notify_ready(); /* listener bound, push state loaded */
 	for (;;) {
 		enum daemon_event ev = daemon_wait(-1);
 		if (ev == DAEMON_STOP)
 			break;
 		if (ev != DAEMON_RELOAD)
 			continue;
-		struct origin_config ncfg;
-		memset(&ncfg, 0, sizeof ncfg);
-		if (origin_config_load(opts.config_path, &ncfg, err, sizeof err) < 0) {
-			log_error("origin", "reload refused, keeping the running configuration: %s", err);
-			continue;
-		}
-		if (server_reload(srv, &ncfg, err, sizeof err) < 0) {
-			log_error("origin", "reload refused: %s", err);
-			origin_config_free(&ncfg);
-			continue;
-		}
-		if (push)
-			push_set_edges(push, &ncfg);
-		if (log_level_parse(ncfg.log_level, &lvl) == 0)
-			log_set_level(lvl);
-		if (memcmp(&ncfg.listen.ss, &cfg.listen.ss, sizeof cfg.listen.ss) || ncfg.threads != cfg.threads)
-			log_warn("origin", "listen/threads changes need a restart");
-		log_info("origin", "reloaded %s: %zu rules", opts.config_path, ncfg.n_rules);
-		origin_config_free(&cfg);
-		cfg = ncfg;
+		daemon_notify_reloading();
+		reload(opts.config_path, &cfg, srv, push);
+		daemon_notify_ready();
 	}
 	log_info("origin", "stopping");
+	daemon_notify_stopping();
 	rc = 0;
 	server_free(srv); /* in-flight requests finish first */
 	srv = NULL;

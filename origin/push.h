@@ -1,7 +1,7 @@
-/* push.h -- the origin's script-bundle control plane (issue 5): assigns
- * versions, signs bundles with the origin's Ed25519 key (common/bundle.h),
- * keeps every version on disk, pushes to every configured edge in parallel
- * and keeps reconciling edges that lag behind.
+/* push.h -- the origin's script-bundle control plane: assigns versions,
+ * signs bundles with the origin's Ed25519 key (common/bundle.h), keeps every
+ * version (origin/history.h) and gets it onto every configured edge, now and
+ * later (origin/deliver.h).
  *
  * Control API (under /.minicdn/, Bearer control_secret, JSON in and out):
  *   POST /push      {"bundle":"<bundle JSON as bundle_serialize makes it>","version":0}
@@ -14,16 +14,7 @@
  * "result":"activated"|"rejected"|"unreachable","http_status","reason"}],
  * "activated":N,"rejected":N,"unreachable":N}.
  *
- * Reconciliation: every retry_interval a background thread reads each edge's
- * GET /.minicdn/scripts and re-sends the current envelope of every bundle the
- * edge lacks or holds at a lower version (a bundle an edge rejected is not
- * re-sent until a new version exists).  So an edge that was down during a push,
- * or lost its state, gets the current bundles when it comes back, and so does
- * every edge after an origin restart.
- *
- * On disk: <state_dir>/bundles/<name>/<version, 20 digits>.env (the signed
- * envelope as sent to edges) and .meta (JSON: version, op, created, digest,
- * rollback_of), each written to a temporary file, fsync'd and renamed. */
+ * Calls go one way: push.c -> deliver.c -> history.c. */
 #ifndef MINICDN_ORIGIN_PUSH_H
 #define MINICDN_ORIGIN_PUSH_H
 

@@ -34,7 +34,8 @@ struct site {
 	char *index;
 	struct rules *rules;
 	bool errors_json;
-	char *secret;   /* may be NULL */
+	char **secrets; /* accepted control secrets; none: control API disabled */
+	size_t nsecrets;
 	char *name;
 	char *region;
 };
@@ -46,7 +47,9 @@ static void site_free(struct site *s)
 	free(s->root_real);
 	free(s->index);
 	rules_free(s->rules);
-	free(s->secret);
+	for (size_t i = 0; i < s->nsecrets; i++)
+		free(s->secrets[i]);
+	free(s->secrets);
 	free(s->name);
 	free(s->region);
 	free(s);
@@ -67,7 +70,10 @@ static struct site *site_new(const struct origin_config *c, char *err, size_t er
 	s->index = xstrdup(c->index);
 	s->rules = r;
 	s->errors_json = !strcmp(c->error_format, "json");
-	s->secret = c->control_secret ? xstrdup(c->control_secret) : NULL;
+	s->secrets = xcalloc(c->n_control_secret + 1, sizeof *s->secrets);
+	for (size_t i = 0; i < c->n_control_secret; i++)
+		s->secrets[i] = xstrdup(c->control_secret[i]);
+	s->nsecrets = c->n_control_secret;
 	s->name = xstrdup(c->name);
 	s->region = xstrdup(c->region);
 	return s;
@@ -245,6 +251,48 @@ static struct MHD_Response *gzip_response(struct server *s, int fd, uint64_t siz
 	return r;
 }
 
+/* The identity representation of fe: whole (200), the requested range (206)
+ * or 416.  Takes fe->fd (closed here, or owned by the response).  NULL if
+ * MHD cannot make a response. */
+static struct MHD_Response *identity_response(struct server *s, struct MHD_Connection *c,
+                                              const struct files_entry *fe, const char *etag, const char *lm,
+                                              bool head, unsigned *status)
+{
+	char crange[96];
+	struct MHD_Response *r;
+	uint64_t off = 0, len = fe->size;
+	enum files_range rr = FILES_RANGE_NONE;
+	if (files_if_range(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE), etag, lm))
+		rr = files_range(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE), fe->size,
+		                 &off, &len);
+	if (rr == FILES_RANGE_UNSATISFIABLE) {
+		close(fe->fd);
+		*status = 416;
+		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		if (r) {
+			snprintf(crange, sizeof crange, "bytes */%llu", (unsigned long long)fe->size);
+			MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, crange);
+		}
+		return r;
+	}
+	*status = rr == FILES_RANGE_OK ? 206 : 200;
+	/* MHD owns the fd from here (sendfile, closed with the response).
+	 * For HEAD it sends the headers and Content-Length only. */
+	r = MHD_create_response_from_fd_at_offset64(len, fe->fd, off);
+	if (!r) {
+		close(fe->fd);
+		return NULL;
+	}
+	if (!head)
+		s->body_bytes += len;
+	if (*status == 206) {
+		snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)off,
+		         (unsigned long long)(off + len - 1), (unsigned long long)fe->size);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, crange);
+	}
+	return r;
+}
+
 static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, const struct site *site,
                                    const char *url, bool head)
 {
@@ -286,7 +334,7 @@ static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, c
 	snprintf(rpath, sizeof rpath, "%s%s", norm, norm[nl - 1] == '/' ? site->index : "");
 	const struct rule *rule = rules_match(site->rules, rpath);
 
-	char etag[FILES_ETAG_LEN], lm[HTTPDATE_LEN], crange[96];
+	char etag[FILES_ETAG_LEN], lm[HTTPDATE_LEN];
 	files_etag(fe.size, fe.mtime, fe.mtime_nsec, etag);
 	httpdate_format(fe.mtime, lm);
 
@@ -321,35 +369,7 @@ static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, c
 		if (!r)
 			return reply_error(s, c, site, 500, "cannot read the file", NULL);
 	} else {
-		uint64_t off = 0, len = fe.size;
-		enum files_range rr = FILES_RANGE_NONE;
-		if (files_if_range(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE), etag,
-		                   lm))
-			rr = files_range(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE),
-			                 fe.size, &off, &len);
-		if (rr == FILES_RANGE_UNSATISFIABLE) {
-			close(fe.fd);
-			status = 416;
-			r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-			if (r) {
-				snprintf(crange, sizeof crange, "bytes */%llu", (unsigned long long)fe.size);
-				MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, crange);
-			}
-		} else {
-			status = rr == FILES_RANGE_OK ? 206 : 200;
-			/* MHD owns the fd from here (sendfile, closed with the response).
-			 * For HEAD it sends the headers and Content-Length only. */
-			r = MHD_create_response_from_fd_at_offset64(len, fe.fd, off);
-			if (!r)
-				close(fe.fd);
-			else if (!head)
-				s->body_bytes += len;
-			if (r && status == 206) {
-				snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)off,
-				         (unsigned long long)(off + len - 1), (unsigned long long)fe.size);
-				MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, crange);
-			}
-		}
+		r = identity_response(s, c, &fe, etag, lm, head, &status);
 	}
 	if (!r)
 		return MHD_NO;
@@ -374,41 +394,16 @@ static enum MHD_Result handle_file(struct server *s, struct MHD_Connection *c, c
 
 /* ---------- control API ---------- */
 
-/* Constant-time comparison of the bearer token with the secret. */
-static bool authorized(struct MHD_Connection *c, const struct site *site)
-{
-	if (!site->secret)
-		return false;
-	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return false;
-	const char *tok = h + 7;
-	size_t tl = strlen(tok), sl = strlen(site->secret);
-	unsigned char diff = (unsigned char)(tl != sl);
-	for (size_t i = 0; i < sl; i++)
-		diff |= (unsigned char)(site->secret[i] ^ (i < tl ? tok[i] : 0));
-	return diff == 0;
-}
-
 static enum MHD_Result handle_control(struct server *s, struct MHD_Connection *c, const struct site *site,
                                       const char *url, const char *method, struct reqctx *rc)
 {
-	if (!site->secret || !s->push)
+	if (!site->nsecrets || !s->push)
 		return reply_error(s, c, site, 404, "control API disabled (no control_secret / push key)", url);
-	if (!authorized(c, site)) {
+	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!httpd_bearer_any(auth, site->secrets, site->nsecrets)) {
 		log_warn("origin", "control request %s %s refused: bad or missing secret", method, url);
-		struct buf b = BUF_INIT;
-		buf_puts(&b, "{\"error\":\"unauthorized\"}\n");
-		struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
-		buf_free(&b);
-		if (!r)
-			return MHD_NO;
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-		enum MHD_Result ret = MHD_queue_response(c, 401, r);
-		MHD_destroy_response(r);
 		s->by_status[401]++;
-		return ret;
+		return httpd_reply_unauthorized(c, "unauthorized");
 	}
 	if (rc->too_big)
 		return reply_error(s, c, site, 413, "request body too large", NULL);

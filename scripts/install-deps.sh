@@ -1,15 +1,18 @@
 #!/bin/sh
 # install-deps.sh -- install every build, run and test dependency (idempotent).
-# Usage: scripts/install-deps.sh [--bench] [--check]
+# Usage: scripts/install-deps.sh [--bench] [--deb] [--check]
 #   --bench  also install the benchmark peers (nginx, varnish, gdnsd, knot, wrk, dnsperf)
+#   --deb    also install what `make deb` needs (debhelper, help2man, lintian, ...)
 #   --check  only report what is missing; exit 1 if anything is
 set -eu
 
 BUILD="build-essential pkg-config libldns-dev libmicrohttpd-dev liblmdb-dev liblua5.4-dev
 libcurl4-openssl-dev libsodium-dev libconfig-dev libmaxminddb-dev libcmocka-dev libjansson-dev
-zlib1g-dev"
+zlib1g-dev libsystemd-dev"
 TEST="bind9-dnsutils knot-dnsutils curl clang libclang-rt-14-dev iproute2 procps psmisc
-lmdb-utils mmdb-bin libmaxmind-db-writer-perl gnuplot-nox python3 dnsperf bc"
+lmdb-utils mmdb-bin libmaxmind-db-writer-perl gnuplot-nox python3 dnsperf bc help2man
+python3-seccomp"
+DEB="debhelper help2man lintian libsystemd-dev fakeroot dpkg-dev"
 BENCH="wrk dnsperf nginx libnginx-mod-http-lua libnginx-mod-http-echo varnish trafficserver nghttp2-client gdnsd knot knot-module-geoip valgrind"
 
 want="$BUILD $TEST"
@@ -17,6 +20,7 @@ check_only=0
 for a in "$@"; do
 	case "$a" in
 	--bench) want="$want $BENCH" ;;
+	--deb) want="$want $DEB" ;;
 	--check) check_only=1 ;;
 	*) echo "install-deps: unknown option $a" >&2; exit 2 ;;
 	esac

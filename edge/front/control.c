@@ -8,21 +8,8 @@
 #include "common/version.h"
 
 #include <jansson.h>
-#include <sodium.h>
 #include <string.h>
 #include <strings.h>
-
-static bool authorized(struct edge_req *r)
-{
-	const char *a = edge_req_header(r, "Authorization");
-	const char *secret = edge_live(r->edge)->control_secret;
-	if (!a || strncasecmp(a, "Bearer ", 7))
-		return false;
-	a += 7;
-	size_t al = strlen(a), sl = strlen(secret);
-	/* Constant time in the secret's content (length is not secret enough to matter). */
-	return al == sl && sl > 0 && sodium_memcmp(a, secret, sl) == 0;
-}
 
 static double load_of(struct edge *e)
 {
@@ -166,8 +153,9 @@ enum MHD_Result control_handle(struct edge_req *r)
 	/* Bundles carry their own Ed25519 signature (edge/script.c). */
 	if (!strncmp(p, "/.minicdn/scripts", 17) && (p[17] == '\0' || p[17] == '/'))
 		return script_http_control(r);
-	if (!authorized(r))
-		return httpd_reply_error(r->conn, 401, "control API needs Authorization: Bearer <secret>");
+	const struct edge_config *lc = edge_live(r->edge);
+	if (!httpd_bearer_any(edge_req_header(r, "Authorization"), lc->control_secret, lc->ncontrol_secret))
+		return httpd_reply_unauthorized(r->conn, "control API needs Authorization: Bearer <secret>");
 	if (!strcmp(p, "/.minicdn/purge")) {
 		if (strcmp(r->method, "POST"))
 			return httpd_reply_error(r->conn, 405, "use POST");

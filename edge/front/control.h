@@ -3,7 +3,7 @@
 #ifndef MINICDN_CONTROL_H
 #define MINICDN_CONTROL_H
 
-#include "edge/front/http.h"
+#include "edge/front/request.h"
 
 /* Answers r (path /healthz, /metrics or /.minicdn/...).  Control requests
  * need "Authorization: Bearer <control_secret>" (401 otherwise). */

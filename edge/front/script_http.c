@@ -1,9 +1,12 @@
 /* script_http.c -- the script hook in the edge's dispatch and the bundle control endpoint */
 #include "edge/front/script_http.h"
+#include "edge/front/respond.h"
 #include "edge/cache/cache.h"
 #include "edge/cache/entry.h"
 #include "edge/cache/freshness.h"
+#include "edge/upstream/headers.h"
 #include "edge/upstream/proxy.h"
+#include "common/hdrlist.h"
 #include "common/httpdate.h"
 #include "edge/script/script.h"
 #include "common/httpd.h"
@@ -16,33 +19,14 @@
 #include <strings.h>
 #include <time.h>
 
-/* Set once a script response was stored in the cache: from then on script
- * routes first look for a fresh cached copy (one LMDB lookup), before that
- * they do not pay for it. */
-static atomic_int any_cached;
-
 static const char *hdr_get(void *ctx, const char *name)
 {
 	return edge_req_header(ctx, name);
 }
 
-struct each_ctx {
-	void (*cb)(void *, const char *, const char *);
-	void *arg;
-};
-
-static enum MHD_Result each_tramp(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	struct each_ctx *c = cls;
-	c->cb(c->arg, key, value ? value : "");
-	return MHD_YES;
-}
-
 static void hdr_each(void *ctx, void (*cb)(void *, const char *, const char *), void *arg)
 {
-	struct edge_req *r = ctx;
-	struct each_ctx c = { cb, arg };
-	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, each_tramp, &c);
+	edge_req_each_header(ctx, cb, arg);
 }
 
 /* A fresh cached copy of this URL exists (stored from an earlier script run). */
@@ -73,7 +57,7 @@ static bool store(struct edge_req *r, const struct script_resp *sr)
 	                     NULL, 0, sr->body, sr->body_len);
 	buf_free(&h);
 	if (rc == 0) {
-		atomic_store(&any_cached, 1);
+		atomic_store(&r->edge->scripts_cached, 1);
 		counters_add(&r->edge->n, C_STORED, 1);
 	}
 	return rc == 0;
@@ -112,7 +96,7 @@ static int sub_get(void *ctx, const char *path, const char *(*hdr)(void *, const
 	size_t pos = 0;
 	struct entry_header eh;
 	while (entry_next_header(&v, &pos, &eh)) {
-		if (http_skip_to_client(eh.name))
+		if (plan_private_header(eh.name))
 			continue;
 		buf_append(hdrs, eh.name, strlen(eh.name) + 1);
 		buf_append(hdrs, eh.value, strlen(eh.value) + 1);
@@ -175,8 +159,8 @@ static int sub_put(void *ctx, const char *path, const char *(*hdr)(void *, const
 	int rc = 0;
 	if (sub_key(r, path, &key) < 0)
 		goto out;
-	proxy_filter_headers(rh, &hdrs, &tags);
-	if (!fetch_header(&hdrs, "Date")) {
+	headers_filter(rh, &hdrs, &tags);
+	if (!hdrlist_get(&hdrs, "Date")) {
 		char d[HTTPDATE_LEN];
 		httpdate_format((time_t)response_time, d);
 		buf_append(&hdrs, "Date", 5);
@@ -280,7 +264,8 @@ bool script_http_step(struct edge_req *r, enum MHD_Result *ret)
 		.suspend = sub_suspend,
 		.wake = sub_wake,
 	};
-	if ((r->is_get || r->is_head) && atomic_load_explicit(&any_cached, memory_order_relaxed) &&
+	if ((r->is_get || r->is_head) &&
+	    atomic_load_explicit(&r->edge->scripts_cached, memory_order_relaxed) &&
 	    cached_fresh(r))
 		return false;
 	struct script_resp resp;
@@ -322,7 +307,7 @@ static enum MHD_Result respond(struct edge_req *r, struct script_resp *resp)
 		return MHD_NO;
 	}
 	for (size_t i = 0; i < resp->nheaders; i++)
-		if (!http_hop_by_hop(resp->headers[i].name, NULL) &&
+		if (!headers_hop_by_hop(resp->headers[i].name, NULL) &&
 		    strcasecmp(resp->headers[i].name, "Content-Length") != 0)
 			MHD_add_response_header(mr, resp->headers[i].name, resp->headers[i].value);
 	char tag[BUNDLE_MAX_NAME + 32];
@@ -338,7 +323,9 @@ static enum MHD_Result respond(struct edge_req *r, struct script_resp *resp)
 	 * 7.6.3). */
 	r->log_bytes = r->is_head ? 0 : (int64_t)resp->body_len;
 	if (stored)
-		http_add_cache_status(r, mr, false, FWD_NONE, 0, true, resp->cache_ttl, "script");
+		respond_add_cache_status(r, mr, &(struct cache_status){ .stored = true,
+		                                                        .ttl = resp->cache_ttl,
+		                                                        .detail = "script" });
 	r->log_result = "script"; /* not the cache's word for it */
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp->status, mr);
 	MHD_destroy_response(mr);

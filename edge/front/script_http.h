@@ -1,10 +1,10 @@
-/* script_http.h -- glue between the edge's HTTP dispatch (edge/http.c) and
- * the script runtime (edge/script.h): request conversion, response queueing,
+/* script_http.h -- glue between the edge's HTTP dispatch (front/http.c) and
+ * the script runtime (script/script.h): request conversion, response queueing,
  * caching of responses a script marked cacheable, and the control endpoint. */
 #ifndef MINICDN_EDGE_SCRIPT_HTTP_H
 #define MINICDN_EDGE_SCRIPT_HTTP_H
 
-#include "edge/front/http.h"
+#include "edge/front/request.h"
 #include <stdbool.h>
 
 /* Runs the script whose route matches r, if any.  Returns true when a

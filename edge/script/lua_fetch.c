@@ -29,6 +29,7 @@
 #include "edge/script/lua_fetch.h"
 #include "edge/script/lua_core.h"
 #include "common/buf.h"
+#include "common/hdrlist.h"
 #include "common/xmalloc.h"
 #include "edge/upstream/fetch.h"
 
@@ -73,13 +74,15 @@ static int push_result(lua_State *L, long status, const struct buf *hdrs, const 
                        size_t body_len, const char *cache)
 {
 	int nhdrs = 0;
-	for (size_t o = 0; o < hdrs->len; o++)
-		nhdrs += hdrs->data[o] == 0; /* two NULs per header */
+	struct hdrlist_iter it;
+	const char *k, *v;
+	hdrlist_init(&it, hdrs);
+	while (hdrlist_next(&it, &k, &v))
+		nhdrs++;
 	lua_createtable(L, 0, 4);
-	lua_createtable(L, 0, nhdrs / 2);
-	for (size_t o = 0; o < hdrs->len;) {
-		const char *k = hdrs->data + o;
-		const char *v = k + strlen(k) + 1;
+	lua_createtable(L, 0, nhdrs);
+	hdrlist_init(&it, hdrs);
+	while (hdrlist_next(&it, &k, &v)) {
 		char low[130];
 		size_t kl = strlen(k);
 		if (kl >= sizeof low)
@@ -89,7 +92,6 @@ static int push_result(lua_State *L, long status, const struct buf *hdrs, const 
 		lua_pushlstring(L, low, kl);
 		lua_pushstring(L, v);
 		lua_rawset(L, -3);
-		o = (size_t)(v - hdrs->data) + strlen(v) + 1;
 	}
 	lua_setfield(L, -2, "headers");
 	if (cache) {

@@ -5,38 +5,24 @@
 #include "edge/script/script_store.h"
 #include "edge/script/kv.h"
 #include "edge/script/region.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
-#include <errno.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* ---------- lifecycle ---------- */
-
-static int mkdir_p(const char *path)
-{
-	char tmp[1024];
-	snprintf(tmp, sizeof tmp, "%s", path);
-	for (char *p = tmp + 1; *p; p++)
-		if (*p == '/') {
-			*p = 0;
-			if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
 
 /* Copies the configuration and what scripts see of the edge into s. */
 static void copy_settings(struct scripts *s, const struct script_config *cfg, const char *edge_name,
                           const char *edge_region, const char *origin)
 {
 	s->cfg = *cfg;
-	s->cfg.pubkey = cfg->pubkey ? xstrdup(cfg->pubkey) : NULL;
+	s->cfg.pubkey = NULL; /* read into s->keys by script_init, not kept */
+	s->cfg.npubkey = 0;
 	s->cfg.path = cfg->path ? xstrdup(cfg->path) : NULL;
 	s->cfg.regions = cfg->regions ? xstrdup(cfg->regions) : NULL;
 	s->cfg.default_region = cfg->default_region ? xstrdup(cfg->default_region) : NULL;
@@ -61,10 +47,8 @@ static void copy_settings(struct scripts *s, const struct script_config *cfg, co
 static int open_env(struct scripts *s, char *err, size_t errlen)
 {
 	int rc;
-	if (mkdir_p(s->cfg.path) < 0) {
-		snprintf(err, errlen, "%s: %s", s->cfg.path, strerror(errno));
+	if (fsutil_mkdir_p(s->cfg.path, 0755, err, errlen) < 0)
 		return -1;
-	}
 	if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 8)) ||
 	    (rc = mdb_env_set_mapsize(s->env, s->cfg.map_size ? s->cfg.map_size : 64u << 20)) ||
 	    (rc = mdb_env_set_maxreaders(s->env, 512)) ||
@@ -86,11 +70,14 @@ struct scripts *script_init(const struct script_config *cfg, const char *edge_na
 	script_active_init(&s->active);
 	copy_settings(s, cfg, edge_name, edge_region, origin);
 
-	if (s->cfg.pubkey) {
-		if (bundle_key_read(s->cfg.pubkey, s->pk, sizeof s->pk, err, errlen) < 0)
-			goto fail;
-		s->have_pk = 1;
+	if (cfg->npubkey > BUNDLE_MAX_KEYS) {
+		snprintf(err, errlen, "scripts.pubkey: %zu keys, at most %d", cfg->npubkey, BUNDLE_MAX_KEYS);
+		goto fail;
 	}
+	for (size_t i = 0; i < cfg->npubkey; i++)
+		if (bundle_key_read(cfg->pubkey[i], s->keys.pk[i], BUNDLE_PK_LEN, err, errlen) < 0)
+			goto fail;
+	s->keys.n = cfg->npubkey;
 	const char *fallback = s->cfg.default_region && *s->cfg.default_region ? s->cfg.default_region
 	                                                                      : s->site.edge_region;
 	if (!(s->regions = script_regions_load(s->cfg.regions, fallback, err, errlen)))
@@ -112,9 +99,9 @@ struct scripts *script_init(const struct script_config *cfg, const char *edge_na
 		goto fail;
 	}
 	s->ready = 1;
-	if (s->have_pk && script_store_load(s, err, errlen) < 0)
+	if (s->keys.n && script_store_load(s, err, errlen) < 0)
 		goto fail;
-	else if (!s->have_pk)
+	else if (!s->keys.n)
 		log_warn("script", "scripts.pubkey not set: pushed bundles will be refused");
 	return s;
 fail:
@@ -133,7 +120,6 @@ void script_shutdown(struct scripts *s)
 		mdb_env_sync(s->env, 1);
 		mdb_env_close(s->env);
 	}
-	free(s->cfg.pubkey);
 	free(s->cfg.path);
 	free(s->cfg.regions);
 	free(s->cfg.default_region);

@@ -7,8 +7,10 @@
 const struct cfg_key script_cfg_keys[] = {
 	{ .name = "enabled", .type = CFG_BOOL, .offset = K(enabled), .def = "true",
 	  .help = "accept and run pushed Lua bundles" },
-	{ .name = "pubkey", .type = CFG_STRING, .offset = K(pubkey), .flags = CFG_PATH,
-	  .help = "origin's Ed25519 public key file (bundles are refused without it)" },
+	{ .name = "pubkey", .type = CFG_STRLIST, .offset = K(pubkey), .count_offset = K(npubkey),
+	  .flags = CFG_PATH,
+	  .help = "origin's Ed25519 public key file, or a list of them while the origin's key is "
+	          "rotated: a bundle signed by any is accepted (bundles are refused without one)" },
 	{ .name = "path", .type = CFG_STRING, .offset = K(path), .flags = CFG_PATH,
 	  .help = "LMDB directory for bundles and the script KV store" },
 	{ .name = "map_size", .type = CFG_SIZE, .offset = K(map_size), .def = "64M", .min = 1 << 20,

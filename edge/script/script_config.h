@@ -6,11 +6,13 @@
 #include "common/cfg.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct script_config {
 	bool enabled;
-	char *pubkey;        /* path of the origin's Ed25519 public key file */
+	char **pubkey;       /* the origin's Ed25519 public key file(s): a bundle signed */
+	size_t npubkey;      /* by any is accepted (rotation); at most BUNDLE_MAX_KEYS */
 	char *path;          /* LMDB directory for bundles and the KV store */
 	uint64_t map_size;   /* LMDB map size */
 	uint64_t memory;     /* Lua memory cap per state (per worker) */

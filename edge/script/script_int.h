@@ -23,8 +23,7 @@ struct scripts {
 	struct lua_vm_limits lim;
 	struct lua_vm_site site;     /* strings owned; regions and kv point below */
 	struct script_regions *regions;
-	uint8_t pk[BUNDLE_PK_LEN];
-	int have_pk;
+	struct bundle_keys keys;     /* none: pushes are refused */
 	MDB_env *env;
 	MDB_dbi dbi_bundles; /* name -> signed envelope of the active version */
 	MDB_dbi dbi_seen;    /* name -> highest version accepted (activate or delete), decimal */

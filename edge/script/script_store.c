@@ -29,7 +29,7 @@ int script_store_open(struct scripts *s, char *err, size_t errlen)
 static struct script_ver *ver_from_envelope(struct scripts *s, const char *env, size_t envlen,
                                             char *err, size_t errlen)
 {
-	return script_ver_new(env, envlen, s->pk, atomic_fetch_add(&s->seq, 1) + 1, &s->stats, err,
+	return script_ver_new(env, envlen, &s->keys, atomic_fetch_add(&s->seq, 1) + 1, &s->stats, err,
 	                      errlen);
 }
 
@@ -105,7 +105,7 @@ int script_store_push(struct scripts *s, const char *body, size_t len, const cha
                       struct buf *out)
 {
 	char err[1024];
-	if (!s->have_pk)
+	if (!s->keys.n)
 		return script_store_refuse(out, 403, NULL, "no origin public key configured (scripts.pubkey)");
 	struct script_ver *v = ver_from_envelope(s, body, len, err, sizeof err);
 	if (!v)
@@ -221,7 +221,7 @@ void script_store_list(struct scripts *s, struct buf *out)
 				char *raw;
 				size_t rl;
 				char e[128];
-				if (!bundle_verify(pv.mv_data, pv.mv_size, s->pk, &raw, &rl, e, sizeof e)) {
+				if (!bundle_verify_any(pv.mv_data, pv.mv_size, &s->keys, &raw, &rl, e, sizeof e)) {
 					json_t *o = json_loadb(raw, rl, 0, NULL);
 					json_t *ver = o ? json_object_get(o, "version") : NULL;
 					if (json_is_integer(ver))

@@ -105,12 +105,12 @@ void script_stats_free(struct script_stats_set *set)
 
 /* ---------- versions ---------- */
 
-struct script_ver *script_ver_new(const char *env, size_t envlen, const uint8_t *pk, uint64_t seq,
-                                  struct script_stats_set *set, char *err, size_t errlen)
+struct script_ver *script_ver_new(const char *env, size_t envlen, const struct bundle_keys *keys,
+                                  uint64_t seq, struct script_stats_set *set, char *err, size_t errlen)
 {
 	char *raw = NULL;
 	size_t rawlen = 0;
-	struct bundle *b = bundle_open(env, envlen, pk, &raw, &rawlen, err, errlen);
+	struct bundle *b = bundle_open_any(env, envlen, keys, &raw, &rawlen, err, errlen);
 	if (!b)
 		return NULL;
 	struct script_ver *v = xcalloc(1, sizeof *v);

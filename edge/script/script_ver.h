@@ -66,11 +66,11 @@ struct script_ver {
 	struct script_stats *stats; /* borrowed from the stats set */
 };
 
-/* Verifies (against the public key pk), parses and wraps an envelope into a
+/* Verifies (against any of the public keys), parses and wraps an envelope into a
  * version with one reference and sequence number seq; its counters come from
  * set.  NULL with the reason in err. */
-struct script_ver *script_ver_new(const char *env, size_t envlen, const uint8_t *pk, uint64_t seq,
-                                  struct script_stats_set *set, char *err, size_t errlen);
+struct script_ver *script_ver_new(const char *env, size_t envlen, const struct bundle_keys *keys,
+                                  uint64_t seq, struct script_stats_set *set, char *err, size_t errlen);
 /* Takes another reference. */
 static inline void script_ver_ref(struct script_ver *v)
 {

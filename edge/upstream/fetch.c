@@ -1,12 +1,12 @@
 /* fetch.c -- the origin client: libcurl multi in one thread, shared fetches */
 #include "edge/upstream/fetch.h"
+#include "common/hdrlist.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define DISCARD_HIGH (4u << 20) /* pause the transfer above this much unread */
@@ -123,16 +123,7 @@ void fetch_consumed(struct fetch *f)
 
 const char *fetch_header(const struct buf *h, const char *name)
 {
-	size_t pos = 0;
-	while (pos < h->len) {
-		const char *n = h->data + pos;
-		pos += strlen(n) + 1;
-		const char *v = h->data + pos;
-		pos += strlen(v) + 1;
-		if (!strcasecmp(n, name))
-			return v;
-	}
-	return NULL;
+	return hdrlist_get(h, name);
 }
 
 /* ---------- curl callbacks (fetch thread) ---------- */

@@ -1,8 +1,14 @@
-/* proxy.c -- misses, collapsing, revalidation, streaming and storing */
+/* proxy.c -- misses, collapsing, revalidation and storing
+ *
+ * Called by the front (edge/front/http.c) with a struct proxy_call; answers
+ * with a struct proxy_answer (proxy.h).  Runs on the front's worker threads
+ * (proxy_start, proxy_resume) and in the fetch thread (the fill hooks);
+ * stores go through the cache's writer thread (store_done). */
 #include "edge/upstream/proxy.h"
 #include "edge/cache/freshness.h"
-#include "edge/cache/range.h"
+#include "edge/upstream/headers.h"
 #include "common/encoding.h"
+#include "common/hdrlist.h"
 #include "common/httpdate.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -16,7 +22,6 @@
 #include <time.h>
 
 #define COLLAPSE_BUCKETS 4096
-#define STREAM_BLOCK (64 * 1024)
 
 /* ---------- the collapse table: primary key -> in-flight fetch ---------- */
 
@@ -137,52 +142,14 @@ static void fill_free(void *p)
 static const char *fill_hdr(void *cls, const char *name)
 {
 	struct fill *x = cls;
-	return fetch_header(&x->req_hdrs, name);
+	return hdrlist_get(&x->req_hdrs, name);
 }
 
-static enum MHD_Result pack_hdr(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+static void pack_hdr(void *arg, const char *k, const char *v)
 {
-	struct buf *b = cls;
+	struct buf *b = arg;
 	buf_append(b, k, strlen(k) + 1);
-	buf_append(b, v ? v : "", strlen(v ? v : "") + 1);
-	return MHD_YES;
-}
-
-/* ---------- header filtering ---------- */
-
-void proxy_filter_headers(const struct buf *in, struct buf *out, struct buf *tags)
-{
-	const char *conn = fetch_header(in, "Connection");
-	size_t pos = 0;
-	while (pos < in->len) {
-		const char *n = in->data + pos;
-		pos += strlen(n) + 1;
-		const char *v = in->data + pos;
-		pos += strlen(v) + 1;
-		if (http_hop_by_hop(n, conn) || !strcasecmp(n, "Content-Length") || !strcasecmp(n, "Age"))
-			continue;
-		bool sk = !strcasecmp(n, "Surrogate-Key"), ct = !strcasecmp(n, "Cache-Tag");
-		if (sk || ct) {
-			if (!tags)
-				continue;
-			/* Surrogate-Key is space-separated, Cache-Tag comma-separated. */
-			const char *p = v;
-			while (*p) {
-				while (*p == ' ' || *p == ',' || *p == '\t')
-					p++;
-				const char *s = p;
-				while (*p && *p != ' ' && *p != ',' && *p != '\t')
-					p++;
-				if (p > s) {
-					buf_append(tags, s, (size_t)(p - s));
-					buf_append(tags, "", 1);
-				}
-			}
-			continue;
-		}
-		buf_append(out, n, strlen(n) + 1);
-		buf_append(out, v, strlen(v) + 1);
-	}
+	buf_append(b, v, strlen(v) + 1);
 }
 
 /* ---------- fetch hooks (run in the fetch thread) ---------- */
@@ -193,11 +160,11 @@ static void fill_evaluate(struct fill *x, struct fetch *f, const struct buf *hdr
 	proxy_fresh_in(&in, x->e, status, hdrs, f->request_time, f->response_time);
 	in.method = "GET";
 	in.req_authorization = x->req_auth;
-	in.req_cache_control = fetch_header(&x->req_hdrs, "Cache-Control");
+	in.req_cache_control = hdrlist_get(&x->req_hdrs, "Cache-Control");
 	/* Age is never stored (it is recomputed), so after a 304 the merged
 	 * headers lack it: the 304's own Age is the validated response's age
 	 * upstream (RFC 9111 4.2.3, 4.3.4). */
-	in.age = fetch_header(&f->hdrs, "Age");
+	in.age = hdrlist_get(&f->hdrs, "Age");
 	freshness_evaluate(&in, &x->fo);
 }
 
@@ -207,13 +174,13 @@ void proxy_fresh_in(struct fresh_in *in, const struct edge *e, unsigned status,
 	const struct edge_config *live = edge_live(e);
 	*in = (struct fresh_in){
 		.status = status,
-		.cache_control = fetch_header(hdrs, "Cache-Control"),
-		.cdn_cache_control = fetch_header(hdrs, "CDN-Cache-Control"),
-		.expires = fetch_header(hdrs, "Expires"),
-		.date = fetch_header(hdrs, "Date"),
-		.last_modified = fetch_header(hdrs, "Last-Modified"),
-		.age = fetch_header(hdrs, "Age"),
-		.vary = fetch_header(hdrs, "Vary"),
+		.cache_control = hdrlist_get(hdrs, "Cache-Control"),
+		.cdn_cache_control = hdrlist_get(hdrs, "CDN-Cache-Control"),
+		.expires = hdrlist_get(hdrs, "Expires"),
+		.date = hdrlist_get(hdrs, "Date"),
+		.last_modified = hdrlist_get(hdrs, "Last-Modified"),
+		.age = hdrlist_get(hdrs, "Age"),
+		.vary = hdrlist_get(hdrs, "Vary"),
 		.request_time = request_time,
 		.response_time = response_time,
 		.heuristic_fraction = live->cache.heuristic_fraction,
@@ -263,14 +230,12 @@ static void merge_304(struct fill *x, struct fetch *f, struct buf *out)
 {
 	/* Stored headers, except those the 304 replaces; then the 304's own. */
 	struct buf fresh = BUF_INIT;
-	proxy_filter_headers(&f->hdrs, &fresh, NULL);
-	size_t pos = 0;
-	while (pos < x->old_hdrs.len) {
-		const char *n = x->old_hdrs.data + pos;
-		pos += strlen(n) + 1;
-		const char *v = x->old_hdrs.data + pos;
-		pos += strlen(v) + 1;
-		if (fetch_header(&fresh, n))
+	headers_filter(&f->hdrs, &fresh, NULL);
+	struct hdrlist_iter it;
+	const char *n, *v;
+	hdrlist_init(&it, &x->old_hdrs);
+	while (hdrlist_next(&it, &n, &v)) {
+		if (hdrlist_get(&fresh, n))
 			continue;
 		buf_append(out, n, strlen(n) + 1);
 		buf_append(out, v, strlen(v) + 1);
@@ -286,8 +251,8 @@ static void on_headers(struct fetch *f)
 	if (x->mode == PASS) {
 		if (f->status >= 200 && f->status < 400) {
 			cache_purge_key(e->cache, x->key);
-			invalidate_url(x, fetch_header(&f->hdrs, "Location"));
-			invalidate_url(x, fetch_header(&f->hdrs, "Content-Location"));
+			invalidate_url(x, hdrlist_get(&f->hdrs, "Location"));
+			invalidate_url(x, hdrlist_get(&f->hdrs, "Content-Location"));
 		}
 		pthread_mutex_lock(&f->lock);
 		f->discard = true;
@@ -372,8 +337,8 @@ static void on_done(struct fetch *f)
 		struct pending_store *ps = xcalloc(1, sizeof *ps);
 		ps->f = f;
 		fetch_ref(f);
-		proxy_filter_headers(&f->hdrs, &ps->hdrs, &ps->tags);
-		if (!fetch_header(&ps->hdrs, "Date")) {
+		headers_filter(&f->hdrs, &ps->hdrs, &ps->tags);
+		if (!hdrlist_get(&ps->hdrs, "Date")) {
 			char d[HTTPDATE_LEN];
 			buf_append(&ps->hdrs, "Date", 5);
 			httpdate_format((time_t)f->response_time, d);
@@ -381,7 +346,7 @@ static void on_done(struct fetch *f)
 		}
 		struct entry_meta m;
 		meta_from(x, f, f->status, &m);
-		cache_store_async(e->cache, x->key, fetch_header(&f->hdrs, "Vary"), fill_hdr, x, &m,
+		cache_store_async(e->cache, x->key, hdrlist_get(&f->hdrs, "Vary"), fill_hdr, x, &m,
 		                  ps->hdrs.data ? ps->hdrs.data : "", ps->hdrs.len,
 		                  ps->tags.data ? ps->tags.data : "", ps->tags.len, f->body.data,
 		                  f->body.len, store_done, ps);
@@ -433,22 +398,22 @@ struct hdr_build {
 	const char *via, *xff;
 };
 
-static enum MHD_Result add_req_hdr(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+static void add_req_hdr(void *arg, const char *k, const char *v)
 {
-	struct hdr_build *b = cls;
+	struct hdr_build *b = arg;
 	static const char *const never[] = { "Host", "Content-Length", "Expect", "Via",
 		                             "X-Forwarded-For", NULL };
 	static const char *const cond[] = { "Range", "If-Range", "If-None-Match", "If-Modified-Since",
 		                            "If-Match", "If-Unmodified-Since", NULL };
-	if (http_hop_by_hop(k, b->conn))
-		return MHD_YES;
+	if (headers_hop_by_hop(k, b->conn))
+		return;
 	for (int i = 0; never[i]; i++)
 		if (!strcasecmp(k, never[i]))
-			return MHD_YES;
+			return;
 	if (b->mode != PASS)
 		for (int i = 0; cond[i]; i++)
 			if (!strcasecmp(k, cond[i]))
-				return MHD_YES;
+				return;
 	if (!strcasecmp(k, "Accept"))
 		b->had_accept = true;
 	if (b->mode != PASS && !strcasecmp(k, "Accept-Encoding")) {
@@ -456,26 +421,25 @@ static enum MHD_Result add_req_hdr(void *cls, enum MHD_ValueKind kind, const cha
 		 * stored for "gzip" must be what every gzip client may get. */
 		if (encoding_accepts_gzip(v))
 			b->l = slist_cat(b->l, "Accept-Encoding: gzip", NULL);
-		return MHD_YES;
+		return;
 	}
-	b->l = v && *v ? slist_cat(b->l, k, ": ", v, NULL) : slist_cat(b->l, k, ";", NULL);
-	return MHD_YES;
+	b->l = *v ? slist_cat(b->l, k, ": ", v, NULL) : slist_cat(b->l, k, ";", NULL);
 }
 
-static struct curl_slist *origin_headers(struct edge_req *r, enum fill_mode mode,
+static struct curl_slist *origin_headers(struct proxy_call *pc, enum fill_mode mode,
                                          const char *etag, const char *lm)
 {
-	struct edge *e = r->edge;
-	struct hdr_build b = { NULL, mode, edge_req_header(r, "Connection"), false, NULL, NULL };
-	b.l = slist_cat(b.l, "Host: ", r->host.data, NULL);
-	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_req_hdr, &b);
-	const char *via = edge_req_header(r, "Via");
+	struct edge *e = pc->edge;
+	struct hdr_build b = { NULL, mode, pc->ops->header(pc->cls, "Connection"), false, NULL, NULL };
+	b.l = slist_cat(b.l, "Host: ", pc->host, NULL);
+	pc->ops->each_header(pc->cls, add_req_hdr, &b);
+	const char *via = pc->ops->header(pc->cls, "Via");
 	b.l = via ? slist_cat(b.l, "Via: ", via, ", 1.1 ", e->cfg.name, NULL)
 	          : slist_cat(b.l, "Via: 1.1 ", e->cfg.name, NULL);
 	char ip[ADDR_STRLEN] = "unknown";
-	if (r->client)
-		addr_format_ip(r->client, ip, sizeof ip);
-	const char *xff = edge_req_header(r, "X-Forwarded-For");
+	if (pc->client)
+		addr_format_ip(pc->client, ip, sizeof ip);
+	const char *xff = pc->ops->header(pc->cls, "X-Forwarded-For");
 	b.l = xff ? slist_cat(b.l, "X-Forwarded-For: ", xff, ", ", ip, NULL)
 	          : slist_cat(b.l, "X-Forwarded-For: ", ip, NULL);
 	if (etag)
@@ -488,17 +452,17 @@ static struct curl_slist *origin_headers(struct edge_req *r, enum fill_mode mode
 	return b.l;
 }
 
-static struct fetch *new_fetch(struct edge_req *r, enum fill_mode mode, const struct stale_info *st)
+static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const struct stale_info *st)
 {
-	struct edge *e = r->edge;
+	struct edge *e = pc->edge;
 	struct fill *x = xcalloc(1, sizeof *x);
 	x->e = e;
 	x->mode = mode;
-	x->key = xstrdup(edge_req_key(r));
-	x->host = xstrdup(r->host.data);
-	x->req_auth = r->has_auth;
+	x->key = xstrdup(pc->key);
+	x->host = xstrdup(pc->host);
+	x->req_auth = pc->has_auth;
 	x->purge_seq = e->cache ? cache_purge_seq(e->cache) : 0;
-	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, pack_hdr, &x->req_hdrs);
+	pc->ops->each_header(pc->cls, pack_hdr, &x->req_hdrs);
 	const char *etag = NULL, *lm = NULL;
 	struct entry_view tmpv;
 	if (st) {
@@ -511,16 +475,17 @@ static struct fetch *new_fetch(struct edge_req *r, enum fill_mode mode, const st
 		etag = entry_get_header(&tmpv, "ETag");
 		lm = entry_get_header(&tmpv, "Last-Modified");
 	}
-	log_debug("proxy", "fetch %s mode %d etag %s lm %s", edge_req_key(r), (int)mode, etag ? etag : "-", lm ? lm : "-");
-	const char *method = mode == PASS ? r->method : "GET";
-	char *url = xasprintf("%s%s", e->cfg.origin, r->path.data);
+	log_debug("proxy", "fetch %s mode %d etag %s lm %s", pc->key, (int)mode, etag ? etag : "-",
+	          lm ? lm : "-");
+	const char *method = mode == PASS ? pc->method : "GET";
+	char *url = xasprintf("%s%s", e->cfg.origin, pc->path);
 	char *body = NULL;
 	size_t blen = 0;
-	if (mode == PASS && r->body.len) {
-		blen = r->body.len;
-		body = buf_steal(&r->body);
+	if (mode == PASS && pc->body && pc->body->len) {
+		blen = pc->body->len;
+		body = buf_steal(pc->body);
 	}
-	struct fetch *f = fetch_new(method, url, origin_headers(r, mode, etag, lm), body, blen,
+	struct fetch *f = fetch_new(method, url, origin_headers(pc, mode, etag, lm), body, blen,
 	                            &fill_hooks, x);
 	f->keep_limit = edge_live(e)->cache.max_object_size;
 	free(url);
@@ -529,466 +494,286 @@ static struct fetch *new_fetch(struct edge_req *r, enum fill_mode mode, const st
 
 /* ---------- waiting ---------- */
 
-static void wake_req(struct fetch_waiter *w)
+static void wake_call(struct fetch_waiter *w)
 {
-	struct edge_req *r = (struct edge_req *)((char *)w - offsetof(struct edge_req, w));
-	MHD_resume_connection(r->conn);
+	struct proxy_call *pc = (struct proxy_call *)((char *)w - offsetof(struct proxy_call, w));
+	pc->ops->resume(pc->cls);
 }
 
-/* Under f->lock: registers r and suspends its connection. */
-static void wait_on(struct edge_req *r, struct fetch *f)
+/* Under f->lock: registers pc and suspends its connection. */
+static void wait_on(struct proxy_call *pc, struct fetch *f, struct proxy_answer *a)
 {
-	r->f = f;
-	r->w.wake = wake_req;
-	r->w.waiting = true;
-	r->w.pos = 0;
-	fetch_add_waiter(f, &r->w);
-	r->waiting_registered = true;
-	r->state = RS_WAIT;
-	MHD_suspend_connection(r->conn);
+	pc->f = f;
+	pc->w.wake = wake_call;
+	pc->w.waiting = true;
+	pc->w.pos = 0;
+	fetch_add_waiter(f, &pc->w);
+	pc->waiting_registered = true;
+	pc->ops->suspend(pc->cls);
+	a->kind = PROXY_WAIT;
 }
 
-enum MHD_Result proxy_start(struct edge_req *r, const struct stale_info *st)
+enum join { JOIN_NO, JOIN_WAIT, JOIN_READY };
+
+/* Under c->lock: joins f, an in-flight fetch for pc's key, if its response
+ * may be shared: JOIN_WAIT (suspended until its headers arrive), JOIN_READY
+ * (they are there: answer with proxy_resume) or JOIN_NO (pc goes to the
+ * origin itself). */
+static enum join join(struct proxy_call *pc, struct fetch *f, struct proxy_answer *a)
 {
-	struct edge *e = r->edge;
-	enum fill_mode mode = (r->is_get || r->is_head) ? (st ? REVALIDATE : FILL) : PASS;
-	if (mode != PASS && !r->no_collapse) {
+	struct edge *e = pc->edge;
+	pthread_mutex_lock(&f->lock);
+	struct fill *x = f->ctx;
+	bool ok = !f->discard && f->state != F_FAILED && (f->state == F_PENDING || x->shareable) &&
+	          f->body_base == 0;
+	if (!ok) {
+		pthread_mutex_unlock(&f->lock);
+		return JOIN_NO;
+	}
+	fetch_ref(f);
+	counters_add(&e->n, C_COLLAPSED, 1);
+	if (f->state == F_PENDING) {
+		wait_on(pc, f, a);
+		pthread_mutex_unlock(&f->lock);
+		return JOIN_WAIT;
+	}
+	pc->f = f;
+	/* The response is complete (its store is being committed): this
+	 * request is not forwarded, so it is a hit. */
+	if (f->state == F_DONE && f->complete) {
+		counters_add(&e->n, C_COLLAPSED, -1);
+		counters_add(&e->n, C_HITS, 1);
+		pc->fwd = FWD_NONE;
+		pc->joined_done = true;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return JOIN_READY;
+}
+
+void proxy_start(struct proxy_call *pc, const struct stale_info *st, struct proxy_answer *a)
+{
+	struct edge *e = pc->edge;
+	enum fill_mode mode = (pc->is_get || pc->is_head) ? (st ? REVALIDATE : FILL) : PASS;
+	struct fetch *f;
+	memset(a, 0, sizeof *a);
+	if (mode != PASS && !pc->no_collapse) {
 		struct collapse *c = e->collapse;
 		pthread_mutex_lock(&c->lock);
-		struct fetch *f = collapse_find(c, edge_req_key(r));
-		if (f) {
-			pthread_mutex_lock(&f->lock);
-			struct fill *x = f->ctx;
-			bool ok = !f->discard && f->state != F_FAILED &&
-			          (f->state == F_PENDING || x->shareable) && f->body_base == 0;
-			if (ok) {
-				fetch_ref(f);
-				counters_add(&e->n, C_COLLAPSED, 1);
-				if (f->state == F_PENDING) {
-					wait_on(r, f);
-					pthread_mutex_unlock(&f->lock);
-					pthread_mutex_unlock(&c->lock);
-					return MHD_YES;
-				}
-				r->f = f;
-				/* The response is complete (its store is being committed):
-				 * this request is not forwarded, so it is a hit. */
-				if (f->state == F_DONE && f->complete) {
-					counters_add(&e->n, C_COLLAPSED, -1);
-					counters_add(&e->n, C_HITS, 1);
-					r->fwd = FWD_NONE;
-					r->joined_done = true;
-				}
-				pthread_mutex_unlock(&f->lock);
-				pthread_mutex_unlock(&c->lock);
-				r->state = RS_WAIT;
-				return proxy_resume(r);
-			}
-			pthread_mutex_unlock(&f->lock);
+		f = collapse_find(c, pc->key);
+		enum join j = f ? join(pc, f, a) : JOIN_NO;
+		if (j != JOIN_NO) {
+			pthread_mutex_unlock(&c->lock);
+			if (j == JOIN_READY)
+				proxy_resume(pc, a); /* after the locks: it may start a fetch */
+			return;
 		}
-		f = new_fetch(r, mode, st);
+		f = new_fetch(pc, mode, st);
 		struct fill *x = f->ctx;
 		x->in_table = true;
-		collapse_put(c, edge_req_key(r), f);
+		collapse_put(c, pc->key, f);
 		pthread_mutex_lock(&f->lock);
-		r->leader = true;
-		wait_on(r, f);
+		pc->leader = true;
+		wait_on(pc, f, a);
 		pthread_mutex_unlock(&f->lock);
 		pthread_mutex_unlock(&c->lock);
 		fetch_submit(e->fetcher, f);
-		return MHD_YES;
+		return;
 	}
-	struct fetch *f = new_fetch(r, mode, st);
+	f = new_fetch(pc, mode, st);
 	pthread_mutex_lock(&f->lock);
-	r->leader = true;
-	wait_on(r, f);
+	pc->leader = true;
+	wait_on(pc, f, a);
 	pthread_mutex_unlock(&f->lock);
 	fetch_submit(e->fetcher, f);
-	return MHD_YES;
 }
 
-void proxy_refresh(struct edge_req *r, const struct stale_info *st)
+void proxy_refresh(struct proxy_call *pc, const struct stale_info *st)
 {
-	struct edge *e = r->edge;
+	struct edge *e = pc->edge;
 	struct collapse *c = e->collapse;
 	pthread_mutex_lock(&c->lock);
-	if (collapse_find(c, edge_req_key(r))) {
+	if (collapse_find(c, pc->key)) {
 		pthread_mutex_unlock(&c->lock);
 		return; /* already being refreshed or filled */
 	}
-	struct fetch *f = new_fetch(r, REFRESH, st);
+	struct fetch *f = new_fetch(pc, REFRESH, st);
 	struct fill *x = f->ctx;
 	x->in_table = true;
-	collapse_put(c, edge_req_key(r), f);
+	collapse_put(c, pc->key, f);
 	pthread_mutex_unlock(&c->lock);
 	fetch_submit(e->fetcher, f);
 	fetch_unref(f);
 }
 
-void proxy_release(struct edge_req *r)
+void proxy_release(struct proxy_call *pc)
 {
-	if (!r->f)
+	if (!pc->f)
 		return;
-	if (r->waiting_registered) {
-		pthread_mutex_lock(&r->f->lock);
-		fetch_remove_waiter(r->f, &r->w);
-		pthread_mutex_unlock(&r->f->lock);
-		r->waiting_registered = false;
+	if (pc->waiting_registered) {
+		pthread_mutex_lock(&pc->f->lock);
+		fetch_remove_waiter(pc->f, &pc->w);
+		pthread_mutex_unlock(&pc->f->lock);
+		pc->waiting_registered = false;
 	}
-	fetch_unref(r->f);
-	r->f = NULL;
+	fetch_unref(pc->f);
+	pc->f = NULL;
 }
 
-/* ---------- streaming a fetch to a client ---------- */
+/* ---------- answers ---------- */
 
-struct stream {
-	struct fetch_waiter w;  /* first: the wake callback casts back */
-	struct fetch *f;
-	struct MHD_Connection *conn;
-	uint64_t off, len;      /* len = UINT64_MAX: to the end */
-	struct multipart *mp;   /* several ranges of a body being kept whole, or NULL */
-};
-
-static void wake_stream(struct fetch_waiter *w)
+/* Drops pc's wait on its fetch (keeps nothing). */
+static void detach(struct proxy_call *pc)
 {
-	struct stream *s = (struct stream *)w;
-	MHD_resume_connection(s->conn);
+	proxy_release(pc);
+	pc->leader = false;
 }
 
-static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+/* The origin's response, to be streamed to pc as it arrives. */
+static void answer_stream(struct proxy_call *pc, struct fetch *f, struct fill *x,
+                          struct proxy_answer *a)
 {
-	struct stream *s = cls;
-	struct fetch *f = s->f;
-	if (s->len != UINT64_MAX && pos >= s->len)
-		return MHD_CONTENT_READER_END_OF_STREAM;
-	uint64_t abs = s->off + pos;
-	pthread_mutex_lock(&f->lock);
-	uint64_t end = f->body_base + f->body.len;
-	if (abs < f->body_base) {
-		pthread_mutex_unlock(&f->lock);
-		return MHD_CONTENT_READER_END_WITH_ERROR;
-	}
-	if (abs < end) {
-		uint64_t n = end - abs;
-		if (n > max)
-			n = max;
-		if (s->len != UINT64_MAX && n > s->len - pos)
-			n = s->len - pos;
-		memcpy(out, f->body.data + (abs - f->body_base), (size_t)n);
-		s->w.pos = abs + n;
-		fetch_consumed(f);
-		pthread_mutex_unlock(&f->lock);
-		return (ssize_t)n;
-	}
-	if (f->state == F_DONE || f->state == F_FAILED) {
-		bool ok = f->state == F_DONE && f->complete;
-		pthread_mutex_unlock(&f->lock);
-		return ok ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
-	}
-	s->w.waiting = true;
-	MHD_suspend_connection(s->conn);
-	pthread_mutex_unlock(&f->lock);
-	return 0;
-}
-
-/* multipart/byteranges while the body arrives: only for a fetch that keeps
- * the whole body (it is being stored), since parts may ask for bytes in any
- * order.  Waits (suspends) for bytes not there yet. */
-static ssize_t stream_read_mp(void *cls, uint64_t pos, char *out, size_t max)
-{
-	struct stream *s = cls;
-	struct fetch *f = s->f;
-	size_t done = 0;
-	pthread_mutex_lock(&f->lock);
-	while (done < max) {
-		const char *text;
-		uint64_t boff, left = range_multipart_locate(s->mp, pos + done, &text, &boff);
-		if (!left)
-			break;
-		if (left > max - done)
-			left = max - done;
-		if (text) {
-			memcpy(out + done, text, (size_t)left);
-			done += (size_t)left;
-			continue;
-		}
-		uint64_t end = f->body_base + f->body.len;
-		if (boff < f->body_base) {
-			pthread_mutex_unlock(&f->lock);
-			return MHD_CONTENT_READER_END_WITH_ERROR;
-		}
-		if (boff >= end) {
-			if (done)
-				break;
-			if (f->state == F_DONE || f->state == F_FAILED) {
-				pthread_mutex_unlock(&f->lock);
-				return MHD_CONTENT_READER_END_WITH_ERROR; /* short body */
-			}
-			s->w.waiting = true;
-			MHD_suspend_connection(s->conn);
-			pthread_mutex_unlock(&f->lock);
-			return 0;
-		}
-		if (left > end - boff)
-			left = end - boff;
-		memcpy(out + done, f->body.data + (boff - f->body_base), (size_t)left);
-		done += (size_t)left;
-	}
-	pthread_mutex_unlock(&f->lock);
-	return done ? (ssize_t)done : MHD_CONTENT_READER_END_OF_STREAM;
-}
-
-static void stream_free(void *cls)
-{
-	struct stream *s = cls;
-	if (s->mp) {
-		range_multipart_free(s->mp);
-		free(s->mp);
-	}
-	pthread_mutex_lock(&s->f->lock);
-	fetch_remove_waiter(s->f, &s->w);
-	pthread_mutex_unlock(&s->f->lock);
-	fetch_unref(s->f);
-	free(s);
-}
-
-static enum MHD_Result serve_stream(struct edge_req *r, struct fetch *f, struct fill *x)
-{
-	unsigned status = f->status;
-	const char *etag = fetch_header(&f->hdrs, "ETag");
-	const char *lm = fetch_header(&f->hdrs, "Last-Modified");
-	int64_t cl = f->content_length;
-	uint64_t off = 0, len = cl >= 0 ? (uint64_t)cl : UINT64_MAX;
-	unsigned out_status = status;
-	char crange[96] = "";
-	char ctype[96] = "";
-	struct byte_range rg[RANGE_MAX];
-	unsigned nr = 0;
-	bool is304 = false;
-	bool cacheable_get = x->mode != PASS;
-
-	if (cacheable_get && status == 200 && http_not_modified(r, etag, lm)) {
-		is304 = true;
-		out_status = 304;
-	} else if (cacheable_get && status == 200 && cl >= 0 && edge_req_header(r, "Range") &&
-	           http_if_range_ok(r, etag, lm)) {
-		enum range_result rr = range_parse(edge_req_header(r, "Range"), (uint64_t)cl, rg, &nr);
-		if (rr == RANGE_UNSATISFIABLE) {
-			out_status = 416;
-			snprintf(crange, sizeof crange, "bytes */%lld", (long long)cl);
-		} else if (rr == RANGE_OK && nr == 1) {
-			out_status = 206;
-			off = rg[0].first;
-			len = rg[0].last - rg[0].first + 1;
-			snprintf(crange, sizeof crange, "bytes %llu-%llu/%lld",
-			         (unsigned long long)rg[0].first, (unsigned long long)rg[0].last,
-			         (long long)cl);
-		} else if (rr == RANGE_OK && x->store) {
-			/* Several ranges: multipart/byteranges streamed from the body
-			 * as it arrives (kept whole, it is being stored).  A body that
-			 * is not kept gets the whole object (RFC 9110 14.2 lets a
-			 * server ignore Range): its bytes are dropped once read. */
-			out_status = 206;
-		} else {
-			nr = 0;
-		}
-	}
-
-	struct MHD_Response *resp;
-	if (is304 || out_status == 416) {
-		resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-		r->log_bytes = 0;
+	a->kind = PROXY_STREAM;
+	a->f = f;
+	a->status = f->status;
+	a->length = f->content_length;
+	a->cacheable = x->mode != PASS;
+	a->whole = x->store;
+	headers_filter(&f->hdrs, &a->hdrs, NULL);
+	int64_t age = -1;
+	if (x->mode != PASS && x->fo.storable)
+		age = freshness_age(x->fo.date, x->fo.age_value, f->request_time, f->response_time,
+		                    (int64_t)time(NULL));
+	a->age = age;
+	if (pc->joined_done) {
+		if (age < 0)
+			age = freshness_age(x->fo.date, x->fo.age_value, f->request_time,
+			                    f->response_time, (int64_t)time(NULL));
+		a->cs = (struct cache_status){ .hit = true, .fwd = FWD_NONE,
+			                       .ttl = (long)(x->fo.lifetime - age) };
 	} else {
-		struct stream *s = xcalloc(1, sizeof *s);
-		s->f = f;
-		fetch_ref(f);
-		s->conn = r->conn;
-		s->off = off;
-		s->len = len;
-		s->w.wake = wake_stream;
-		s->w.pos = off;
-		if (out_status == 206 && nr > 1) {
-			char boundary[33];
-			range_boundary(boundary, (uint64_t)(uintptr_t)s);
-			s->mp = xcalloc(1, sizeof *s->mp);
-			range_multipart_init(s->mp, boundary, fetch_header(&f->hdrs, "Content-Type"), rg,
-			                     nr, (uint64_t)cl);
-			snprintf(ctype, sizeof ctype, "multipart/byteranges; boundary=%s", boundary);
-			len = s->mp->total;
-			s->w.pos = 0;
-		}
-		pthread_mutex_lock(&f->lock);
-		fetch_add_waiter(f, &s->w);
-		pthread_mutex_unlock(&f->lock);
-		/* MHD allocates the block per response: a small object gets a
-		 * small one (a 64 KiB malloc/free per 1 KiB miss showed up as page
-		 * faults from heap trimming). */
-		size_t block = len < STREAM_BLOCK ? (size_t)(len < 1024 ? 1024 : len) : STREAM_BLOCK;
-		r->log_bytes = r->is_head ? 0 : len == UINT64_MAX ? -1 : (int64_t)len;
-		resp = MHD_create_response_from_callback(len == UINT64_MAX ? MHD_SIZE_UNKNOWN : len,
-		                                         block, s->mp ? stream_read_mp : stream_read, s,
-		                                         stream_free);
-		if (!resp) {
-			stream_free(s);
-			return MHD_NO;
-		}
+		a->cs = (struct cache_status){ .fwd = pc->fwd, .fwd_status = f->status,
+			                       .stored = x->store,
+			                       .ttl = x->store ? (long)x->fo.lifetime : LONG_MIN,
+			                       .detail = pc->leader ? NULL : "collapsed" };
 	}
-	struct buf hdrs = BUF_INIT;
-	proxy_filter_headers(&f->hdrs, &hdrs, NULL);
-	bool own_ranges = cacheable_get && (out_status == 200 || out_status == 206);
-	size_t pos = 0;
-	while (pos < hdrs.len) {
-		const char *n = hdrs.data + pos;
-		pos += strlen(n) + 1;
-		const char *v = hdrs.data + pos;
-		pos += strlen(v) + 1;
-		if (http_skip_to_client(n) || (is304 && !http_in_304(n)))
-			continue;
-		if (own_ranges && !strcasecmp(n, "Accept-Ranges"))
-			continue; /* the origin's: the edge serves ranges itself, ours follows */
-		if (out_status == 416 && strcasecmp(n, "Date"))
-			continue;
-		if (ctype[0] && !strcasecmp(n, "Content-Type"))
-			continue; /* each part carries it */
-		MHD_add_response_header(resp, n, v);
-	}
-	buf_free(&hdrs);
-	if (ctype[0])
-		MHD_add_response_header(resp, "Content-Type", ctype);
-	if (crange[0])
-		MHD_add_response_header(resp, "Content-Range", crange);
-	if (own_ranges)
-		MHD_add_response_header(resp, "Accept-Ranges", "bytes");
-	if (x->mode != PASS && x->fo.storable) {
-		char agebuf[24];
-		int64_t age = freshness_age(x->fo.date, x->fo.age_value, f->request_time,
-		                            f->response_time, (int64_t)time(NULL));
-		snprintf(agebuf, sizeof agebuf, "%lld", (long long)age);
-		MHD_add_response_header(resp, "Age", agebuf);
-	}
-	long ttl = x->store ? (long)x->fo.lifetime : LONG_MIN;
-	if (r->joined_done) {
-		int64_t age = freshness_age(x->fo.date, x->fo.age_value, f->request_time,
-		                            f->response_time, (int64_t)time(NULL));
-		http_add_cache_status(r, resp, true, FWD_NONE, 0, false, (long)(x->fo.lifetime - age),
-		                      NULL);
-	} else {
-		http_add_cache_status(r, resp, false, r->fwd, status, x->store, ttl,
-		                      r->leader ? NULL : "collapsed");
-	}
-	http_add_via(r, resp); /* forwarded from the origin, directly or collapsed */
-	enum MHD_Result ret = MHD_queue_response(r->conn, out_status, resp);
-	MHD_destroy_response(resp);
-	return ret;
 }
 
-/* Drops r's wait on its fetch (keeps nothing). */
-static void detach(struct edge_req *r)
+static const char *call_hdr(void *cls, const char *name)
 {
-	proxy_release(r);
-	r->leader = false;
+	const struct proxy_call *pc = cls;
+	return pc->ops->header(pc->cls, name);
 }
 
-static const char *req_hdr(void *cls, const char *name)
+/* The entry for pc's key, if stored (a PROXY_ENTRY answer). */
+static bool answer_entry(struct proxy_call *pc, unsigned fwd_status, const char *detail,
+                         struct proxy_answer *a)
 {
-	return edge_req_header(cls, name);
-}
-
-/* Serves r from the cache if the entry is there (returns true, *ret set). */
-static bool serve_from_cache(struct edge_req *r, enum fwd_reason fwd, unsigned fwd_status,
-                             const char *detail, enum MHD_Result *ret)
-{
-	struct cache_ref *ref;
-	struct entry_view v;
-	struct buf sk = BUF_INIT;
-	if (cache_lookup(r->edge->cache, edge_req_key(r), req_hdr, r, &ref, &v, &sk) != CACHE_HIT) {
-		buf_free(&sk);
+	if (cache_lookup(pc->edge->cache, pc->key, call_hdr, pc, &a->ref, &a->v, &a->storage_key) !=
+	    CACHE_HIT) {
+		buf_free(&a->storage_key);
 		return false;
 	}
-	*ret = http_serve_entry(r, ref, &v, sk.data, fwd, fwd_status, detail);
-	buf_free(&sk);
+	a->kind = PROXY_ENTRY;
+	a->fwd = pc->fwd == FWD_REQUEST ? FWD_REQUEST : FWD_STALE;
+	a->fwd_status = fwd_status;
+	a->detail = detail;
 	return true;
 }
 
-enum MHD_Result proxy_resume(struct edge_req *r)
+static void answer_error(struct proxy_answer *a, unsigned status, const char *msg)
 {
-	struct edge *e = r->edge;
-	struct fetch *f = r->f;
-	if (!f)
-		return MHD_NO;
+	a->kind = PROXY_ERROR;
+	a->status = status;
+	a->msg = msg;
+}
+
+/* Sends pc again on its own, after fwd. */
+static void restart(struct proxy_call *pc, enum fwd_reason fwd, struct proxy_answer *a)
+{
+	detach(pc);
+	pc->no_collapse = true;
+	pc->fwd = fwd;
+	proxy_start(pc, NULL, a);
+}
+
+/* A collapsed request whose leader's response varies: shareable only if
+ * both select the same variant. */
+static bool same_variant(struct proxy_call *pc, struct fetch *f, struct fill *x)
+{
+	const char *vary = hdrlist_get(&f->hdrs, "Vary");
+	if (!vary)
+		return true;
+	struct buf mine = BUF_INIT, theirs = BUF_INIT;
+	cache_variant_key(pc->key, vary, call_hdr, pc, &mine);
+	cache_variant_key(x->key, vary, fill_hdr, x, &theirs);
+	bool same = !strcmp(mine.data, theirs.data);
+	buf_free(&mine);
+	buf_free(&theirs);
+	return same;
+}
+
+void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
+{
+	struct edge *e = pc->edge;
+	struct fetch *f = pc->f;
+	memset(a, 0, sizeof *a);
+	if (!f) {
+		answer_error(a, 0, NULL); /* nothing to resume: drop the connection */
+		return;
+	}
 	pthread_mutex_lock(&f->lock);
 	enum fetch_state st = f->state;
 	if (st == F_PENDING) {
 		/* Woken early (should not happen): wait again. */
-		if (r->waiting_registered) {
-			r->w.waiting = true;
-			MHD_suspend_connection(r->conn);
+		if (pc->waiting_registered) {
+			pc->w.waiting = true;
+			pc->ops->suspend(pc->cls);
 		}
 		pthread_mutex_unlock(&f->lock);
-		return MHD_YES;
+		a->kind = PROXY_WAIT;
+		return;
 	}
 	pthread_mutex_unlock(&f->lock);
-	r->state = RS_DONE;
 	struct fill *x = f->ctx;
 	unsigned status = f->status;
 	bool failed = st == F_FAILED;
 	bool timed_out = f->timed_out;
 
-	enum MHD_Result ret;
 	bool revalidated = x->revalidated; /* detach() may free x */
 	if (revalidated || (status == 304 && x->mode != PASS)) {
-		detach(r);
-		if (revalidated && serve_from_cache(r, r->fwd == FWD_REQUEST ? FWD_REQUEST : FWD_STALE,
-		                                    304, NULL, &ret))
-			return ret;
+		detach(pc);
+		if (revalidated && answer_entry(pc, 304, NULL, a))
+			return;
 		/* Gone meanwhile (purged, evicted): fetch it again. */
-		r->no_collapse = true;
-		return proxy_start(r, NULL);
+		pc->no_collapse = true;
+		proxy_start(pc, NULL, a);
+		return;
 	}
 	if (failed || status >= 500) {
-		if (r->has_stale && (int64_t)time(NULL) <= r->stale_deadline) {
-			detach(r);
+		if (pc->has_stale && (int64_t)time(NULL) <= pc->stale_deadline) {
+			detach(pc);
 			counters_add(&e->n, C_STALE_SERVED, 1);
-			if (serve_from_cache(r, r->fwd == FWD_REQUEST ? FWD_REQUEST : FWD_STALE,
-			                     failed ? 504 : status, "stale-if-error", &ret))
-				return ret;
-			return http_error(r, failed ? (timed_out ? 504 : 502) : 502, "origin failed");
+			if (!answer_entry(pc, failed ? 504 : status, "stale-if-error", a))
+				answer_error(a, failed ? (timed_out ? 504 : 502) : 502, "origin failed");
+			return;
 		}
 		if (failed) {
-			detach(r);
-			return http_error(r, timed_out ? 504 : 502,
-			                  timed_out ? "origin timed out" : "origin unreachable");
+			detach(pc);
+			answer_error(a, timed_out ? 504 : 502,
+			             timed_out ? "origin timed out" : "origin unreachable");
+			return;
 		}
 	}
-	if (!r->leader && x->mode != REVALIDATE && !x->shareable) {
+	if (!pc->leader && x->mode != REVALIDATE && !x->shareable) {
 		/* The shared response is not for everyone: go on our own. */
-		detach(r);
-		r->no_collapse = true;
-		r->fwd = FWD_MISS;
-		return proxy_start(r, NULL);
+		restart(pc, FWD_MISS, a);
+		return;
 	}
-	if (!r->leader && x->store) {
-		const char *vary = fetch_header(&f->hdrs, "Vary");
-		if (vary) {
-			struct buf mine = BUF_INIT, theirs = BUF_INIT;
-			cache_variant_key(edge_req_key(r), vary, req_hdr, r, &mine);
-			cache_variant_key(x->key, vary, fill_hdr, x, &theirs);
-			bool same = !strcmp(mine.data, theirs.data);
-			buf_free(&mine);
-			buf_free(&theirs);
-			if (!same) {
-				detach(r);
-				r->no_collapse = true;
-				r->fwd = FWD_VARY_MISS;
-				return proxy_start(r, NULL);
-			}
-		}
+	if (!pc->leader && x->store && !same_variant(pc, f, x)) {
+		restart(pc, FWD_VARY_MISS, a);
+		return;
 	}
-	/* The stream registers its own waiter before ours goes, or a discard
-	 * fetch would drop bytes no one has read yet. */
-	fetch_ref(f);
-	ret = serve_stream(r, f, x);
-	detach(r);
-	fetch_unref(f);
-	return ret;
+	/* Still attached: the stream registers its own waiter before ours goes
+	 * (proxy_release), or a discard fetch would drop bytes no one read. */
+	answer_stream(pc, f, x, a);
 }

@@ -1,42 +1,138 @@
 /* proxy.h -- the origin side of a request: misses (collapsed), revalidation,
- * background refresh, pass-through of unsafe methods with invalidation,
- * streaming the origin's body to clients while it arrives, and storing it. */
+ * background refresh, pass-through of unsafe methods with invalidation, and
+ * storing what the origin sent.
+ *
+ * upstream/ knows nothing of the HTTP server.  The front describes the
+ * request in a struct proxy_call (plain strings, and callbacks to read its
+ * headers and to suspend/resume its connection) and gets back a struct
+ * proxy_answer saying what to serve: a stored entry, the origin's response
+ * while it arrives (read through upstream/stream.h), or an error.  The front
+ * builds the response; nothing here calls back into it except through the
+ * callbacks. */
 #ifndef MINICDN_PROXY_H
 #define MINICDN_PROXY_H
 
-#include "edge/front/http.h"
+#include "common/buf.h"
+#include "edge/cache/cache.h"
+#include "edge/edge.h"
+#include "edge/upstream/fetch.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
 struct collapse *collapse_new(void);
 void collapse_free(struct collapse *c);
 
-/* The stale entry a revalidation starts from (copied: the read txn is gone
- * by the time the origin answers). */
+/* Why a request goes to the origin (Cache-Status fwd=). */
+enum fwd_reason { FWD_NONE = 0, FWD_URI_MISS, FWD_VARY_MISS, FWD_STALE, FWD_METHOD, FWD_MISS,
+	          FWD_REQUEST /* request directives (no-cache, max-age, min-fresh) forced it */ };
+
+/* How upstream reaches the client side; cls is the caller's (struct
+ * proxy_call's cls). */
+struct proxy_client_ops {
+	/* A request header (case-insensitive), borrowed for the request; NULL if absent. */
+	const char *(*header)(void *cls, const char *name);
+	/* Calls cb for each request header in order (values never NULL). */
+	void (*each_header)(void *cls, void (*cb)(void *arg, const char *name, const char *value),
+	                    void *arg);
+	/* Suspends the client connection: called with a fetch's lock held,
+	 * before the fetch can call resume; must do nothing else. */
+	void (*suspend)(void *cls);
+	/* Resumes it: called from the fetch thread under the fetch's lock. */
+	void (*resume)(void *cls);
+};
+
+/* One request's dealings with the origin, embedded in the front's request
+ * (zeroed with it).  The caller fills the first block before proxy_start /
+ * proxy_refresh; the rest is upstream's. */
+struct proxy_call {
+	struct edge *edge;                   /* borrowed */
+	const struct proxy_client_ops *ops;
+	void *cls;                           /* passed to ops */
+	const char *method;                  /* borrowed, valid for the request */
+	const char *key;                     /* primary cache key, borrowed likewise */
+	const char *host;                    /* normalised host[:port] */
+	const char *path;                    /* normalised path + "?" + raw query */
+	const struct sockaddr *client;       /* for X-Forwarded-For, may be NULL */
+	bool is_get, is_head, has_auth;
+	struct buf *body;                    /* unsafe methods: taken when forwarded */
+	enum fwd_reason fwd;                 /* why it goes (upstream may change it) */
+	bool has_stale;                      /* a stale entry may be served on error */
+	int64_t stale_deadline;              /* serve-stale-on-error limit (epoch seconds) */
+	/* upstream's */
+	struct fetch *f;                     /* the fetch waited on (a reference) */
+	struct fetch_waiter w;
+	bool leader, waiting_registered;
+	bool no_collapse;                    /* forwarded on its own after a collapse did not fit */
+	bool joined_done;                    /* answered from a completed fetch whose store is pending */
+};
+
+/* The stale entry a revalidation starts from (copied by proxy_start: the
+ * read txn is gone by the time the origin answers). */
 struct stale_info {
 	const char *storage_key;
 	const char *hdrs; size_t hdrs_len;   /* stored headers (borrowed for the call) */
 	struct entry_meta meta;
 };
 
-/* Sends r to the origin and suspends the connection until the answer's
- * headers arrive; collapses onto an in-flight fetch for the same key when
- * r is a cacheable GET/HEAD.  stale (may be NULL) makes it a conditional
- * revalidation.  Returns what the MHD handler returns. */
-enum MHD_Result proxy_start(struct edge_req *r, const struct stale_info *stale);
+/* What Cache-Status (RFC 9211) says about an answer. */
+struct cache_status {
+	bool hit, stored;
+	enum fwd_reason fwd;
+	unsigned fwd_status;                 /* 0: none */
+	long ttl;                            /* LONG_MIN: none */
+	const char *detail;                  /* static string or NULL */
+};
 
-/* Called by the MHD handler when r (state RS_WAIT) is resumed. */
-enum MHD_Result proxy_resume(struct edge_req *r);
+enum proxy_kind {
+	PROXY_WAIT,    /* suspended: call proxy_resume when the connection resumes */
+	PROXY_ENTRY,   /* serve a stored entry */
+	PROXY_STREAM,  /* serve the origin's response as it arrives */
+	PROXY_ERROR,   /* answer status with msg */
+};
+
+struct proxy_answer {
+	enum proxy_kind kind;
+	unsigned status;          /* STREAM: the origin's; ERROR: the one to answer */
+	const char *msg;          /* ERROR: static text */
+	/* ENTRY: ref is the receiver's to release (v borrowed from it);
+	 * storage_key owned (buf_free).  fwd/fwd_status/detail for Cache-Status. */
+	struct cache_ref *ref;
+	struct entry_view v;
+	struct buf storage_key;
+	enum fwd_reason fwd;
+	unsigned fwd_status;
+	const char *detail;
+	/* STREAM: the fetch is borrowed from the call (proxy_stream_open takes
+	 * its own reference); open the stream before proxy_release, or a fetch
+	 * that drops read bytes would drop unread ones.  hdrs: the origin's
+	 * headers after headers_filter (owned, buf_free). */
+	struct fetch *f;
+	struct buf hdrs;
+	int64_t length;           /* the body's length, -1: not known */
+	bool cacheable;           /* a GET/HEAD through the cache, not a pass */
+	bool whole;               /* the whole body is kept (it is being stored) */
+	int64_t age;              /* the Age to send; -1: none */
+	struct cache_status cs;
+};
+
+/* Sends the request to the origin, or collapses it onto an in-flight fetch
+ * for the same key when it is a cacheable GET/HEAD.  stale (may be NULL)
+ * makes it a conditional revalidation.  Fills *a: mostly PROXY_WAIT (the
+ * connection was suspended through ops->suspend). */
+void proxy_start(struct proxy_call *pc, const struct stale_info *stale, struct proxy_answer *a);
+
+/* After the connection was resumed: what to serve now (PROXY_WAIT again
+ * when the request had to be sent anew, e.g. a collapse that did not fit). */
+void proxy_resume(struct proxy_call *pc, struct proxy_answer *a);
 
 /* stale-while-revalidate: refreshes the entry in the background once (no
  * client waits; skipped if a fetch for the key is already running). */
-void proxy_refresh(struct edge_req *r, const struct stale_info *stale);
+void proxy_refresh(struct proxy_call *pc, const struct stale_info *stale);
 
-/* Called when MHD is done with r: drops its fetch reference and waiter. */
-void proxy_release(struct edge_req *r);
-
-/* Filters origin response headers for storing/sending: drops hop-by-hop,
- * Content-Length, Age, and collects Surrogate-Key / Cache-Tag into tags
- * (packed "t\0"), which are never sent to clients. */
-void proxy_filter_headers(const struct buf *in, struct buf *out, struct buf *tags);
+/* Drops pc's fetch reference and waiter (the request is over, or a stream
+ * of the answer was opened).  Idempotent. */
+void proxy_release(struct proxy_call *pc);
 
 struct fresh_in;
 /* Fills the response side of a freshness input: the origin response headers

@@ -5,36 +5,25 @@
  * format of common/bundle.h.  PREFIX defaults to <keys_dir>/origin.  Existing
  * keys are kept unless --force: replacing the key means reconfiguring every edge. */
 #include "common/bundle.h"
+#include "common/fsutil.h"
 #include "common/xmalloc.h"
 #include "origin/ctl/ctl.h"
 
-#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-/* mkdir -p for the directory part of path. */
-static int make_parent(const char *path)
+/* mkdir -p for the folder part of path; the folder itself is 0700 since it
+ * holds the secret key. */
+static int make_parent(const char *path, char *err, size_t errlen)
 {
-	char *d = xstrdup(path);
-	char *slash = strrchr(d, '/');
-	int rc = 0;
-	if (slash && slash != d) {
-		*slash = '\0';
-		for (char *p = d + 1; *p; p++) {
-			if (*p != '/')
-				continue;
-			*p = '\0';
-			if (mkdir(d, 0755) < 0 && errno != EEXIST)
-				rc = -1;
-			*p = '/';
-		}
-		if (mkdir(d, 0700) < 0 && errno != EEXIST)
-			rc = -1;
-	}
+	const char *slash = strrchr(path, '/');
+	if (!slash || slash == path)
+		return 0;
+	char *d = xstrndup(path, (size_t)(slash - path));
+	int rc = fsutil_mkdir_p(d, 0700, err, errlen);
 	free(d);
 	return rc;
 }
@@ -65,8 +54,8 @@ CTL_COMMAND(keygen)
 		                "(every edge then needs the new public key)\n", skf, pkf);
 		goto out;
 	}
-	if (make_parent(skf) < 0) {
-		fprintf(stderr, "minicdnctl: cannot create the directory of %s: %s\n", skf, strerror(errno));
+	if (make_parent(skf, err, sizeof err) < 0) {
+		fprintf(stderr, "minicdnctl: %s\n", err);
 		goto out;
 	}
 	bundle_keygen(pk, sk);

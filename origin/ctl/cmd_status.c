@@ -85,6 +85,105 @@ static void print_dns_view(const char *dns_name, json_t *stats)
 	}
 }
 
+/* Up or down, from a node's answer to GET /healthz. */
+static void judge(const struct ctl_req *r, struct node_state *st)
+{
+	if (r->status == 0) {
+		st->why = r->error[0] ? r->error : "no response";
+		return;
+	}
+	st->health = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL);
+	const char *s = jstr(st->health, "status", NULL);
+	if (r->status != 200) {
+		snprintf(st->buf, sizeof st->buf, "HTTP %ld", r->status);
+		st->why = st->buf;
+	} else if (!json_is_object(st->health)) {
+		st->why = "healthz is not JSON";
+	} else if (!s || (strcmp(s, "ok") != 0 && strcmp(s, "degraded") != 0)) {
+		st->why = "status not ok";
+	} else {
+		st->up = true;
+	}
+}
+
+/* Reads /stats of every DNS node that is up.  Returns n parsed documents
+ * (NULL where none); caller frees each and the array. */
+static json_t **dns_stats(struct ctl *ctl, const struct node_state *st, size_t n)
+{
+	struct ctl_req *sreq = xcalloc(n, sizeof *sreq);
+	size_t *sidx = xcalloc(n, sizeof *sidx);
+	json_t **stats = xcalloc(n, sizeof *stats);
+	size_t ns = 0;
+	for (size_t i = 0; i < n; i++)
+		if (st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns")) {
+			sreq[ns].url = ctl_url(ctl->cfg.nodes[i].url, "/stats");
+			sidx[ns++] = i;
+		}
+	if (ns) {
+		ctl_http_run(sreq, ns, ctl->cfg.timeout_ms, NULL);
+		for (size_t k = 0; k < ns; k++)
+			if (sreq[k].status == 200)
+				stats[sidx[k]] = json_loadb(sreq[k].resp.data ? sreq[k].resp.data : "", sreq[k].resp.len, 0, NULL);
+	}
+	for (size_t k = 0; k < ns; k++)
+		ctl_req_clear(&sreq[k]);
+	free(sreq);
+	free(sidx);
+	return stats;
+}
+
+static void print_json(const struct ctl *ctl, const struct ctl_req *reqs, const struct node_state *st,
+                       json_t **stats, size_t n, int down)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		const struct ctl_node *nd = &ctl->cfg.nodes[i];
+		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:I}", "name", nd->name, "role", nd->role,
+		                      "url", nd->url, "state", st[i].up ? "up" : "down", "latency_ms",
+		                      reqs[i].latency_ms, "http_status", (json_int_t)reqs[i].status);
+		if (!st[i].up)
+			json_object_set_new(o, "error", json_string(st[i].why));
+		if (st[i].health)
+			json_object_set(o, "healthz", st[i].health);
+		if (stats[i] && json_is_array(json_object_get(stats[i], "edges")))
+			json_object_set(o, "edges", json_object_get(stats[i], "edges"));
+		json_array_append_new(arr, o);
+	}
+	json_t *top = json_pack("{s:o, s:i, s:i}", "nodes", arr, "up", (int)(n - (size_t)down), "down", down);
+	char *s = json_dumps(top, JSON_INDENT(2));
+	puts(s);
+	free(s);
+	json_decref(top);
+}
+
+static void print_table(const struct ctl *ctl, const struct ctl_req *reqs, const struct node_state *st,
+                        json_t **stats, size_t n, int down)
+{
+	printf("%-12s %-7s %-26s %-6s %-7s %-8s %-9s %-6s %s\n", "NAME", "ROLE", "URL", "STATE", "REGION",
+	       "VERSION", "UPTIME", "LOAD", "LATENCY");
+	for (size_t i = 0; i < n; i++) {
+		const struct ctl_node *nd = &ctl->cfg.nodes[i];
+		json_t *h = st[i].health;
+		char up[32], load[32], lat[48];
+		fmt_uptime(st[i].up ? h : NULL, up, sizeof up);
+		fmt_load(st[i].up ? h : NULL, load, sizeof load);
+		if (reqs[i].status)
+			snprintf(lat, sizeof lat, "%.1fms", reqs[i].latency_ms);
+		else
+			snprintf(lat, sizeof lat, "-");
+		printf("%-12s %-7s %-26s %-6s %-7s %-8s %-9s %-6s %s", nd->name, nd->role, nd->url,
+		       st[i].up ? "up" : "down", st[i].up ? jstr(h, "region", "-") : "-",
+		       st[i].up ? jstr(h, "version", "-") : "-", up, load, lat);
+		if (!st[i].up)
+			printf("  (%s)", st[i].why);
+		printf("\n");
+	}
+	for (size_t i = 0; i < n; i++)
+		if (stats[i])
+			print_dns_view(ctl->cfg.nodes[i].name, stats[i]);
+	printf("\n%zu up, %d down\n", n - (size_t)down, down);
+}
+
 CTL_COMMAND(status)
 {
 	for (int i = 1; i < argc; i++) {
@@ -114,102 +213,21 @@ CTL_COMMAND(status)
 		free(st);
 		return 1;
 	}
-
 	int down = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct ctl_req *r = &reqs[i];
-		if (r->status == 0) {
-			st[i].why = r->error[0] ? r->error : "no response";
-		} else {
-			st[i].health = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL);
-			const char *s = jstr(st[i].health, "status", NULL);
-			if (r->status != 200) {
-				snprintf(st[i].buf, sizeof st[i].buf, "HTTP %ld", r->status);
-				st[i].why = st[i].buf;
-			}
-			else if (!json_is_object(st[i].health))
-				st[i].why = "healthz is not JSON";
-			else if (!s || (strcmp(s, "ok") != 0 && strcmp(s, "degraded") != 0))
-				st[i].why = "status not ok";
-			else
-				st[i].up = true;
-		}
-		if (!st[i].up)
-			down++;
+		judge(&reqs[i], &st[i]);
+		down += !st[i].up;
 	}
-
-	/* DNS nodes that are up: their view of the edges, from /stats. */
-	struct ctl_req *sreq = xcalloc(n, sizeof *sreq);
-	size_t *sidx = xcalloc(n, sizeof *sidx);
-	json_t **stats = xcalloc(n, sizeof *stats);
-	size_t ns = 0;
-	for (size_t i = 0; i < n; i++)
-		if (st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns")) {
-			sreq[ns].url = ctl_url(ctl->cfg.nodes[i].url, "/stats");
-			sidx[ns++] = i;
-		}
-	if (ns) {
-		ctl_http_run(sreq, ns, ctl->cfg.timeout_ms, NULL);
-		for (size_t k = 0; k < ns; k++)
-			if (sreq[k].status == 200)
-				stats[sidx[k]] = json_loadb(sreq[k].resp.data ? sreq[k].resp.data : "", sreq[k].resp.len, 0, NULL);
-	}
-
-	if (ctl->json) {
-		json_t *arr = json_array();
-		for (size_t i = 0; i < n; i++) {
-			const struct ctl_node *nd = &ctl->cfg.nodes[i];
-			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:I}", "name", nd->name, "role", nd->role,
-			                      "url", nd->url, "state", st[i].up ? "up" : "down", "latency_ms",
-			                      reqs[i].latency_ms, "http_status", (json_int_t)reqs[i].status);
-			if (!st[i].up)
-				json_object_set_new(o, "error", json_string(st[i].why));
-			if (st[i].health)
-				json_object_set(o, "healthz", st[i].health);
-			if (stats[i] && json_is_array(json_object_get(stats[i], "edges")))
-				json_object_set(o, "edges", json_object_get(stats[i], "edges"));
-			json_array_append_new(arr, o);
-		}
-		json_t *top = json_pack("{s:o, s:i, s:i}", "nodes", arr, "up", (int)(n - (size_t)down), "down", down);
-		char *s = json_dumps(top, JSON_INDENT(2));
-		puts(s);
-		free(s);
-		json_decref(top);
-	} else {
-		printf("%-12s %-7s %-26s %-6s %-7s %-8s %-9s %-6s %s\n", "NAME", "ROLE", "URL", "STATE", "REGION",
-		       "VERSION", "UPTIME", "LOAD", "LATENCY");
-		for (size_t i = 0; i < n; i++) {
-			const struct ctl_node *nd = &ctl->cfg.nodes[i];
-			json_t *h = st[i].health;
-			char up[32], load[32], lat[48];
-			fmt_uptime(st[i].up ? h : NULL, up, sizeof up);
-			fmt_load(st[i].up ? h : NULL, load, sizeof load);
-			if (reqs[i].status)
-				snprintf(lat, sizeof lat, "%.1fms", reqs[i].latency_ms);
-			else
-				snprintf(lat, sizeof lat, "-");
-			printf("%-12s %-7s %-26s %-6s %-7s %-8s %-9s %-6s %s", nd->name, nd->role, nd->url,
-			       st[i].up ? "up" : "down", st[i].up ? jstr(h, "region", "-") : "-",
-			       st[i].up ? jstr(h, "version", "-") : "-", up, load, lat);
-			if (!st[i].up)
-				printf("  (%s)", st[i].why);
-			printf("\n");
-		}
-		for (size_t i = 0; i < n; i++)
-			if (stats[i])
-				print_dns_view(ctl->cfg.nodes[i].name, stats[i]);
-		printf("\n%zu up, %d down\n", n - (size_t)down, down);
-	}
-
+	json_t **stats = dns_stats(ctl, st, n); /* DNS nodes that are up: their view of the edges */
+	if (ctl->json)
+		print_json(ctl, reqs, st, stats, n, down);
+	else
+		print_table(ctl, reqs, st, stats, n, down);
 	for (size_t i = 0; i < n; i++) {
 		json_decref(st[i].health);
 		json_decref(stats[i]);
 		ctl_req_clear(&reqs[i]);
 	}
-	for (size_t k = 0; k < ns; k++)
-		ctl_req_clear(&sreq[k]);
-	free(sreq);
-	free(sidx);
 	free(stats);
 	free(reqs);
 	free(st);

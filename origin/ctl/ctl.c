@@ -1,5 +1,6 @@
 /* ctl.c -- minicdnctl's configuration schema and parallel HTTP fan-out */
 #include "origin/ctl/ctl.h"
+#include "common/secret.h"
 #include "common/xmalloc.h"
 
 #include <stdio.h>
@@ -20,7 +21,12 @@ static const struct cfg_key node_keys[] = {
 
 const struct cfg_key ctl_config_schema[] = {
 	{ "control_secret", CFG_STRING, offsetof(struct ctl_config, control_secret), NULL, 0, 0, 0, NULL, 0,
-	  0, NULL, "shared secret for /.minicdn/ control APIs (Authorization: Bearer)" },
+	  0, NULL, "shared secret for /.minicdn/ control APIs (Authorization: Bearer); "
+	  "better: control_secret_file" },
+	{ "control_secret_file", CFG_STRING, offsetof(struct ctl_config, control_secret_file), NULL, 0, 0,
+	  CFG_PATH, NULL, 0, 0, NULL,
+	  "file holding the control secret instead (one trailing newline dropped; mode 600 or 400: "
+	  "refused if group or others may read it)" },
 	{ "origin", CFG_STRING, offsetof(struct ctl_config, origin), NULL, 0, 0, 0, NULL, 0, 0, NULL,
 	  "the origin's control URL (push, scripts, rollback, unpush)" },
 	{ "timeout", CFG_MS, offsetof(struct ctl_config, timeout_ms), "3s", 50, 600000, 0, NULL, 0, 0, NULL,
@@ -32,8 +38,19 @@ const struct cfg_key ctl_config_schema[] = {
 	CFG_END
 };
 
-int ctl_config_check(const struct ctl_config *c, char *err, size_t errlen)
+int ctl_config_check(struct ctl_config *c, char *err, size_t errlen)
 {
+	if (c->control_secret_file) {
+		char why[256];
+		if (c->control_secret) {
+			snprintf(err, errlen, "control_secret and control_secret_file are both set: keep one");
+			return -1;
+		}
+		if (!(c->control_secret = secret_read_file(c->control_secret_file, why, sizeof why))) {
+			snprintf(err, errlen, "control_secret_file: %s", why);
+			return -1;
+		}
+	}
 	for (size_t i = 0; i < c->n_nodes; i++) {
 		const struct ctl_node *n = &c->nodes[i];
 		if (strcmp(n->role, "dns") && strcmp(n->role, "edge") && strcmp(n->role, "origin")) {

@@ -22,7 +22,9 @@ struct ctl_node {
 };
 
 struct ctl_config {
-	char *control_secret;   /* sent as Authorization: Bearer ... */
+	char *control_secret;   /* sent as Authorization: Bearer ... (read from
+	                           control_secret_file by ctl_config_check) */
+	char *control_secret_file;
 	char *origin;           /* the origin's control URL (push, scripts, rollback, unpush) */
 	int timeout_ms;         /* per-request timeout for fan-outs */
 	char *keys_dir;         /* where `keygen` writes by default */
@@ -30,9 +32,10 @@ struct ctl_config {
 	size_t n_nodes;
 };
 
-/* Checks what the schema cannot: roles, URL schemes, unique names.
- * Returns 0, or -1 with the reason in err. */
-int ctl_config_check(const struct ctl_config *c, char *err, size_t errlen);
+/* Checks what the schema cannot: roles, URL schemes, unique names; reads
+ * control_secret_file into control_secret.  Returns 0, or -1 with the reason
+ * in err. */
+int ctl_config_check(struct ctl_config *c, char *err, size_t errlen);
 
 /* The ctl configuration schema (drives parsing and `minicdnctl --help`). */
 extern const struct cfg_key ctl_config_schema[];

@@ -13,7 +13,7 @@ mkdir -p "$OUT/crashes"
 fail() { echo "FAIL: fuzz: $*"; exit 1; }
 command -v clang >/dev/null || fail "clang not installed"
 PKG="libconfig libmaxminddb"
-SRC="tests/fuzz/fuzz_query.c dns/query.c dns/snap.c dns/zone.c dns/geo.c dns/trie.c dns/edges.c dns/conf.c
+SRC="tests/fuzz/fuzz_query.c dns/query.c dns/rcode.c dns/snap.c dns/zone.c dns/geo.c dns/trie.c dns/edges.c dns/conf.c
      dns/counters.c common/log.c common/xmalloc.c common/buf.c common/addr.c common/cfg.c common/daemon.c"
 # shellcheck disable=SC2086
 if ! clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \

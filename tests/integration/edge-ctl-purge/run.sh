@@ -55,6 +55,8 @@ sed -i 's/test-secret/wrong/' "$T_DIR/ctl.conf"
 out=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --tag pics 2>&1); rc=$?
 t_eq "wrong secret: exit 1" 1 "$rc"
 t_check "wrong secret: HTTP 401 reported" outhas 'HTTP 401' 
+curl -s -D "$T_DIR/h401" -o /dev/null -X POST -H 'Authorization: Bearer wrong' -d '{"tag":"pics"}' "$E1/.minicdn/purge"
+t_check "edge's 401 names the scheme (WWW-Authenticate: Bearer)" grep -q $'^WWW-Authenticate: Bearer\r$' "$T_DIR/h401"
 "$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge >/dev/null 2>&1; rc=$?
 t_eq "no argument: usage, exit 2" 2 "$rc"
 "$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge /relative >/dev/null 2>&1; rc=$?

@@ -132,6 +132,7 @@ out=$("$CTL" -c "$T_DIR/wrong.conf" push "$T_DIR/b/hello.lua" 2>&1); rc=$?
 t_eq "push with a bad secret fails" 1 $rc
 t_check "bad secret: origin says 401" bash -c 'grep -q "HTTP 401" <<<"$1"' _ "$out"
 t_eq "no Authorization -> 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$URL/.minicdn/push")"
+t_check "origin's 401 names the scheme (WWW-Authenticate: Bearer)" bash -c "curl -s -D - -o /dev/null -X POST -d '{}' '$URL/.minicdn/push' | grep -q \$'^WWW-Authenticate: Bearer\r\$'"
 t_eq "wrong scheme -> 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Basic dGVzdA==' -d '{}' "$URL/.minicdn/push")"
 t_eq "prefix of the secret -> 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer test-secret' -d '{}' "$URL/.minicdn/push")"
 t_check "nothing stored after refused pushes" bash -c "[ -z \"\$(ls '$T_DIR/state/bundles')\" ]"

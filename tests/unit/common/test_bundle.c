@@ -123,6 +123,43 @@ static void test_tampered(void **st)
 	bundle_free(b);
 }
 
+/* During a rotation an edge lists the old and the new origin key: a bundle
+ * signed by either is accepted, one signed by a third key is not. */
+static void test_any_of_keys(void **st)
+{
+	struct bundle_keys two = { .n = 2 }, second = { .n = 1 };
+	uint8_t third_pk[BUNDLE_PK_LEN], sks[3][BUNDLE_SK_LEN];
+	char err[256];
+	size_t len, envlen;
+	bundle_keygen(two.pk[0], sks[0]);
+	bundle_keygen(two.pk[1], sks[1]);
+	bundle_keygen(third_pk, sks[2]);
+	memcpy(second.pk[0], two.pk[1], BUNDLE_PK_LEN);
+	struct bundle *b = hello();
+	char *bytes = bundle_serialize(b, &len, err, sizeof err);
+	for (int signer = 0; signer < 2; signer++) {
+		char *env = bundle_sign(bytes, len, sks[signer], &envlen);
+		struct bundle *ok = bundle_open_any(env, envlen, &two, NULL, NULL, err, sizeof err);
+		assert_non_null(ok);
+		bundle_free(ok);
+		/* The second key alone accepts only what it signed. */
+		struct bundle *only2 = bundle_open_any(env, envlen, &second, NULL, NULL, err, sizeof err);
+		if (signer == 1) {
+			assert_non_null(only2);
+			bundle_free(only2);
+		} else {
+			assert_null(only2);
+		}
+		free(env);
+	}
+	char *env = bundle_sign(bytes, len, sks[2], &envlen);
+	assert_null(bundle_open_any(env, envlen, &two, NULL, NULL, err, sizeof err));
+	assert_non_null(strstr(err, "any of the configured origin keys"));
+	free(env);
+	free(bytes);
+	bundle_free(b);
+}
+
 static void test_wrong_key_and_unsigned(void **st)
 {
 	uint8_t pk[BUNDLE_PK_LEN], sk[BUNDLE_SK_LEN], pk2[BUNDLE_PK_LEN], sk2[BUNDLE_SK_LEN];
@@ -335,6 +372,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_tampered),
 		cmocka_unit_test(test_wrong_key_and_unsigned),
+		cmocka_unit_test(test_any_of_keys),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_oversized),
 		cmocka_unit_test(test_routes),

@@ -130,7 +130,9 @@ static int setup(void **st)
 	fclose(f);
 	memset(&cfg, 0, sizeof cfg);
 	cfg.enabled = true;
-	cfg.pubkey = xstrdup(p);
+	cfg.pubkey = xcalloc(2, sizeof *cfg.pubkey);
+	cfg.pubkey[0] = xstrdup(p);
+	cfg.npubkey = 1;
 	cfg.path = xasprintf("%s/db", dir);
 	cfg.map_size = 16 << 20;
 	cfg.memory = 8 << 20;
@@ -152,6 +154,7 @@ static int teardown(void **st)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		return -1;
+	free(cfg.pubkey[0]);
 	free(cfg.pubkey);
 	free(cfg.path);
 	free(cfg.regions);

@@ -1,6 +1,9 @@
 /* counters.c -- per-thread shards of the edge's counters */
-#include "edge/front/counters.h"
+#include "edge/counters.h"
 
+/* A thread's shard is fixed the first time it counts; shards are handed out
+ * round-robin.  Process-wide on purpose: the shard is a property of the
+ * thread, whichever struct counters it counts into. */
 static _Atomic unsigned next_shard;
 static _Thread_local int my_shard = -1;
 

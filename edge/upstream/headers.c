@@ -1,0 +1,70 @@
+/* headers.c -- hop-by-hop fields and the filter on origin responses */
+#include "edge/upstream/headers.h"
+#include "common/hdrlist.h"
+
+#include <string.h>
+#include <strings.h>
+
+bool headers_hop_by_hop(const char *n, const char *connection)
+{
+	static const struct { const char *name; size_t len; } hop[] = {
+		{ "connection", 10 }, { "keep-alive", 10 }, { "proxy-connection", 16 }, { "te", 2 },
+		{ "trailer", 7 }, { "transfer-encoding", 17 }, { "upgrade", 7 },
+		{ "proxy-authenticate", 18 }, { "proxy-authorization", 19 },
+	};
+	/* Compared only where the length matches: most names match none. */
+	size_t len = strlen(n);
+	for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
+		if (hop[i].len == len && !strcasecmp(n, hop[i].name))
+			return true;
+	if (connection) {
+		size_t nl = len;
+		const char *p = connection;
+		while (*p) {
+			while (*p == ' ' || *p == ',' || *p == '\t')
+				p++;
+			const char *s = p;
+			while (*p && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			if ((size_t)(p - s) == nl && nl && !strncasecmp(s, n, nl))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Surrogate-Key is space-separated, Cache-Tag comma-separated. */
+static void add_tags(struct buf *tags, const char *v)
+{
+	const char *p = v;
+	while (*p) {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		const char *s = p;
+		while (*p && *p != ' ' && *p != ',' && *p != '\t')
+			p++;
+		if (p > s) {
+			buf_append(tags, s, (size_t)(p - s));
+			buf_append(tags, "", 1);
+		}
+	}
+}
+
+void headers_filter(const struct buf *in, struct buf *out, struct buf *tags)
+{
+	const char *conn = hdrlist_get(in, "Connection");
+	struct hdrlist_iter it;
+	const char *n, *v;
+	hdrlist_init(&it, in);
+	while (hdrlist_next(&it, &n, &v)) {
+		if (headers_hop_by_hop(n, conn) || !strcasecmp(n, "Content-Length") || !strcasecmp(n, "Age"))
+			continue;
+		if (!strcasecmp(n, "Surrogate-Key") || !strcasecmp(n, "Cache-Tag")) {
+			if (tags)
+				add_tags(tags, v);
+			continue;
+		}
+		buf_append(out, n, strlen(n) + 1);
+		buf_append(out, v, strlen(v) + 1);
+	}
+}

@@ -1,0 +1,82 @@
+/* test_headers.c -- hop-by-hop fields and the origin-response filter */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/hdrlist.h"
+#include "edge/upstream/headers.h"
+
+static void pack(struct buf *b, const char *n, const char *v)
+{
+	buf_append(b, n, strlen(n) + 1);
+	buf_append(b, v, strlen(v) + 1);
+}
+
+/* The packed list as "n=v;" pairs, for comparing. */
+static void flat(const struct buf *b, char *out, size_t cap)
+{
+	size_t n = 0;
+	struct hdrlist_iter it;
+	const char *k, *v;
+	out[0] = '\0';
+	hdrlist_init(&it, b);
+	while (hdrlist_next(&it, &k, &v))
+		n += (size_t)snprintf(out + n, cap - n, "%s=%s;", k, v);
+}
+
+static void test_hop_by_hop(void **state)
+{
+	assert_true(headers_hop_by_hop("Connection", NULL));
+	assert_true(headers_hop_by_hop("transfer-encoding", NULL));
+	assert_true(headers_hop_by_hop("TE", NULL));
+	assert_true(headers_hop_by_hop("Proxy-Authorization", NULL));
+	assert_false(headers_hop_by_hop("Content-Type", NULL));
+	assert_false(headers_hop_by_hop("Tee", NULL));
+	/* Named by Connection: hop-by-hop too, whatever the spacing or case. */
+	assert_true(headers_hop_by_hop("X-Session", "close, x-session"));
+	assert_true(headers_hop_by_hop("Foo", "\tfoo"));
+	assert_false(headers_hop_by_hop("X-Sess", "x-session"));
+	assert_false(headers_hop_by_hop("X-Session", "close"));
+}
+
+static void test_filter(void **state)
+{
+	struct buf in = BUF_INIT, out = BUF_INIT, tags = BUF_INIT;
+	pack(&in, "Content-Type", "text/plain");
+	pack(&in, "Connection", "keep-alive, X-Hop");
+	pack(&in, "X-Hop", "1");
+	pack(&in, "Content-Length", "10");
+	pack(&in, "Age", "5");
+	pack(&in, "Surrogate-Key", "a  b");
+	pack(&in, "Cache-Tag", "c,d, e");
+	pack(&in, "ETag", "\"v\"");
+	pack(&in, "Keep-Alive", "timeout=5");
+	headers_filter(&in, &out, &tags);
+	char got[256];
+	flat(&out, got, sizeof got);
+	assert_string_equal(got, "Content-Type=text/plain;ETag=\"v\";");
+	const char want[] = "a\0b\0c\0d\0e";
+	assert_int_equal(tags.len, sizeof want);
+	assert_memory_equal(tags.data, want, sizeof want);
+	/* Without a tags buffer the tag headers are still dropped. */
+	buf_free(&out);
+	headers_filter(&in, &out, NULL);
+	flat(&out, got, sizeof got);
+	assert_string_equal(got, "Content-Type=text/plain;ETag=\"v\";");
+	buf_free(&in);
+	buf_free(&out);
+	buf_free(&tags);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hop_by_hop),
+		cmocka_unit_test(test_filter),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
