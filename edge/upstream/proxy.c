@@ -3,7 +3,8 @@
  * Called by the front (edge/front/http.c) with a struct proxy_call; answers
  * with a struct proxy_answer (proxy.h).  Runs on the front's worker threads
  * (proxy_start, proxy_resume) and in the fetch thread (the fill hooks);
- * stores go through the cache's writer thread (store_done). */
+ * stores and 304 updates go through the cache's writer thread (store_done,
+ * update_done), so the fetch thread never waits for a write transaction. */
 #include "edge/upstream/proxy.h"
 #include "edge/cache/freshness.h"
 #include "edge/upstream/headers.h"
@@ -119,6 +120,10 @@ struct fill {
 	bool req_auth;
 	struct buf old_hdrs;  /* REVALIDATE/REFRESH: stored headers for the 304 merge */
 	struct entry_meta old_meta;
+	/* REVALIDATE/REFRESH after a 304: what the queued update writes, and
+	 * what requests answered before its commit are served with */
+	struct buf new_hdrs;
+	struct entry_meta new_meta;
 	uint64_t purge_seq;   /* cache_purge_seq() as the request was sent */
 	bool in_table;
 	/* decided in the fetch thread before waiters are woken */
@@ -136,6 +141,7 @@ static void fill_free(void *p)
 	free(x->storage_key);
 	buf_free(&x->req_hdrs);
 	buf_free(&x->old_hdrs);
+	buf_free(&x->new_hdrs);
 	free(x);
 }
 
@@ -260,20 +266,18 @@ static void on_headers(struct fetch *f)
 		return;
 	}
 	if ((x->mode == REVALIDATE || x->mode == REFRESH) && f->status == 304) {
-		struct buf merged = BUF_INIT;
-		merge_304(x, f, &merged);
-		fill_evaluate(x, f, &merged, x->old_meta.status);
-		struct entry_meta m;
-		meta_from(x, f, x->old_meta.status, &m);
+		merge_304(x, f, &x->new_hdrs);
+		fill_evaluate(x, f, &x->new_hdrs, x->old_meta.status);
+		meta_from(x, f, x->old_meta.status, &x->new_meta);
 		if (!x->fo.storable) {
 			/* The origin now says "do not store": drop the old copy. */
 			cache_purge_key(e->cache, x->key);
-		} else if (cache_update(e->cache, x->storage_key, &m, merged.data ? merged.data : "",
-		                        merged.len) == 0) {
+		} else {
+			/* The update is queued by on_done; until it is committed,
+			 * requests are answered with new_meta and new_hdrs over the
+			 * stored body (proxy_resume). */
 			x->revalidated = true;
-			counters_add(&e->n, C_REVALIDATED, 1);
 		}
-		buf_free(&merged);
 		x->shareable = x->revalidated;
 		return;
 	}
@@ -319,6 +323,22 @@ static void store_done(void *cls, int rc)
 	free(ps);
 }
 
+/* Runs in the cache's writer thread once the 304's update is committed (or
+ * the entry was gone); the fill leaves the collapse table only now, so a
+ * request in between joins it instead of revalidating again. */
+static void update_done(void *cls, int rc)
+{
+	struct fetch *f = cls;
+	struct fill *x = f->ctx;
+	if (rc == 0)
+		counters_add(&x->e->n, C_REVALIDATED, 1);
+	if (x->in_table) {
+		collapse_remove(x->e->collapse, x->key, f);
+		x->in_table = false;
+	}
+	fetch_unref(f);
+}
+
 static void on_done(struct fetch *f)
 {
 	struct fill *x = f->ctx;
@@ -329,6 +349,15 @@ static void on_done(struct fetch *f)
 	counters_add(&e->n, C_ORIGIN_FETCHES, 1);
 	if (f->status == 0 || f->status >= 500)
 		counters_add(&e->n, C_ORIGIN_ERRORS, 1);
+	if (x->revalidated) {
+		/* Queued here, not in on_headers: update_done may then run at
+		 * any moment, as in_table is no longer written by this thread. */
+		fetch_ref(f);
+		cache_update_async(e->cache, x->storage_key, &x->new_meta,
+		                   x->new_hdrs.data ? x->new_hdrs.data : "", x->new_hdrs.len,
+		                   update_done, f);
+		return;
+	}
 	if (x->store && ok) {
 		/* Stored by the cache's writer thread (group commit), so this
 		 * thread goes back to the origin at once.  The fetch stays in the
@@ -712,6 +741,43 @@ static bool same_variant(struct proxy_call *pc, struct fetch *f, struct fill *x)
 	return same;
 }
 
+/* After a 304: the stored entry, with the meta and headers of its update
+ * (queued to the cache's writer, perhaps not committed yet: the body is
+ * the same either way).  Another variant found for pc, or an entry stored
+ * since from another response, is served as it is stored.  Detaches pc;
+ * false if the entry is gone. */
+static bool answer_revalidated(struct proxy_call *pc, struct fill *x, struct proxy_answer *a)
+{
+	char *sk = xstrdup(x->storage_key);
+	struct entry_meta m = x->new_meta, old = x->old_meta;
+	struct buf h = BUF_INIT;
+	buf_append(&h, x->new_hdrs.data ? x->new_hdrs.data : "", x->new_hdrs.len);
+	bool joined = pc->joined_done;
+	detach(pc); /* may free x */
+	bool ok = answer_entry(pc, 304, NULL, a);
+	/* The entry revalidated, before or after its update, and not one
+	 * stored since from another response. */
+	bool same = ok && !strcmp(a->storage_key.data, sk) &&
+	            ((a->v.meta.request_time == old.request_time &&
+	              a->v.meta.response_time == old.response_time) ||
+	             (a->v.meta.request_time == m.request_time &&
+	              a->v.meta.response_time == m.response_time));
+	if (same) {
+		a->v.meta = m;
+		a->v.hdrs = h.data ? h.data : "";
+		a->v.hdrs_len = h.len;
+		a->hdrs = h; /* owned by the answer */
+		h = (struct buf)BUF_INIT;
+	}
+	if (ok && joined) { /* answered without going forward: a hit */
+		a->fwd = FWD_NONE;
+		a->fwd_status = 0;
+	}
+	buf_free(&h);
+	free(sk);
+	return ok;
+}
+
 void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 {
 	struct edge *e = pc->edge;
@@ -741,9 +807,9 @@ void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 
 	bool revalidated = x->revalidated; /* detach() may free x */
 	if (revalidated || (status == 304 && x->mode != PASS)) {
-		detach(pc);
-		if (revalidated && answer_entry(pc, 304, NULL, a))
+		if (revalidated && answer_revalidated(pc, x, a))
 			return;
+		detach(pc);
 		/* Gone meanwhile (purged, evicted): fetch it again. */
 		pc->no_collapse = true;
 		proxy_start(pc, NULL, a);

@@ -95,8 +95,10 @@ struct proxy_answer {
 	enum proxy_kind kind;
 	unsigned status;          /* STREAM: the origin's; ERROR: the one to answer */
 	const char *msg;          /* ERROR: static text */
-	/* ENTRY: ref is the receiver's to release (v borrowed from it);
-	 * storage_key owned (buf_free).  fwd/fwd_status/detail for Cache-Status. */
+	/* ENTRY: ref is the receiver's to release (v borrowed from it, except
+	 * v.hdrs when hdrs below is set: a revalidated entry whose update is
+	 * not committed yet); storage_key and hdrs owned (buf_free).
+	 * fwd/fwd_status/detail for Cache-Status. */
 	struct cache_ref *ref;
 	struct entry_view v;
 	struct buf storage_key;
@@ -106,7 +108,7 @@ struct proxy_answer {
 	/* STREAM: the fetch is borrowed from the call (proxy_stream_open takes
 	 * its own reference); open the stream before proxy_release, or a fetch
 	 * that drops read bytes would drop unread ones.  hdrs: the origin's
-	 * headers after headers_filter (owned, buf_free). */
+	 * headers after headers_filter (owned, buf_free; for ENTRY see above). */
 	struct fetch *f;
 	struct buf hdrs;
 	int64_t length;           /* the body's length, -1: not known */
