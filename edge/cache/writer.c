@@ -97,7 +97,8 @@ static int store_in(struct cache *c, MDB_txn *t, const char *key, const char *va
 	}
 	char skb[DBKEY_MAX];
 	MDB_val skey = { dbkey(sk.data, sk.len, skb), skb };
-	del_record(c, t, &skey, true);
+	if (names.len || have_old) /* else nothing is stored under skey (== pkey) */
+		del_record(c, t, &skey, true);
 	uint64_t id, now = now_s();
 	void *dst;
 	if ((rc = body_reserve(c, t, vsize, &id, &dst)) != 0)
