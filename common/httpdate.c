@@ -1,10 +1,13 @@
-/* httpdate.c -- HTTP dates */
+/* httpdate.c -- HTTP dates: IMF-fixdate written, the three RFC 9110 forms read */
 #include "common/httpdate.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const wday[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+static const char *const wday_long[] = { "Sunday",   "Monday", "Tuesday", "Wednesday",
+	                                 "Thursday", "Friday", "Saturday" };
 static const char *const month[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 	                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
@@ -15,14 +18,6 @@ const char *httpdate_format(time_t t, char *out)
 	snprintf(out, HTTPDATE_LEN, "%s, %02d %s %04d %02d:%02d:%02d GMT", wday[tm.tm_wday], tm.tm_mday,
 	         month[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	return out;
-}
-
-static int month_index(const char *m)
-{
-	for (int i = 0; i < 12; i++)
-		if (strncmp(m, month[i], 3) == 0)
-			return i;
-	return -1;
 }
 
 /* Days from 1970-01-01 to y-m-d (proleptic Gregorian; m 1..12), as
@@ -37,60 +32,132 @@ static long days_from_civil(long y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-static int two_digits(const char *p)
+static int month_days(int year, int m)
 {
-	if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9')
-		return -1;
-	return (p[0] - '0') * 10 + (p[1] - '0');
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+	return days[m] + (m == 1 && leap);
 }
 
-/* IMF-fixdate, the only form a sender may generate (RFC 9110 5.6.7), read
- * by position: origins send one per response and sscanf cost more than
- * the rest of the freshness arithmetic.  -2: not in this form. */
-static time_t parse_fixdate(const char *s)
+static int digits(const char *p, int n)
 {
-	/* "Sun, 06 Nov 1994 08:49:37 GMT" */
-	if (strlen(s) < 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
-	    s[16] != ' ' || s[19] != ':' || s[22] != ':' || memcmp(s + 25, " GMT", 4))
-		return -2;
-	int day = two_digits(s + 5), c = two_digits(s + 12), yy = two_digits(s + 14);
-	int h = two_digits(s + 17), mi = two_digits(s + 20), sec = two_digits(s + 23);
-	int m = month_index(s + 8);
-	if (day < 0 || c < 0 || yy < 0 || h < 0 || mi < 0 || sec < 0)
-		return -2;
-	int year = c * 100 + yy;
-	if (m < 0 || day < 1 || day > 31 || h > 23 || mi > 59 || sec > 60 || year < 1970)
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+/* Index of the 3-letter name at p in names, or -1.  RFC 9110 makes the
+ * names case-sensitive, but RFC 9111 4.2 asks a cache to match dates
+ * case-insensitively: "thu", "JAN" and "gmt" are read. */
+static int name3(const char *p, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!strncasecmp(p, names[i], 3))
+			return i;
+	return -1;
+}
+
+/* "08:49:37" at p: hour, minute, second (0..60 for a leap second). */
+static int time_of_day(const char *p, int *h, int *mi, int *sec)
+{
+	if (p[2] != ':' || p[5] != ':')
+		return -1;
+	*h = digits(p, 2);
+	*mi = digits(p + 3, 2);
+	*sec = digits(p + 6, 2);
+	return *h < 0 || *mi < 0 || *sec < 0 || *h > 23 || *mi > 59 || *sec > 60 ? -1 : 0;
+}
+
+static time_t to_time(int year, int m, int day, int h, int mi, int sec)
+{
+	if (m < 0 || year < 1970 || day < 1 || day > month_days(year, m))
 		return -1;
 	return (time_t)(days_from_civil(year, m + 1, day) * 86400L + h * 3600L + mi * 60L + sec);
 }
 
+/* IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT": the only form a sender may
+ * generate, read by position (origins send one per response, and sscanf
+ * cost more than the rest of the freshness arithmetic). */
+static time_t parse_fixdate(const char *s, size_t n)
+{
+	int h, mi, sec;
+	if (n != 29 || name3(s, wday, 7) < 0 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' ||
+	    s[11] != ' ' || s[16] != ' ' || strncasecmp(s + 25, " GMT", 4) ||
+	    time_of_day(s + 17, &h, &mi, &sec) < 0)
+		return -1;
+	int day = digits(s + 5, 2), year = digits(s + 12, 4);
+	if (day < 0 || year < 0)
+		return -1;
+	return to_time(year, name3(s + 8, month, 12), day, h, mi, sec);
+}
+
+/* rfc850-date, "Sunday, 06-Nov-94 08:49:37 GMT".  RFC 9110 5.6.7: a year
+ * that appears more than 50 years in the future is the most recent past
+ * year with the same last two digits. */
+static time_t parse_rfc850(const char *s, size_t n, time_t now)
+{
+	const char *c = memchr(s, ',', n);
+	if (!c)
+		return -1;
+	size_t wl = (size_t)(c - s);
+	int w = -1;
+	for (int i = 0; i < 7; i++)
+		if (strlen(wday_long[i]) == wl && !strncasecmp(s, wday_long[i], wl))
+			w = i;
+	const char *p = c + 1; /* " 06-Nov-94 08:49:37 GMT" */
+	int h, mi, sec;
+	if (w < 0 || (size_t)(s + n - p) != 23 || p[0] != ' ' || p[3] != '-' || p[7] != '-' ||
+	    p[10] != ' ' || strncasecmp(p + 19, " GMT", 4) || time_of_day(p + 11, &h, &mi, &sec) < 0)
+		return -1;
+	int day = digits(p + 1, 2), yy = digits(p + 8, 2);
+	if (day < 0 || yy < 0)
+		return -1;
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	int this_year = tm.tm_year + 1900;
+	int year = this_year - this_year % 100 + yy;
+	if (year > this_year + 50)
+		year -= 100;
+	return to_time(year, name3(p + 4, month, 12), day, h, mi, sec);
+}
+
+/* asctime-date, "Sun Nov  6 08:49:37 1994": the day is two digits or a
+ * space and one digit. */
+static time_t parse_asctime(const char *s, size_t n)
+{
+	int h, mi, sec;
+	if (n != 24 || name3(s, wday, 7) < 0 || s[3] != ' ' || s[7] != ' ' || s[10] != ' ' ||
+	    s[19] != ' ' || time_of_day(s + 11, &h, &mi, &sec) < 0)
+		return -1;
+	int day = s[8] == ' ' ? digits(s + 9, 1) : digits(s + 8, 2);
+	int year = digits(s + 20, 4);
+	if (day < 0 || year < 0)
+		return -1;
+	return to_time(year, name3(s + 4, month, 12), day, h, mi, sec);
+}
+
+time_t httpdate_parse_at(const char *s, time_t now)
+{
+	if (!s)
+		return -1;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n == 29 && s[3] == ',')
+		return parse_fixdate(s, n);
+	if (n == 24 && s[3] == ' ')
+		return parse_asctime(s, n);
+	return parse_rfc850(s, n, now);
+}
+
 time_t httpdate_parse(const char *s)
 {
-	time_t t = parse_fixdate(s);
-	if (t != -2)
-		return t;
-	struct tm tm;
-	char mon[4], wd[16];
-	int day, year, h, mi, sec, n = 0;
-	memset(&tm, 0, sizeof tm);
-	if (sscanf(s, "%3s, %2d %3s %4d %2d:%2d:%2d GMT%n", wd, &day, mon, &year, &h, &mi, &sec, &n) == 7 && n) {
-		/* IMF-fixdate */
-	} else if (sscanf(s, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT%n", wd, &day, mon, &year, &h, &mi, &sec, &n) == 7 && n) {
-		/* RFC 850: two-digit year, RFC 9110 says interpret within 50 years */
-		year += year < 70 ? 2000 : 1900;
-	} else if (sscanf(s, "%3s %3s %2d %2d:%2d:%2d %4d%n", wd, mon, &day, &h, &mi, &sec, &year, &n) == 7 && n) {
-		/* asctime */
-	} else {
-		return -1;
-	}
-	int m = month_index(mon);
-	if (m < 0 || day < 1 || day > 31 || h > 23 || mi > 59 || sec > 60 || year < 1970)
-		return -1;
-	tm.tm_year = year - 1900;
-	tm.tm_mon = m;
-	tm.tm_mday = day;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	return timegm(&tm);
+	/* time() is a vDSO read; only an RFC 850 date uses it. */
+	return httpdate_parse_at(s, time(NULL));
 }

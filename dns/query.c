@@ -548,6 +548,17 @@ static size_t put_opt(uint8_t *b, size_t off, const struct q *q, int rcode, uint
 	return off + 11 + olen;
 }
 
+static inline void count_reply(struct counters *st, bool tcp, unsigned rcode, bool ecs)
+{
+	if (tcp)
+		st->tcp++;
+	else
+		st->udp++;
+	st->rcode[rcode < COUNTERS_RCODES ? rcode : COUNTERS_RCODES - 1]++;
+	if (ecs)
+		st->ecs++;
+}
+
 size_t query_process(struct query_env *env, const uint8_t *pkt, size_t len, const struct sockaddr *client,
                      bool tcp, uint8_t *out, size_t cap)
 {
@@ -659,15 +670,8 @@ reply:;
 		arc++;
 	}
 	wr16(out + 10, arc);
-	if (st) {
-		if (tcp)
-			st->tcp++;
-		else
-			st->udp++;
-		st->rcode[a.rcode < COUNTERS_RCODES ? a.rcode : COUNTERS_RCODES - 1]++;
-		if (q.ecs.present)
-			st->ecs++;
-	}
+	if (st)
+		count_reply(st, tcp, a.rcode, q.ecs.present);
 	return n;
 }
 

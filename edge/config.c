@@ -59,7 +59,14 @@ static const struct cfg_key cache_keys[] = {
 	  "cap on heuristic freshness" },
 	{ "stale_if_error", CFG_MS, O(cache.stale_if_error_ms), "0", 0, 0, 0, NULL, 0, 0, NULL,
 	  "default: how long past expiry a stale entry may be served when the origin fails "
-	  "(the response's stale-if-error wins)" },
+	  "(the response's stale-if-error wins); an origin error status (500, 502, 503, 504) "
+	  "passes through unless this or stale-if-error covers the entry" },
+	{ "stale_if_unreachable", CFG_MS, O(cache.stale_if_unreachable_ms), "1h", 0, 604800000, 0,
+	  NULL, 0, 0, NULL,
+	  "how long past expiry a stale entry is served when the origin cannot be reached "
+	  "(connection refused or reset, timeout), RFC 9111 4.2.4; a longer stale-if-error wins; "
+	  "never for responses with no-cache, must-revalidate, proxy-revalidate or s-maxage; "
+	  "0: only stale-if-error" },
 	{ "honor_client_no_cache", CFG_BOOL, O(cache.honor_client_no_cache), "true", 0, 0, 0, NULL, 0,
 	  0, NULL,
 	  "true (RFC 9111): a client's Cache-Control no-cache / max-age=0 or Pragma: no-cache makes "

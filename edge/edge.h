@@ -37,6 +37,7 @@ struct edge_config {
 		int max_readers;
 		double heuristic_fraction;
 		int heuristic_max_ms, stale_if_error_ms;
+		int stale_if_unreachable_ms; /* stale served while the origin cannot be reached */
 		int check_ms;         /* start-up wait for body checksums after an unclean stop */
 		uint64_t verify_rate; /* the background checksum pass's bytes/s, 0 = no limit */
 		bool honor_client_no_cache; /* false: ignore client no-cache / max-age=0 / Pragma */

@@ -4,20 +4,34 @@
 #   t_init NAME              # temp dir in $T_DIR, cleanup trap, counters
 #   port=$(t_free_port)      # a TCP+UDP port free on loopback
 #   t_start NAME cmd args... # background process, PID recorded, log in $T_DIR/NAME.log
+#                            # (an earlier NAME.log is kept as NAME.log.1, .2, ...)
 #   t_wait_http URL [secs]   # until the URL answers (any status)
 #   t_stop NAME              # SIGTERM by PID, SIGKILL after 5 s
 #   t_check "message" cmd... # PASS if cmd succeeds, FAIL otherwise
 #   t_eq "message" expected actual
+#   t_fails_with STATUS "message" cmd...  # PASS if cmd exits with STATUS and prints
+#                            # no sanitizer report; its output is left in $T_OUT
+#   t_skip "reason"          # a SKIP: line (counted by tests/run.sh)
+#   m=$(t_log_mark NAME)     # the current end of NAME.log ...
+#   t_log_since NAME $m      # ... and what NAME logged after it
 #   t_done                   # stops everything, prints the tally, exit status
 #
 # Every process is started and stopped by PID; the temp dir is removed at exit.
-# Sanitizer reports in any daemon log count as a failure.
+# Sanitizer reports count as a failure: each log is scanned when its process is
+# stopped or killed, and t_done scans every *.log* file in $T_DIR once more
+# (rotated logs, logs of processes that exited on their own).
 
 T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${MINICDN_BIN:-$T_ROOT/build/bin}
 T_PASS=0
 T_FAIL=0
 declare -A T_PIDS
+# Logs already scanned for sanitizer reports, "device:inode" -> size when
+# scanned: a rename (rotation, a test's own mv) keeps the inode, so a report
+# is counted once however many times the file is looked at.
+declare -A T_SCANNED
+# What ASan, LeakSanitizer, TSan and UBSan print when they find something.
+T_SAN_RE='ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:'
 
 t_init() {
 	T_NAME=$1
@@ -40,6 +54,29 @@ t_eq() {
 	if [ "$2" = "$3" ]; then t_pass "$1"; else t_fail "$1 (expected '$2', got '$3')"; fi
 }
 
+t_skip() { echo "SKIP: $T_NAME: $*"; }
+
+# A command that must fail, and fail the intended way: exactly STATUS, and no
+# sanitizer report in what it printed.  An ASan abort exits 1 and a leak 23,
+# which a check for "any non-zero exit" would take for the expected failure.
+# Its stdout and stderr (together) are left in T_OUT for further checks.
+t_fails_with() {
+	local want=$1 msg=$2 rc out; shift 2
+	out=$(mktemp "$T_DIR/fails-with.XXXXXX")
+	"$@" >"$out" 2>&1
+	rc=$?
+	T_OUT=$(cat "$out")
+	if grep -qE "$T_SAN_RE" "$out"; then
+		t_fail "$msg (exit $rc with a sanitizer report:)"
+		grep -E -A20 "$T_SAN_RE" "$out" | head -40 | sed 's/^/    /'
+	elif [ "$rc" -ne "$want" ]; then
+		t_fail "$msg (expected exit $want, got $rc)"
+	else
+		t_pass "$msg"
+	fi
+	rm -f "$out"
+}
+
 # A port free for both TCP and UDP on 127.0.0.1; random so parallel runs rarely collide.
 t_free_port() {
 	python3 - <<'PY'
@@ -56,10 +93,22 @@ PY
 }
 
 t_start() {
-	local name=$1; shift
-	"$@" >"$T_DIR/$name.log" 2>&1 &
+	local name=$1 log n=1; shift
+	log=$T_DIR/$name.log
+	if [ -e "$log" ]; then
+		# The previous process of that name may have exited on its own,
+		# never stopped by t_stop: scan it before it is rotated.
+		t_scan_file "$log" "$name"
+		while [ -e "$log.$n" ]; do n=$((n + 1)); done
+		mv "$log" "$log.$n"
+	fi
+	"$@" >"$log" 2>&1 &
 	T_PIDS[$name]=$!
 }
+
+# Byte offset of the end of NAME.log now; t_log_since prints what came after.
+t_log_mark() { stat -c %s "$T_DIR/$1.log" 2>/dev/null || echo 0; }
+t_log_since() { tail -c +$(($2 + 1)) "$T_DIR/$1.log" 2>/dev/null; }
 
 t_pid() { echo "${T_PIDS[$1]}"; }
 
@@ -84,13 +133,22 @@ t_kill9() {
 	kill -KILL "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	unset "T_PIDS[$name]"
+	# No report at exit after SIGKILL, but one from before (a UBSan or ASan
+	# halt that already ended the process) is in the log.
+	t_scan_log "$name"
 }
 
-t_scan_log() {
-	local log="$T_DIR/$1.log"
-	if [ -f "$log" ] && grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$log"; then
-		t_fail "$1: sanitizer report in its log:"
-		grep -E -A20 'Sanitizer|runtime error:' "$log" | head -40 | sed 's/^/    /'
+t_scan_log() { t_scan_file "$T_DIR/$1.log" "$1"; }
+
+t_scan_file() { # path label
+	local f=$1 key size
+	[ -f "$f" ] || return 0
+	key=$(stat -c %d:%i "$f") size=$(stat -c %s "$f")
+	[ "${T_SCANNED[$key]:-}" = "$size" ] && return 0
+	T_SCANNED[$key]=$size
+	if grep -qE "$T_SAN_RE" "$f"; then
+		t_fail "$2: sanitizer report in ${f##*/}:"
+		grep -E -A20 "$T_SAN_RE" "$f" | head -40 | sed 's/^/    /'
 	fi
 }
 
@@ -123,8 +181,9 @@ t_cleanup() {
 }
 
 t_done() {
-	local name
+	local name f
 	for name in "${!T_PIDS[@]}"; do t_stop "$name"; done
+	for f in "$T_DIR"/*.log "$T_DIR"/*.log.*; do t_scan_file "$f" "${f##*/}"; done
 	if [ "$T_FAIL" -gt 0 ]; then
 		for f in "$T_DIR"/*.log; do
 			[ -f "$f" ] || continue

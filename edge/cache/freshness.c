@@ -1,6 +1,8 @@
 /* freshness.c -- RFC 9111 freshness, age and storability; pure functions */
 #include "edge/cache/freshness.h"
 #include "common/httpdate.h"
+#include "common/sf.h"
+#include "edge/cache/vary.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -20,6 +22,14 @@ static int64_t parse_delta(const char *s, size_t n)
 			v = v * 10 + (s[i] - '0');
 	}
 	return v > 2147483648LL ? 2147483648LL : v;
+}
+
+/* RFC 9111 4.2.1: a directive given twice with different values (two
+ * Cache-Control lines, say) makes the response stale rather than picking
+ * one; the same value twice is harmless. */
+static void set_delta(int64_t *slot, int64_t d)
+{
+	*slot = *slot >= 0 && *slot != d ? 0 : d;
 }
 
 void freshness_parse_cc(const char *v, struct cc *c)
@@ -82,23 +92,142 @@ void freshness_parse_cc(const char *v, struct cc *c)
 			c->only_if_cached = true;
 		else if (IS("immutable"))
 			c->immutable = true;
+		else if (IS("must-understand"))
+			c->must_understand = true;
 		else if (IS("max-age")) {
 			int64_t d = parse_delta(val, vlen);
-			c->max_age = d < 0 ? 0 : d;
+			set_delta(&c->max_age, d < 0 ? 0 : d);
 		} else if (IS("s-maxage")) {
 			int64_t d = parse_delta(val, vlen);
-			c->s_maxage = d < 0 ? 0 : d;
-		} else if (IS("stale-while-revalidate"))
-			c->swr = parse_delta(val, vlen);
-		else if (IS("stale-if-error"))
-			c->sie = parse_delta(val, vlen);
-		else if (IS("min-fresh"))
+			set_delta(&c->s_maxage, d < 0 ? 0 : d);
+		} else if (IS("stale-while-revalidate")) {
+			int64_t d = parse_delta(val, vlen);
+			if (d >= 0)
+				set_delta(&c->swr, d);
+		} else if (IS("stale-if-error")) {
+			int64_t d = parse_delta(val, vlen);
+			if (d >= 0)
+				set_delta(&c->sie, d);
+		} else if (IS("min-fresh"))
 			c->min_fresh = parse_delta(val, vlen);
 		else if (IS("max-stale"))
 			c->max_stale = val ? parse_delta(val, vlen) : 2147483648LL;
 #undef IS
 	}
 }
+
+/* ---------- CDN-Cache-Control (RFC 9213) ---------- */
+
+struct cdn_parse {
+	struct cc *c;
+	bool bad; /* a known directive with a value of the wrong type */
+};
+
+static bool key_is(const char *k, size_t kl, const char *lit)
+{
+	return kl == strlen(lit) && !memcmp(k, lit, kl);
+}
+
+/* RFC 9213 2.1: delta-seconds are Integers; a Decimal, String or Token is
+ * a value the cache "SHOULD NOT consume", and it makes the whole field
+ * ignored (falling back to Cache-Control) rather than half-read. */
+static void cdn_delta(struct cdn_parse *cp, const struct sf_item *v, int64_t *slot)
+{
+	if (v->type != SF_INTEGER || v->integer < 0) {
+		cp->bad = true;
+		return;
+	}
+	*slot = v->integer > 2147483648LL ? 2147483648LL : v->integer;
+}
+
+/* Directives without arguments are Booleans; true sets them, false leaves
+ * them unset. */
+static void cdn_flag(struct cdn_parse *cp, const struct sf_item *v, bool *flag)
+{
+	if (v->type != SF_BOOLEAN)
+		cp->bad = true;
+	else
+		*flag = v->boolean;
+}
+
+static void cdn_member(void *cls, const char *k, size_t kl, const struct sf_item *v)
+{
+	struct cdn_parse *cp = cls;
+	struct cc *c = cp->c;
+	c->present = true;
+	if (key_is(k, kl, "max-age"))
+		cdn_delta(cp, v, &c->max_age);
+	else if (key_is(k, kl, "s-maxage"))
+		cdn_delta(cp, v, &c->s_maxage);
+	else if (key_is(k, kl, "stale-while-revalidate"))
+		cdn_delta(cp, v, &c->swr);
+	else if (key_is(k, kl, "stale-if-error"))
+		cdn_delta(cp, v, &c->sie);
+	else if (key_is(k, kl, "no-store"))
+		cdn_flag(cp, v, &c->no_store);
+	else if (key_is(k, kl, "must-revalidate"))
+		cdn_flag(cp, v, &c->must_revalidate);
+	else if (key_is(k, kl, "proxy-revalidate"))
+		cdn_flag(cp, v, &c->proxy_revalidate);
+	else if (key_is(k, kl, "public"))
+		cdn_flag(cp, v, &c->public_);
+	else if (key_is(k, kl, "no-transform"))
+		cdn_flag(cp, v, &c->no_transform);
+	else if (key_is(k, kl, "immutable"))
+		cdn_flag(cp, v, &c->immutable);
+	else if (key_is(k, kl, "must-understand"))
+		cdn_flag(cp, v, &c->must_understand);
+	else if (key_is(k, kl, "no-cache") || key_is(k, kl, "private")) {
+		/* The qualified form (a String of field names, or an Inner
+		 * List of them) is treated as unqualified: stricter. */
+		bool *f = k[0] == 'n' ? &c->no_cache : &c->private_;
+		if (v->type == SF_BOOLEAN)
+			*f = v->boolean;
+		else if (v->type == SF_STRING || v->type == SF_INNER_LIST)
+			*f = true;
+		else
+			cp->bad = true;
+	}
+	/* Unknown keys are ignored whatever their shape (RFC 9111 5.2.3). */
+}
+
+static void cc_clear(struct cc *c)
+{
+	memset(c, 0, sizeof *c);
+	c->max_age = c->s_maxage = c->swr = c->sie = c->min_fresh = c->max_stale = -1;
+}
+
+bool freshness_parse_cdn_cc(const char *v, struct cc *c)
+{
+	cc_clear(c);
+	if (!v)
+		return false;
+	struct cdn_parse cp = { c, false };
+	if (sf_parse_dictionary(v, strlen(v), cdn_member, &cp) < 0 || cp.bad || !c->present) {
+		cc_clear(c);
+		return false;
+	}
+	return true;
+}
+
+/* ---------- Age (RFC 9111 5.1) ---------- */
+
+int64_t freshness_parse_age(const char *v)
+{
+	if (!v)
+		return -1;
+	/* A list (two Age lines joined): the first member counts. */
+	while (*v == ' ' || *v == '\t')
+		v++;
+	size_t n = strcspn(v, ",");
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	/* Digits only: "7200.0", "-1" and "1e3" are not delta-seconds and the
+	 * field is ignored, not truncated. */
+	return parse_delta(v, n);
+}
+
+/* ---------- status codes ---------- */
 
 bool freshness_heuristic_status(unsigned s)
 {
@@ -112,28 +241,85 @@ bool freshness_heuristic_status(unsigned s)
 
 bool freshness_cacheable_status(unsigned s)
 {
-	/* Final status codes this cache understands (RFC 9111 3: "the response
-	 * status code is final" and understood).  206 is not stored: a range miss
-	 * fetches the whole object instead. */
-	if (s < 200 || s == 206 || s == 304)
-		return false;
+	/* RFC 9111 3: any final status may be stored; this cache does not
+	 * store 206 (a range miss fetches the whole object) and a 304 only
+	 * updates the response it validates (4.3.4).  600..999 are not HTTP
+	 * status codes (RFC 9110 15). */
+	return s >= 200 && s <= 599 && s != 206 && s != 304;
+}
+
+bool freshness_understood_status(unsigned s)
+{
+	/* The codes of RFC 9110 15 whose caching rules this cache follows
+	 * (must-understand, RFC 9111 5.2.2.3); 206 and 304 are not stored. */
 	switch (s) {
-	case 200: case 203: case 204: case 300: case 301: case 302: case 303: case 307: case 308:
-	case 400: case 403: case 404: case 405: case 410: case 414:
-	case 500: case 501: case 502: case 503: case 504:
+	case 200: case 201: case 202: case 203: case 204: case 205:
+	case 300: case 301: case 302: case 303: case 307: case 308:
+	case 400: case 401: case 403: case 404: case 405: case 406: case 408: case 409: case 410:
+	case 411: case 412: case 413: case 414: case 415: case 416: case 417: case 421: case 422:
+	case 426:
+	case 500: case 501: case 502: case 503: case 504: case 505:
 		return true;
 	}
 	return false;
 }
 
-static int64_t parse_int(const char *s)
+/* ---------- conditional requests ---------- */
+
+bool freshness_not_modified_since(const char *ims, const char *last_modified, const char *date)
 {
-	if (!s)
-		return -1;
-	while (*s == ' ')
-		s++;
-	size_t n = strspn(s, "0123456789");
-	return parse_delta(s, n);
+	if (!ims)
+		return false;
+	/* RFC 9111 4.3.2: without Last-Modified, the stored Date stands in. */
+	const char *lmv = last_modified ? last_modified : date;
+	time_t t = httpdate_parse(ims), lm = lmv ? httpdate_parse(lmv) : -1;
+	return t >= 0 && lm >= 0 && lm <= t;
+}
+
+bool freshness_304_selects(const char *stored_etag, const char *etag_304, const char *stored_lm,
+                           const char *lm_304)
+{
+	if (etag_304) {
+		/* A strong validator selects only a strongly equal one; a weak one
+		 * any that is weakly equal. */
+		if (!stored_etag)
+			return false;
+		bool weak = !strncmp(etag_304, "W/", 2), stored_weak = !strncmp(stored_etag, "W/", 2);
+		if (!weak && stored_weak)
+			return false;
+		return !strcmp(etag_304 + (weak ? 2 : 0), stored_etag + (stored_weak ? 2 : 0));
+	}
+	if (lm_304) {
+		time_t a = httpdate_parse(lm_304), b = stored_lm ? httpdate_parse(stored_lm) : -1;
+		return a >= 0 && a == b;
+	}
+	/* No validator in the 304: it updates a stored response that has none
+	 * either. */
+	return !stored_etag && !stored_lm;
+}
+
+/* ---------- stale on origin failure ---------- */
+
+bool freshness_error_status(unsigned s)
+{
+	/* RFC 5861 4: an error is what would give 500, 502, 503 or 504. */
+	return s == 500 || s == 502 || s == 503 || s == 504;
+}
+
+bool freshness_stale_on_error(const struct stale_err *in)
+{
+	/* RFC 9111 4.2.4: never when a directive forbids it -- the response's
+	 * no-cache, must-revalidate, proxy-revalidate or s-maxage (5.2.2.2:
+	 * a disconnected cache answers 504 instead).  The client's no-cache
+	 * asked for the origin's answer, so it gets the error. */
+	if (in->no_cache || in->must_revalidate || in->req_no_cache)
+		return false;
+	int64_t window = in->sie >= 0 ? in->sie : in->default_sie;
+	/* Disconnected (4.2.4 "when the cache is disconnected"): the edge's
+	 * own bounded window, or the response's longer stale-if-error. */
+	if (in->fail == ORIGIN_UNREACHABLE && in->unreachable > window)
+		window = in->unreachable;
+	return window > 0 && in->stale_for <= window;
 }
 
 void freshness_evaluate(const struct fresh_in *in, struct fresh_out *o)
@@ -146,17 +332,17 @@ void freshness_evaluate(const struct fresh_in *in, struct fresh_out *o)
 		if (d >= 0)
 			o->date = d;
 	}
-	o->age_value = parse_int(in->age);
+	o->age_value = freshness_parse_age(in->age);
 	if (o->age_value < 0)
 		o->age_value = 0;
 
 	struct cc rc, cc, cdn;
 	freshness_parse_cc(in->req_cache_control, &rc);
 	freshness_parse_cc(in->cache_control, &cc);
-	freshness_parse_cc(in->cdn_cache_control, &cdn);
-	/* RFC 9213: a valid, non-empty CDN-Cache-Control is the policy for us and
-	 * Cache-Control / Expires are ignored for caching decisions. */
-	bool use_cdn = in->cdn_cache_control && cdn.present;
+	/* RFC 9213: a CDN-Cache-Control that parses as a non-empty Structured
+	 * Field dictionary is the policy for us, and Cache-Control / Expires
+	 * are ignored for caching decisions; one that does not is ignored. */
+	bool use_cdn = freshness_parse_cdn_cc(in->cdn_cache_control, &cdn);
 	const struct cc *p = use_cdn ? &cdn : &cc;
 
 	if (!in->method || (strcmp(in->method, "GET") && strcmp(in->method, "HEAD"))) {
@@ -167,11 +353,19 @@ void freshness_evaluate(const struct fresh_in *in, struct fresh_out *o)
 		o->why_not = "status";
 		return;
 	}
+	/* must-understand (RFC 9111 3, 5.2.2.3): stored only if the status
+	 * is understood, and then no-store (which it is sent with, for caches
+	 * that do not know it) is ignored. */
+	bool understood = p->must_understand && freshness_understood_status(in->status);
+	if (p->must_understand && !understood) {
+		o->why_not = "must-understand";
+		return;
+	}
 	if (rc.no_store) {
 		o->why_not = "request no-store";
 		return;
 	}
-	if (p->no_store) {
+	if (p->no_store && !understood) {
 		o->why_not = "no-store";
 		return;
 	}
@@ -179,12 +373,9 @@ void freshness_evaluate(const struct fresh_in *in, struct fresh_out *o)
 		o->why_not = "private";
 		return;
 	}
-	if (in->vary) {
-		for (const char *v = in->vary; *v; v++)
-			if (*v == '*') {
-				o->why_not = "vary *";
-				return;
-			}
+	if (vary_has_star(in->vary)) {
+		o->why_not = "vary *";
+		return;
 	}
 	if (in->req_authorization && !(p->public_ || p->s_maxage >= 0 || p->must_revalidate)) {
 		o->why_not = "authorization";

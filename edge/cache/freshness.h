@@ -12,14 +12,28 @@
 struct cc {
 	bool present;        /* at least one directive seen */
 	bool no_store, no_cache, private_, public_, must_revalidate, proxy_revalidate;
-	bool no_transform, only_if_cached, immutable;
+	bool no_transform, only_if_cached, immutable, must_understand;
 	int64_t max_age, s_maxage, swr, sie, min_fresh, max_stale;
 };
 
-/* Parses a Cache-Control value (NULL means absent).  Unknown directives are
- * ignored; a malformed delta makes that directive absent, except max-age /
- * s-maxage which then count as 0 (RFC 9111 section 4.2.1: treat as stale). */
+/* Parses a Cache-Control value (NULL means absent; repeated lines joined
+ * with ", ").  Unknown directives are ignored; a malformed delta makes that
+ * directive absent, except max-age / s-maxage which then count as 0, as
+ * does one of them given twice with different values (RFC 9111 4.2.1:
+ * treat as stale). */
 void freshness_parse_cc(const char *value, struct cc *out);
+
+/* Parses CDN-Cache-Control as an RFC 8941 dictionary (RFC 9213 2.1).
+ * Returns true with out filled if it is one with at least one member and
+ * every known directive has its type (delta-seconds: a non-negative
+ * Integer; flags: a Boolean; no-cache / private: a Boolean, a String or an
+ * Inner List); false -- field ignored as a whole, out empty -- otherwise.
+ * Parameters and unknown keys are ignored. */
+bool freshness_parse_cdn_cc(const char *value, struct cc *out);
+
+/* Age (RFC 9111 5.1): delta-seconds of the first list member, saturating at
+ * 2^31; -1 (ignore the field) when absent or not digits only. */
+int64_t freshness_parse_age(const char *value);
 
 /* The inputs of the freshness decision for one response. */
 struct fresh_in {
@@ -102,7 +116,53 @@ enum fresh_use freshness_use(const struct req_cc *rq, const struct stored_state 
 
 /* True if the status is heuristically cacheable (RFC 9110 section 15.1). */
 bool freshness_heuristic_status(unsigned status);
-/* True if status may be stored at all by this cache when explicit freshness is given. */
+/* True if status may be stored at all by this cache when explicit freshness
+ * is given: any final status 200..599 except 206 and 304. */
 bool freshness_cacheable_status(unsigned status);
+/* True if this cache understands the status (RFC 9111 5.2.2.3 must-understand). */
+bool freshness_understood_status(unsigned status);
+
+/* If-Modified-Since (RFC 9110 13.1.3) against a stored response: true
+ * (answer 304) if ims is a valid date at or after last_modified -- or,
+ * without Last-Modified, the stored Date (RFC 9111 4.3.2).  Any NULL or
+ * invalid date: false. */
+bool freshness_not_modified_since(const char *ims, const char *last_modified, const char *date);
+
+/* RFC 9111 4.3.4: whether a 304 selects the stored response for update,
+ * given the stored and the 304's ETag and Last-Modified (each NULL if
+ * absent).  A 304 with an ETag needs a matching stored ETag (strong
+ * against strong, weak comparison for a weak one); else with a
+ * Last-Modified, the same date; with neither, a stored response without
+ * validators.  False: the 304 is about some other response. */
+bool freshness_304_selects(const char *stored_etag, const char *etag_304, const char *stored_lm,
+                           const char *lm_304);
+
+/* ---------- stale when the origin fails (RFC 9111 4.2.4, RFC 5861 4) ---------- */
+
+/* True for the statuses RFC 5861 calls errors: 500, 502, 503, 504. */
+bool freshness_error_status(unsigned status);
+
+enum origin_fail {
+	ORIGIN_UNREACHABLE, /* connect refused, reset, timeout: the cache is disconnected */
+	ORIGIN_ERROR,       /* the origin answered with an error status */
+};
+
+struct stale_err {
+	enum origin_fail fail;
+	int64_t stale_for;   /* seconds past expiry now (<= 0: fresh, validated on request) */
+	int64_t sie;         /* the response's stale-if-error, -1 absent */
+	int64_t default_sie; /* config cache.stale_if_error, seconds */
+	int64_t unreachable; /* config cache.stale_if_unreachable, seconds */
+	bool no_cache;       /* the stored response's no-cache */
+	bool must_revalidate;/* must-revalidate / proxy-revalidate / s-maxage */
+	bool req_no_cache;   /* the client's (honoured) no-cache */
+};
+
+/* Whether the stored response may be served instead of the failure.  An
+ * error status is passed through unless stale-if-error (the response's, or
+ * else the configured default) covers stale_for; an unreachable origin also
+ * allows the configured window.  The response's no-cache, must-revalidate,
+ * proxy-revalidate and s-maxage, and the client's no-cache, always win. */
+bool freshness_stale_on_error(const struct stale_err *in);
 
 #endif

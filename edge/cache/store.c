@@ -8,7 +8,7 @@
  * before an unclean stop); never writer.c, purge.c or check.c. */
 #include "edge/cache/store_int.h"
 #include "edge/cache/cachekey.h"
-#include "common/encoding.h"
+#include "edge/cache/vary.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -98,20 +98,9 @@ void variant_from_names(const char *key, const char *names, size_t len, cache_he
 		const char *v = hdr ? hdr(cls, name) : NULL;
 		char sep = CACHEKEY_VARY_SEP;
 		buf_append(out, &sep, 1);
-		if (!strcasecmp(name, "accept-encoding")) {
-			/* Normalised, as fills send it (proxy.c): two variants, not
-			 * one per browser's spelling of its list. */
-			if (encoding_accepts_gzip(v))
-				buf_puts(out, "gzip");
-		} else if (v) {
-			/* Whitespace around the value does not select a new variant. */
-			while (*v == ' ' || *v == '\t')
-				v++;
-			size_t vl = strlen(v);
-			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-				vl--;
-			buf_append(out, v, vl);
-		}
+		/* Equivalent spellings select one variant (RFC 9111 4.1);
+		 * Accept-Encoding as fills send it (proxy.c). */
+		vary_normalize(name, v, out);
 		i = j + 1;
 	}
 }

@@ -26,9 +26,10 @@
 #include <strings.h>
 #include <time.h>
 
+/* Vary selects on the whole field, every line of it. */
 static const char *req_hdr_cb(void *cls, const char *name)
 {
-	return edge_req_header(cls, name);
+	return proxy_call_header_all(edge_req_call(cls), name);
 }
 
 /* ---------- the cache step ---------- */
@@ -46,15 +47,24 @@ static enum MHD_Result cache_step(struct edge_req *r)
 	struct edge *e = r->edge;
 	/* Request directives (RFC 9111 5.2.1); most requests carry none, and
 	 * then the decision below is the plain freshness check. */
-	const char *rcc = edge_req_header(r, "Cache-Control");
-	const char *pragma = rcc ? NULL : edge_req_header(r, "Pragma");
+	/* Every line of each (RFC 9110 5.3): "Cache-Control: max-age=0" and
+	 * "Cache-Control: only-if-cached" are one list. */
+	struct buf rccb = BUF_INIT, prb = BUF_INIT;
+	const struct proxy_call *pc = edge_req_call(r);
+	const char *rcc = proxy_header_all(pc, "Cache-Control", &rccb);
+	const char *pragma = rcc ? NULL : proxy_header_all(pc, "Pragma", &prb);
 	struct req_cc rq;
 	const struct req_cc *rqp = NULL;
 	if (rcc || pragma) {
 		freshness_parse_request(rcc, pragma, edge_live(e)->cache.honor_client_no_cache, &rq);
 		rqp = &rq;
 	}
+	buf_free(&rccb);
+	buf_free(&prb);
 	bool only_cached = rqp && rq.only_if_cached;
+	r->pc.has_rq = rqp != NULL;
+	if (rqp)
+		r->pc.rq = rq;
 
 	struct cache_ref *ref;
 	struct entry_view v;
@@ -107,14 +117,17 @@ static enum MHD_Result cache_step(struct edge_req *r)
 		buf_free(&sk);
 		return respond_only_if_cached(r);
 	}
-	/* Revalidate (conditional request when the entry has a validator);
-	 * remember whether this copy may be served if the origin fails: not
-	 * when the response requires revalidation nor when the client asked
-	 * for the origin's answer with no-cache. */
-	int64_t stale_for = age - v.meta.lifetime;
-	int64_t sie = v.meta.sie >= 0 ? v.meta.sie : edge_live(e)->cache.stale_if_error_ms / 1000;
-	r->pc.has_stale = !mustrv && !(rqp && rq.no_cache) && sie > 0;
-	r->pc.stale_deadline = now + (sie - stale_for);
+	/* Revalidate (a conditional request from the stored validators, or
+	 * its Date); what upstream needs to decide whether this copy may
+	 * stand in if the origin fails (freshness_stale_on_error). */
+	r->pc.has_stale = true;
+	r->pc.stale = (struct stale_err){
+		.sie = v.meta.sie,
+		.no_cache = (v.meta.flags & ENTRY_F_NO_CACHE) != 0,
+		.must_revalidate = mustrv,
+		.req_no_cache = rqp && rq.no_cache,
+	};
+	r->pc.stale_since = now - (age - v.meta.lifetime);
 	r->pc.fwd = use == VALIDATE_REQUEST ? FWD_REQUEST : FWD_STALE;
 	ret = to_origin(r, &st);
 	cache_ref_release(e->cache, ref); /* st was copied by proxy_start */
@@ -273,9 +286,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->client = ci ? ci->client_addr : NULL;
 		r->is_get = !strcmp(method, "GET");
 		r->is_head = !r->is_get && !strcmp(method, "HEAD");
-		r->is_unsafe = !r->is_get && !r->is_head &&
-		               (!strcmp(method, "POST") || !strcmp(method, "PUT") ||
-		                !strcmp(method, "DELETE") || !strcmp(method, "PATCH"));
+		/* Safe methods are GET, HEAD, OPTIONS and TRACE (RFC 9110 9.2.1);
+		 * every other one, extension methods included, is unsafe and
+		 * invalidates the target on success (RFC 9111 4.4). */
+		r->is_unsafe = !r->is_get && !r->is_head && strcmp(method, "OPTIONS") &&
+		               strcmp(method, "TRACE");
 		const char *why = NULL;
 		unsigned st = validate(r, version, &why);
 		if (st) {
@@ -284,7 +299,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			log_debug("http", "refused %s: %s", r->target, why);
 			return respond_error(r, st, why);
 		}
-		if (!r->is_get && !r->is_head && !r->is_unsafe && strcmp(method, "OPTIONS")) {
+		if (!strcmp(method, "CONNECT")) {
+			/* A reverse proxy makes no tunnels. */
 			r->state = RS_DONE;
 			return respond_error(r, 501, "method not implemented");
 		}

@@ -273,6 +273,7 @@ enum MHD_Result respond_entry(struct edge_req *r, struct cache_ref *ref, const s
 	struct plan_resp s = { .status = v->meta.status,
 		               .etag = entry_get_header(v, "ETag"),
 		               .last_modified = entry_get_header(v, "Last-Modified"),
+		               .date = entry_get_header(v, "Date"),
 		               .length = (int64_t)v->body_len,
 		               .cacheable = true,
 		               .whole = true };
@@ -356,6 +357,7 @@ static enum MHD_Result respond_stream(struct edge_req *r, const struct proxy_ans
 	struct plan_resp s = { .status = a->status,
 		               .etag = hdrlist_get(&a->hdrs, "ETag"),
 		               .last_modified = hdrlist_get(&a->hdrs, "Last-Modified"),
+		               .date = hdrlist_get(&a->hdrs, "Date"),
 		               .length = a->length,
 		               .cacheable = a->cacheable,
 		               .whole = a->whole };

@@ -1,5 +1,6 @@
 /* respond_plan.c -- status, ranges and headers of a response, decided once for hits and misses */
 #include "edge/front/respond_plan.h"
+#include "edge/cache/freshness.h"
 #include "common/httpdate.h"
 
 #include <stdio.h>
@@ -46,11 +47,7 @@ static bool not_modified(const struct plan_req *q, const struct plan_resp *s)
 {
 	if (q->if_none_match)
 		return plan_etag_in_list(q->if_none_match, s->etag);
-	if (q->if_modified_since && s->last_modified) {
-		time_t t = httpdate_parse(q->if_modified_since), lm = httpdate_parse(s->last_modified);
-		return t >= 0 && lm >= 0 && lm <= t;
-	}
-	return false;
+	return freshness_not_modified_since(q->if_modified_since, s->last_modified, s->date);
 }
 
 /* If-Range (RFC 9110 13.1.5): a strong ETag must match exactly, a date must

@@ -23,6 +23,8 @@ struct plan_req {
 struct plan_resp {
 	unsigned status;         /* as stored or as the origin sent it */
 	const char *etag, *last_modified; /* its validators, NULL: absent */
+	const char *date;        /* its Date: If-Modified-Since's fallback without
+	                            Last-Modified (RFC 9111 4.3.2); NULL: absent */
 	int64_t length;          /* body bytes; -1: not known yet (no ranges then) */
 	bool cacheable;          /* a GET/HEAD answered through the cache (not a pass):
 	                            only then do conditionals and ranges apply */

@@ -130,14 +130,17 @@ static int sub_put(void *ctx, const char *path, const char *(*hdr)(void *, const
 	if (status <= 0 || body_len > edge_live(e)->cache.max_object_size)
 		return 0;
 	struct fresh_in in;
-	proxy_fresh_in(&in, e, (unsigned)status, rh, request_time, response_time);
+	struct fresh_fields ff = { 0 };
+	proxy_fresh_in(&in, &ff, e, (unsigned)status, rh, request_time, response_time);
 	in.method = "GET";
 	in.req_authorization = hdr(cls, "Authorization") != NULL;
 	in.req_cache_control = hdr(cls, "Cache-Control");
 	struct fresh_out fo;
 	freshness_evaluate(&in, &fo);
+	struct buf key = BUF_INIT, hdrs = BUF_INIT, tags = BUF_INIT;
+	int rc = 0;
 	if (!fo.storable)
-		return 0;
+		goto out;
 	struct entry_meta m = {
 		.status = (unsigned)status,
 		.request_time = request_time,
@@ -155,8 +158,6 @@ static int sub_put(void *ctx, const char *path, const char *(*hdr)(void *, const
 		m.flags |= ENTRY_F_NO_CACHE;
 	if (fo.source == FRESH_HEURISTIC)
 		m.flags |= ENTRY_F_HEURISTIC;
-	struct buf key = BUF_INIT, hdrs = BUF_INIT, tags = BUF_INIT;
-	int rc = 0;
 	if (sub_key(r, path, &key) < 0)
 		goto out;
 	headers_filter(rh, &hdrs, &tags);
@@ -175,6 +176,7 @@ out:
 	buf_free(&key);
 	buf_free(&hdrs);
 	buf_free(&tags);
+	proxy_fresh_fields_free(&ff);
 	return rc;
 }
 

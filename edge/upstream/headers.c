@@ -68,3 +68,64 @@ void headers_filter(const struct buf *in, struct buf *out, struct buf *tags)
 		buf_append(out, v, strlen(v) + 1);
 	}
 }
+
+const char *headers_field(const struct buf *hdrs, const char *name, struct buf *tmp)
+{
+	struct hdrlist_iter it;
+	const char *n, *v, *first = NULL;
+	hdrlist_init(&it, hdrs);
+	while (hdrlist_next(&it, &n, &v)) {
+		if (strcasecmp(n, name))
+			continue;
+		if (first)
+			return hdrlist_get_all(hdrs, name, tmp); /* rare: join them */
+		first = v;
+	}
+	return first;
+}
+
+void headers_combine(const struct buf *in, struct buf *out)
+{
+	struct buf tmp = BUF_INIT;
+	struct hdrlist_iter it;
+	const char *n, *v;
+	hdrlist_init(&it, in);
+	while (hdrlist_next(&it, &n, &v)) {
+		if (hdrlist_get(in, n) != v)
+			continue; /* a later line: already joined into the first */
+		const char *all = headers_field(in, n, &tmp);
+		buf_append(out, n, strlen(n) + 1);
+		buf_append(out, all, strlen(all) + 1);
+	}
+	buf_free(&tmp);
+}
+
+struct join {
+	const char *name, *first;
+	int n;
+	struct buf *out;
+};
+
+static void join_line(void *arg, const char *k, const char *v)
+{
+	struct join *j = arg;
+	if (strcasecmp(k, j->name))
+		return;
+	if (j->n == 0) {
+		j->first = v;
+	} else {
+		if (j->n == 1)
+			buf_puts(j->out, j->first);
+		buf_append(j->out, ", ", 2);
+		buf_puts(j->out, v);
+	}
+	j->n++;
+}
+
+const char *headers_join_each(headers_each_fn each, void *cls, const char *name, struct buf *tmp)
+{
+	struct join j = { name, NULL, 0, tmp };
+	buf_reset(tmp);
+	each(cls, join_line, &j);
+	return j.n > 1 ? tmp->data : j.first;
+}

@@ -19,4 +19,21 @@ bool headers_hop_by_hop(const char *name, const char *connection_value);
  * sent to clients. */
 void headers_filter(const struct buf *in, struct buf *out, struct buf *tags);
 
+/* Value of field name in the packed list hdrs with its repeated lines
+ * combined with ", " (RFC 9110 5.3): borrowed from hdrs when the field
+ * occurs once, else joined into tmp (the caller's).  NULL if absent. */
+const char *headers_field(const struct buf *hdrs, const char *name, struct buf *tmp);
+
+/* Appends the packed list in to out with each field's repeated lines
+ * combined into its first (RFC 9110 5.3).  O(n^2) in the number of lines,
+ * which a request's bounded header size keeps small. */
+void headers_combine(const struct buf *in, struct buf *out);
+
+/* Calls cb(arg, name, value) for each header line of cls, in order. */
+typedef void (*headers_each_fn)(void *cls, void (*cb)(void *arg, const char *name, const char *value),
+                                void *arg);
+/* Field name as each gives it, every line combined with ", ": borrowed from
+ * cls's headers when there is one line, else joined into tmp.  NULL if absent. */
+const char *headers_join_each(headers_each_fn each, void *cls, const char *name, struct buf *tmp);
+
 #endif

@@ -158,35 +158,72 @@ static void pack_hdr(void *arg, const char *k, const char *v)
 	buf_append(b, v, strlen(v) + 1);
 }
 
+/* The request's headers packed, repeated lines of a field combined into
+ * its first (RFC 9110 5.3): a follower's Vary selection and the fill's
+ * read every line, as proxy_call_header_all does. */
+static void pack_req_hdrs(struct proxy_call *pc, struct buf *out)
+{
+	struct buf raw = BUF_INIT;
+	pc->ops->each_header(pc->cls, pack_hdr, &raw);
+	headers_combine(&raw, out);
+	buf_free(&raw);
+}
+
+const char *proxy_header_all(const struct proxy_call *pc, const char *name, struct buf *tmp)
+{
+	return headers_join_each(pc->ops->each_header, pc->cls, name, tmp);
+}
+
+const char *proxy_call_header_all(struct proxy_call *pc, const char *name)
+{
+	return proxy_header_all(pc, name, &pc->hdr_join);
+}
+
 /* ---------- fetch hooks (run in the fetch thread) ---------- */
 
 static void fill_evaluate(struct fill *x, struct fetch *f, const struct buf *hdrs, unsigned status)
 {
 	struct fresh_in in;
-	proxy_fresh_in(&in, x->e, status, hdrs, f->request_time, f->response_time);
+	struct fresh_fields ff = { 0 };
+	proxy_fresh_in(&in, &ff, x->e, status, hdrs, f->request_time, f->response_time);
 	in.method = "GET";
 	in.req_authorization = x->req_auth;
 	in.req_cache_control = hdrlist_get(&x->req_hdrs, "Cache-Control");
 	/* Age is never stored (it is recomputed), so after a 304 the merged
 	 * headers lack it: the 304's own Age is the validated response's age
 	 * upstream (RFC 9111 4.2.3, 4.3.4). */
-	in.age = hdrlist_get(&f->hdrs, "Age");
+	in.age = headers_field(&f->hdrs, "Age", &ff.age);
 	freshness_evaluate(&in, &x->fo);
+	proxy_fresh_fields_free(&ff);
 }
 
-void proxy_fresh_in(struct fresh_in *in, const struct edge *e, unsigned status,
-                    const struct buf *hdrs, int64_t request_time, int64_t response_time)
+void proxy_fresh_fields_free(struct fresh_fields *ff)
+{
+	buf_free(&ff->cc);
+	buf_free(&ff->cdn);
+	buf_free(&ff->expires);
+	buf_free(&ff->date);
+	buf_free(&ff->lm);
+	buf_free(&ff->age);
+	buf_free(&ff->vary);
+}
+
+void proxy_fresh_in(struct fresh_in *in, struct fresh_fields *ff, const struct edge *e,
+                    unsigned status, const struct buf *hdrs, int64_t request_time,
+                    int64_t response_time)
 {
 	const struct edge_config *live = edge_live(e);
+	/* Every line of each field (RFC 9110 5.3): a second Cache-Control
+	 * line's no-store, or "Vary:" then "Vary: *", count. */
 	*in = (struct fresh_in){
 		.status = status,
-		.cache_control = hdrlist_get(hdrs, "Cache-Control"),
-		.cdn_cache_control = hdrlist_get(hdrs, "CDN-Cache-Control"),
-		.expires = hdrlist_get(hdrs, "Expires"),
-		.date = hdrlist_get(hdrs, "Date"),
-		.last_modified = hdrlist_get(hdrs, "Last-Modified"),
-		.age = hdrlist_get(hdrs, "Age"),
-		.vary = hdrlist_get(hdrs, "Vary"),
+		.cache_control = headers_field(hdrs, "Cache-Control", &ff->cc),
+		.cdn_cache_control = headers_field(hdrs, "CDN-Cache-Control", &ff->cdn),
+		.expires = headers_field(hdrs, "Expires", &ff->expires),
+		.date = headers_field(hdrs, "Date", &ff->date),
+		.last_modified = headers_field(hdrs, "Last-Modified", &ff->lm),
+		.age = headers_field(hdrs, "Age", &ff->age),
+		.vary = headers_field(hdrs, "Vary", &ff->vary),
 		.request_time = request_time,
 		.response_time = response_time,
 		.heuristic_fraction = live->cache.heuristic_fraction,
@@ -266,6 +303,16 @@ static void on_headers(struct fetch *f)
 		return;
 	}
 	if ((x->mode == REVALIDATE || x->mode == REFRESH) && f->status == 304) {
+		if (!freshness_304_selects(hdrlist_get(&x->old_hdrs, "ETag"),
+		                           hdrlist_get(&f->hdrs, "ETag"),
+		                           hdrlist_get(&x->old_hdrs, "Last-Modified"),
+		                           hdrlist_get(&f->hdrs, "Last-Modified"))) {
+			/* It validates some other response (RFC 9111 4.3.4): the
+			 * stored one is left alone and the request fetches anew. */
+			log_debug("proxy", "%s: 304 does not match the stored validators", x->key);
+			x->shareable = false;
+			return;
+		}
 		merge_304(x, f, &x->new_hdrs);
 		fill_evaluate(x, f, &x->new_hdrs, x->old_meta.status);
 		meta_from(x, f, x->old_meta.status, &x->new_meta);
@@ -302,6 +349,7 @@ static void on_headers(struct fetch *f)
 struct pending_store {
 	struct fetch *f;
 	struct buf hdrs, tags;
+	struct buf vary; /* Vary's lines joined, when there are several */
 };
 
 /* Runs in the cache's writer thread once the entry is committed (or not). */
@@ -319,6 +367,7 @@ static void store_done(void *cls, int rc)
 	}
 	buf_free(&ps->hdrs);
 	buf_free(&ps->tags);
+	buf_free(&ps->vary);
 	fetch_unref(ps->f);
 	free(ps);
 }
@@ -375,8 +424,8 @@ static void on_done(struct fetch *f)
 		}
 		struct entry_meta m;
 		meta_from(x, f, f->status, &m);
-		cache_store_async(e->cache, x->key, hdrlist_get(&f->hdrs, "Vary"), fill_hdr, x, &m,
-		                  ps->hdrs.data ? ps->hdrs.data : "", ps->hdrs.len,
+		cache_store_async(e->cache, x->key, headers_field(&f->hdrs, "Vary", &ps->vary), fill_hdr,
+		                  x, &m, ps->hdrs.data ? ps->hdrs.data : "", ps->hdrs.len,
 		                  ps->tags.data ? ps->tags.data : "", ps->tags.len, f->body.data,
 		                  f->body.len, store_done, ps);
 		return;
@@ -491,7 +540,7 @@ static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const
 	x->host = xstrdup(pc->host);
 	x->req_auth = pc->has_auth;
 	x->purge_seq = e->cache ? cache_purge_seq(e->cache) : 0;
-	pc->ops->each_header(pc->cls, pack_hdr, &x->req_hdrs);
+	pack_req_hdrs(pc, &x->req_hdrs);
 	const char *etag = NULL, *lm = NULL;
 	struct entry_view tmpv;
 	if (st) {
@@ -502,7 +551,11 @@ static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const
 		tmpv.hdrs = x->old_hdrs.data;
 		tmpv.hdrs_len = x->old_hdrs.len;
 		etag = entry_get_header(&tmpv, "ETag");
+		/* Without Last-Modified, the stored Date is the validator (RFC
+		 * 9110 13.1.3, RFC 9111 4.3.1): the origin can still say 304. */
 		lm = entry_get_header(&tmpv, "Last-Modified");
+		if (!lm)
+			lm = entry_get_header(&tmpv, "Date");
 	}
 	log_debug("proxy", "fetch %s mode %d etag %s lm %s", pc->key, (int)mode, etag ? etag : "-",
 	          lm ? lm : "-");
@@ -544,6 +597,19 @@ static void wait_on(struct proxy_call *pc, struct fetch *f, struct proxy_answer 
 
 enum join { JOIN_NO, JOIN_WAIT, JOIN_READY };
 
+/* Under f->lock, once f's response has arrived: a later request may reuse
+ * it only as it could a stored one (RFC 9111 4) -- fresh, without no-cache,
+ * and within the request's own no-cache / max-age / min-fresh -- even
+ * before its store commits.  Requests that were waiting for it (collapsed
+ * while pending) are not asked this. */
+static bool fill_reusable(const struct fill *x, const struct fetch *f, const struct req_cc *rq)
+{
+	int64_t age = freshness_age(x->fo.date, x->fo.age_value, f->request_time, f->response_time,
+	                            (int64_t)time(NULL));
+	struct stored_state ss = { age, x->fo.lifetime, -1, x->fo.no_cache, x->fo.must_revalidate };
+	return freshness_use(rq, &ss) == USE_FRESH;
+}
+
 /* Under c->lock: joins f, an in-flight fetch for pc's key, if its response
  * may be shared: JOIN_WAIT (suspended until its headers arrive), JOIN_READY
  * (they are there: answer with proxy_resume) or JOIN_NO (pc goes to the
@@ -553,7 +619,8 @@ static enum join join(struct proxy_call *pc, struct fetch *f, struct proxy_answe
 	struct edge *e = pc->edge;
 	pthread_mutex_lock(&f->lock);
 	struct fill *x = f->ctx;
-	bool ok = !f->discard && f->state != F_FAILED && (f->state == F_PENDING || x->shareable) &&
+	bool ok = !f->discard && f->state != F_FAILED &&
+	          (f->state == F_PENDING || (x->shareable && fill_reusable(x, f, pc->has_rq ? &pc->rq : NULL))) &&
 	          f->body_base == 0;
 	if (!ok) {
 		pthread_mutex_unlock(&f->lock);
@@ -636,6 +703,7 @@ void proxy_refresh(struct proxy_call *pc, const struct stale_info *st)
 
 void proxy_release(struct proxy_call *pc)
 {
+	buf_free(&pc->hdr_join); /* reallocated if the call goes on */
 	if (!pc->f)
 		return;
 	if (pc->waiting_registered) {
@@ -687,10 +755,10 @@ static void answer_stream(struct proxy_call *pc, struct fetch *f, struct fill *x
 	}
 }
 
+/* Vary selects on the whole field, every line of it. */
 static const char *call_hdr(void *cls, const char *name)
 {
-	const struct proxy_call *pc = cls;
-	return pc->ops->header(pc->cls, name);
+	return proxy_call_header_all(cls, name);
 }
 
 /* The entry for pc's key, if stored (a PROXY_ENTRY answer). */
@@ -729,7 +797,8 @@ static void restart(struct proxy_call *pc, enum fwd_reason fwd, struct proxy_ans
  * both select the same variant. */
 static bool same_variant(struct proxy_call *pc, struct fetch *f, struct fill *x)
 {
-	const char *vary = hdrlist_get(&f->hdrs, "Vary");
+	struct buf vtmp = BUF_INIT;
+	const char *vary = headers_field(&f->hdrs, "Vary", &vtmp);
 	if (!vary)
 		return true;
 	struct buf mine = BUF_INIT, theirs = BUF_INIT;
@@ -738,6 +807,7 @@ static bool same_variant(struct proxy_call *pc, struct fetch *f, struct fill *x)
 	bool same = !strcmp(mine.data, theirs.data);
 	buf_free(&mine);
 	buf_free(&theirs);
+	buf_free(&vtmp);
 	return same;
 }
 
@@ -815,20 +885,29 @@ void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 		proxy_start(pc, NULL, a);
 		return;
 	}
-	if (failed || status >= 500) {
-		if (pc->has_stale && (int64_t)time(NULL) <= pc->stale_deadline) {
+	if ((failed || freshness_error_status(status)) && pc->has_stale) {
+		/* The stored response stands in for the failure when the RFC
+		 * and the configuration allow it (freshness_stale_on_error). */
+		const struct edge_config *lc = edge_live(e);
+		struct stale_err se = pc->stale;
+		se.fail = failed ? ORIGIN_UNREACHABLE : ORIGIN_ERROR;
+		se.stale_for = (int64_t)time(NULL) - pc->stale_since;
+		se.default_sie = lc->cache.stale_if_error_ms / 1000;
+		se.unreachable = lc->cache.stale_if_unreachable_ms / 1000;
+		if (freshness_stale_on_error(&se)) {
 			detach(pc);
 			counters_add(&e->n, C_STALE_SERVED, 1);
-			if (!answer_entry(pc, failed ? 504 : status, "stale-if-error", a))
+			if (!answer_entry(pc, failed ? 504 : status,
+			                  failed ? "origin-unreachable" : "stale-if-error", a))
 				answer_error(a, failed ? (timed_out ? 504 : 502) : 502, "origin failed");
 			return;
 		}
-		if (failed) {
-			detach(pc);
-			answer_error(a, timed_out ? 504 : 502,
-			             timed_out ? "origin timed out" : "origin unreachable");
-			return;
-		}
+	}
+	if (failed) {
+		detach(pc);
+		answer_error(a, timed_out ? 504 : 502,
+		             timed_out ? "origin timed out" : "origin unreachable");
+		return;
 	}
 	if (!pc->leader && x->mode != REVALIDATE && !x->shareable) {
 		/* The shared response is not for everyone: go on our own. */

@@ -14,6 +14,7 @@
 
 #include "common/buf.h"
 #include "edge/cache/cache.h"
+#include "edge/cache/freshness.h"
 #include "edge/edge.h"
 #include "edge/upstream/fetch.h"
 #include <stdbool.h>
@@ -57,9 +58,14 @@ struct proxy_call {
 	bool is_get, is_head, has_auth;
 	struct buf *body;                    /* unsafe methods: taken when forwarded */
 	enum fwd_reason fwd;                 /* why it goes (upstream may change it) */
-	bool has_stale;                      /* a stale entry may be served on error */
-	int64_t stale_deadline;              /* serve-stale-on-error limit (epoch seconds) */
+	bool has_rq;                         /* the request carried directives: */
+	struct req_cc rq;                    /* ... these (RFC 9111 5.2.1) */
+	bool has_stale;                      /* a stored entry may stand in for a failed fetch ... */
+	struct stale_err stale;              /* ... if freshness_stale_on_error says so (fail,
+	                                        stale_for and the windows filled in then) */
+	int64_t stale_since;                 /* when that entry went stale (epoch seconds) */
 	/* upstream's */
+	struct buf hdr_join;                 /* proxy_call_header_all's scratch */
 	struct fetch *f;                     /* the fetch waited on (a reference) */
 	struct fetch_waiter w;
 	bool leader, waiting_registered;
@@ -136,11 +142,27 @@ void proxy_refresh(struct proxy_call *pc, const struct stale_info *stale);
  * of the answer was opened).  Idempotent. */
 void proxy_release(struct proxy_call *pc);
 
+/* A request header with every line combined with ", " (RFC 9110 5.3):
+ * borrowed from the connection when there is one line, else joined into
+ * tmp (the caller's).  NULL if absent.  pc needs only ops and cls. */
+const char *proxy_header_all(const struct proxy_call *pc, const char *name, struct buf *tmp);
+/* The same into pc's own scratch, valid until the next call (as Vary
+ * selection reads one field at a time). */
+const char *proxy_call_header_all(struct proxy_call *pc, const char *name);
+
+/* Storage for the combined field values a fresh_in points to. */
+struct fresh_fields {
+	struct buf cc, cdn, expires, date, lm, age, vary;
+};
+void proxy_fresh_fields_free(struct fresh_fields *ff);
+
 struct fresh_in;
-/* Fills the response side of a freshness input: the origin response headers
- * (strings borrowed from hdrs, valid while it lives), status, times and the
- * live heuristic settings.  The caller adds method and request headers. */
-void proxy_fresh_in(struct fresh_in *in, const struct edge *e, unsigned status,
-                    const struct buf *hdrs, int64_t request_time, int64_t response_time);
+/* Fills the response side of a freshness input: the origin response headers,
+ * every line of each (strings borrowed from hdrs or ff -- zeroed by the
+ * caller -- valid while both live), status, times and the live heuristic
+ * settings.  The caller adds method and request headers. */
+void proxy_fresh_in(struct fresh_in *in, struct fresh_fields *ff, const struct edge *e,
+                    unsigned status, const struct buf *hdrs, int64_t request_time,
+                    int64_t response_time);
 
 #endif

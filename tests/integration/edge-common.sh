@@ -55,3 +55,7 @@ hdr() { grep -i "^$1:" "$T_DIR/h" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
 status() { head -1 "$T_DIR/h" | cut -d' ' -f2; }
 body() { cat "$T_DIR/b"; }
 cs_has() { hdr Cache-Status | grep -q -- "$1"; }
+# Responses stored so far (/metrics), and a wait until more than N are: a
+# store commits in the writer thread just after the response was served.
+stored_total() { curl -s "$E/metrics" | awk '/^minicdn_edge_stored_total /{print $2}'; }
+wait_stored() { for _ in $(seq 100); do [ "$(stored_total)" -gt "$1" ] && return 0; sleep 0.02; done; return 1; }

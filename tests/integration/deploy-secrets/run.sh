@@ -62,11 +62,10 @@ t_eq "edge: a bundle signed by the second key is accepted" 200 "$(push "$T_DIR/n
 
 # ---- a file group or others may read is refused, with the reason
 chmod 640 "$CRED/edge-new"
-out=$("$BIN/minicdn-edge" -t -c "$T_DIR/edge.conf" 2>&1); rc=$?
-t_eq "edge -t: a group-readable secret file fails the check" 1 "$rc"
+t_fails_with 1 "edge -t: a group-readable secret file fails the check" "$BIN/minicdn-edge" -t -c "$T_DIR/edge.conf"; out=$T_OUT
 t_check "edge -t: ... naming the file and why" grep -q "$CRED/edge-new: mode 640 lets group or others in" <<<"$out"
 chmod 644 "$CRED/edge-new"
-t_check "edge -t: a world-readable one fails too" bash -c "! '$BIN/minicdn-edge' -t -c '$T_DIR/edge.conf' 2>/dev/null"
+t_fails_with 1 "edge -t: a world-readable one fails too" "$BIN/minicdn-edge" -t -c "$T_DIR/edge.conf"
 chmod 400 "$CRED/edge-new"
 out=$(env -u CREDENTIALS_DIRECTORY "$BIN/minicdn-edge" -t -c "$T_DIR/edge.conf" 2>&1)
 t_check "edge -t outside systemd: %credentials% is /etc/credstore" grep -q "/etc/credstore/edge-old" <<<"$out"

@@ -44,7 +44,6 @@ t_check "explain: reason names GeoIP" has 'GeoIP coordinates' "$EX"
 
 echo "not a database" > "$T_DIR/bad.mmdb"
 sed 's/geo.mmdb/bad.mmdb/' "$T_DIR/dns.conf" > "$T_DIR/bad.conf"
-OUT=$("$BIN/minicdn-dns" -t -c "$T_DIR/bad.conf" 2>&1); RC=$?
-t_check "bad MaxMind DB: non-zero exit" test $RC -ne 0
+t_fails_with 1 "bad MaxMind DB: exit 1" "$BIN/minicdn-dns" -t -c "$T_DIR/bad.conf"; OUT=$T_OUT
 t_check "bad MaxMind DB: error names the file" has 'bad.mmdb: ' "$OUT"
 t_done

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """A fake edge for health tests: GET /healthz answers with the status code and
-load read from STATEFILE ("200 0.1"), so the test can change them live.
+load read from STATEFILE ("200 0.1"), so the test can change them live;
+"hold" answers 200 only after 2 s, longer than any health-check timeout here.
 Usage: fake_edge.py ADDR PORT STATEFILE"""
-import http.server, json, sys
+import http.server, json, sys, time
 
 addr, port, state = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         try:
-            code, load = open(state).read().split()
+            words = open(state).read().split()
+            if words == ["hold"]:
+                time.sleep(2)
+                words = ["200", "0.1"]
+            code, load = words
         except Exception:
             code, load = "500", "0"
         body = json.dumps({"status": "ok", "role": "edge", "load": float(load)}).encode()

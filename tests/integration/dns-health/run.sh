@@ -34,15 +34,20 @@ echo "200 0.1" > "$T_DIR/eu.state"; echo "200 0.1" > "$T_DIR/us.state"
 t_start eu python3 "$HERE/fake_edge.py" 127.0.0.11 "$EP" "$T_DIR/eu.state"
 t_start us python3 "$HERE/fake_edge.py" 127.0.0.12 "$EP" "$T_DIR/us.state"
 t_wait_http "http://127.0.0.11:$EP/healthz" 5 && t_wait_http "http://127.0.0.12:$EP/healthz" 5 || t_fail "fake edges did not start"
+# Until the first assertion the edges answer too late for any check to pass, so
+# "down" there can only come from initial = down, however slow the start is.
+echo hold > "$T_DIR/eu.state"; echo hold > "$T_DIR/us.state"
 t_start dns "$BIN/minicdn-dns" -c "$T_DIR/dns.conf"
 t_wait_dns 127.0.0.1 "$P" www.cdn.test || t_fail "server did not answer"
 
 EU() { dig +short +time=1 +tries=1 -b 127.0.1.1 @127.0.0.1 -p "$P" www.cdn.test; }
-# until the eu client's answer is $1, at most $2 seconds; prints the seconds it took
+US() { dig +short +time=1 +tries=1 -b 127.0.2.1 @127.0.0.1 -p "$P" www.cdn.test; }
+# until the answer to client $3 (EU by default) is $1, at most $2 seconds;
+# prints the seconds it took
 wait_answer() {
 	local t0 now; t0=$(date +%s.%N)
 	while :; do
-		[ "$(EU)" = "$1" ] && { now=$(date +%s.%N); echo "$now - $t0" | bc; return 0; }
+		[ "$("${3:-EU}")" = "$1" ] && { now=$(date +%s.%N); echo "$now - $t0" | bc; return 0; }
 		now=$(date +%s.%N)
 		(( $(echo "$now - $t0 > $2" | bc) )) && return 1
 		sleep 0.05
@@ -56,6 +61,7 @@ both_up() {
 	has '"name":"edge-eu","region":"eu","up":true' "$s" && has '"name":"edge-us","region":"us","up":true' "$s"
 }
 t_check "before any check (initial = down) /stats shows edges down" has '"name":"edge-eu","region":"eu","up":false' "$(curl -s http://127.0.0.1:$SP/stats)"
+echo "200 0.1" > "$T_DIR/eu.state"; echo "200 0.1" > "$T_DIR/us.state"
 for _ in $(seq 40); do both_up && break; sleep 0.1; done
 t_check "edges come up after rise=2 successful checks" both_up
 t_check "/stats: edge-eu up, checked, load 0.1" has '"name":"edge-eu","region":"eu","up":true,"usable":true,"checked":true,"load":0.100' "$(curl -s http://127.0.0.1:$SP/stats)"
@@ -87,12 +93,31 @@ echo "200 0.9" > "$T_DIR/us.state"
 t_check "every edge overloaded: back to the nearest one (edge-eu)" wait_answer 127.0.0.11 2
 echo "200 0.1" > "$T_DIR/eu.state"; echo "200 0.1" > "$T_DIR/us.state"
 
-# fail-open: everything down -> answer anyway (nearest), logged, counted
-t_stop eu; t_stop us
-sleep 1.2
-t_eq "all edges down: fail-open still answers the nearest edge" 127.0.0.11 "$(EU)"
-t_eq "all edges down: us client still gets its edge" 127.0.0.12 "$(dig +short -b 127.0.2.1 @127.0.0.1 -p "$P" www.cdn.test)"
-t_check "fail-open is logged" grep -q "fail-open" "$T_DIR/dns.log"
-t_check "fail-open answers counted" has '"fail_open":[1-9]' "$(curl -s http://127.0.0.1:$SP/stats)"
+# fail-open: with no edge up every edge is a candidate again, so each client
+# gets its nearest edge although it is down.  Each half first takes a
+# client's own edge down, so that it is sent to the other one, then the
+# other one too: only fail-open sends it back to its own (down) edge.
+both_down() {
+	local s; s=$(curl -s "http://127.0.0.1:$SP/stats")
+	has '"name":"edge-eu","region":"eu","up":false' "$s" && has '"name":"edge-us","region":"us","up":false' "$s"
+}
+t_check "healthy again: us client gets edge-us" wait_answer 127.0.0.12 2.5 US
+t_check "healthy again: eu client gets edge-eu" wait_answer 127.0.0.11 2.5 EU
+t_stop us
+t_check "edge-us stopped: us client sent to edge-eu" wait_answer 127.0.0.11 1.6 US
+fail_open() { curl -s "http://127.0.0.1:$SP/stats" | sed -n 's/.*"fail_open":\([0-9]*\).*/\1/p'; }
+m=$(t_log_mark dns) fo0=$(fail_open)
+t_stop eu
+for _ in $(seq 40); do both_down && break; sleep 0.1; done
+t_check "edge-eu stopped too: /stats shows both edges down" both_down
+t_eq "all edges down: fail-open sends the us client back to edge-us" 127.0.0.12 "$(US)"
+t_eq "all edges down: the eu client gets edge-eu" 127.0.0.11 "$(EU)"
+t_check "fail-open is logged" grep -q "fail-open" <<<"$(t_log_since dns "$m")"
+# (counted from start-up too, when initial = down: compared with before)
+t_check "fail-open answers counted ($fo0 before, $(fail_open) now)" test "$(fail_open)" -ge $((fo0 + 2))
 t_check "explain says fail-open" has 'fail-open' "$(curl -s "http://127.0.0.1:$SP/explain?name=www.cdn.test&addr=127.0.1.1")"
+t_start us python3 "$HERE/fake_edge.py" 127.0.0.12 "$EP" "$T_DIR/us.state"
+t_check "edge-us back, edge-eu down: eu client sent to edge-us" wait_answer 127.0.0.12 2.5 EU
+t_stop us
+t_check "all edges down again: fail-open sends the eu client back to edge-eu" wait_answer 127.0.0.11 1.6 EU
 t_done

@@ -47,18 +47,14 @@ out=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --prefix / 2>&1); rc=$?
 t_eq "purge prefix /: exit 0" 0 "$rc"
 t_check "purge prefix: e1 purged what it had left (1)" outhas '^e1 +ok +1' 
 ctlconf dead
-out=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --prefix / 2>&1); rc=$?
-t_eq "one edge unreachable: exit 1" 1 "$rc"
+t_fails_with 1 "one edge unreachable: exit 1" "$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --prefix /; out=$T_OUT
 t_check "unreachable edge reported" outhas '^e3 +FAILED.*unreachable' 
 t_check "reachable edges still reported ok" outhas '^e1 +ok' 
 sed -i 's/test-secret/wrong/' "$T_DIR/ctl.conf"
-out=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --tag pics 2>&1); rc=$?
-t_eq "wrong secret: exit 1" 1 "$rc"
+t_fails_with 1 "wrong secret: exit 1" "$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --tag pics; out=$T_OUT
 t_check "wrong secret: HTTP 401 reported" outhas 'HTTP 401' 
 curl -s -D "$T_DIR/h401" -o /dev/null -X POST -H 'Authorization: Bearer wrong' -d '{"tag":"pics"}' "$E1/.minicdn/purge"
 t_check "edge's 401 names the scheme (WWW-Authenticate: Bearer)" grep -q $'^WWW-Authenticate: Bearer\r$' "$T_DIR/h401"
-"$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge >/dev/null 2>&1; rc=$?
-t_eq "no argument: usage, exit 2" 2 "$rc"
-"$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge /relative >/dev/null 2>&1; rc=$?
-t_eq "relative URL: exit 2" 2 "$rc"
+t_fails_with 2 "no argument: usage, exit 2" "$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge
+t_fails_with 2 "relative URL: exit 2" "$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge /relative
 t_done

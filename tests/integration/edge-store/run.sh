@@ -38,6 +38,8 @@ get /p2
 t_check "after kill -9: older entry still a hit" cs_has "; hit"
 
 # --- eviction: a 4 MiB map, 12 MiB of objects: never an error, old ones evicted
+stored() { curl -s "$E/metrics" | awk '$1 == "minicdn_edge_stored_total" {print $2}'; }
+s0=$(stored)
 fails=0
 for i in $(seq 1 60); do
 	oset "{\"path\":\"/ev$i\",\"headers\":{\"Cache-Control\":\"max-age=300\"},\"size\":200000}"
@@ -45,20 +47,63 @@ for i in $(seq 1 60); do
 	[ "$code" = 200 ] || fails=$((fails + 1))
 done
 t_eq "small map: no request failed while filling 3x the map" 0 "$fails"
+# Stores commit behind the responses (the writer's group commit): wait for all 60.
+for _ in $(seq 100); do [ $(($(stored) - s0)) -ge 60 ] && break; sleep 0.1; done
+t_eq "small map: all 60 stores committed" 60 "$(($(stored) - s0))"
 get /ev60
 t_check "small map: newest object is a hit" cs_has "; hit"
 get /ev1
 t_check "small map: oldest object was evicted" cs_has "uri-miss"
 t_check "metrics count evictions" sh -c "curl -s $E/metrics | grep -E '^minicdn_edge_evicted_total [1-9]'"
-# LRU, not FIFO: an old object touched recently survives newer fills.
+# LRU, not FIFO: /hot, stored before ten cold objects but read again later,
+# outlives them when newer fills force an eviction.  On a fresh store so that
+# only these objects are older than the fill.  An access is written to the LRU
+# once it is TOUCH_GRANULARITY (10 s) younger than the last one, by the main
+# loop within a second: hence the read after 12 s and the pause after it.
+t_stop edge
+rm -rf "$T_DIR/cache"
+edge_start
 oset '{"path":"/hot","headers":{"Cache-Control":"max-age=300"},"size":100000}'
 get /hot
-for i in $(seq 1 30); do curl -s -o /dev/null "$E/hot"; sleep 0.05; [ $((i % 10)) -eq 0 ] && sleep 1.1; done
-sleep 1.2
-for i in $(seq 61 75); do
-	oset "{\"path\":\"/ev$i\",\"headers\":{\"Cache-Control\":\"max-age=300\"},\"size\":200000}"
-	curl -s -o /dev/null "$E/ev$i"
+hot_at=$(date +%s)
+# The LRU orders by second, then by key: the cold objects go in later seconds.
+while [ "$(date +%s)" -le $((hot_at + 1)) ]; do sleep 0.1; done
+for i in $(seq 1 10); do
+	oset "{\"path\":\"/cold$i\",\"headers\":{\"Cache-Control\":\"max-age=300\"},\"size\":200000}"
+	curl -s -o /dev/null "$E/cold$i"
 done
+wait_s=$((hot_at + 12 - $(date +%s)))
+[ "$wait_s" -gt 0 ] && sleep "$wait_s"
+get /hot
+t_check "LRU: /hot read again 12 s after it was stored: a hit" cs_has "; hit"
+sleep 1.5
+evicted() { curl -s "$E/metrics" | sed -n 's/^minicdn_edge_evicted_total \([0-9]*\)$/\1/p'; }
+ev0=$(evicted) fills=0
+# 200 KB fills until the store evicts (above 75 % of the 4 MiB map it evicts
+# down to 60 %: about four cold objects' worth); bounded at 25 (5 MB).
+while [ "$fills" -lt 25 ] && [ "$(evicted)" = "$ev0" ]; do
+	fills=$((fills + 1))
+	oset "{\"path\":\"/fill$fills\",\"headers\":{\"Cache-Control\":\"max-age=300\"},\"size\":200000}"
+	curl -s -o /dev/null "$E/fill$fills"
+	sleep 0.1
+done
+t_check "LRU: the fills made the store evict (after $fills fills, evicted_total $ev0 -> $(evicted))" \
+	test "$(evicted)" -gt "$ev0"
+get /hot
+t_check "LRU: /hot, read recently, is still a hit after the eviction" cs_has "; hit"
+t_eq "LRU: the origin saw /hot once" 1 "$(ocount /hot)"
+# only-if-cached asks the store alone: a 504 is an evicted object, and
+# nothing is refetched (a refetch would evict more and blur the count).
+cold_gone=0 first_gone=
+for i in $(seq 1 10); do
+	get /cold$i -H 'Cache-Control: only-if-cached'
+	[ "$(status)" = 504 ] && { cold_gone=$((cold_gone + 1)); first_gone=${first_gone:-$i}; }
+done
+t_check "LRU: cold objects stored after /hot and not read since were evicted ($cold_gone of 10)" \
+	test "$cold_gone" -ge 1
+get "/cold${first_gone:-1}"
+t_check "LRU: an evicted cold object is a miss again" cs_has "uri-miss"
+t_eq "LRU: the origin saw the evicted cold object twice" 2 "$(ocount "/cold${first_gone:-1}")"
 t_check "eviction keeps entries within the map: healthz answers" t_wait_http "$E/healthz" 2
 
 # --- purge API

@@ -15,7 +15,7 @@ t_eq "secret key mode 0600" 600 "$(stat -c %a "$T_DIR/keys/origin.key")"
 t_check "public key is 32 bytes of base64" bash -c "[ \$(base64 -d <'$T_DIR/keys/origin.pub' | wc -c) = 32 ]"
 t_check "secret key is 64 bytes of base64" bash -c "[ \$(base64 -d <'$T_DIR/keys/origin.key' | wc -c) = 64 ]"
 pub1=$(cat "$T_DIR/keys/origin.pub")
-t_check "keygen refuses to overwrite" bash -c "! '$CTL' keygen '$T_DIR/keys/origin' 2>/dev/null"
+t_fails_with 1 "keygen refuses to overwrite (exit 1)" "$CTL" keygen "$T_DIR/keys/origin"
 t_eq "key unchanged after refused keygen" "$pub1" "$(cat "$T_DIR/keys/origin.pub")"
 t_check "keygen --force replaces" "$CTL" keygen --force "$T_DIR/keys/origin"
 t_check "new key differs" bash -c "[ '$pub1' != \"\$(cat '$T_DIR/keys/origin.pub')\" ]"
@@ -88,9 +88,8 @@ import json,sys; d=json.load(open('$T_DIR/up.json')); n={x['name']:x for x in d[
 sys.exit(0 if [e['name'] for e in n['dns1']['edges']]==['edge-a','edge-b','edge-c'] else 1)"
 
 start=$(date +%s%N)
-out=$("$CTL" -c "$T_DIR/mixed.conf" status); rc=$?
+t_fails_with 1 "status exit 1 when a node is down" "$CTL" -c "$T_DIR/mixed.conf" status; out=$T_OUT
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
-t_eq "status exit 1 when a node is down" 1 $rc
 t_check "closed port reported down" bash -c 'grep -qE "^closed .* down .*onnect" <<<"$1"' _ "$out"
 t_check "hung node reported down (timeout)" bash -c 'grep -qE "^hung1 .* down .*(imeout|timed out)" <<<"$1"' _ "$out"
 t_check "non-JSON healthz reported down" bash -c 'grep -qE "^notjson .* down .*not JSON" <<<"$1"' _ "$out"
@@ -98,8 +97,7 @@ t_check "404 healthz reported down" bash -c 'grep -qE "^http404 .* down " <<<"$1
 t_check "origin still up in the mixed table" bash -c 'grep -qE "^origin +origin .* up " <<<"$1"' _ "$out"
 t_check "nodes asked in parallel (two 1 s timeouts took ${ms} ms < 1900)" test "$ms" -lt 1900
 
-"$CTL" -c "$T_DIR/mixed.conf" status --json >"$T_DIR/st.json"; rc=$?
-t_eq "status --json exit 1 too" 1 $rc
+t_fails_with 1 "status --json exit 1 too" sh -c '"$0" -c "$1" status --json >"$2"' "$CTL" "$T_DIR/mixed.conf" "$T_DIR/st.json"
 t_check "status --json content" python3 -c "
 import json,sys; d=json.load(open('$T_DIR/st.json')); n={x['name']:x for x in d['nodes']}
 ok = d['up']==1 and d['down']==5 and n['origin']['state']=='up' and n['origin']['healthz']['role']=='origin' \
@@ -108,14 +106,13 @@ sys.exit(0 if ok else 1)"
 
 # ---- ctl config errors
 printf 'nodes = ( { name = "x"; role = "cache"; url = "http://a"; } );\n' >"$T_DIR/badrole.conf"
-out=$("$CTL" -c "$T_DIR/badrole.conf" status 2>&1); rc=$?
-t_eq "bad role: exit 2" 2 $rc
+t_fails_with 2 "bad role: exit 2" "$CTL" -c "$T_DIR/badrole.conf" status; out=$T_OUT
 t_check "bad role named" bash -c 'grep -q "role .cache." <<<"$1"' _ "$out"
 printf 'nodes = ( { name = "x"; role = "edge"; url = "http://a"; } )\nbogus = 1;\n' >"$T_DIR/badsyn.conf"
-out=$("$CTL" -c "$T_DIR/badsyn.conf" status 2>&1)
+t_fails_with 2 "syntax error: exit 2" "$CTL" -c "$T_DIR/badsyn.conf" status; out=$T_OUT
 t_check "syntax error names file:line" bash -c 'grep -q "badsyn.conf:2:" <<<"$1"' _ "$out"
-t_check "missing -c file is an error" bash -c "! '$CTL' -c '$T_DIR/nonexistent.conf' status 2>/dev/null"
-t_check "unknown command refused" bash -c "'$CTL' -c '$T_DIR/up.conf' frobnicate 2>/dev/null; [ \$? = 2 ]"
+t_fails_with 2 "missing -c file is an error (exit 2)" "$CTL" -c "$T_DIR/nonexistent.conf" status
+t_fails_with 2 "unknown command refused (exit 2)" "$CTL" -c "$T_DIR/up.conf" frobnicate
 t_check "--help lists every command" bash -c "'$CTL' --help | grep -q 'rollback' && '$CTL' --help | grep -q 'status'"
 
 # ---- control API guards (no edges configured)
@@ -128,8 +125,7 @@ routes = ( { path = "/hello*"; method = "GET"; } );
 function handle(req) return { status = 200, body = "hi\n" } end
 LUA
 sed 's/test-secret-123/wrong-secret-1/' "$T_DIR/up.conf" >"$T_DIR/wrong.conf"
-out=$("$CTL" -c "$T_DIR/wrong.conf" push "$T_DIR/b/hello.lua" 2>&1); rc=$?
-t_eq "push with a bad secret fails" 1 $rc
+t_fails_with 1 "push with a bad secret fails (exit 1)" "$CTL" -c "$T_DIR/wrong.conf" push "$T_DIR/b/hello.lua"; out=$T_OUT
 t_check "bad secret: origin says 401" bash -c 'grep -q "HTTP 401" <<<"$1"' _ "$out"
 t_eq "no Authorization -> 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$URL/.minicdn/push")"
 t_check "origin's 401 names the scheme (WWW-Authenticate: Bearer)" bash -c "curl -s -D - -o /dev/null -X POST -d '{}' '$URL/.minicdn/push' | grep -q \$'^WWW-Authenticate: Bearer\r\$'"
@@ -149,12 +145,11 @@ t_eq "rollback of an unknown bundle -> 404" 404 "$(curl -s -o /dev/null -w '%{ht
 t_eq "bundle name with a leading dot refused" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTH" -d '{"name":".."}' "$URL/.minicdn/unpush")"
 
 # a push with no edges configured: stored and versioned, but ctl says it reached nobody
-out=$("$CTL" -c "$T_DIR/up.conf" push "$T_DIR/b/hello.lua" 2>&1); rc=$?
-t_eq "push with no edges: exit 1" 1 $rc
+t_fails_with 1 "push with no edges: exit 1" "$CTL" -c "$T_DIR/up.conf" push "$T_DIR/b/hello.lua"; out=$T_OUT
 t_check "push with no edges: says so" bash -c 'grep -q "no edges configured" <<<"$1"' _ "$out"
 t_check "version 1 assigned" bash -c 'grep -q "hello version 1 " <<<"$1"' _ "$out"
 "$CTL" -c "$T_DIR/up.conf" push "$T_DIR/b/hello.lua" >/dev/null 2>&1
-out=$("$CTL" -c "$T_DIR/up.conf" push --version 2 "$T_DIR/b/hello.lua" 2>&1)
+t_fails_with 1 "explicit version not higher: exit 1" "$CTL" -c "$T_DIR/up.conf" push --version 2 "$T_DIR/b/hello.lua"; out=$T_OUT
 t_check "explicit version not higher -> refused (409)" bash -c 'grep -q "HTTP 409" <<<"$1"' _ "$out"
 out=$("$CTL" -c "$T_DIR/up.conf" push --version 10 "$T_DIR/b/hello.lua" 2>&1)
 t_check "explicit higher version accepted" bash -c 'grep -q "hello version 10 " <<<"$1"' _ "$out"

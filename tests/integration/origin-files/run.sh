@@ -38,16 +38,15 @@ t_check "--version" bash -c "'$BIN/minicdn-origin' --version | grep -q '^minicdn
 t_check "--help lists config keys" bash -c "'$BIN/minicdn-origin' --help | grep -q default_cache_control"
 t_check "-t accepts a valid config" "$BIN/minicdn-origin" -t -c "$T_DIR/origin.conf"
 printf 'listen = "127.0.0.1:1";\nroot = "/tmp";\nbogus_key = 1;\n' >"$T_DIR/bad1.conf"
-out=$("$BIN/minicdn-origin" -t -c "$T_DIR/bad1.conf" 2>&1); rc=$?
-t_check "-t rejects an unknown key (exit != 0)" test $rc -ne 0
+t_fails_with 1 "-t rejects an unknown key (exit 1)" "$BIN/minicdn-origin" -t -c "$T_DIR/bad1.conf"; out=$T_OUT
 t_check "unknown key error names file:line" bash -c 'grep -q "bad1.conf:3: unknown key .bogus_key." <<<"$1"' _ "$out"
 printf 'listen = "127.0.0.1";\nroot = "/tmp";\n' >"$T_DIR/bad2.conf"
-out=$("$BIN/minicdn-origin" -t -c "$T_DIR/bad2.conf" 2>&1)
+t_fails_with 1 "-t rejects a listen address without a port (exit 1)" "$BIN/minicdn-origin" -t -c "$T_DIR/bad2.conf"; out=$T_OUT
 t_check "bad listen address rejected with file:line" bash -c 'grep -q "bad2.conf:1:" <<<"$1"' _ "$out"
 printf 'listen = "127.0.0.1:1";\nroot = "/nonexistent/dir";\n' >"$T_DIR/bad3.conf"
-t_check "missing root rejected" bash -c "! '$BIN/minicdn-origin' -t -c '$T_DIR/bad3.conf' 2>/dev/null"
+t_fails_with 1 "missing root rejected (exit 1)" "$BIN/minicdn-origin" -t -c "$T_DIR/bad3.conf"
 printf 'listen = "127.0.0.1:1";\nroot = "/tmp";\nrules = ( { match = "*.js"; cache_control = "a\\nb"; } );\n' >"$T_DIR/bad4.conf"
-t_check "header injection in a rule rejected" bash -c "! '$BIN/minicdn-origin' -t -c '$T_DIR/bad4.conf' 2>/dev/null"
+t_fails_with 1 "header injection in a rule rejected (exit 1)" "$BIN/minicdn-origin" -t -c "$T_DIR/bad4.conf"
 
 t_start origin "$BIN/minicdn-origin" -c "$T_DIR/origin.conf"
 t_wait_http "$URL/healthz" || t_fail "origin did not start"

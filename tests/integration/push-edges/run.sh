@@ -134,30 +134,25 @@ t_eq "replaying the signed v1 envelope is refused" 409 "$code"
 
 # ---- a bad secret is refused; nothing changes
 hello "evil"
-out=$("$CTL" -c "$T_DIR/wrong.conf" push "$T_DIR/hello.lua" 2>&1); rc=$?
-t_eq "push with a bad secret: exit 1" 1 $rc
+t_fails_with 1 "push with a bad secret: exit 1" "$CTL" -c "$T_DIR/wrong.conf" push "$T_DIR/hello.lua"; out=$T_OUT
 t_check "bad secret: HTTP 401" grep -q "HTTP 401" <<<"$out"
 t_check "edges unchanged after the refused push" all_say one
 t_check "refused push left no version behind" bash -c "[ ! -e '$T_DIR/origin-state/bundles/hello/00000000000000000004.meta' ]"
-out=$("$CTL" -c "$T_DIR/wrong.conf" rollback hello 2>&1); rc=$?
-t_eq "rollback with a bad secret: exit 1" 1 $rc
+t_fails_with 1 "rollback with a bad secret: exit 1" "$CTL" -c "$T_DIR/wrong.conf" rollback hello; out=$T_OUT
 
 # ---- a non-compiling bundle is never signed
 printf -- '--[[minicdn\nname = "hello";\nroutes = ( { path = "/hello*"; } );\n]]\nfunction handle(req\n' >"$T_DIR/broken.lua"
-out=$("$CTL" -c "$T_DIR/ctl.conf" push "$T_DIR/broken.lua" 2>&1); rc=$?
-t_eq "non-compiling push: exit 1" 1 $rc
+t_fails_with 1 "non-compiling push: exit 1" "$CTL" -c "$T_DIR/ctl.conf" push "$T_DIR/broken.lua"; out=$T_OUT
 t_check "non-compiling push: origin says it does not compile" grep -q "HTTP 400.*does not compile" <<<"$out"
 t_check "edges keep the active version" all_say one
 
 # ---- an unreachable edge gets the bundle when it comes back
 t_stop edge-ap
 hello "four"
-out=$("$CTL" -c "$T_DIR/ctl.conf" push "$T_DIR/hello.lua"); rc=$?
-t_eq "push with an edge down: exit 1" 1 $rc
+t_fails_with 1 "push with an edge down: exit 1" "$CTL" -c "$T_DIR/ctl.conf" push "$T_DIR/hello.lua"; out=$T_OUT
 t_check "down edge reported unreachable" grep -qE "^edge-ap +http://127.0.0.1:[0-9]+ +unreachable" <<<"$out"
 t_check "the others activated" grep -q "^2 of 3 edges activated it; 1 unreachable" <<<"$out"
-out=$("$CTL" -c "$T_DIR/ctl.conf" scripts 2>&1); rc=$?
-t_eq "scripts: exit 1 while an edge is missing" 1 $rc
+t_fails_with 1 "scripts: exit 1 while an edge is missing" "$CTL" -c "$T_DIR/ctl.conf" scripts; out=$T_OUT
 t_check "scripts marks the unreachable edge" grep -qE "^hello +v4 +v4 +v4 +\? *$" <<<"$out"
 start_edge edge-ap ap
 t_check "edge-ap gets v4 once it is back (origin retries)" all_say four 8
@@ -196,8 +191,7 @@ t_check "second unpush refused (409)" grep -q "HTTP 409" <<<"$out"
 out=$("$CTL" -c "$T_DIR/ctl.conf" rollback hello); rc=$?
 t_eq "rollback after unpush: exit 0" 0 $rc
 t_check "rollback after unpush brings the last content back" all_say one
-out=$("$CTL" -c "$T_DIR/ctl.conf" rollback hello 2>&1); rc=$?
-t_eq "rolling back past the first version: exit 1" 1 $rc
+t_fails_with 1 "rolling back past the first version: exit 1" "$CTL" -c "$T_DIR/ctl.conf" rollback hello; out=$T_OUT
 t_check "rolling back past the first version: 409" grep -q "HTTP 409.*no earlier version" <<<"$out"
 # ---- a directory bundle (bundle.conf + several modules) goes through the same path
 out=$("$CTL" -c "$T_DIR/ctl.conf" push "$T_ROOT/deploy/scripts/kv-counter"); rc=$?

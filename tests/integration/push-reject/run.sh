@@ -50,8 +50,7 @@ routes = ( { path = "/hi"; } );
 ]]
 function handle(req) return { status = 200, body = "hi from " .. req.edge_name .. "\n" } end
 LUA
-out=$("$CTL" -c "$T_DIR/ctl.conf" push "$T_DIR/hi.lua"); rc=$?
-t_eq "push with one refusing edge: exit 1" 1 $rc
+t_fails_with 1 "push with one refusing edge: exit 1" "$CTL" -c "$T_DIR/ctl.conf" push "$T_DIR/hi.lua"; out=$T_OUT
 t_check "good edge activated" grep -qE "^good +http://[0-9.:]+ +activated" <<<"$out"
 t_check "wrong-key edge rejected, with the edge's reason" grep -qE "^wrongkey +http://[0-9.:]+ +rejected +HTTP 403: .*signature" <<<"$out"
 t_check "summary: 1 of 2" grep -q "^1 of 2 edges activated it" <<<"$out"
@@ -61,7 +60,7 @@ sleep 2 # four retry rounds
 t_eq "refused version not re-sent every round (refusals in 2 s)" 1 "$(grep -c 'refused: bad signature' "$T_DIR/wrongkey.log")"
 t_check "origin lists the edge as not in sync" bash -c \
 	"curl -s -H 'Authorization: Bearer reject-secret' '$O/.minicdn/bundles' | python3 -c \"import json,sys; d=json.load(sys.stdin); e={x['name']:x for x in d['edges']}; sys.exit(0 if not e['wrongkey']['synced'] and e['good']['synced'] and 'rejected' in e['wrongkey']['error'] else 1)\""
-t_check "scripts: exit 1 (an edge is behind)" bash -c "! '$CTL' -c '$T_DIR/ctl.conf' scripts >/dev/null 2>&1"
+t_fails_with 1 "scripts: exit 1 (an edge is behind)" "$CTL" -c "$T_DIR/ctl.conf" scripts
 
 # fix the edge (right key) and restart it: the origin re-sends
 t_stop wrongkey

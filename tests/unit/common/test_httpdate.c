@@ -1,5 +1,5 @@
-/* test_httpdate.c -- HTTP dates: IMF-fixdate (read by position), RFC 850 and
- * asctime (read by sscanf), against timegm() and httpdate_format(). */
+/* test_httpdate.c -- HTTP dates: exactly the three forms of RFC 9110 5.6.7,
+ * against timegm() and httpdate_format(); everything else is -1. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,11 +28,17 @@ static void test_three_forms(void **state)
 	assert_int_equal(httpdate_parse("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
 	assert_int_equal(httpdate_parse("Tue, 29 Feb 2028 23:59:59 GMT"), utc(2028, 2, 29, 23, 59, 59));
 	assert_int_equal(httpdate_parse("Fri, 31 Dec 2099 12:00:00 GMT"), utc(2099, 12, 31, 12, 0, 0));
-	/* A leap second and a day past the month's end are normalised, as timegm does. */
+	/* A leap second is allowed (RFC 9110 5.6.7 "23:59:60"). */
 	assert_int_equal(httpdate_parse("Sat, 31 Dec 2016 23:59:60 GMT"), utc(2017, 1, 1, 0, 0, 0));
-	assert_int_equal(httpdate_parse("Mon, 31 Feb 2025 00:00:00 GMT"), utc(2025, 3, 3, 0, 0, 0));
-	/* Trailing bytes after GMT are ignored (as before the fast path). */
-	assert_int_equal(httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMT;x"), want);
+	/* RFC 9111 4.2: a cache matches dates case-insensitively. */
+	assert_int_equal(httpdate_parse("sun, 06 nov 1994 08:49:37 gmt"), want);
+	assert_int_equal(httpdate_parse("SUNDAY, 06-NOV-94 08:49:37 GMT"), want);
+	assert_int_equal(httpdate_parse("SUN NOV  6 08:49:37 1994"), want);
+	/* Surrounding whitespace is not part of the field value. */
+	assert_int_equal(httpdate_parse("  Sun, 06 Nov 1994 08:49:37 GMT\t"), want);
+	/* asctime with a two-digit day */
+	assert_int_equal(httpdate_parse("Sun Nov 06 08:49:37 1994"), want);
+	assert_int_equal(httpdate_parse("Thu Feb 29 00:00:00 2024"), utc(2024, 2, 29, 0, 0, 0));
 }
 
 static void test_roundtrip(void **state)
@@ -61,14 +67,56 @@ static void test_invalid(void **state)
 	}
 }
 
-/* Not IMF-fixdate by position, but the lenient sscanf reading takes them
- * (a recipient should be liberal with dates, RFC 9110 5.6.7). */
-static void test_lenient(void **state)
+/* Shapes the old sscanf fallback accepted: each gave a date (an Expires
+ * fresh for decades), where RFC 9110 5.6.7 has none. */
+static void test_strict(void **state)
 {
-	time_t want = utc(1994, 11, 6, 8, 49, 37);
-	assert_int_equal(httpdate_parse("Sun, 6 Nov 1994 08:49:37 GMT"), want);
-	assert_int_equal(httpdate_parse("Sun,06 Nov 1994 08:49:37 GMT"), want);
-	assert_int_equal(httpdate_parse("Sun, 06 Nov 1994 08:4:37 GMT"), utc(1994, 11, 6, 8, 4, 37));
+	static const char *const bad[] = {
+		"Sun, 6 Nov 1994 08:49:37 GMT",      /* one-digit day */
+		"Sun,06 Nov 1994 08:49:37 GMT",      /* no space after the comma */
+		"Sun, 06 Nov 1994 08:4:37 GMT",      /* one-digit minute */
+		"Sun, 06 Nov 1994 8:49:37 GMT",      /* one-digit hour */
+		"Sun, 06  Nov 1994 08:49:37 GMT",    /* doubled space */
+		"Sun,  06 Nov 2094 08:49:37 GMT",
+		"Sun, 06 Nov 1994  08:49:37 GMT",
+		"Sun, 06 Nov 1994 08:49:37 GMT;x",   /* trailing bytes */
+		"Abc, 06 Nov 1994 08:49:37 GMT",     /* not a day name */
+		"Mon, 31 Feb 2025 00:00:00 GMT",     /* past the month's end */
+		"Thu, 29 Feb 2023 00:00:00 GMT",     /* not a leap year */
+		"Sun, 06 Nov 94 08:49:37 GMT",       /* two-digit year in IMF-fixdate */
+		"Sun, 06 Nov 1994 08:49:37 +0000",
+		"Sunday, 6-Nov-94 08:49:37 GMT",     /* rfc850 with one-digit day */
+		"Sunday, 06-Nov-1994 08:49:37 GMT",  /* rfc850 with a four-digit year */
+		"Sun, 06-Nov-94 08:49:37 GMT",       /* rfc850 with a short day name */
+		"Funday, 06-Nov-94 08:49:37 GMT",
+		"Sunday,  06-Nov-94 08:49:37 GMT",
+		"Sun Nov 6 08:49:37 1994",           /* asctime with one space before a one-digit day */
+		"Sun Nov  6 08:49:37  1994",
+		"Sun Nov  6 8:49:37 1994",
+		"Sun Nov 6  08:49:37 1994",
+		"1994-11-06T08:49:37Z",
+		"Sun, 06 Nov 1994 08:49:37 GMT, Mon, 07 Nov 1994 08:49:37 GMT", /* two lines combined */
+		"7200",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (httpdate_parse(bad[i]) != -1)
+			fail_msg("accepted \"%s\"", bad[i]);
+	}
+	assert_int_equal(httpdate_parse(NULL), -1);
+}
+
+/* RFC 9110 5.6.7: a two-digit year more than 50 years ahead is in the past century. */
+static void test_rfc850_year(void **state)
+{
+	time_t now = utc(2026, 12, 6, 0, 0, 0);
+	assert_int_equal(httpdate_parse_at("Sunday, 06-Nov-94 08:49:37 GMT", now),
+	                 utc(1994, 11, 6, 8, 49, 37));
+	assert_int_equal(httpdate_parse_at("Wednesday, 06-Nov-76 08:49:37 GMT", now),
+	                 utc(2076, 11, 6, 8, 49, 37));
+	assert_int_equal(httpdate_parse_at("Sunday, 06-Nov-77 08:49:37 GMT", now),
+	                 utc(1977, 11, 6, 8, 49, 37));
+	assert_int_equal(httpdate_parse_at("Thursday, 01-Jan-70 00:00:00 GMT", utc(2050, 1, 1, 0, 0, 0)),
+	                 utc(2070, 1, 1, 0, 0, 0));
 }
 
 int main(void)
@@ -77,7 +125,8 @@ int main(void)
 		cmocka_unit_test(test_three_forms),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_invalid),
-		cmocka_unit_test(test_lenient),
+		cmocka_unit_test(test_strict),
+		cmocka_unit_test(test_rfc850_year),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

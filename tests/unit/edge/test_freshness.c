@@ -309,6 +309,255 @@ static void test_request_use(void **state)
 	assert_false(o.must_revalidate);
 }
 
+/* ---------- exact RFC shapes ---------- */
+
+static void test_age_strict(void **state)
+{
+	/* RFC 9111 5.1: not delta-seconds means ignored, not truncated */
+	assert_int_equal(freshness_parse_age("7200"), 7200);
+	assert_int_equal(freshness_parse_age(" 12 "), 12);
+	assert_int_equal(freshness_parse_age("7200.0"), -1);
+	assert_int_equal(freshness_parse_age("-1"), -1);
+	assert_int_equal(freshness_parse_age("1e3"), -1);
+	assert_int_equal(freshness_parse_age(""), -1);
+	assert_int_equal(freshness_parse_age(NULL), -1);
+	assert_int_equal(freshness_parse_age("99999999999999999999"), 2147483648LL);
+	assert_int_equal(freshness_parse_age("5, 10"), 5); /* a list: the first member */
+	struct fresh_out o;
+	struct fresh_in in = base();
+	in.cache_control = "max-age=60";
+	in.age = "7200.0";
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.age_value, 0);
+	in.age = "30";
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.age_value, 30);
+}
+
+static void test_invalid_expires(void **state)
+{
+	struct fresh_out o;
+	struct fresh_in in = base();
+	static const char *const bad[] = {
+		"Thu, 01  Jan 2099 00:00:00 GMT", "Thu, 01 Jan 2099 0:00:00 GMT",
+		"Thu, 1 Jan 2099 00:00:00 GMT", "Thu Jan 1 00:00:00 2099",
+		"Thu, 01 Jan 2099 00:00:00 GMT, Fri, 02 Jan 2099 00:00:00 GMT",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		in.expires = bad[i];
+		freshness_evaluate(&in, &o);
+		assert_true(o.storable);
+		if (o.lifetime != 0)
+			fail_msg("Expires \"%s\" gave %lld s", bad[i], (long long)o.lifetime);
+	}
+	in.expires = "Thu, 01 Jan 2099 00:00:00 GMT";
+	freshness_evaluate(&in, &o);
+	assert_true(o.lifetime > 0);
+}
+
+static void test_repeated_lines(void **state)
+{
+	struct fresh_out o;
+	struct fresh_in in = base();
+	/* "Cache-Control: max-age=3600" and "Cache-Control: s-maxage=1", joined */
+	in.cache_control = "max-age=3600, s-maxage=1";
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.lifetime, 1);
+	/* the same directive with two values: stale (RFC 9111 4.2.1) */
+	in.cache_control = "max-age=3600, max-age=60";
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.lifetime, 0);
+	in.cache_control = "max-age=60, max-age=60";
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.lifetime, 60);
+	in.cache_control = "max-age=60, no-store";
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	/* "Vary:" then "Vary: *" */
+	in.cache_control = "max-age=60";
+	in.vary = ", *";
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	in.vary = "X-Star*";
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+}
+
+static void test_cdn_structured(void **state)
+{
+	struct cc c;
+	assert_true(freshness_parse_cdn_cc("max-age=60;foo, x-unknown=(a b), no-cache=\"set-cookie\"", &c));
+	assert_int_equal(c.max_age, 60);
+	assert_true(c.no_cache);
+	assert_true(freshness_parse_cdn_cc("no-store=?0, public", &c));
+	assert_false(c.no_store);
+	assert_true(c.public_);
+	assert_true(freshness_parse_cdn_cc("none", &c)); /* RFC 9213 3.1's example */
+	assert_int_equal(c.max_age, -1);
+	static const char *const ignored[] = {
+		"max-age=\"60\"", "max-age=1.5", "max-age=sixty", "max-age=-5", "Max-Age=60",
+		"max-age=60,", "max-age=60 public", "max-age=60, must-revalidate=1",
+		"max-age=60, no-store=\"x\"", "max-age=60, private=5", "", "   ",
+	};
+	for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) {
+		if (freshness_parse_cdn_cc(ignored[i], &c))
+			fail_msg("CDN-Cache-Control \"%s\" was used", ignored[i]);
+		assert_int_equal(c.max_age, -1);
+		assert_false(c.present);
+	}
+	/* An ignored CDN-Cache-Control leaves Cache-Control in charge. */
+	struct fresh_out o;
+	struct fresh_in in = base();
+	in.cache_control = "max-age=10";
+	in.cdn_cache_control = "max-age=\"600\"";
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.lifetime, 10);
+	assert_int_equal(o.source, FRESH_MAX_AGE);
+	in.cdn_cache_control = "max-age=600, stale-if-error=1.0";
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.lifetime, 10);
+	in.cdn_cache_control = "max-age=600";
+	freshness_evaluate(&in, &o);
+	assert_int_equal(o.lifetime, 600);
+	assert_int_equal(o.source, FRESH_CDN_CC);
+}
+
+static void test_status_codes(void **state)
+{
+	struct fresh_out o;
+	struct fresh_in in = base();
+	static const unsigned stored[] = { 200, 299, 302, 401, 418, 499, 500, 503, 599 };
+	in.cache_control = "max-age=60";
+	for (size_t i = 0; i < sizeof stored / sizeof stored[0]; i++) {
+		in.status = stored[i];
+		freshness_evaluate(&in, &o);
+		if (!o.storable)
+			fail_msg("%u with max-age not stored (%s)", stored[i], o.why_not);
+	}
+	static const unsigned never[] = { 100, 103, 206, 304, 600, 999 };
+	for (size_t i = 0; i < sizeof never / sizeof never[0]; i++) {
+		in.status = never[i];
+		freshness_evaluate(&in, &o);
+		if (o.storable)
+			fail_msg("%u stored", never[i]);
+	}
+	/* without explicit freshness only heuristically cacheable ones */
+	in.cache_control = NULL;
+	in.last_modified = "Tue, 14 Nov 2023 12:13:20 GMT";
+	in.status = 299;
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	in.status = 404;
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+}
+
+static void test_must_understand(void **state)
+{
+	struct fresh_out o;
+	struct fresh_in in = base();
+	in.cache_control = "max-age=60, must-understand, no-store";
+	freshness_evaluate(&in, &o); /* 200 is understood: no-store ignored */
+	assert_true(o.storable);
+	assert_int_equal(o.lifetime, 60);
+	in.status = 299;
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	assert_string_equal(o.why_not, "must-understand");
+	in.cache_control = "max-age=60, must-understand";
+	freshness_evaluate(&in, &o); /* not understood: not stored even without no-store */
+	assert_false(o.storable);
+	in.cache_control = "max-age=60";
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+	in.status = 200;
+	in.cache_control = "max-age=60, no-store";
+	freshness_evaluate(&in, &o);
+	assert_false(o.storable);
+	in.cache_control = NULL;
+	in.cdn_cache_control = "max-age=60, must-understand, no-store";
+	freshness_evaluate(&in, &o);
+	assert_true(o.storable);
+}
+
+static void test_stale_on_error(void **state)
+{
+	struct stale_err e = { ORIGIN_ERROR, 30, -1, 0, 600, false, false, false };
+	/* an origin 5xx passes through unless stale-if-error covers it */
+	assert_false(freshness_stale_on_error(&e));
+	e.sie = 60;
+	assert_true(freshness_stale_on_error(&e));
+	e.stale_for = 61;
+	assert_false(freshness_stale_on_error(&e));
+	e.sie = -1;
+	e.default_sie = 120;
+	assert_true(freshness_stale_on_error(&e));
+	/* unreachable: the configured window, or a longer stale-if-error */
+	e = (struct stale_err){ ORIGIN_UNREACHABLE, 500, -1, 0, 600, false, false, false };
+	assert_true(freshness_stale_on_error(&e));
+	e.stale_for = 601;
+	assert_false(freshness_stale_on_error(&e));
+	e.sie = 1000;
+	assert_true(freshness_stale_on_error(&e));
+	e.unreachable = 0;
+	e.sie = -1;
+	assert_false(freshness_stale_on_error(&e));
+	/* no-cache, must-revalidate (and proxy-revalidate, s-maxage) and the
+	 * client's no-cache always win */
+	e = (struct stale_err){ ORIGIN_UNREACHABLE, 5, 3600, 3600, 3600, true, false, false };
+	assert_false(freshness_stale_on_error(&e));
+	e.fail = ORIGIN_ERROR;
+	assert_false(freshness_stale_on_error(&e));
+	e.no_cache = false;
+	e.must_revalidate = true;
+	assert_false(freshness_stale_on_error(&e));
+	e.must_revalidate = false;
+	e.req_no_cache = true;
+	assert_false(freshness_stale_on_error(&e));
+	e.req_no_cache = false;
+	assert_true(freshness_stale_on_error(&e));
+	/* the statuses that count as errors */
+	assert_true(freshness_error_status(500));
+	assert_true(freshness_error_status(504));
+	assert_false(freshness_error_status(501));
+	assert_false(freshness_error_status(599));
+	/* a no-cache response is never served stale-while-revalidate either */
+	struct stored_state st = { 70, 60, 3600, true, false };
+	assert_int_equal(freshness_use(NULL, &st), VALIDATE_STALE);
+}
+
+static void test_not_modified_since(void **state)
+{
+	const char *lm = "Tue, 14 Nov 2023 12:13:20 GMT";
+	assert_true(freshness_not_modified_since(D_NOW, lm, NULL));
+	assert_true(freshness_not_modified_since(lm, lm, D_NOW));
+	assert_false(freshness_not_modified_since("Tue, 14 Nov 2023 12:13:19 GMT", lm, D_NOW));
+	/* RFC 9111 4.3.2: no Last-Modified, the stored Date stands in */
+	assert_true(freshness_not_modified_since(D_NOW, NULL, D_NOW));
+	assert_false(freshness_not_modified_since(lm, NULL, D_NOW));
+	assert_false(freshness_not_modified_since(D_NOW, NULL, NULL));
+	assert_false(freshness_not_modified_since(NULL, lm, D_NOW));
+	/* an invalid IMS is ignored (RFC 9110 13.1.3) */
+	assert_false(freshness_not_modified_since("Tue, 14 Nov 2023 22:13:20", NULL, D_NOW));
+}
+
+static void test_304_selects(void **state)
+{
+	const char *lm = "Tue, 14 Nov 2023 12:13:20 GMT", *lm2 = "Tue, 14 Nov 2023 12:13:21 GMT";
+	assert_true(freshness_304_selects("\"a\"", "\"a\"", NULL, NULL));
+	assert_false(freshness_304_selects("\"a\"", "\"b\"", lm, lm));  /* the ETag decides */
+	assert_false(freshness_304_selects(NULL, "\"a\"", lm, lm));
+	assert_true(freshness_304_selects("W/\"a\"", "W/\"a\"", NULL, NULL));
+	assert_true(freshness_304_selects("\"a\"", "W/\"a\"", NULL, NULL));  /* weak comparison */
+	assert_false(freshness_304_selects("W/\"a\"", "\"a\"", NULL, NULL)); /* strong needs strong */
+	assert_true(freshness_304_selects("\"a\"", NULL, lm, lm));
+	assert_false(freshness_304_selects("\"a\"", NULL, lm, lm2));
+	assert_false(freshness_304_selects("\"a\"", NULL, NULL, lm));
+	assert_true(freshness_304_selects(NULL, NULL, NULL, NULL));
+	assert_false(freshness_304_selects("\"a\"", NULL, NULL, NULL));
+	assert_false(freshness_304_selects(NULL, NULL, lm, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -321,6 +570,15 @@ int main(void)
 		cmocka_unit_test(test_age),
 		cmocka_unit_test(test_request_parse),
 		cmocka_unit_test(test_request_use),
+		cmocka_unit_test(test_age_strict),
+		cmocka_unit_test(test_invalid_expires),
+		cmocka_unit_test(test_repeated_lines),
+		cmocka_unit_test(test_cdn_structured),
+		cmocka_unit_test(test_status_codes),
+		cmocka_unit_test(test_must_understand),
+		cmocka_unit_test(test_stale_on_error),
+		cmocka_unit_test(test_not_modified_since),
+		cmocka_unit_test(test_304_selects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,11 +72,62 @@ static void test_filter(void **state)
 	buf_free(&tags);
 }
 
+/* Repeated field lines are one list (RFC 9110 5.3). */
+static void test_combine(void **state)
+{
+	struct buf in = BUF_INIT, out = BUF_INIT, tmp = BUF_INIT;
+	pack(&in, "Cache-Control", "max-age=3600");
+	pack(&in, "Vary", "");
+	pack(&in, "ETag", "\"v\"");
+	pack(&in, "cache-control", "s-maxage=1");
+	pack(&in, "Vary", "*");
+	/* once: borrowed from the list, no copy */
+	assert_ptr_equal(headers_field(&in, "ETag", &tmp), in.data + strlen("Cache-Control") + 1 +
+	                 strlen("max-age=3600") + 1 + strlen("Vary") + 1 + 1 + strlen("ETag") + 1);
+	assert_null(tmp.data);
+	assert_string_equal(headers_field(&in, "CACHE-CONTROL", &tmp), "max-age=3600, s-maxage=1");
+	assert_string_equal(headers_field(&in, "Vary", &tmp), ", *");
+	assert_null(headers_field(&in, "Age", &tmp));
+	headers_combine(&in, &out);
+	char got[256];
+	flat(&out, got, sizeof got);
+	assert_string_equal(got, "Cache-Control=max-age=3600, s-maxage=1;Vary=, *;ETag=\"v\";");
+	buf_free(&in);
+	buf_free(&out);
+	buf_free(&tmp);
+}
+
+/* headers_join_each reads lines through a callback (the client connection). */
+static void each_packed(void *cls, void (*cb)(void *, const char *, const char *), void *arg)
+{
+	struct hdrlist_iter it;
+	const char *k, *v;
+	hdrlist_init(&it, cls);
+	while (hdrlist_next(&it, &k, &v))
+		cb(arg, k, v);
+}
+
+static void test_join_each(void **state)
+{
+	struct buf in = BUF_INIT, tmp = BUF_INIT;
+	pack(&in, "Accept-Language", "en-US");
+	pack(&in, "Host", "x");
+	pack(&in, "accept-language", "fr;q=0.5");
+	assert_string_equal(headers_join_each(each_packed, &in, "Accept-Language", &tmp),
+	                    "en-US, fr;q=0.5");
+	assert_string_equal(headers_join_each(each_packed, &in, "host", &tmp), "x");
+	assert_null(headers_join_each(each_packed, &in, "Accept", &tmp));
+	buf_free(&in);
+	buf_free(&tmp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hop_by_hop),
 		cmocka_unit_test(test_filter),
+		cmocka_unit_test(test_combine),
+		cmocka_unit_test(test_join_each),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

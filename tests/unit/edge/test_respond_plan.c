@@ -79,6 +79,17 @@ static void test_304_by_date(void **state)
 	q.if_modified_since = "not a date";
 	plan_make(&q, &s, &p);
 	assert_int_equal(p.status, 200);
+	/* Without Last-Modified the Date stands in (RFC 9111 4.3.2). */
+	s.last_modified = NULL;
+	q.if_modified_since = LM;
+	plan_make(&q, &s, &p);
+	assert_int_equal(p.status, 200); /* no Date either: no 304 */
+	s.date = LM;
+	plan_make(&q, &s, &p);
+	assert_int_equal(p.status, 304);
+	q.if_modified_since = "Mon, 30 Nov 2026 10:00:00 GMT";
+	plan_make(&q, &s, &p);
+	assert_int_equal(p.status, 200);
 	/* A pass (not through the cache) is never answered 304 by the edge. */
 	q.if_modified_since = LM;
 	s.cacheable = false;
