@@ -8,7 +8,7 @@
 #include "edge/upstream/proxy.h"
 #include "edge/cache/freshness.h"
 #include "edge/upstream/headers.h"
-#include "common/encoding.h"
+#include "edge/upstream/origin_req.h"
 #include "common/hdrlist.h"
 #include "common/httpdate.h"
 #include "common/log.h"
@@ -17,7 +17,6 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
-#include <stdarg.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -438,97 +437,7 @@ static void on_done(struct fetch *f)
 
 static const struct fetch_hooks fill_hooks = { on_headers, on_done, fill_free };
 
-/* ---------- building the origin request ---------- */
-
-/* Appends the concatenation of the strings (up to a NULL) to l as one header
- * line; curl copies it.  Built on the stack unless unusually long: a miss
- * builds five or more of these. */
-static struct curl_slist *slist_cat(struct curl_slist *l, ...)
-{
-	char stack[512];
-	size_t len = 0;
-	va_list ap;
-	va_start(ap, l);
-	for (const char *p; (p = va_arg(ap, const char *));)
-		len += strlen(p);
-	va_end(ap);
-	char *line = len < sizeof stack ? stack : xmalloc(len + 1);
-	size_t at = 0;
-	va_start(ap, l);
-	for (const char *p; (p = va_arg(ap, const char *));) {
-		size_t n = strlen(p);
-		memcpy(line + at, p, n);
-		at += n;
-	}
-	va_end(ap);
-	line[at] = '\0';
-	l = curl_slist_append(l, line);
-	if (line != stack)
-		free(line);
-	return l;
-}
-
-struct hdr_build {
-	struct curl_slist *l;
-	enum fill_mode mode;
-	const char *conn;
-	bool had_accept;
-	const char *via, *xff;
-};
-
-static void add_req_hdr(void *arg, const char *k, const char *v)
-{
-	struct hdr_build *b = arg;
-	static const char *const never[] = { "Host", "Content-Length", "Expect", "Via",
-		                             "X-Forwarded-For", NULL };
-	static const char *const cond[] = { "Range", "If-Range", "If-None-Match", "If-Modified-Since",
-		                            "If-Match", "If-Unmodified-Since", NULL };
-	if (headers_hop_by_hop(k, b->conn))
-		return;
-	for (int i = 0; never[i]; i++)
-		if (!strcasecmp(k, never[i]))
-			return;
-	if (b->mode != PASS)
-		for (int i = 0; cond[i]; i++)
-			if (!strcasecmp(k, cond[i]))
-				return;
-	if (!strcasecmp(k, "Accept"))
-		b->had_accept = true;
-	if (b->mode != PASS && !strcasecmp(k, "Accept-Encoding")) {
-		/* Normalised as the cache keys its variants (cache.c): a response
-		 * stored for "gzip" must be what every gzip client may get. */
-		if (encoding_accepts_gzip(v))
-			b->l = slist_cat(b->l, "Accept-Encoding: gzip", NULL);
-		return;
-	}
-	b->l = *v ? slist_cat(b->l, k, ": ", v, NULL) : slist_cat(b->l, k, ";", NULL);
-}
-
-static struct curl_slist *origin_headers(struct proxy_call *pc, enum fill_mode mode,
-                                         const char *etag, const char *lm)
-{
-	struct edge *e = pc->edge;
-	struct hdr_build b = { NULL, mode, pc->ops->header(pc->cls, "Connection"), false, NULL, NULL };
-	b.l = slist_cat(b.l, "Host: ", pc->host, NULL);
-	pc->ops->each_header(pc->cls, add_req_hdr, &b);
-	const char *via = pc->ops->header(pc->cls, "Via");
-	b.l = via ? slist_cat(b.l, "Via: ", via, ", 1.1 ", e->cfg.name, NULL)
-	          : slist_cat(b.l, "Via: 1.1 ", e->cfg.name, NULL);
-	char ip[ADDR_STRLEN] = "unknown";
-	if (pc->client)
-		addr_format_ip(pc->client, ip, sizeof ip);
-	const char *xff = pc->ops->header(pc->cls, "X-Forwarded-For");
-	b.l = xff ? slist_cat(b.l, "X-Forwarded-For: ", xff, ", ", ip, NULL)
-	          : slist_cat(b.l, "X-Forwarded-For: ", ip, NULL);
-	if (etag)
-		b.l = slist_cat(b.l, "If-None-Match: ", etag, NULL);
-	if (lm)
-		b.l = slist_cat(b.l, "If-Modified-Since: ", lm, NULL);
-	if (!b.had_accept)
-		b.l = curl_slist_append(b.l, "Accept:"); /* no curl default */
-	b.l = curl_slist_append(b.l, "Expect:");
-	return b.l;
-}
+/* ---------- building the origin request (origin_req.c: its headers) ---------- */
 
 static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const struct stale_info *st)
 {
@@ -567,7 +476,7 @@ static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const
 		blen = pc->body->len;
 		body = buf_steal(pc->body);
 	}
-	struct fetch *f = fetch_new(method, url, origin_headers(pc, mode, etag, lm), body, blen,
+	struct fetch *f = fetch_new(method, url, origin_req_headers(pc, mode == PASS, etag, lm), body, blen,
 	                            &fill_hooks, x);
 	f->keep_limit = edge_live(e)->cache.max_object_size;
 	free(url);
