@@ -60,7 +60,7 @@ TOOLS := $(patsubst %.c,$(BUILD)/bin/%,$(notdir $(TOOL_SRC)))
 UNIT_SRC  := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 
-.PHONY: all deps run test test-unit test-integration test-netns test-san bench bench-dns bench-edge bench-lua fuzz testbed clean
+.PHONY: all deps run test test-unit test-integration test-netns test-san bench bench-dns bench-edge bench-lua fuzz soak testbed clean
 all: deps
 	@$(MAKE) --no-print-directory build-all
 
@@ -121,8 +121,16 @@ bench-dns bench-edge bench-lua: all
 	@scripts/install-deps.sh --bench
 	@scripts/bench/$(@:bench-%=%).sh
 
+# Every libFuzzer target for FUZZ_SECONDS each (make test runs them briefly).
+FUZZ_SECONDS ?= 60
 fuzz: deps
-	@tests/fuzz/run.sh
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+	@tests/fuzz/targets.sh $(FUZZ_SECONDS)
+
+# Mixed load, chaos and a byte-for-byte check (not part of make test):
+# SOAK_MINUTES (10), SOAK_RSS_MB; SAN=1 soaks the sanitizer build.
+soak: all
+	@MINICDN_BIN=$(CURDIR)/$(BUILD)/bin scripts/soak/soak.py
 
 testbed: all
 	@scripts/testbed/testbed up

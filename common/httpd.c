@@ -25,7 +25,7 @@ struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t err
 	                 MHD_USE_TURBO | o->extra_flags;
 	if (o->listen->ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	struct MHD_OptionItem opts[10];
+	struct MHD_OptionItem opts[12];
 	int n = 0;
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)&o->listen->ss };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
@@ -44,6 +44,11 @@ struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t err
 	if (o->conn_memory_limit)
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 			                             (intptr_t)o->conn_memory_limit, NULL };
+	if (o->per_ip_limit)
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_limit, NULL };
+	if (o->notify_conn)
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)o->notify_conn,
+			                             o->notify_conn_cls };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
 	struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)addr_port(o->listen), NULL, NULL,

@@ -24,6 +24,11 @@ struct httpd_opts {
 	void *(*uri_log)(void *cls, const char *uri, struct MHD_Connection *c);
 	void *uri_log_cls;
 	size_t conn_memory_limit; /* per-connection buffer (bounds request line + headers); 0 = MHD default */
+	unsigned per_ip_limit;    /* connections from one client address; 0 = no limit */
+	/* Optional: MHD_OPTION_NOTIFY_CONNECTION, told when a connection opens
+	 * and closes (before its socket is closed). */
+	MHD_NotifyConnectionCallback notify_conn;
+	void *notify_conn_cls;
 };
 
 /* Starts listening.  Returns the daemon, or NULL with the reason in err. */

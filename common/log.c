@@ -43,9 +43,41 @@ int log_level_parse(const char *s, enum log_level *out)
 	return -1;
 }
 
+/* Copies src into dst[0..room), escaping bytes outside 0x20..0x7e (and the
+ * backslash when esc_bs) as \xHH; stops before an escape that does not fit.
+ * Returns the bytes written (no terminator). */
+static size_t esc_copy(char *dst, size_t room, const unsigned char *src, size_t len, int esc_bs)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = src[i];
+		if (c >= 0x20 && c < 0x7f && !(esc_bs && c == '\\')) {
+			if (n + 1 > room)
+				break;
+			dst[n++] = (char)c;
+			continue;
+		}
+		if (n + 4 > room)
+			break;
+		dst[n++] = '\\';
+		dst[n++] = 'x';
+		dst[n++] = hex[c >> 4];
+		dst[n++] = hex[c & 15];
+	}
+	return n;
+}
+
+char *log_escape(char *dst, size_t dstlen, const void *src, size_t len)
+{
+	size_t n = esc_copy(dst, dstlen - 1, src, len, 1);
+	dst[n] = '\0';
+	return dst;
+}
+
 void log_write(enum log_level level, const char *module, const char *fmt, ...)
 {
-	char line[2048];
+	char line[2048], msg[2048];
 	size_t n = 0;
 	if (log_journal == -1)
 		log_journal = getenv("JOURNAL_STREAM") != NULL;
@@ -61,16 +93,17 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
 		n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ %s %s %s: ",
 		                      (long)(tv.tv_usec / 1000), level_names[level], log_prog, module);
 	}
-	if (n < sizeof line) {
-		va_list ap;
-		va_start(ap, fmt);
-		int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
-		va_end(ap);
-		if (m > 0)
-			n += (size_t)m;
-	}
 	if (n >= sizeof line - 1)
-		n = sizeof line - 2; /* truncated: still one line */
+		n = sizeof line - 2;
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (m > 0) {
+		size_t ml = (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+		/* One byte kept for the '\n': a cut line is still one line. */
+		n += esc_copy(line + n, sizeof line - 1 - n, (const unsigned char *)msg, ml, 0);
+	}
 	line[n++] = '\n';
 	/* One write() per line so lines from several threads never interleave. */
 	ssize_t w = write(STDERR_FILENO, line, n);

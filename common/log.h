@@ -6,6 +6,8 @@
 #ifndef MINICDN_LOG_H
 #define MINICDN_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 extern enum log_level log_current_level;
@@ -16,8 +18,19 @@ void log_set_level(enum log_level level);
 /* Parses "error", "warn", "info", "debug"; returns -1 if unknown. */
 int log_level_parse(const char *s, enum log_level *out);
 
+/* Formats one line and writes it with one write().  Every byte of the
+ * message below 0x20 or above 0x7e comes out as \xHH, so text from a client,
+ * an origin or a script (CR, LF, ANSI escapes) cannot forge or break a line
+ * whatever the call site passed.  Lines longer than 2 KiB are cut. */
 void log_write(enum log_level level, const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Copies src[0..len) (NULs included) into dst as printable ASCII: bytes below
+ * 0x20, above 0x7e and the backslash become \xHH, so the copy reads back
+ * unambiguously.  Cut at a whole escape to fit dstlen (> 0); always
+ * NUL-terminated.  Returns dst.  For foreign text whose length is known
+ * (Lua strings may hold NULs); log_write escapes the rest. */
+char *log_escape(char *dst, size_t dstlen, const void *src, size_t len);
 
 #define LOG_AT(lvl, mod, ...) \
 	do { if ((lvl) <= log_current_level) log_write((lvl), (mod), __VA_ARGS__); } while (0)

@@ -92,7 +92,18 @@ static const struct cfg_key limit_keys[] = {
 	{ "max_url", CFG_SIZE, O(limits.max_url), "4K", 256, 1 << 20, 0, NULL, 0, 0, NULL,
 	  "longest request target (414 above)" },
 	{ "max_body", CFG_SIZE, O(limits.max_body), "8M", 0, 1ull << 32, 0, NULL, 0, 0, NULL,
-	  "largest request body forwarded to the origin (413 above)" },
+	  "largest request body forwarded to the origin (413 above, before any of it is read)" },
+	{ "bodies_memory", CFG_SIZE, O(limits.bodies_memory), "64M", 1 << 20, 1ull << 40, 0, NULL, 0, 0,
+	  NULL, "request bodies held in memory by all connections together (503 above)" },
+	{ "max_connections", CFG_INT, O(limits.max_connections), "1000", 16, 1000000, 0, NULL, 0, 0,
+	  NULL, "client connections in all; near it the longest idle ones are closed first "
+	  "(keep it under the open-files limit)" },
+	{ "max_connections_per_client", CFG_INT, O(limits.max_connections_per_client), "64", 1, 1000000,
+	  0, NULL, 0, 0, NULL, "connections from one client address (more are refused)" },
+	{ "head_timeout", CFG_MS, O(limits.head_timeout_ms), "10s", 100, 3600000, 0, NULL, 0, 0, NULL,
+	  "whole request head, from connection open or the previous response (not reset by each byte)" },
+	{ "body_timeout", CFG_MS, O(limits.body_timeout_ms), "60s", 100, 3600000, 0, NULL, 0, 0, NULL,
+	  "whole request body, from the end of its head" },
 	CFG_END
 };
 

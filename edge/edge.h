@@ -5,6 +5,7 @@
 
 #include "common/addr.h"
 #include "common/cfg.h"
+#include "common/reqcheck.h"
 #include "edge/cache/cachekey.h"
 #include "edge/counters.h"
 #include "edge/script/script.h"
@@ -46,7 +47,8 @@ struct edge_config {
 		int connect_timeout_ms, timeout_ms, max_connections;
 	} upstream;
 	struct {
-		uint64_t max_header_size, max_body, max_url;
+		uint64_t max_header_size, max_body, max_url, bodies_memory;
+		int max_connections, max_connections_per_client, head_timeout_ms, body_timeout_ms;
 	} limits;
 	struct query_rule *query_rules;
 	size_t nquery_rules;
@@ -73,6 +75,9 @@ struct edge {
 	struct scripts *scripts;          /* script.h: bundles, Lua states, KV store */
 	long long start_ms;
 	struct counters n;                /* counters.h: per-thread shards */
+	struct conns *conns;              /* front/conns.h: client connection deadlines */
+	atomic_ulong rejected[REQCHECK_N];/* request heads refused by the strict checks, by reason */
+	atomic_llong body_bytes;          /* request bodies held in memory now (limits.bodies_memory) */
 	/* Set once a script response was stored in the cache: from then on
 	 * script routes first look for a fresh cached copy (one LMDB lookup),
 	 * before that they do not pay for it (front/script_http.c). */

@@ -3,6 +3,7 @@
 #include "edge/cache/cache.h"
 #include "edge/edge.h"
 #include "edge/upstream/fetch.h"
+#include "edge/front/conns.h"
 #include "edge/front/http.h"
 #include "edge/upstream/proxy.h"
 #include "common/daemon.h"
@@ -56,6 +57,17 @@ static int check_config(struct edge_config *c, const char *path, char *err, size
 	return 0;
 }
 
+/* The client connections' deadlines and cap (front/conns.h). */
+static struct conns *start_conns(const struct edge_config *c, char *err, size_t errlen)
+{
+	struct conns_limits cl = { c->limits.head_timeout_ms, c->limits.body_timeout_ms,
+		                   (unsigned)c->limits.max_connections };
+	struct conns *cs = conns_new(&cl);
+	if (!cs)
+		snprintf(err, errlen, "cannot start the connection sweeper thread");
+	return cs;
+}
+
 /* ---------- SIGHUP ---------- */
 
 /* Snapshots replaced by a reload: kept until exit, a request may read one. */
@@ -67,7 +79,7 @@ struct retired {
 /* Logs every restart-only setting that differs in n (it keeps its old value). */
 static void warn_restart_only(const struct edge_config *o, const struct edge_config *n)
 {
-	const char *changed[16];
+	const char *changed[24];
 	int k = 0;
 #define S(f, name) if (strcmp(o->f, n->f)) changed[k++] = name
 #define I(f, name) if (o->f != n->f) changed[k++] = name
@@ -83,6 +95,11 @@ static void warn_restart_only(const struct edge_config *o, const struct edge_con
 	I(upstream.timeout_ms, "upstream.timeout");
 	I(upstream.max_connections, "upstream.max_connections");
 	I(limits.max_header_size, "limits.max_header_size");
+	I(limits.bodies_memory, "limits.bodies_memory");
+	I(limits.max_connections, "limits.max_connections");
+	I(limits.max_connections_per_client, "limits.max_connections_per_client");
+	I(limits.head_timeout_ms, "limits.head_timeout");
+	I(limits.body_timeout_ms, "limits.body_timeout");
 #undef S
 #undef I
 	for (int i = 0; i < k; i++)
@@ -167,6 +184,8 @@ int main(int argc, char **argv)
 		goto fail;
 	if (e.cfg.access_log && !(e.alog = accesslog_open(e.cfg.access_log, err, sizeof err)))
 		goto fail;
+	if (!(e.conns = start_conns(&e.cfg, err, sizeof err)))
+		goto fail;
 	d = http_start(&e, err, sizeof err);
 	if (!d)
 		goto fail;
@@ -215,6 +234,7 @@ fail:
 		log_error("main", "%s", err);
 	if (d)
 		MHD_stop_daemon(d);
+	conns_free(e.conns); /* after MHD: every connection was told closed */
 	script_shutdown(e.scripts); /* after MHD: no request runs a script any more */
 	accesslog_close(e.alog); /* after MHD: every request has logged its line */
 	fetcher_stop(e.fetcher);

@@ -4,6 +4,7 @@
 #include "common/daemon.h"
 #include "common/encoding.h"
 #include "common/httpd.h"
+#include "common/httpd_strict.h"
 #include "common/httpdate.h"
 #include "common/log.h"
 #include "common/version.h"
@@ -94,6 +95,7 @@ struct server {
 	atomic_ulong by_status[N_STATUS];
 	atomic_ullong body_bytes; /* file bytes queued in 200 responses to GET */
 	atomic_ulong reloads;
+	atomic_ulong rejected[REQCHECK_N]; /* heads refused by reqcheck, by reason */
 };
 
 struct reqctx {
@@ -101,6 +103,7 @@ struct reqctx {
 	bool too_big;
 	bool started;   /* the access handler has seen the headers */
 	bool nul_in_uri; /* raw target had %00: MHD's decoded path would be cut short */
+	enum reqcheck_reason uri_why; /* the raw target's check */
 };
 
 /* ---------- replies ---------- */
@@ -213,6 +216,12 @@ static enum MHD_Result handle_metrics(struct server *s, struct MHD_Connection *c
 	           "minicdn_origin_uptime_seconds %lld\n",
 	           (unsigned long long)atomic_load(&s->body_bytes), atomic_load(&s->inflight) - 1,
 	           atomic_load(&s->reloads), (daemon_now_ms() - s->started_ms) / 1000);
+	buf_puts(&b, "# HELP minicdn_origin_rejected_requests_total Request heads refused by the strict "
+	             "checks (answered 400/501, connection closed), by reason.\n"
+	             "# TYPE minicdn_origin_rejected_requests_total counter\n");
+	for (int i = 1; i < REQCHECK_N; i++)
+		buf_printf(&b, "minicdn_origin_rejected_requests_total{reason=\"%s\"} %lu\n",
+		           reqcheck_name((enum reqcheck_reason)i), atomic_load(&s->rejected[i]));
 	if (s->push)
 		push_metrics(s->push, &b);
 	enum MHD_Result r = reply_buf(s, c, 200, "text/plain; version=0.0.4", &b);
@@ -430,6 +439,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	if (!rc->started) {
 		rc->started = true;
+		/* A head two parsers could read two ways is refused before any
+		 * body is read, and the connection closed. */
+		enum reqcheck_reason why = httpd_strict_check(c, method, version, rc->uri_why);
+		if (why) {
+			s->rejected[why]++;
+			s->by_status[reqcheck_status(why)]++;
+			log_debug("origin", "refused a request head: %s", reqcheck_name(why));
+			return httpd_strict_reject(c, why);
+		}
 		return MHD_YES; /* headers seen; the body (if any) comes next */
 	}
 	if (*upload_size) {
@@ -472,6 +490,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 	struct server *s = cls;
 	struct reqctx *rc = xcalloc(1, sizeof *rc);
 	rc->nul_in_uri = strcasestr(uri, "%00") != NULL;
+	rc->uri_why = httpd_strict_uri(uri);
 	s->inflight++;
 	return rc;
 }
@@ -483,6 +502,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct reqctx *rc = *con_cls;
 	if (!rc)
 		return;
+	/* MHD answered 400 itself (e.g. "Content-Length: 5,50") before the
+	 * handler saw the head: counted with the strict checks' refusals. */
+	if (!rc->started && toe == MHD_REQUEST_TERMINATED_WITH_ERROR)
+		s->rejected[REQCHECK_PARSE]++;
 	buf_free(&rc->body);
 	free(rc);
 	*con_cls = NULL;

@@ -92,6 +92,7 @@ if [ $QUICK = 0 ]; then
 		echo "== netns tests skipped: they need root (namespaces)"; FAIL=$((FAIL + 1)); FAILED+=("netns (not root)")
 	fi
 	run_scripts fuzz "$ROOT/build/bin" tests/fuzz/run.sh
+	run_scripts fuzz "$ROOT/build/bin" tests/fuzz/targets.sh
 	run_units build/asan asan
 	run_scripts integration-asan "$ROOT/build/asan/bin" tests/integration/*/run.sh
 fi

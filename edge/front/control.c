@@ -1,5 +1,6 @@
 /* control.c -- healthz, metrics and the purge API */
 #include "edge/front/control.h"
+#include "edge/front/conns.h"
 #include "edge/front/script_http.h"
 #include "edge/cache/cachekey.h"
 #include "common/daemon.h"
@@ -8,6 +9,8 @@
 #include "common/version.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
@@ -72,6 +75,22 @@ static enum MHD_Result metrics(struct edge_req *r)
 	  "(each is verified on read until then).", cs.unverified);
 	C("cache_bad_bodies_total", "Bodies from before an unclean stop found with a bad "
 	  "checksum (never served).", cs.bad_bodies);
+	for (int i = 1; i < REQCHECK_N; i++)
+		buf_printf(&b, "%sminicdn_edge_rejected_requests_total{reason=\"%s\"} %lu\n",
+		           i == 1 ? "# HELP minicdn_edge_rejected_requests_total Request heads refused by the "
+		                    "strict checks (400/501, connection closed), by reason.\n"
+		                    "# TYPE minicdn_edge_rejected_requests_total counter\n" : "",
+		           reqcheck_name((enum reqcheck_reason)i), atomic_load(&e->rejected[i]));
+	struct conns_stats ks;
+	conns_stats(e->conns, &ks);
+	G("client_connections", "Client connections open.", ks.open);
+	C("head_timeouts_total", "Connections closed for not sending a whole request head in time.",
+	  ks.head_timeouts);
+	C("body_timeouts_total", "Connections closed for not sending a whole body in time.",
+	  ks.body_timeouts);
+	C("closed_for_room_total", "Idle connections closed to make room near max_connections.",
+	  ks.closed_for_room);
+	G("request_body_bytes", "Request bytes held in memory.", atomic_load(&e->body_bytes));
 	long inflight = counters_get(&e->n, C_INFLIGHT) - 1; /* not this request */
 	G("inflight_requests", "Requests in flight.", inflight > 0 ? inflight : 0);
 #undef C
@@ -143,6 +162,20 @@ out:
 	return n;
 }
 
+/* At most 10 refusal lines a second for the whole process, so that guessing
+ * secrets cannot flood the log.  Static on purpose: the limit is the
+ * process's (one log), whatever thread or request refuses. */
+static bool refusal_log_allowed(void)
+{
+	static _Atomic long long window;
+	static atomic_int count;
+	long long sec = daemon_now_ms() / 1000;
+	long long w = atomic_load(&window);
+	if (w != sec && atomic_compare_exchange_strong(&window, &w, sec))
+		atomic_store(&count, 0);
+	return atomic_fetch_add(&count, 1) < 10;
+}
+
 enum MHD_Result control_handle(struct edge_req *r)
 {
 	const char *p = r->path.data;
@@ -154,8 +187,16 @@ enum MHD_Result control_handle(struct edge_req *r)
 	if (!strncmp(p, "/.minicdn/scripts", 17) && (p[17] == '\0' || p[17] == '/'))
 		return script_http_control(r);
 	const struct edge_config *lc = edge_live(r->edge);
-	if (!httpd_bearer_any(edge_req_header(r, "Authorization"), lc->control_secret, lc->ncontrol_secret))
+	if (!httpd_bearer_any(edge_req_header(r, "Authorization"), lc->control_secret, lc->ncontrol_secret)) {
+		if (refusal_log_allowed()) {
+			char ip[ADDR_STRLEN] = "-";
+			if (r->client)
+				addr_format_ip(r->client, ip, sizeof ip);
+			log_warn("control", "control request %s %s from %s refused: bad or missing secret",
+			         r->method, r->target, ip);
+		}
 		return httpd_reply_unauthorized(r->conn, "control API needs Authorization: Bearer <secret>");
+	}
 	if (!strcmp(p, "/.minicdn/purge")) {
 		if (strcmp(r->method, "POST"))
 			return httpd_reply_error(r->conn, 405, "use POST");

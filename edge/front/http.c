@@ -12,11 +12,13 @@
 #include "edge/front/http.h"
 #include "edge/front/accesslog.h"
 #include "edge/front/control.h"
+#include "edge/front/conns.h"
 #include "edge/front/request.h"
 #include "edge/front/respond.h"
 #include "edge/front/script_http.h"
 #include "edge/cache/freshness.h"
 #include "common/httpd.h"
+#include "common/httpd_strict.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -200,6 +202,14 @@ static unsigned validate(struct edge_req *r, const char *version, const char **w
 		*why = "request target too long";
 		return 414;
 	}
+	/* RFC 9112 framing first: a head two parsers could read two ways is
+	 * refused (400, 501 for an unknown coding) and its connection closed. */
+	enum reqcheck_reason rw = httpd_strict_check(r->conn, r->method, version, r->uri_why);
+	if (rw) {
+		atomic_fetch_add(&e->rejected[rw], 1);
+		*why = reqcheck_name(rw);
+		return reqcheck_status(rw);
+	}
 	struct hdr_scan s = { .cond = &r->cond };
 	r->cond.head = r->is_head;
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_hdr, &s);
@@ -304,6 +314,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			r->state = RS_DONE;
 			return respond_error(r, 501, "method not implemented");
 		}
+		/* A declared length over the limit is refused now, before MHD
+		 * sends "100 Continue" or reads a byte of it. */
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+		if (cl && strtoull(cl, NULL, 10) > edge_live(e)->limits.max_body) {
+			r->state = RS_DONE;
+			return respond_error(r, 413, "request body too large");
+		}
+		/* From here the head deadline is over: a body has its own, an
+		 * answer (a slow miss, a waiting script) none. */
+		conns_phase(conn, r->is_get || r->is_head ? CONN_BUSY : CONN_BODY);
 		/* Answer on the next call, not this first one: MHD 0.9.7x closes
 		 * the connection when a response is queued before it has looked
 		 * for a request body. */
@@ -312,18 +332,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->state == RS_BODY) {
 		if (*upload_size) {
-			if (r->body.len + *upload_size > edge_live(e)->limits.max_body)
-				r->body_too_large = true;
-			else
-				buf_append(&r->body, upload, *upload_size);
+			size_t n = *upload_size;
 			*upload_size = 0;
+			if (r->body.len + n > edge_live(e)->limits.max_body) {
+				/* Chunked past the limit: answered now, the rest unread. */
+				r->state = RS_DONE;
+				return respond_error(r, 413, "request body too large");
+			}
+			/* Bodies are held whole until forwarded: all of them together
+			 * stay under limits.bodies_memory. */
+			long long held = atomic_fetch_add(&e->body_bytes, (long long)n) + (long long)n;
+			r->body_held += n;
+			if ((uint64_t)held > e->cfg.limits.bodies_memory) {
+				r->state = RS_DONE;
+				return respond_error(r, 503, "too many request bodies in memory; retry later");
+			}
+			buf_append(&r->body, upload, n);
 			return MHD_YES;
 		}
-		if (r->body_too_large) {
-			r->state = RS_DONE;
-			return respond_error(r, 413, "request body too large");
-		}
 		r->state = RS_READY;
+		conns_phase(conn, CONN_BUSY);
 	}
 	if (r->state == RS_READY) {
 		r->state = RS_DONE;
@@ -351,6 +379,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	r->conn = conn;
 	r->target = memcpy((char *)(r + 1), uri ? uri : "", n);
 	r->log_bytes = -1;
+	/* The raw pointer, not the copy: the check reads what follows it in
+	 * MHD's buffer (httpd_strict.h). */
+	r->uri_why = httpd_strict_uri(uri ? uri : "");
 	if (e->alog) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -395,8 +426,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (e->alog && r->method)
 		access_line(e, r, toe);
+	/* libmicrohttpd answered 400 itself before the handler saw the head
+	 * (e.g. "Content-Length: 5,50"): counted with the strict refusals. */
+	if (!r->method && toe == MHD_REQUEST_TERMINATED_WITH_ERROR)
+		atomic_fetch_add(&e->rejected[REQCHECK_PARSE], 1);
 	script_http_release(r);
 	proxy_release(&r->pc);
+	if (r->body_held)
+		atomic_fetch_sub(&e->body_bytes, (long long)r->body_held);
+	conns_phase(conn, CONN_HEAD); /* a kept-alive connection waits for its next head */
 	buf_free(&r->path);
 	buf_free(&r->host);
 	buf_free(&r->key);
@@ -420,6 +458,10 @@ struct MHD_Daemon *http_start(struct edge *e, char *err, size_t errlen)
 		.uri_log = on_uri,
 		.uri_log_cls = e,
 		.conn_memory_limit = (size_t)e->cfg.limits.max_header_size,
+		.conn_limit = (unsigned)e->cfg.limits.max_connections,
+		.per_ip_limit = (unsigned)e->cfg.limits.max_connections_per_client,
+		.notify_conn = conns_notify,
+		.notify_conn_cls = e->conns,
 	};
 	return httpd_start(&o, err, errlen);
 }

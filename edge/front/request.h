@@ -35,7 +35,8 @@ struct edge_req {
 	bool is_head, is_get, is_unsafe, has_auth;
 	enum req_state state;
 	struct buf body;                 /* request body (unsafe methods), bounded by limits.max_body */
-	bool body_too_large;
+	size_t body_held;                /* of it, counted in edge.body_bytes */
+	enum reqcheck_reason uri_why;    /* the raw target's strict check (httpd_strict_uri) */
 	struct plan_req cond;            /* conditionals and Range, found while validating
 	                                    (borrowed from MHD) */
 	struct proxy_call pc;            /* the origin side: edge_req_call() */

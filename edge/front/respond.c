@@ -119,7 +119,10 @@ enum MHD_Result respond_error(struct edge_req *r, unsigned status, const char *m
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	respond_add_cache_status(r, resp, &(struct cache_status){ .fwd = r->pc.fwd, .ttl = LONG_MIN });
-	if (status == 400 || status == 414 || status == 431)
+	/* Refused heads and bodies left unread: the connection cannot carry
+	 * another request safely. */
+	if (status == 400 || status == 413 || status == 414 || status == 431 || status == 501 ||
+	    status == 503)
 		MHD_add_response_header(resp, "Connection", "close");
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);

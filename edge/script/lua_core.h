@@ -14,6 +14,7 @@
 #include "edge/script/script_ver.h"
 
 #include <lua.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -23,6 +24,7 @@ struct script_regions;
 
 struct lua_vm_limits {
 	size_t memory;            /* bytes per state */
+	size_t memory_total;      /* all states of one lua_vm_threads together; 0: no ceiling */
 	long long instructions;   /* per call */
 	int time_ms;              /* per call */
 	int fetch_timeout_ms;
@@ -90,9 +92,17 @@ struct lua_vm {
 	uint64_t gen;
 	int recycle;             /* memory stayed high after a call: replace the state */
 	void *freel[17];         /* small-block free lists by size class */
-	void *chunks;            /* chunks the small blocks are carved from */
+	void *chunks;            /* chunks the small blocks are carved from (mmap) */
 	char *chunk_pos;
 	size_t chunk_left;
+	/* What the state holds from the system (lua_vm.c's allocator): RSS
+	 * follows these, not `used`. */
+	size_t chunk_bytes;      /* mapped chunks */
+	size_t small_live;       /* small blocks in use (by class size) */
+	size_t other_bytes;      /* blocks above SMALL_MAX: malloc'd or mapped */
+	size_t peak;             /* largest footprint since the last settle */
+	size_t settled;          /* footprint after the last settle */
+	_Atomic size_t *total;   /* footprint of all states of its lua_vm_threads, or NULL */
 };
 
 /* The vm owning L (kept in the state's extra space, invisible to scripts;

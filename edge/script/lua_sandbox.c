@@ -102,9 +102,11 @@ static void log_args(lua_State *L, enum log_level lvl)
 	luaL_pushresult(&b);
 	size_t len;
 	const char *msg = lua_tolstring(L, -1, &len);
-	log_write(lvl, "script", "%s v%llu: %.*s", cur ? cur->b->name : "?",
-	          cur ? (unsigned long long)cur->b->version : 0ull, len > 2000 ? 2000 : (int)len,
-	          msg);
+	/* The text is the script's (often a client's): escaped with its length,
+	 * so a NUL neither cuts it nor hides what follows. */
+	char esc[2000];
+	log_write(lvl, "script", "%s v%llu: %s", cur ? cur->b->name : "?",
+	          cur ? (unsigned long long)cur->b->version : 0ull, log_escape(esc, sizeof esc, msg, len));
 }
 
 static int sb_log_info(lua_State *L) { log_args(L, LOG_LVL_INFO); return 0; }

@@ -8,10 +8,12 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 /* The count hook fires every HOOK_STEP VM instructions: small enough that an
@@ -30,34 +32,83 @@
  * per-state free lists carved out of 64 KiB chunks: a state is used by one
  * thread at a time, so this needs no locking and is much cheaper than
  * malloc/free for the dozens of short-lived objects each request makes.
- * Larger blocks go to malloc.  `used` counts the sizes Lua asked for, so the
- * cap means the same with either path; chunks are kept until the state is
- * closed (their total never exceeds the peak of live small blocks). */
+ * Blocks up to BIG_MIN go to malloc, larger ones are mapped on their own
+ * (mremap grows them), so freeing them gives the pages back at once.
+ * `used` counts the sizes Lua asked for, so the cap means the same with any
+ * path.
+ *
+ * Free lists never shrink: a burst of requests each filling another size
+ * class would keep every class's peak.  So the state's footprint (mapped
+ * chunks + larger blocks) is capped at twice the memory cap, counted
+ * against the ceiling of all states together, and a state whose free lists
+ * hold more than RECYCLE_MARK after a call is dropped (its chunks unmapped)
+ * and made anew on its next request (lua_vm_thread_settle). */
 #define SMALL_MAX 256
 #define SMALL_CLASS(n) (((n) + 15) >> 4) /* 1..16, class c holds c*16 bytes */
 #define CHUNK_SIZE (64 * 1024)
+#define BIG_MIN (64 * 1024)
+#define PAGE_ROUND(n) (((n) + 4095) & ~(size_t)4095)
+/* Calls whose footprint grew by this much settle the state afterwards (full
+ * collection, then the state is replaced or malloc's free memory trimmed);
+ * smaller calls cost nothing extra. */
+#define RECYCLE_MARK (4u << 20)
 
-static void *small_alloc(struct lua_vm *vm, size_t n)
+static size_t vm_footprint(const struct lua_vm *vm)
+{
+	return vm->chunk_bytes + vm->other_bytes;
+}
+
+/* Takes n more bytes from the system for vm, if its own cap (twice the
+ * memory cap) and the ceiling of all states allow; 0 or -1.  must: a block
+ * being shrunk (Lua expects that to work), counted but never refused. */
+static int reserve(struct lua_vm *vm, size_t n, bool must)
+{
+	if (!must && vm_footprint(vm) + n > 2 * vm->lim.memory)
+		return -1;
+	if (vm->total) {
+		size_t t = atomic_fetch_add_explicit(vm->total, n, memory_order_relaxed);
+		if (!must && vm->lim.memory_total && t + n > vm->lim.memory_total) {
+			atomic_fetch_sub_explicit(vm->total, n, memory_order_relaxed);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void unreserve(struct lua_vm *vm, size_t n)
+{
+	if (vm->total)
+		atomic_fetch_sub_explicit(vm->total, n, memory_order_relaxed);
+}
+
+static void *small_alloc(struct lua_vm *vm, size_t n, bool must)
 {
 	size_t c = SMALL_CLASS(n);
 	void *p = vm->freel[c];
 	if (p) {
 		vm->freel[c] = *(void **)p;
+		vm->small_live += c * 16;
 		return p;
 	}
 	size_t sz = c * 16;
 	if (vm->chunk_left < sz) {
-		char *ch = malloc(CHUNK_SIZE);
-		if (!ch)
+		if (reserve(vm, CHUNK_SIZE, must) < 0)
 			return NULL;
-		*(void **)ch = vm->chunks; /* chunk list, freed with the state */
+		char *ch = mmap(NULL, CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (ch == MAP_FAILED) {
+			unreserve(vm, CHUNK_SIZE);
+			return NULL;
+		}
+		*(void **)ch = vm->chunks; /* chunk list, unmapped with the state */
 		vm->chunks = ch;
+		vm->chunk_bytes += CHUNK_SIZE;
 		vm->chunk_pos = ch + 16;
 		vm->chunk_left = CHUNK_SIZE - 16;
 	}
 	p = vm->chunk_pos;
 	vm->chunk_pos += sz;
 	vm->chunk_left -= sz;
+	vm->small_live += sz;
 	return p;
 }
 
@@ -66,6 +117,61 @@ static void small_free(struct lua_vm *vm, void *p, size_t n)
 	size_t c = SMALL_CLASS(n);
 	*(void **)p = vm->freel[c];
 	vm->freel[c] = p;
+	vm->small_live -= c * 16;
+}
+
+/* What a block above SMALL_MAX of n bytes holds from the system. */
+static size_t other_size(size_t n)
+{
+	return n >= BIG_MIN ? PAGE_ROUND(n) : n;
+}
+
+static void other_free(struct lua_vm *vm, void *p, size_t n)
+{
+	size_t sz = other_size(n);
+	if (n >= BIG_MIN)
+		munmap(p, sz);
+	else
+		free(p);
+	vm->other_bytes -= sz;
+	unreserve(vm, sz);
+}
+
+/* A block above SMALL_MAX: new (ptr NULL) or resized from another such block. */
+static void *other_alloc(struct lua_vm *vm, void *ptr, size_t osize, size_t nsize, bool must)
+{
+	size_t osz = ptr ? other_size(osize) : 0, nsz = other_size(nsize);
+	if (nsz > osz && reserve(vm, nsz - osz, must) < 0)
+		return NULL;
+	void *p;
+	if (ptr && osize >= BIG_MIN && nsize >= BIG_MIN) {
+		p = osz == nsz ? ptr : mremap(ptr, osz, nsz, MREMAP_MAYMOVE);
+	} else if (ptr && osize < BIG_MIN && nsize < BIG_MIN) {
+		p = realloc(ptr, nsize);
+	} else {
+		p = nsize >= BIG_MIN ? mmap(NULL, nsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+		                     : malloc(nsize);
+		if (p == MAP_FAILED)
+			p = NULL;
+		if (p && ptr) {
+			memcpy(p, ptr, osize < nsize ? osize : nsize);
+			if (osize >= BIG_MIN)
+				munmap(ptr, osz);
+			else
+				free(ptr);
+		}
+	}
+	if (p == MAP_FAILED)
+		p = NULL;
+	if (!p) {
+		if (nsz > osz)
+			unreserve(vm, nsz - osz);
+		return NULL;
+	}
+	if (nsz < osz)
+		unreserve(vm, osz - nsz);
+	vm->other_bytes = vm->other_bytes - osz + nsz;
+	return p;
 }
 
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -78,38 +184,46 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 			if (osize <= SMALL_MAX)
 				small_free(vm, ptr, osize);
 			else
-				free(ptr);
+				other_free(vm, ptr, osize);
 		}
 		vm->used -= osize;
 		return NULL;
 	}
-	if (nsize > osize && vm->used - osize + nsize > vm->lim.memory) {
-		if (vm->run && !vm->run->killed) {
-			vm->run->killed = 1;
-			vm->run->kill_kind = SERR_MEMORY;
-		}
-		return NULL; /* Lua raises a memory error (after one emergency GC) */
-	}
+	if (nsize > osize && vm->used - osize + nsize > vm->lim.memory)
+		goto refused;
 	void *p;
+	bool must = ptr && nsize < osize;
 	if (ptr && osize > SMALL_MAX && nsize > SMALL_MAX) {
-		p = realloc(ptr, nsize);
+		p = other_alloc(vm, ptr, osize, nsize, must);
 	} else if (ptr && osize <= SMALL_MAX && nsize <= SMALL_MAX &&
 	           SMALL_CLASS(osize) == SMALL_CLASS(nsize)) {
 		p = ptr;
 	} else {
-		p = nsize <= SMALL_MAX ? small_alloc(vm, nsize) : malloc(nsize);
+		p = nsize <= SMALL_MAX ? small_alloc(vm, nsize, must) : other_alloc(vm, NULL, 0, nsize, must);
 		if (p && ptr) {
 			memcpy(p, ptr, osize < nsize ? osize : nsize);
 			if (osize <= SMALL_MAX)
 				small_free(vm, ptr, osize);
 			else
-				free(ptr);
+				other_free(vm, ptr, osize);
 		}
 	}
-	if (!p)
-		return NULL;
+	if (!p) {
+		if (nsize > osize)
+			goto refused;
+		return NULL; /* a shrink that failed: Lua keeps the old block */
+	}
 	vm->used = vm->used - osize + nsize;
+	size_t f = vm_footprint(vm);
+	if (f > vm->peak)
+		vm->peak = f;
 	return p;
+refused:
+	if (vm->run && !vm->run->killed) {
+		vm->run->killed = 1;
+		vm->run->kill_kind = SERR_MEMORY;
+	}
+	return NULL; /* Lua raises a memory error (after one emergency GC) */
 }
 
 static void vm_hook(lua_State *L, lua_Debug *ar)
@@ -130,10 +244,13 @@ size_t lua_vm_memory(const struct lua_vm *vm)
 }
 
 
-struct lua_vm *lua_vm_new(const struct lua_vm_limits *lim, const struct lua_vm_site *site)
+/* total: the ceiling's counter of the states' lua_vm_threads, or NULL. */
+static struct lua_vm *vm_new(const struct lua_vm_limits *lim, const struct lua_vm_site *site,
+                             _Atomic size_t *total)
 {
 	struct lua_vm *vm = xcalloc(1, sizeof *vm);
 	vm->lim = *lim;
+	vm->total = total;
 	vm->site = *site;
 	vm->site.edge_name = xstrdup(site->edge_name ? site->edge_name : "");
 	vm->site.edge_region = xstrdup(site->edge_region ? site->edge_region : "");
@@ -156,10 +273,16 @@ struct lua_vm *lua_vm_new(const struct lua_vm_limits *lim, const struct lua_vm_s
 		goto fail;
 	}
 	lua_sethook(vm->L, vm_hook, LUA_MASKCOUNT, HOOK_STEP);
+	vm->peak = vm->settled = vm_footprint(vm);
 	return vm;
 fail:
 	lua_vm_free(vm);
 	return NULL;
+}
+
+struct lua_vm *lua_vm_new(const struct lua_vm_limits *lim, const struct lua_vm_site *site)
+{
+	return vm_new(lim, site, NULL);
 }
 
 void lua_vm_free(struct lua_vm *vm)
@@ -170,9 +293,10 @@ void lua_vm_free(struct lua_vm *vm)
 		lua_close(vm->L);
 	while (vm->chunks) {
 		void *next = *(void **)vm->chunks;
-		free(vm->chunks);
+		munmap(vm->chunks, CHUNK_SIZE);
 		vm->chunks = next;
 	}
+	unreserve(vm, vm->chunk_bytes);
 	/* Tasks still waiting (the edge aborts them before; this is for
 	 * embedders that do not): their subrequests are cancelled. */
 	while (vm->waiting) {
@@ -198,6 +322,7 @@ void lua_vm_free(struct lua_vm *vm)
 
 struct lua_vm_threads {
 	pthread_key_t key; /* each thread's state, freed at thread exit */
+	_Atomic size_t total; /* footprint of all its states (lim.memory_total caps it) */
 	struct lua_vm_limits lim;
 	struct lua_vm_site site; /* strings owned */
 };
@@ -243,13 +368,41 @@ struct lua_vm *lua_vm_thread(struct lua_vm_threads *th)
 		log_info("lua", "replacing a Lua state whose memory stayed at %zu bytes after a request",
 		         vm->used);
 		lua_vm_free(vm);
+		malloc_trim(0);
 		vm = NULL;
 	}
 	if (!vm) {
-		vm = lua_vm_new(&th->lim, &th->site);
+		vm = vm_new(&th->lim, &th->site, &th->total);
 		pthread_setspecific(th->key, vm);
 	}
 	return vm;
+}
+
+void lua_vm_thread_settle(struct lua_vm_threads *th)
+{
+	struct lua_vm *vm = pthread_getspecific(th->key);
+	if (!vm || vm->nwaiting || vm->run || vm->peak < vm->settled + RECYCLE_MARK)
+		return;
+	/* The garbage of the call that grew the state is freed now, not when
+	 * the collector's pause next runs out (that may be never, when idle). */
+	lua_gc(vm->L, LUA_GCCOLLECT, 0);
+	size_t idle = vm->chunk_bytes - vm->small_live;
+	if (vm->recycle || idle > RECYCLE_MARK) {
+		log_debug("lua", "dropping a Lua state holding %zu bytes of free small blocks", idle);
+		lua_vm_free(vm);
+		pthread_setspecific(th->key, NULL);
+	} else {
+		vm->peak = vm->settled = vm_footprint(vm);
+	}
+	/* Blocks between SMALL_MAX and BIG_MIN were malloc's: give its free
+	 * pages back too (walks every arena; rare, and after a call at least
+	 * RECYCLE_MARK large). */
+	malloc_trim(0);
+}
+
+size_t lua_vm_threads_memory(struct lua_vm_threads *th)
+{
+	return atomic_load_explicit(&th->total, memory_order_relaxed);
 }
 
 /* ---------- compiling ---------- */
@@ -488,8 +641,13 @@ static enum lua_vm_status task_run(struct lua_task *t, int nargs, struct script_
 		*kind = t->killed ? t->kill_kind : st == LUA_ERRMEM ? SERR_MEMORY : SERR_RUNTIME;
 		if (t->killed)
 			snprintf(err, errlen, "%s", lua_core_kill_reason(t->kill_kind));
-		else if (lua_type(co, -1) == LUA_TSTRING)
-			snprintf(err, errlen, "%s", lua_tostring(co, -1));
+		else if (lua_type(co, -1) == LUA_TSTRING) {
+			/* The message may carry anything the script (or a client
+			 * through it) put there, NULs included: escaped here, once. */
+			size_t mlen;
+			const char *m = lua_tolstring(co, -1, &mlen);
+			log_escape(err, errlen, m, mlen);
+		}
 		else
 			snprintf(err, errlen, "(error object is a %s value)", luaL_typename(co, -1));
 		rs = LVM_ERROR;

@@ -37,6 +37,14 @@ void lua_vm_threads_free(struct lua_vm_threads *th);
 /* The calling thread's state, created on first use (freed at thread exit),
  * or replaced when its memory stayed high.  NULL if Lua cannot start. */
 struct lua_vm *lua_vm_thread(struct lua_vm_threads *th);
+/* After a call of the calling thread's state ended (not waiting): if the
+ * state grew by several MiB since it last settled, collects its garbage and
+ * gives the memory back to the system -- the state itself is dropped (made
+ * anew by the next lua_vm_thread) when its free lists hold much, malloc's
+ * free pages are trimmed.  Cheap when the state did not grow. */
+void lua_vm_thread_settle(struct lua_vm_threads *th);
+/* What all of th's states hold from the system now (bytes). */
+size_t lua_vm_threads_memory(struct lua_vm_threads *th);
 
 /* Compiles every module of v (text only: binary chunks refused) and runs the
  * entry module under the budget; handle must then be a function.  Returns 0,

@@ -28,6 +28,7 @@ static void copy_settings(struct scripts *s, const struct script_config *cfg, co
 	s->cfg.default_region = cfg->default_region ? xstrdup(cfg->default_region) : NULL;
 	s->lim = (struct lua_vm_limits){
 		.memory = cfg->memory ? cfg->memory : 32u << 20,
+		.memory_total = cfg->memory_total,
 		.instructions = (long long)(cfg->instructions ? cfg->instructions : 10000) * 1000,
 		.time_ms = cfg->time_ms ? cfg->time_ms : 1000,
 		.fetch_timeout_ms = cfg->fetch_timeout_ms ? cfg->fetch_timeout_ms : 2000,

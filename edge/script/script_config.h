@@ -16,6 +16,7 @@ struct script_config {
 	char *path;          /* LMDB directory for bundles and the KV store */
 	uint64_t map_size;   /* LMDB map size */
 	uint64_t memory;     /* Lua memory cap per state (per worker) */
+	uint64_t memory_total; /* ceiling on the footprint of all states together */
 	int instructions;    /* instruction budget per request, in thousands */
 	int time_ms;         /* wall-clock budget per request */
 	int fetch_timeout_ms;/* cap on one subrequest */

@@ -44,6 +44,7 @@ static void set_name(struct script_resp *resp, const char *name)
 /* A request waiting for a subrequest: what finishing it needs. */
 struct script_task {
 	struct lua_task *lt;
+	struct lua_vm_threads *threads;    /* the states it runs in (borrowed) */
 	struct script_ver *v;              /* a reference: the version it started on */
 	const struct bundle_route *route;  /* in v->b */
 	const char *method;                /* borrowed from the request */
@@ -135,6 +136,7 @@ enum script_result script_handle(struct scripts *sc, const struct script_req *re
 		 * pushes happen while it waits. */
 		struct script_task *t = xcalloc(1, sizeof *t);
 		t->lt = lt;
+		t->threads = sc->threads;
 		script_ver_ref(v);
 		t->v = v;
 		t->route = route;
@@ -149,6 +151,7 @@ enum script_result script_handle(struct scripts *sc, const struct script_req *re
 	enum script_result result =
 		finish(v, route, req->method, req->path, req->path_len, st, kind, err, now_us() - t0, resp);
 	script_active_thread_done(&sc->active, s);
+	lua_vm_thread_settle(sc->threads);
 	return result;
 }
 
@@ -164,8 +167,10 @@ enum script_result script_resume(struct script_task *t, struct script_resp *resp
 		return SCRIPT_WAIT;
 	enum script_result result =
 		finish(t->v, t->route, t->method, t->path, t->path_len, st, kind, err, t->run_us, resp);
+	struct lua_vm_threads *threads = t->threads;
 	script_ver_release(t->v);
 	free(t);
+	lua_vm_thread_settle(threads);
 	return result;
 }
 
