@@ -60,7 +60,7 @@ TOOLS := $(patsubst %.c,$(BUILD)/bin/%,$(notdir $(TOOL_SRC)))
 UNIT_SRC  := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 
-.PHONY: all deps run test test-unit test-integration test-netns test-san bench bench-dns bench-edge bench-lua fuzz soak testbed clean
+.PHONY: all deps run test test-deploy test-unit test-integration test-netns test-san bench bench-dns bench-edge bench-lua fuzz soak testbed clean
 all: deps
 	@$(MAKE) --no-print-directory build-all
 
@@ -113,8 +113,16 @@ run: all
 # Every test: unit, integration and multi-node on the normal build, then unit and
 # integration again on the sanitizer build.  Ends with "N passed, N failed".
 test: all
+	@scripts/install-deps.sh --deb --deploy
 	@$(MAKE) --no-print-directory SAN=1 build-all
 	@tests/run.sh
+
+# The Ansible deployment on six booted containers (root): builds the packages,
+# builds or reuses the image in /var/cache/minicdn-test, runs deploy/ansible.
+test-deploy: all
+	@scripts/install-deps.sh --deb --deploy
+	@tests/deploy/static.sh
+	@tests/deploy/run.sh
 
 bench: bench-dns bench-edge bench-lua
 bench-dns bench-edge bench-lua: all

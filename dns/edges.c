@@ -149,9 +149,12 @@ static bool has_family(const struct edge *e, int fi)
 	return fi == 0 ? e->has4 : e->has6;
 }
 
-/* Usability level: 2 = up with room, 1 = up but loaded, 0 = down. */
+/* Usability level: 2 = up with room, 1 = up but loaded, 0 = down,
+ * -1 = draining (below down: not even fail-open picks it). */
 static int level(const struct edgeset *es, const struct edge_health *h, size_t i)
 {
+	if (h[i].draining)
+		return -1;
 	if (!h[i].up)
 		return 0;
 	return h[i].load <= es->load_threshold ? 2 : 1;
@@ -182,7 +185,7 @@ static void build_family(const struct edgeset *es, struct choice *c, int fi)
 	f->usable = xcalloc(ne + 1, sizeof *f->usable);
 	bool *ok = xcalloc(ne + 1, sizeof *ok);
 	for (size_t i = 0; i < ne; i++)
-		if (has_family(&es->edges[i], fi) && level(es, c->h, i) == best) {
+		if (best >= 0 && has_family(&es->edges[i], fi) && level(es, c->h, i) == best) {
 			ok[i] = true;
 			f->usable[f->nusable++] = (int)i;
 		}

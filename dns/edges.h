@@ -8,7 +8,9 @@
  *
  * Algorithm (README):
  *  1. usable = edges that are up and report load <= load_threshold; if none,
- *     edges that are up; if none, every edge (fail-open, logged).
+ *     edges that are up; if none, every edge (fail-open, logged).  An edge
+ *     whose /healthz says it is draining is never usable, not even fail-open:
+ *     the operator took it out on purpose.
  *  2. client in region R (map or default): usable edges of R first; if R has
  *     none, the first backup region of R with usable edges; then every other
  *     usable edge by distance from R's coordinates.  Client with coordinates
@@ -58,6 +60,7 @@ struct edgeset {
 struct edge_health {
 	bool up;
 	bool checked;        /* at least one check done */
+	bool draining;       /* the edge's /healthz says "draining": true */
 	double load;
 	int last_status;     /* HTTP status of the last check, 0 = transport error */
 	char last_error[96];

@@ -127,22 +127,24 @@ static void run_checks(CURLM *m, struct check *cs, size_t n, int timeout_ms)
 	}
 }
 
-/* Folds one finished check into the edge's state (rise/fall counting, load).
- * hlock held.  Returns true if the edge went up or down or crossed the load
- * threshold. */
+/* Folds one finished check into the edge's state (rise/fall counting, load,
+ * draining).  hlock held.  Returns true if the edge went up or down, crossed
+ * the load threshold, or started or stopped draining. */
 static bool apply_check(const struct check *c, struct hstate *s, const bool okst[600],
                         const struct conf_health *hc)
 {
 	bool ok = c->rc == CURLE_OK && c->status >= 100 && c->status < 600 && okst[c->status];
 	double load = 0;
+	bool draining = false;
 	if (c->rc == CURLE_OK && c->body) {
 		json_t *j = json_loads(c->body, 0, NULL);
 		json_t *l = j ? json_object_get(j, "load") : NULL;
 		if (l && json_is_number(l))
 			load = json_number_value(l);
+		draining = j && json_is_true(json_object_get(j, "draining"));
 		json_decref(j);
 	}
-	bool was_up = s->h.up, changed = false;
+	bool was_up = s->h.up, was_draining = s->h.draining, changed = false;
 	double old_load = s->h.load;
 	s->h.checked = true;
 	s->h.last_status = c->rc == CURLE_OK ? (int)c->status : 0;
@@ -154,6 +156,7 @@ static bool apply_check(const struct check *c, struct hstate *s, const bool okst
 		s->h.last_error[0] = '\0';
 	if (ok) {
 		s->h.load = load;
+		s->h.draining = draining;
 		s->succs++;
 		s->fails = 0;
 		if (!s->h.up && s->succs >= hc->rise)
@@ -170,6 +173,10 @@ static bool apply_check(const struct check *c, struct hstate *s, const bool okst
 			log_info("health", "edge %s is up (load %.2f)", s->name, s->h.load);
 		else
 			log_warn("health", "edge %s is down: %s", s->name, s->h.last_error);
+	}
+	if (was_draining != s->h.draining) {
+		changed = true;
+		log_info("health", "edge %s %s", s->name, s->h.draining ? "is draining: no longer answered" : "is undrained");
 	}
 	if ((old_load <= hc->load_threshold) != (s->h.load <= hc->load_threshold)) {
 		changed = true;
@@ -239,7 +246,7 @@ static void refresh_view(void)
 		const struct edge_health *cur = choice_health(v->choice);
 		bool differ = false;
 		for (size_t i = 0; i < snap->es->ne; i++)
-			if (h[i].up != cur[i].up ||
+			if (h[i].up != cur[i].up || h[i].draining != cur[i].draining ||
 			    (h[i].load <= snap->es->load_threshold) != (cur[i].load <= snap->es->load_threshold))
 				differ = true;
 		if (differ) {

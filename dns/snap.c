@@ -62,6 +62,9 @@ struct snapshot *snapshot_load(const char *config_path, char *err, size_t errlen
 	if (!s->geo)
 		goto fail;
 	free(names);
+	names = NULL;
+	if (digest_config(&s->conf, s->digest, err, errlen) < 0)
+		goto fail;
 	s->generation = atomic_fetch_add(&next_generation, 1);
 	s->load_ms = daemon_now_ms() - t0;
 	s->loaded_at = daemon_wall_ms();

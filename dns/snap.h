@@ -12,6 +12,7 @@
 #define MINICDN_SNAP_H
 
 #include "dns/conf.h"
+#include "dns/digest.h"
 #include "dns/edges.h"
 #include "dns/geo.h"
 #include "dns/zone.h"
@@ -27,6 +28,7 @@ struct snapshot {
 	uint64_t generation;
 	long long load_ms;     /* time the load took */
 	long long loaded_at;   /* wall clock ms */
+	char digest[DIGEST_HEX_LEN + 1]; /* dns/digest.h: zones, map, regions, edges */
 };
 
 struct view {

@@ -86,9 +86,12 @@ void stats_json(struct buf *b)
 		buf_json_str(b, r[i].name);
 		buf_puts(b, ",\"region\":");
 		buf_json_str(b, r[i].region);
-		buf_printf(b, ",\"up\":%s,\"usable\":%s,\"checked\":%s,\"load\":%.3f,\"last_status\":%d,\"error\":",
-		           r[i].h.up ? "true" : "false", r[i].h.up && r[i].h.load <= thr ? "true" : "false",
-		           r[i].h.checked ? "true" : "false", r[i].h.load, r[i].h.last_status);
+		buf_printf(b, ",\"up\":%s,\"usable\":%s,\"checked\":%s,\"load\":%.3f,\"draining\":%s,"
+		              "\"last_status\":%d,\"error\":",
+		           r[i].h.up ? "true" : "false",
+		           r[i].h.up && !r[i].h.draining && r[i].h.load <= thr ? "true" : "false",
+		           r[i].h.checked ? "true" : "false", r[i].h.load, r[i].h.draining ? "true" : "false",
+		           r[i].h.last_status);
 		buf_json_str(b, r[i].h.last_error);
 		buf_printf(b, ",\"answers\":%llu}", (unsigned long long)c.edge[r[i].stat_id]);
 	}
@@ -226,14 +229,19 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		view_lock();
 		const struct view *v = view_current();
 		size_t nz = v ? v->snap->nzones : 0;
+		char digest[DIGEST_HEX_LEN + 1] = "";
+		if (v)
+			memcpy(digest, v->snap->digest, sizeof digest);
 		view_unlock();
 		buf_printf(&b, "{\"status\":\"ok\",\"role\":\"dns\",\"name\":\"minicdn-dns\",\"version\":\"%s\","
 		              "\"uptime_s\":%lld,\"load\":0,\"zones\":%zu,\"map_prefixes\":%zu,\"generation\":%llu,"
-		              "\"edges\":[",
-		           MINICDN_VERSION, (daemon_now_ms() - started_ms) / 1000, nz, prefixes, (unsigned long long)gen);
+		              "\"digest\":\"%s\",\"edges\":[",
+		           MINICDN_VERSION, (daemon_now_ms() - started_ms) / 1000, nz, prefixes, (unsigned long long)gen,
+		           digest);
 		/* The edges as this server sees them (minicdnctl status prints them). */
 		for (size_t i = 0; i < n; i++) {
-			const char *state = !er[i].h.up ? "down" : er[i].h.load <= thr ? "up" : "overloaded";
+			const char *state = er[i].h.draining ? "draining" : !er[i].h.up ? "down"
+			                  : er[i].h.load <= thr ? "up" : "overloaded";
 			buf_printf(&b, "%s{\"name\":", i ? "," : "");
 			buf_json_str(&b, er[i].name);
 			buf_puts(&b, ",\"region\":");

@@ -74,6 +74,10 @@ struct edge {
 	struct collapse *collapse;
 	struct scripts *scripts;          /* script.h: bundles, Lua states, KV store */
 	long long start_ms;
+	/* Drained by the operator (control.c): /healthz says so and the DNS
+	 * servers stop answering this edge; requests are still served.  Kept in
+	 * a flag file in the cache directory, so a restart keeps it. */
+	_Atomic bool draining;
 	struct counters n;                /* counters.h: per-thread shards */
 	struct conns *conns;              /* front/conns.h: client connection deadlines */
 	atomic_ulong rejected[REQCHECK_N];/* request heads refused by the strict checks, by reason */

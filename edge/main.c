@@ -1,5 +1,6 @@
 /* main.c -- minicdn-edge: the caching HTTP edge server */
 #include "edge/front/accesslog.h"
+#include "edge/front/control.h"
 #include "edge/cache/cache.h"
 #include "edge/edge.h"
 #include "edge/upstream/fetch.h"
@@ -135,6 +136,22 @@ static void reload(struct edge *e, const char *path, struct retired **retired)
 	         n->cache.stale_if_error_ms);
 }
 
+/* Waits until in-flight requests finish, long enough for the slowest
+ * suspended one: a miss waits at most upstream.timeout, a script waiting on
+ * subrequests at most its wall-clock budget (each subrequest is capped by
+ * what is left of it).  libmicrohttpd aborts if stopped with a connection
+ * still suspended. */
+static void wait_in_flight(struct edge *e)
+{
+	const struct edge_config *lc = edge_live(e);
+	long long grace = lc->upstream.timeout_ms;
+	if (lc->scripts.enabled && lc->scripts.time_ms > grace)
+		grace = lc->scripts.time_ms;
+	long long deadline = daemon_now_ms() + grace + 2000;
+	while (counters_get(&e->n, C_INFLIGHT) > 0 && daemon_now_ms() < deadline)
+		daemon_wait(20);
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon_opts opts;
@@ -173,6 +190,7 @@ int main(int argc, char **argv)
 	e.cache = cache_open(&co, err, sizeof err);
 	if (!e.cache)
 		goto fail;
+	control_drain_restore(&e);
 	struct fetcher_opts fo = { e.cfg.origin, e.cfg.upstream.connect_timeout_ms, e.cfg.upstream.timeout_ms,
 		                   (unsigned)e.cfg.upstream.max_connections };
 	e.fetcher = fetcher_start(&fo, err, sizeof err);
@@ -215,17 +233,7 @@ int main(int argc, char **argv)
 	/* Stop accepting, let in-flight requests (and suspended misses) finish,
 	 * then stop MHD, the fetcher, and close LMDB last. */
 	MHD_quiesce_daemon(d);
-	/* Long enough for the slowest suspended request: a miss waits at most
-	 * upstream.timeout, a script waiting on subrequests at most its
-	 * wall-clock budget (each subrequest is capped by what is left of it).
-	 * libmicrohttpd aborts if stopped with a connection still suspended. */
-	const struct edge_config *lc = edge_live(&e);
-	long long grace = lc->upstream.timeout_ms;
-	if (lc->scripts.enabled && lc->scripts.time_ms > grace)
-		grace = lc->scripts.time_ms;
-	long long deadline = daemon_now_ms() + grace + 2000;
-	while (counters_get(&e.n, C_INFLIGHT) > 0 && daemon_now_ms() < deadline)
-		daemon_wait(20);
+	wait_in_flight(&e);
 	MHD_stop_daemon(d);
 	d = NULL;
 	rc = 0;

@@ -1,8 +1,10 @@
 #!/bin/sh
 # install-deps.sh -- install every build, run and test dependency (idempotent).
-# Usage: scripts/install-deps.sh [--bench] [--deb] [--check]
+# Usage: scripts/install-deps.sh [--bench] [--deb] [--deploy] [--check]
 #   --bench  also install the benchmark peers (nginx, varnish, gdnsd, knot, wrk, dnsperf)
 #   --deb    also install what `make deb` needs (debhelper, help2man, lintian, ...)
+#   --deploy also install what the deployment tests need (Ansible, linters; and for
+#            `make test-deploy` mmdebstrap and systemd-nspawn)
 #   --check  only report what is missing; exit 1 if anything is
 set -eu
 
@@ -13,6 +15,7 @@ TEST="bind9-dnsutils knot-dnsutils curl clang libclang-rt-14-dev iproute2 procps
 lmdb-utils mmdb-bin libmaxmind-db-writer-perl gnuplot-nox python3 dnsperf bc help2man
 python3-seccomp"
 DEB="debhelper help2man lintian libsystemd-dev fakeroot dpkg-dev"
+DEPLOY="ansible-core ansible-lint yamllint mmdebstrap systemd-container openssl"
 BENCH="wrk dnsperf nginx libnginx-mod-http-lua libnginx-mod-http-echo varnish trafficserver nghttp2-client gdnsd knot knot-module-geoip valgrind"
 
 want="$BUILD $TEST"
@@ -21,6 +24,7 @@ for a in "$@"; do
 	case "$a" in
 	--bench) want="$want $BENCH" ;;
 	--deb) want="$want $DEB" ;;
+	--deploy) want="$want $DEPLOY" ;;
 	--check) check_only=1 ;;
 	*) echo "install-deps: unknown option $a" >&2; exit 2 ;;
 	esac

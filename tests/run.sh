@@ -61,7 +61,7 @@ run_scripts() { # label, bin dir, scripts...
 		if ! [ -x "$s" ]; then not_executable "$label $s"; continue; fi
 		out=$(mktemp)
 		local t0=$SECONDS
-		MINICDN_BIN=$bin timeout 300 "$s" >"$out" 2>&1
+		MINICDN_BIN=$bin timeout "${DEPLOY_TIMEOUT:-300}" "$s" >"$out" 2>&1
 		rc=$?
 		echo "== $label $s ($((SECONDS - t0)) s)"
 		grep -E '^(FAIL|SKIP)' "$out" | head -20
@@ -90,6 +90,12 @@ if [ $QUICK = 0 ]; then
 		done
 	else
 		echo "== netns tests skipped: they need root (namespaces)"; FAIL=$((FAIL + 1)); FAILED+=("netns (not root)")
+	fi
+	# The deployment on booted containers (make test-deploy): root only.
+	if [ "$(id -u)" -eq 0 ]; then
+		DEPLOY_TIMEOUT=1800 run_scripts deploy "$ROOT/build/bin" tests/deploy/run.sh
+	else
+		echo "== deploy test skipped: it needs root (namespaces, systemd-nspawn); run: sudo make test-deploy"
 	fi
 	run_scripts fuzz "$ROOT/build/bin" tests/fuzz/run.sh
 	run_scripts fuzz "$ROOT/build/bin" tests/fuzz/targets.sh

@@ -1,4 +1,4 @@
-/* control.c -- healthz, metrics and the purge API */
+/* control.c -- healthz, metrics, the purge API and draining */
 #include "edge/front/control.h"
 #include "edge/front/conns.h"
 #include "edge/front/script_http.h"
@@ -8,11 +8,14 @@
 #include "common/log.h"
 #include "common/version.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static double load_of(struct edge *e)
 {
@@ -33,6 +36,7 @@ static enum MHD_Result healthz(struct edge_req *r)
 	buf_json_str(&b, e->cfg.name);
 	buf_puts(&b, ",\"region\":");
 	buf_json_str(&b, e->cfg.region);
+	buf_printf(&b, ",\"draining\":%s", atomic_load(&e->draining) ? "true" : "false");
 	buf_printf(&b, ",\"version\":\"%s\",\"uptime_s\":%lld,\"load\":%.3f,\"inflight\":%ld,"
 	               "\"cache\":{\"entries\":%llu,\"bytes\":%llu,\"map_size\":%llu}}\n",
 	           MINICDN_VERSION, (daemon_now_ms() - e->start_ms) / 1000, load_of(e),
@@ -97,6 +101,60 @@ static enum MHD_Result metrics(struct edge_req *r)
 #undef G
 	script_metrics(e->scripts, &b);
 	enum MHD_Result ret = httpd_reply(r->conn, 200, "text/plain; version=0.0.4", b.data, b.len);
+	buf_free(&b);
+	return ret;
+}
+
+/* ---------- draining ---------- */
+
+static void drain_flag_path(const struct edge *e, char *out, size_t n)
+{
+	snprintf(out, n, "%s/draining", e->cfg.cache.path);
+}
+
+void control_drain_restore(struct edge *e)
+{
+	char path[4096];
+	drain_flag_path(e, path, sizeof path);
+	bool on = access(path, F_OK) == 0;
+	atomic_store(&e->draining, on);
+	if (on)
+		log_warn("control", "draining (flag %s from before the restart): undrain to take traffic", path);
+}
+
+/* Records the state in the flag file first, so the answer the operator gets
+ * is also what a restart will find.  Returns 0, or -1 with errno set. */
+static int drain_set(struct edge *e, bool on)
+{
+	char path[4096];
+	drain_flag_path(e, path, sizeof path);
+	if (on) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0)
+			return -1;
+		close(fd);
+	} else if (unlink(path) < 0 && errno != ENOENT) {
+		return -1;
+	}
+	bool was = atomic_exchange(&e->draining, on);
+	if (was != on)
+		log_info("control", "%s", on ? "draining: /healthz reports it, DNS servers stop answering this edge"
+		                              : "undrained: taking traffic again");
+	return 0;
+}
+
+static enum MHD_Result drain_handle(struct edge_req *r, bool on)
+{
+	if (strcmp(r->method, "POST"))
+		return httpd_reply_error(r->conn, 405, "use POST");
+	if (drain_set(r->edge, on) < 0) {
+		char why[160];
+		snprintf(why, sizeof why, "drain flag file: %s", strerror(errno));
+		return httpd_reply_error(r->conn, 500, why);
+	}
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "{\"draining\":%s}\n", on ? "true" : "false");
+	enum MHD_Result ret = httpd_reply_json(r->conn, 200, &b);
 	buf_free(&b);
 	return ret;
 }
@@ -212,5 +270,7 @@ enum MHD_Result control_handle(struct edge_req *r)
 		buf_free(&b);
 		return ret;
 	}
+	if (!strcmp(p, "/.minicdn/drain") || !strcmp(p, "/.minicdn/undrain"))
+		return drain_handle(r, p[10] == 'd');
 	return httpd_reply_error(r->conn, 404, "no such control endpoint");
 }

@@ -4,7 +4,10 @@
  * which still serves); anything else -- no answer within the timeout, another
  * status code, unparsable JSON -- is "down".  Exit status 1 if any node is down.
  * For every DNS node that is up, its /stats is read too and its view of the
- * edges (health-checked state, load, answers) printed as a second table. */
+ * edges (health-checked state, load, answers) printed as a second table.
+ * DNS nodes that are up must report the same "digest" (what they answer
+ * from: zones, map, edges); a node whose digest differs from the most common
+ * one is flagged "DIFFERS" and the exit status is 1 as well. */
 #include "common/xmalloc.h"
 #include "origin/ctl/ctl.h"
 
@@ -17,6 +20,7 @@ struct node_state {
 	bool up;
 	const char *why;   /* reason when down; borrowed from the req or a literal */
 	json_t *health;    /* parsed /healthz (owned) or NULL */
+	bool differs;      /* a DNS node whose digest is not the most common one */
 	char buf[32];      /* room for "HTTP 503" */
 };
 
@@ -67,7 +71,9 @@ static void print_dns_view(const char *dns_name, json_t *stats)
 		const char *state = jstr(e, "state", NULL);
 		json_t *up = json_object_get(e, "up"), *usable = json_object_get(e, "usable");
 		if (!state) {
-			if (!json_is_boolean(up))
+			if (json_is_true(json_object_get(e, "draining")))
+				state = "draining";
+			else if (!json_is_boolean(up))
 				state = "?";
 			else if (!json_is_true(up))
 				state = "down";
@@ -132,8 +138,39 @@ static json_t **dns_stats(struct ctl *ctl, const struct node_state *st, size_t n
 	return stats;
 }
 
+/* Marks st[i].differs for up DNS nodes whose digest is not the most common
+ * one (ties: the first node's).  Returns how many were marked. */
+static int digest_check(const struct ctl *ctl, struct node_state *st, size_t n)
+{
+	const char *best = NULL;
+	size_t best_count = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool dns = st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns");
+		const char *d = dns ? jstr(st[i].health, "digest", NULL) : NULL;
+		if (!d)
+			continue;
+		size_t c = 0;
+		for (size_t k = 0; k < n; k++)
+			if (st[k].up && !strcmp(ctl->cfg.nodes[k].role, "dns") &&
+			    !strcmp(d, jstr(st[k].health, "digest", "")))
+				c++;
+		if (c > best_count) {
+			best = d;
+			best_count = c;
+		}
+	}
+	int marked = 0;
+	for (size_t i = 0; best && i < n; i++)
+		if (st[i].up && !strcmp(ctl->cfg.nodes[i].role, "dns") &&
+		    strcmp(best, jstr(st[i].health, "digest", ""))) {
+			st[i].differs = true;
+			marked++;
+		}
+	return marked;
+}
+
 static void print_json(const struct ctl *ctl, const struct ctl_req *reqs, const struct node_state *st,
-                       json_t **stats, size_t n, int down)
+                       json_t **stats, size_t n, int down, int ndiffer)
 {
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++) {
@@ -143,13 +180,16 @@ static void print_json(const struct ctl *ctl, const struct ctl_req *reqs, const 
 		                      reqs[i].latency_ms, "http_status", (json_int_t)reqs[i].status);
 		if (!st[i].up)
 			json_object_set_new(o, "error", json_string(st[i].why));
+		if (st[i].differs)
+			json_object_set_new(o, "digest_differs", json_true());
 		if (st[i].health)
 			json_object_set(o, "healthz", st[i].health);
 		if (stats[i] && json_is_array(json_object_get(stats[i], "edges")))
 			json_object_set(o, "edges", json_object_get(stats[i], "edges"));
 		json_array_append_new(arr, o);
 	}
-	json_t *top = json_pack("{s:o, s:i, s:i}", "nodes", arr, "up", (int)(n - (size_t)down), "down", down);
+	json_t *top = json_pack("{s:o, s:i, s:i, s:i}", "nodes", arr, "up", (int)(n - (size_t)down), "down", down,
+	                        "dns_digest_differs", ndiffer);
 	char *s = json_dumps(top, JSON_INDENT(2));
 	puts(s);
 	free(s);
@@ -157,7 +197,7 @@ static void print_json(const struct ctl *ctl, const struct ctl_req *reqs, const 
 }
 
 static void print_table(const struct ctl *ctl, const struct ctl_req *reqs, const struct node_state *st,
-                        json_t **stats, size_t n, int down)
+                        json_t **stats, size_t n, int down, int ndiffer)
 {
 	printf("%-12s %-7s %-26s %-6s %-7s %-8s %-9s %-6s %s\n", "NAME", "ROLE", "URL", "STATE", "REGION",
 	       "VERSION", "UPTIME", "LOAD", "LATENCY");
@@ -176,12 +216,16 @@ static void print_table(const struct ctl *ctl, const struct ctl_req *reqs, const
 		       st[i].up ? jstr(h, "version", "-") : "-", up, load, lat);
 		if (!st[i].up)
 			printf("  (%s)", st[i].why);
+		if (st[i].differs)
+			printf("  DIFFERS: digest %s", jstr(h, "digest", "?"));
 		printf("\n");
 	}
 	for (size_t i = 0; i < n; i++)
 		if (stats[i])
 			print_dns_view(ctl->cfg.nodes[i].name, stats[i]);
 	printf("\n%zu up, %d down\n", n - (size_t)down, down);
+	if (ndiffer)
+		printf("%d DNS server(s) answer from different data than the others (digest differs)\n", ndiffer);
 }
 
 CTL_COMMAND(status)
@@ -219,10 +263,11 @@ CTL_COMMAND(status)
 		down += !st[i].up;
 	}
 	json_t **stats = dns_stats(ctl, st, n); /* DNS nodes that are up: their view of the edges */
+	int ndiffer = digest_check(ctl, st, n);
 	if (ctl->json)
-		print_json(ctl, reqs, st, stats, n, down);
+		print_json(ctl, reqs, st, stats, n, down, ndiffer);
 	else
-		print_table(ctl, reqs, st, stats, n, down);
+		print_table(ctl, reqs, st, stats, n, down, ndiffer);
 	for (size_t i = 0; i < n; i++) {
 		json_decref(st[i].health);
 		json_decref(stats[i]);
@@ -231,5 +276,5 @@ CTL_COMMAND(status)
 	free(stats);
 	free(reqs);
 	free(st);
-	return down ? 1 : 0;
+	return down || ndiffer ? 1 : 0;
 }

@@ -28,6 +28,8 @@
 	X(explain,  "[--json] NAME ADDRESS [A|AAAA]", "which edge(s) the DNS server answers NAME (A or AAAA) with for a client at ADDRESS, and why") \
 	X(reload,   "",                             "make every DNS node reload config, zones and map (old data kept on error)") \
 	X(purge,    "[--json] URL|--prefix P|--tag T", "purge cached objects on every edge (exit 1 unless all edges purged)") \
+	X(drain,    "[--json] EDGE...",             "take edges out of DNS answers (they keep serving; survives restarts)") \
+	X(undrain,  "[--json] EDGE...",             "put drained edges back into DNS answers") \
 
 #define X_DECL(n, a, h) int cmd_##n(struct ctl *ctl, int argc, char **argv);
 CTL_COMMANDS(X_DECL)
@@ -47,8 +49,9 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "minicdnctl %s -- control a minicdn fleet\n\n"
-	        "Usage: minicdnctl [-c FILE] [--json] COMMAND [ARGS...]\n"
+	        "Usage: minicdnctl [-c FILE] [-t] [--json] COMMAND [ARGS...]\n"
 	        "  -c FILE      configuration [$MINICDNCTL_CONFIG or %s]\n"
+	        "  -t           check the configuration and exit (no COMMAND needed)\n"
 	        "  --json       machine-readable output\n"
 	        "  -h, --help   this help and the configuration reference\n"
 	        "  -V, --version\n\nCommands:\n",
@@ -70,6 +73,7 @@ int main(int argc, char **argv)
 	if (!explicit_config)
 		ctl.config_path = CTL_DEFAULT_CONFIG;
 
+	bool test_only = false; /* -t: check the configuration, run nothing */
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
@@ -90,6 +94,8 @@ int main(int argc, char **argv)
 			}
 			ctl.config_path = argv[++i];
 			explicit_config = true;
+		} else if (!strcmp(a, "-t")) {
+			test_only = true;
 		} else if (!strcmp(a, "-v")) {
 			log_set_level(LOG_LVL_DEBUG);
 		} else {
@@ -97,15 +103,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (i >= argc) {
+	if (i >= argc && !test_only) {
 		usage(stderr);
 		return 2;
 	}
 	const struct ctl_cmd *cmd = NULL;
-	for (size_t k = 0; k < N_COMMANDS; k++)
+	for (size_t k = 0; i < argc && k < N_COMMANDS; k++)
 		if (!strcmp(commands[k].name, argv[i]))
 			cmd = &commands[k];
-	if (!cmd) {
+	if (!cmd && !test_only) {
 		fprintf(stderr, "minicdnctl: unknown command '%s' (try --help)\n", argv[i]);
 		return 2;
 	}
@@ -126,6 +132,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "minicdnctl: %s: %s\n", ctl.config_path, err);
 		cfg_free(ctl_config_schema, &ctl.cfg);
 		return 2;
+	}
+	if (test_only) {
+		printf("%s: configuration OK\n", ctl.config_path);
+		cfg_free(ctl_config_schema, &ctl.cfg);
+		return 0;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "minicdnctl: libcurl initialisation failed\n");
