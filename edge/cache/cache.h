@@ -10,9 +10,9 @@
  *   m  "bytes" accounted size, "format" (store layout), "clean" (set only by
  *      cache_close after the final sync: the next start skips body checksums)
  * Each store/update/purge is one write transaction (the writer thread: one
- * transaction for a batch of stores and purges, in queue order), so readers
- * and crashes only ever see whole entries.  Thread-safe: any thread may call
- * anything.
+ * transaction for a batch of stores, 304 updates and purges, in queue
+ * order), so readers and crashes only ever see whole entries.  Thread-safe:
+ * any thread may call anything.
  *
  * Keys longer than LMDB's 511-byte limit are stored as their first 400 bytes
  * plus a hash, so prefix purges look at most at the first 400 bytes.
@@ -96,6 +96,17 @@ void cache_store_async(struct cache *c, const char *key, const char *vary, cache
  * body is copied once).  Returns 0, or -1 if the entry is gone. */
 int cache_update(struct cache *c, const char *storage_key, const struct entry_meta *m,
                  const char *hdrs, size_t hdrs_len);
+
+/* The same, done by the writer thread in its next group commit, so a
+ * revalidation costs no transaction of its own and never waits for the
+ * write lock.  storage_key, m and hdrs are borrowed until done(cls, rc)
+ * runs in the writer thread: rc 0 once committed, -1 if the entry is gone
+ * or the write failed.  In queue order with stores and purges: a purge
+ * queued after it removes what it wrote.  Until done, readers see the old
+ * meta and headers (same body). */
+void cache_update_async(struct cache *c, const char *storage_key, const struct entry_meta *m,
+                        const char *hdrs, size_t hdrs_len, void (*done)(void *cls, int rc),
+                        void *cls);
 
 /* The purge sequence: record it in entry_meta.purge_seq when a request to
  * the origin is sent; a store of its response is then dropped if any purge

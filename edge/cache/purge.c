@@ -93,11 +93,16 @@ static void purge_remember(struct cache *c, enum purge_kind kind, const char *ar
  * second as the request does not count -- counting it would drop every
  * response fetched just after a purge -- so that one-second window stays
  * open for such stores.  Only the last RECENT_PURGES purges are
- * remembered.  Cost: a scan of them per store, under the writer's
- * transaction. */
+ * remembered.  Cost: nothing when no purge ran since the request (the
+ * usual store); else a scan of them, under the writer's transaction. */
 bool purge_covers(struct cache *c, const char *key, const char *tags, size_t tags_len,
                   const struct entry_meta *m)
 {
+	/* purges only grows, inside a purge's write transaction; ours excludes
+	 * it, so a purge not counted yet commits after this store and removes
+	 * what it covers itself. */
+	if (m->purge_seq && atomic_load(&c->purges) < m->purge_seq)
+		return false;
 	bool hit = false;
 	pthread_mutex_lock(&c->recent_lock);
 	/* With the sequence recorded at request time (cache_purge_seq: one more

@@ -1,5 +1,6 @@
 /* records.c -- one object's records inside a write transaction: size
- * accounting, LRU rows, references, bodies, deletion, eviction.
+ * accounting, LRU rows, references, bodies, 304 updates, deletion,
+ * eviction.
  *
  * Every function here takes an open write transaction and neither begins
  * nor commits one, except make_room (eviction's pages are only reused
@@ -7,6 +8,9 @@
  * and check.c; calls nothing of theirs: only LMDB, entry.h and store_int.h. */
 #include "edge/cache/store_int.h"
 #include "edge/cache/cachekey.h"
+#include "common/xmalloc.h"
+
+#include <stdlib.h>
 
 #include <string.h>
 
@@ -88,6 +92,47 @@ int body_reserve(struct cache *c, MDB_txn *t, size_t vsize, uint64_t *id, void *
 	int rc = mdb_put(t, c->b, &k, &v, MDB_APPEND | MDB_RESERVE);
 	if (rc == 0)
 		*dst = v.mv_data;
+	return rc;
+}
+
+/* ---------- update after a 304 ---------- */
+
+int update_in(struct cache *c, MDB_txn *t, const char *storage_key, const struct entry_meta *m,
+              const char *hdrs, size_t hdrs_len)
+{
+	char kb[DBKEY_MAX];
+	MDB_val k = { dbkey(storage_key, strlen(storage_key), kb), kb }, v;
+	struct entry_view ev;
+	struct ref r;
+	size_t bk;
+	MDB_val bkey;
+	if (mdb_get(t, c->e, &k, &v) != 0 || ref_decode(&v, &r) < 0)
+		return REC_GONE;
+	bkey = body_key(&bk, r.id);
+	if (mdb_get(t, c->b, &bkey, &v) != 0 || entry_decode(v.mv_data, v.mv_size, &ev) < 0)
+		return REC_GONE;
+	size_t nsize = entry_size(hdrs_len, ev.tags_len, ev.body_len);
+	/* The new value is built in memory first: the old one lives in the map
+	 * and may be moved by the put.  Meta, headers and body share one record
+	 * (a 1 KiB object fits three to a page that way), so a 304 rewrites the
+	 * body record in place under the same id. */
+	uint8_t *nv = xmalloc(nsize);
+	entry_write(nv, m, hdrs, hdrs_len, ev.tags, ev.tags_len, ev.body, ev.body_len);
+	int64_t delta = (int64_t)cost(k.mv_size, nsize) - (int64_t)cost(k.mv_size, v.mv_size);
+	MDB_val nval = { nsize, nv };
+	int rc = mdb_put(t, c->b, &bkey, &nval, 0);
+	free(nv);
+	/* Same-sized headers (the usual 304: a new Date) leave the count as it
+	 * is, and an access younger than the LRU's granularity is not moved:
+	 * either would be two more B-tree writes per revalidation. */
+	if (rc == 0 && delta)
+		rc = bytes_add(c, t, delta);
+	uint64_t now = now_s();
+	if (rc || r.at + TOUCH_GRANULARITY > now)
+		return rc;
+	lru_drop(c, t, &k, r.at);
+	if ((rc = lru_put(c, t, &k, now)) == 0)
+		rc = ref_put(c, t, &k, r.id, now);
 	return rc;
 }
 

@@ -1,6 +1,6 @@
 /* store.c -- the read side of the store: pooled read transactions, lookup,
  * variant keys; and the small writes that do not go through the writer
- * (LRU touches, 304 updates), and stats.
+ * (LRU touches, a synchronous 304 update), and stats.
  *
  * A hit costs two B-tree lookups and no write: its access is queued
  * (cache_touch) and written once a second by cache_maintain.  Calls:
@@ -184,39 +184,12 @@ int cache_update(struct cache *c, const char *storage_key, const struct entry_me
 	MDB_txn *t;
 	if (mdb_txn_begin(c->env, NULL, 0, &t) != 0)
 		return -1;
-	char kb[DBKEY_MAX];
-	MDB_val k = { dbkey(storage_key, strlen(storage_key), kb), kb }, v;
-	struct entry_view ev;
-	struct ref r;
-	size_t bk;
-	MDB_val bkey;
-	if (mdb_get(t, c->e, &k, &v) != 0 || ref_decode(&v, &r) < 0)
-		goto fail;
-	bkey = body_key(&bk, r.id);
-	if (mdb_get(t, c->b, &bkey, &v) != 0 || entry_decode(v.mv_data, v.mv_size, &ev) < 0)
-		goto fail;
-	size_t nsize = entry_size(hdrs_len, ev.tags_len, ev.body_len);
-	/* The new value is built in memory first: the old one lives in the map
-	 * and may be moved by the put.  Meta, headers and body share one record
-	 * (a 1 KiB object fits three to a page that way), so a 304 rewrites the
-	 * body record in place under the same id, as it rewrote the whole
-	 * value before "b" existed. */
-	uint8_t *nv = xmalloc(nsize);
-	entry_write(nv, m, hdrs, hdrs_len, ev.tags, ev.tags_len, ev.body, ev.body_len);
-	int64_t delta = (int64_t)cost(k.mv_size, nsize) - (int64_t)cost(k.mv_size, v.mv_size);
-	MDB_val nval = { nsize, nv };
-	int rc = mdb_put(t, c->b, &bkey, &nval, 0);
-	free(nv);
-	uint64_t now = now_s();
-	if (rc || bytes_add(c, t, delta))
-		goto fail;
-	lru_drop(c, t, &k, r.at);
-	if (lru_put(c, t, &k, now) || ref_put(c, t, &k, r.id, now))
-		goto fail;
+	int rc = update_in(c, t, storage_key, m, hdrs, hdrs_len);
+	if (rc) {
+		mdb_txn_abort(t);
+		return -1;
+	}
 	return mdb_txn_commit(t) ? -1 : 0;
-fail:
-	mdb_txn_abort(t);
-	return -1;
 }
 
 /* ---------- LRU touches ---------- */

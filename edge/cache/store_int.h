@@ -233,6 +233,12 @@ long del_prefix(struct cache *c, MDB_txn *t, const char *prefix, size_t len);
 /* Evicts (and commits *t, beginning a new one) when an entry of vsize
  * bytes would pass the high-water mark, or down to evict_to if set. */
 int make_room(struct cache *c, MDB_txn **t, size_t vsize, uint64_t evict_to);
+#define REC_GONE (-1001) /* update_in: no entry at that key (not an LMDB code) */
+/* After a 304: rewrites the "b" record of the entry at storage_key with the
+ * new meta and headers, keeping its tags and body.  0, REC_GONE (nothing
+ * written, t still usable), or an LMDB code (t must be aborted). */
+int update_in(struct cache *c, MDB_txn *t, const char *storage_key, const struct entry_meta *m,
+              const char *hdrs, size_t hdrs_len);
 
 /* ---------- badset.c: bodies from before an unclean stop ---------- */
 

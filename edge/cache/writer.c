@@ -1,10 +1,11 @@
-/* writer.c -- the writer thread: job queue, group commit, stores, and the
- * public purges, queued behind the stores before them.
+/* writer.c -- the writer thread: job queue, group commit, stores, 304
+ * updates, and the public purges, queued behind the stores before them.
  *
  * One thread commits up to WRITER_BATCH queued jobs per transaction; a
  * synchronous store or a purge with no writer running does the same work
  * in its own transaction.  Calls: purge.c (purges, recent purges),
- * records.c (writing and evicting), store.c (variant keys); of the files
+ * records.c (writing, updating and evicting), store.c (variant keys and
+ * the synchronous update a job falls back to); of the files
  * above it, only check.c calls in (writer_call), and cache.c starts and
  * stops it. */
 #include "edge/cache/store_int.h"
@@ -17,12 +18,13 @@
 #define WRITER_BATCH 64       /* jobs per transaction at most */
 #define STORE_SKIPPED (-1000) /* store_in: not stored, a purge covers it (not an LMDB code) */
 
-enum job_kind { JOB_STORE, JOB_PURGE, JOB_CALL };
+enum job_kind { JOB_STORE, JOB_UPDATE, JOB_PURGE, JOB_CALL };
 
 struct cache_job {
 	struct cache_job *next;
 	enum job_kind kind;
-	/* JOB_STORE (heap, freed by the writer) */
+	/* JOB_STORE and JOB_UPDATE (heap, freed by the writer; an update
+	 * uses key as the storage key, m and hdrs) */
 	const char *key, *vary;
 	cache_header_fn hdr;
 	void *hcls;
@@ -33,7 +35,8 @@ struct cache_job {
 	uint64_t body_len;
 	void (*done)(void *cls, int rc);
 	void *cls;
-	bool skipped; /* a purge covered it: done(-1) after a good commit */
+	bool skipped; /* a purge covered it, or the updated entry is gone: done(-1)
+	                 after a good commit */
 	/* JOB_PURGE and JOB_CALL (on the caller's stack: the writer must not
 	 * touch one once finished is set) */
 	enum purge_kind purge;
@@ -94,7 +97,8 @@ static int store_in(struct cache *c, MDB_txn *t, const char *key, const char *va
 	}
 	char skb[DBKEY_MAX];
 	MDB_val skey = { dbkey(sk.data, sk.len, skb), skb };
-	del_record(c, t, &skey, true);
+	if (names.len || have_old) /* else nothing is stored under skey (== pkey) */
+		del_record(c, t, &skey, true);
 	uint64_t id, now = now_s();
 	void *dst;
 	if ((rc = body_reserve(c, t, vsize, &id, &dst)) != 0)
@@ -194,8 +198,8 @@ static long job_txn(struct cache *c, const struct cache_job *j)
  * caller (after which the job, on that caller's stack, is gone). */
 static void job_finish(struct cache *c, struct cache_job *j, int rc)
 {
-	if (j->kind == JOB_STORE) {
-		j->done(j->cls, rc ? rc : j->skipped ? -1 : 0);
+	if (j->kind == JOB_STORE || j->kind == JOB_UPDATE) {
+		j->done(j->cls, rc ? -1 : j->skipped ? -1 : 0);
 		return;
 	}
 	pthread_mutex_lock(&c->wq_lock);
@@ -208,6 +212,10 @@ static void job_finish(struct cache *c, struct cache_job *j, int rc)
 
 static void job_run_alone(struct cache *c, struct cache_job *j)
 {
+	if (j->kind == JOB_UPDATE) {
+		job_finish(c, j, cache_update(c, j->key, &j->m, j->hdrs, j->hdrs_len));
+		return;
+	}
 	if (j->kind != JOB_STORE) {
 		j->result = job_txn(c, j);
 		job_finish(c, j, 0);
@@ -229,6 +237,14 @@ static void writer_batch(struct cache *c, struct cache_job **jobs, int n)
 	int rc = mdb_txn_begin(c->env, NULL, 0, &t);
 	for (; rc == 0 && i < n; i++) {
 		struct cache_job *j = jobs[i];
+		if (j->kind == JOB_UPDATE) {
+			rc = update_in(c, t, j->key, &j->m, j->hdrs, j->hdrs_len);
+			if (rc == REC_GONE) {
+				j->skipped = true;
+				rc = 0;
+			}
+			continue;
+		}
 		if (j->kind != JOB_STORE) {
 			j->result = job_in(c, t, j);
 			continue;
@@ -279,11 +295,11 @@ static void *writer_main(void *arg)
 		/* Take up to WRITER_BATCH jobs: what queued while the last batch
 		 * was committing goes into one transaction. */
 		struct cache_job *jobs[WRITER_BATCH];
-		bool store[WRITER_BATCH];
+		bool store[WRITER_BATCH]; /* a heap job: freed here */
 		int n = 0;
 		while (n < WRITER_BATCH && c->wq_head) {
 			jobs[n] = c->wq_head;
-			store[n] = jobs[n]->kind == JOB_STORE;
+			store[n] = jobs[n]->kind == JOB_STORE || jobs[n]->kind == JOB_UPDATE;
 			c->wq_head = jobs[n]->next;
 			n++;
 		}
@@ -316,7 +332,7 @@ static bool job_queue(struct cache *c, struct cache_job *j)
 		c->wq_head = j;
 	c->wq_tail = j;
 	pthread_cond_signal(&c->wq_cond);
-	if (j->kind != JOB_STORE)
+	if (j->kind == JOB_PURGE || j->kind == JOB_CALL)
 		while (!j->finished)
 			pthread_cond_wait(&c->done_cond, &c->wq_lock);
 	pthread_mutex_unlock(&c->wq_lock);
@@ -335,6 +351,19 @@ void cache_store_async(struct cache *c, const char *key, const char *vary, cache
 		                 .body_len = body_len, .done = done, .cls = cls };
 	if (!job_queue(c, j)) {
 		job_run_alone(c, j); /* no writer: store synchronously */
+		free(j);
+	}
+}
+
+void cache_update_async(struct cache *c, const char *storage_key, const struct entry_meta *m,
+                        const char *hdrs, size_t hdrs_len, void (*done)(void *cls, int rc),
+                        void *cls)
+{
+	struct cache_job *j = xcalloc(1, sizeof *j);
+	*j = (struct cache_job){ .kind = JOB_UPDATE, .key = storage_key, .m = *m, .hdrs = hdrs,
+		                 .hdrs_len = hdrs_len, .done = done, .cls = cls };
+	if (!job_queue(c, j)) {
+		job_run_alone(c, j); /* no writer: update synchronously */
 		free(j);
 	}
 }

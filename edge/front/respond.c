@@ -475,6 +475,7 @@ enum MHD_Result respond_answer(struct edge_req *r, struct proxy_answer *a)
 		ret = respond_entry(r, a->ref, &a->v, a->storage_key.data, a->fwd, a->fwd_status,
 		                    a->detail);
 		buf_free(&a->storage_key);
+		buf_free(&a->hdrs);
 		return ret;
 	case PROXY_STREAM:
 		ret = respond_stream(r, a);

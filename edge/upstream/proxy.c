@@ -3,12 +3,13 @@
  * Called by the front (edge/front/http.c) with a struct proxy_call; answers
  * with a struct proxy_answer (proxy.h).  Runs on the front's worker threads
  * (proxy_start, proxy_resume) and in the fetch thread (the fill hooks);
- * stores go through the cache's writer thread (store_done). */
+ * stores and 304 updates go through the cache's writer thread (store_done,
+ * update_done), so the fetch thread never waits for a write transaction. */
 #include "edge/upstream/proxy.h"
 #include "edge/upstream/slicehead.h"
 #include "edge/cache/freshness.h"
 #include "edge/upstream/headers.h"
-#include "common/encoding.h"
+#include "edge/upstream/origin_req.h"
 #include "common/hdrlist.h"
 #include "common/httpdate.h"
 #include "common/log.h"
@@ -17,7 +18,6 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
-#include <stdarg.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -129,6 +129,10 @@ struct fill {
 	bool req_auth;
 	struct buf old_hdrs;  /* REVALIDATE/REFRESH: stored headers for the 304 merge */
 	struct entry_meta old_meta;
+	/* REVALIDATE/REFRESH after a 304: what the queued update writes, and
+	 * what requests answered before its commit are served with */
+	struct buf new_hdrs;
+	struct entry_meta new_meta;
 	uint64_t purge_seq;   /* cache_purge_seq() as the request was sent */
 	bool in_table;
 	/* decided in the fetch thread before waiters are woken */
@@ -146,6 +150,7 @@ static void fill_free(void *p)
 	free(x->storage_key);
 	buf_free(&x->req_hdrs);
 	buf_free(&x->old_hdrs);
+	buf_free(&x->new_hdrs);
 	free(x);
 }
 
@@ -303,20 +308,18 @@ static void on_headers(struct fetch *f)
 			x->shareable = false;
 			return;
 		}
-		struct buf merged = BUF_INIT;
-		merge_304(x, f, &merged);
-		fill_evaluate(x, f, &merged, x->old_meta.status);
-		struct entry_meta m;
-		meta_from(x, f, x->old_meta.status, &m);
+		merge_304(x, f, &x->new_hdrs);
+		fill_evaluate(x, f, &x->new_hdrs, x->old_meta.status);
+		meta_from(x, f, x->old_meta.status, &x->new_meta);
 		if (!x->fo.storable) {
 			/* The origin now says "do not store": drop the old copy. */
 			cache_purge_key(e->cache, x->key);
-		} else if (cache_update(e->cache, x->storage_key, &m, merged.data ? merged.data : "",
-		                        merged.len) == 0) {
+		} else {
+			/* The update is queued by on_done; until it is committed,
+			 * requests are answered with new_meta and new_hdrs over the
+			 * stored body (proxy_resume). */
 			x->revalidated = true;
-			counters_add(&e->n, C_REVALIDATED, 1);
 		}
-		buf_free(&merged);
 		x->shareable = x->revalidated;
 		return;
 	}
@@ -366,6 +369,22 @@ static void store_done(void *cls, int rc)
 	free(ps);
 }
 
+/* Runs in the cache's writer thread once the 304's update is committed (or
+ * the entry was gone); the fill leaves the collapse table only now, so a
+ * request in between joins it instead of revalidating again. */
+static void update_done(void *cls, int rc)
+{
+	struct fetch *f = cls;
+	struct fill *x = f->ctx;
+	if (rc == 0)
+		counters_add(&x->e->n, C_REVALIDATED, 1);
+	if (x->in_table) {
+		collapse_remove(x->e->collapse, x->key, f);
+		x->in_table = false;
+	}
+	fetch_unref(f);
+}
+
 static void on_done(struct fetch *f)
 {
 	struct fill *x = f->ctx;
@@ -376,6 +395,15 @@ static void on_done(struct fetch *f)
 	counters_add(&e->n, C_ORIGIN_FETCHES, 1);
 	if (f->status == 0 || f->status >= 500)
 		counters_add(&e->n, C_ORIGIN_ERRORS, 1);
+	if (x->revalidated) {
+		/* Queued here, not in on_headers: update_done may then run at
+		 * any moment, as in_table is no longer written by this thread. */
+		fetch_ref(f);
+		cache_update_async(e->cache, x->storage_key, &x->new_meta,
+		                   x->new_hdrs.data ? x->new_hdrs.data : "", x->new_hdrs.len,
+		                   update_done, f);
+		return;
+	}
 	if (x->store && ok) {
 		/* Stored by the cache's writer thread (group commit), so this
 		 * thread goes back to the origin at once.  The fetch stays in the
@@ -407,99 +435,7 @@ static void on_done(struct fetch *f)
 
 static const struct fetch_hooks fill_hooks = { on_headers, on_done, fill_free };
 
-/* ---------- building the origin request ---------- */
-
-/* Appends the concatenation of the strings (up to a NULL) to l as one header
- * line; curl copies it.  Built on the stack unless unusually long: a miss
- * builds five or more of these. */
-static struct curl_slist *slist_cat(struct curl_slist *l, ...)
-{
-	char stack[512];
-	size_t len = 0;
-	va_list ap;
-	va_start(ap, l);
-	for (const char *p; (p = va_arg(ap, const char *));)
-		len += strlen(p);
-	va_end(ap);
-	char *line = len < sizeof stack ? stack : xmalloc(len + 1);
-	size_t at = 0;
-	va_start(ap, l);
-	for (const char *p; (p = va_arg(ap, const char *));) {
-		size_t n = strlen(p);
-		memcpy(line + at, p, n);
-		at += n;
-	}
-	va_end(ap);
-	line[at] = '\0';
-	l = curl_slist_append(l, line);
-	if (line != stack)
-		free(line);
-	return l;
-}
-
-struct hdr_build {
-	struct curl_slist *l;
-	enum fill_mode mode;
-	const char *conn;
-	bool had_accept;
-	const char *via, *xff;
-};
-
-static void add_req_hdr(void *arg, const char *k, const char *v)
-{
-	struct hdr_build *b = arg;
-	static const char *const never[] = { "Host", "Content-Length", "Expect", "Via",
-		                             "X-Forwarded-For", NULL };
-	static const char *const cond[] = { "Range", "If-Range", "If-None-Match", "If-Modified-Since",
-		                            "If-Match", "If-Unmodified-Since", NULL };
-	if (headers_hop_by_hop(k, b->conn))
-		return;
-	for (int i = 0; never[i]; i++)
-		if (!strcasecmp(k, never[i]))
-			return;
-	if (b->mode != PASS)
-		for (int i = 0; cond[i]; i++)
-			if (!strcasecmp(k, cond[i]))
-				return;
-	if (!strcasecmp(k, "Accept"))
-		b->had_accept = true;
-	if (b->mode != PASS && !strcasecmp(k, "Accept-Encoding")) {
-		/* Normalised as the cache keys its variants (cache.c): a response
-		 * stored for "gzip" must be what every gzip client may get. */
-		if (encoding_accepts_gzip(v))
-			b->l = slist_cat(b->l, "Accept-Encoding: gzip", NULL);
-		return;
-	}
-	b->l = *v ? slist_cat(b->l, k, ": ", v, NULL) : slist_cat(b->l, k, ";", NULL);
-}
-
-static struct curl_slist *origin_headers(struct proxy_call *pc, enum fill_mode mode,
-                                         const char *etag, const char *lm)
-{
-	struct edge *e = pc->edge;
-	struct hdr_build b = { NULL, mode, pc->ops->header(pc->cls, "Connection"), false, NULL, NULL };
-	b.l = slist_cat(b.l, "Host: ", pc->site->origin_host ? pc->site->origin_host : pc->host, NULL);
-	pc->ops->each_header(pc->cls, add_req_hdr, &b);
-	const char *via = pc->ops->header(pc->cls, "Via");
-	b.l = via ? slist_cat(b.l, "Via: ", via, ", 1.1 ", e->cfg.name, NULL)
-	          : slist_cat(b.l, "Via: 1.1 ", e->cfg.name, NULL);
-	char ip[ADDR_STRLEN] = "unknown";
-	if (pc->client)
-		addr_format_ip(pc->client, ip, sizeof ip);
-	const char *xff = pc->ops->header(pc->cls, "X-Forwarded-For");
-	b.l = xff ? slist_cat(b.l, "X-Forwarded-For: ", xff, ", ", ip, NULL)
-	          : slist_cat(b.l, "X-Forwarded-For: ", ip, NULL);
-	if (etag)
-		b.l = slist_cat(b.l, "If-None-Match: ", etag, NULL);
-	if (lm)
-		b.l = slist_cat(b.l, "If-Modified-Since: ", lm, NULL);
-	if (!b.had_accept)
-		b.l = curl_slist_append(b.l, "Accept:"); /* no curl default */
-	b.l = curl_slist_append(b.l, "Expect:");
-	if (pc->upload_chunked && mode == PASS)
-		b.l = curl_slist_append(b.l, "Transfer-Encoding: chunked"); /* length unknown */
-	return b.l;
-}
+/* ---------- building the origin request (origin_req.c: its headers) ---------- */
 
 static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const struct stale_info *st)
 {
@@ -539,7 +475,7 @@ static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const
 		blen = pc->body->len;
 		body = buf_steal(pc->body);
 	}
-	struct fetch *f = fetch_new(method, url, origin_headers(pc, mode, etag, lm), body, blen,
+	struct fetch *f = fetch_new(method, url, origin_req_headers(pc, mode == PASS, etag, lm), body, blen,
 	                            &fill_hooks, x);
 	f->keep_limit = edge_site_max_object(edge_live(e), pc->site);
 	f->ca_file = pc->site->ca_file;
@@ -813,6 +749,43 @@ bool proxy_wait_pending(struct proxy_call *pc, struct proxy_answer *a)
 	return pending;
 }
 
+/* After a 304: the stored entry, with the meta and headers of its update
+ * (queued to the cache's writer, perhaps not committed yet: the body is
+ * the same either way).  Another variant found for pc, or an entry stored
+ * since from another response, is served as it is stored.  Detaches pc;
+ * false if the entry is gone. */
+static bool answer_revalidated(struct proxy_call *pc, struct fill *x, struct proxy_answer *a)
+{
+	char *sk = xstrdup(x->storage_key);
+	struct entry_meta m = x->new_meta, old = x->old_meta;
+	struct buf h = BUF_INIT;
+	buf_append(&h, x->new_hdrs.data ? x->new_hdrs.data : "", x->new_hdrs.len);
+	bool joined = pc->joined_done;
+	detach(pc); /* may free x */
+	bool ok = answer_entry(pc, 304, NULL, a);
+	/* The entry revalidated, before or after its update, and not one
+	 * stored since from another response. */
+	bool same = ok && !strcmp(a->storage_key.data, sk) &&
+	            ((a->v.meta.request_time == old.request_time &&
+	              a->v.meta.response_time == old.response_time) ||
+	             (a->v.meta.request_time == m.request_time &&
+	              a->v.meta.response_time == m.response_time));
+	if (same) {
+		a->v.meta = m;
+		a->v.hdrs = h.data ? h.data : "";
+		a->v.hdrs_len = h.len;
+		a->hdrs = h; /* owned by the answer */
+		h = (struct buf)BUF_INIT;
+	}
+	if (ok && joined) { /* answered without going forward: a hit */
+		a->fwd = FWD_NONE;
+		a->fwd_status = 0;
+	}
+	buf_free(&h);
+	free(sk);
+	return ok;
+}
+
 void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 {
 	struct edge *e = pc->edge;
@@ -835,9 +808,9 @@ void proxy_resume(struct proxy_call *pc, struct proxy_answer *a)
 
 	bool revalidated = x->revalidated; /* detach() may free x */
 	if (revalidated || (status == 304 && x->mode != PASS)) {
-		detach(pc);
-		if (revalidated && answer_entry(pc, 304, NULL, a))
+		if (revalidated && answer_revalidated(pc, x, a))
 			return;
+		detach(pc);
 		/* Gone meanwhile (purged, evicted): fetch it again. */
 		pc->no_collapse = true;
 		proxy_start(pc, NULL, a);

@@ -16,6 +16,7 @@
 #include "edge/cache/cache.h"
 #include "edge/cache/freshness.h"
 #include "edge/edge.h"
+#include "edge/upstream/call.h"
 #include "edge/upstream/fetch.h"
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,61 +35,6 @@ void collapse_unlock(struct collapse *c);
 struct fetch *collapse_find(struct collapse *c, const char *key);
 void collapse_put(struct collapse *c, const char *key, struct fetch *f);
 void collapse_remove(struct collapse *c, const char *key, struct fetch *f);
-
-/* Why a request goes to the origin (Cache-Status fwd=). */
-enum fwd_reason { FWD_NONE = 0, FWD_URI_MISS, FWD_VARY_MISS, FWD_STALE, FWD_METHOD, FWD_MISS,
-	          FWD_REQUEST /* request directives (no-cache, max-age, min-fresh) forced it */ };
-
-/* How upstream reaches the client side; cls is the caller's (struct
- * proxy_call's cls). */
-struct proxy_client_ops {
-	/* A request header (case-insensitive), borrowed for the request; NULL if absent. */
-	const char *(*header)(void *cls, const char *name);
-	/* Calls cb for each request header in order (values never NULL). */
-	void (*each_header)(void *cls, void (*cb)(void *arg, const char *name, const char *value),
-	                    void *arg);
-	/* Suspends the client connection: called with a fetch's lock held,
-	 * before the fetch can call resume; must do nothing else. */
-	void (*suspend)(void *cls);
-	/* Resumes it: called from the fetch thread under the fetch's lock. */
-	void (*resume)(void *cls);
-};
-
-/* One request's dealings with the origin, embedded in the front's request
- * (zeroed with it).  The caller fills the first block before proxy_start /
- * proxy_refresh; the rest is upstream's. */
-struct proxy_call {
-	struct edge *edge;                   /* borrowed */
-	const struct proxy_client_ops *ops;
-	void *cls;                           /* passed to ops */
-	const char *method;                  /* borrowed, valid for the request */
-	const char *key;                     /* primary cache key, borrowed likewise */
-	const char *host;                    /* normalised host[:port] */
-	const struct edge_site *site;        /* its origin and settings (never NULL for a fetch;
-	                                        borrowed, valid until exit) */
-	const char *path;                    /* normalised path + "?" + raw query */
-	const struct sockaddr *client;       /* for X-Forwarded-For, may be NULL */
-	bool is_get, is_head, has_auth;
-	struct buf *body;                    /* unsafe methods: taken when forwarded */
-	enum fwd_reason fwd;                 /* why it goes (upstream may change it) */
-	bool has_rq;                         /* the request carried directives: */
-	struct req_cc rq;                    /* ... these (RFC 9111 5.2.1) */
-	bool has_stale;                      /* a stored entry may stand in for a failed fetch ... */
-	struct stale_err stale;              /* ... if freshness_stale_on_error says so (fail,
-	                                        stale_for and the windows filled in then) */
-	int64_t stale_since;                 /* when that entry went stale (epoch seconds) */
-	/* upstream's */
-	struct buf hdr_join;                 /* proxy_call_header_all's scratch */
-	struct fetch *f;                     /* the fetch waited on (a reference) */
-	struct fetch_waiter w;
-	bool leader, waiting_registered;
-	bool no_collapse;                    /* forwarded on its own after a collapse did not fit */
-	bool joined_done;                    /* answered from a completed fetch whose store is pending */
-	bool upload_chunked;                 /* a streamed body of unknown length (sent chunked) */
-	bool sliced;                         /* waiting on a slice: resume with slicer_resume
-	                                        (upstream/slicer.h), not proxy_resume */
-	int64_t slice_first;                 /* ... for the client's bytes from here (-1: none) */
-};
 
 /* The stale entry a revalidation starts from (copied by proxy_start: the
  * read txn is gone by the time the origin answers). */
@@ -119,8 +65,10 @@ struct proxy_answer {
 	enum proxy_kind kind;
 	unsigned status;          /* STREAM: the origin's; ERROR: the one to answer */
 	const char *msg;          /* ERROR: static text */
-	/* ENTRY: ref is the receiver's to release (v borrowed from it);
-	 * storage_key owned (buf_free).  fwd/fwd_status/detail for Cache-Status. */
+	/* ENTRY: ref is the receiver's to release (v borrowed from it, except
+	 * v.hdrs when hdrs below is set: a revalidated entry whose update is
+	 * not committed yet); storage_key and hdrs owned (buf_free).
+	 * fwd/fwd_status/detail for Cache-Status. */
 	struct cache_ref *ref;
 	struct entry_view v;
 	struct buf storage_key;
@@ -130,7 +78,7 @@ struct proxy_answer {
 	/* STREAM: the fetch is borrowed from the call (proxy_stream_open takes
 	 * its own reference); open the stream before proxy_release, or a fetch
 	 * that drops read bytes would drop unread ones.  hdrs: the origin's
-	 * headers after headers_filter (owned, buf_free). */
+	 * headers after headers_filter (owned, buf_free; for ENTRY see above). */
 	struct fetch *f;
 	struct buf hdrs;
 	int64_t length;           /* the body's length, -1: not known */

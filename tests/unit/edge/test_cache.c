@@ -1,5 +1,5 @@
 /* test_cache.c -- the LMDB store through its API: round trip, 304 update,
- * purges ordered with queued stores, clean-shutdown marker, body checksums
+ * 304 updates through the writer, purges ordered with queued stores, clean-shutdown marker, body checksums
  * after an unclean stop (at start-up, and in the background with bodies
  * verified on read meanwhile), refusal of an older store format, Vary
  * records leaving with their last variant, LRU eviction sparing an object
@@ -131,7 +131,7 @@ struct gate {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool entered, open;
-	int done_rc[2];
+	int done_rc[6];
 	int ndone;
 };
 
@@ -155,6 +155,81 @@ static void plain_done(void *cls, int rc)
 	g->done_rc[g->ndone++] = rc;
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
+}
+
+static void wait_done(struct gate *g, int n)
+{
+	pthread_mutex_lock(&g->lock);
+	while (g->ndone < n)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* ---------- 304 updates through the writer ---------- */
+
+static void test_update_async(void **state)
+{
+	struct cache *c = open_store();
+	char b[256];
+	put(c, "http://h/u", "body-u", "tu\0", 3);
+	put(c, "http://h/v", "body-v", "", 0);
+	struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, { 0 }, 0 };
+	cache_store_async(c, "http://h/other", NULL, NULL, NULL, &META, HDRS, sizeof HDRS - 1, "", 0,
+	                  "x", 1, blocker_done, &g);
+	pthread_mutex_lock(&g.lock);
+	while (!g.entered)
+		pthread_cond_wait(&g.cond, &g.lock);
+	pthread_mutex_unlock(&g.lock);
+	struct entry_meta m = META;
+	m.lifetime = 9;
+	static const char H2[] = "etag\0\"v2\"\0x-longer-than-before\0yes\0";
+	cache_update_async(c, "http://h/u", &m, H2, sizeof H2 - 1, plain_done, &g);
+	cache_update_async(c, "http://h/gone", &m, H2, sizeof H2 - 1, plain_done, &g);
+	/* Queued, not committed: readers still see the old meta and headers. */
+	struct cache_ref *ref;
+	struct entry_view v;
+	assert_int_equal(cache_lookup(c, "http://h/u", NULL, NULL, &ref, &v, NULL), CACHE_HIT);
+	assert_int_equal(v.meta.lifetime, 3600);
+	assert_string_equal(entry_get_header(&v, "etag"), "\"v1\"");
+	cache_ref_release(c, ref);
+	pthread_mutex_lock(&g.lock);
+	g.open = true;
+	pthread_cond_broadcast(&g.cond);
+	pthread_mutex_unlock(&g.lock);
+	wait_done(&g, 3);
+	assert_int_equal(g.done_rc[1], 0);
+	assert_int_equal(g.done_rc[2], -1); /* nothing at that key */
+	assert_int_equal(cache_lookup(c, "http://h/u", NULL, NULL, &ref, &v, NULL), CACHE_HIT);
+	assert_int_equal(v.meta.lifetime, 9);
+	assert_string_equal(entry_get_header(&v, "etag"), "\"v2\"");
+	assert_string_equal(entry_get_header(&v, "x-longer-than-before"), "yes");
+	assert_null(entry_get_header(&v, "content-type"));
+	assert_int_equal(v.body_len, 6);
+	assert_memory_equal(v.body, "body-u", 6);
+	assert_int_equal(v.tags_len, 3);
+	cache_ref_release(c, ref);
+	/* Same-sized headers again: the accounted bytes do not move. */
+	struct cache_stats st1, st2;
+	cache_get_stats(c, &st1);
+	m.lifetime = 10;
+	cache_update_async(c, "http://h/u", &m, H2, sizeof H2 - 1, plain_done, &g);
+	wait_done(&g, 4);
+	assert_int_equal(g.done_rc[3], 0);
+	cache_get_stats(c, &st2);
+	assert_int_equal(st2.bytes, st1.bytes);
+	/* An update queued before a purge is committed first, then purged. */
+	cache_update_async(c, "http://h/v", &m, H2, sizeof H2 - 1, plain_done, &g);
+	assert_int_equal(cache_purge_key(c, "http://h/v"), 1);
+	wait_done(&g, 5);
+	assert_int_equal(g.done_rc[4], 0);
+	assert_false(get(c, "http://h/v", b, sizeof b));
+	assert_int_equal(cache_purge_tag(c, "tu"), 1);
+	assert_int_equal(cache_purge_key(c, "http://h/other"), 1);
+	/* Every update's size change was accounted: nothing left, zero bytes. */
+	cache_get_stats(c, &st2);
+	assert_int_equal(st2.entries, 0);
+	assert_int_equal(st2.bytes, 0);
+	cache_close(c);
 }
 
 struct purger {
@@ -727,6 +802,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip_update_purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_after_queued_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_async, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_while_fetching, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_marker_and_checksums, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_background_checksums, setup, teardown),
