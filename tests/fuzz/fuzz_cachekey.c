@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = fuzz_split(data, size, l, 2, &mem);
 	struct query_rule rules[] = { { "/s/*", "sort" }, { "/i/*", "ignore" } };
 	struct buf key = BUF_INIT, path = BUF_INIT, host = BUF_INIT;
-	int rc = cachekey_build(l[0], n > 1 ? l[1] : NULL, rules, 2, &key, &path, &host);
+	int rc = cachekey_build("http", l[0], n > 1 ? l[1] : NULL, rules, 2, &key, &path, &host);
 	if (rc == 0) {
 		FUZZ_CHECK(path.len > 0 && path.data[0] == '/');
 		FUZZ_CHECK(memchr(path.data, '\0', path.len) == NULL);
