@@ -77,18 +77,40 @@ t_fails_with() {
 	rm -f "$out"
 }
 
-# A port free for both TCP and UDP on 127.0.0.1; random so parallel runs rarely collide.
+# A port free for both TCP and UDP on 127.0.0.1. Drawn below the kernel's
+# ephemeral range, so no client socket (curl, the edge's own origin
+# connections) can take it between this check and the daemon's bind, and
+# never handed out twice in one test, since the first daemon may not have
+# bound its port yet when the second is drawn.
 t_free_port() {
-	python3 - <<'PY'
-import random, socket
-for _ in range(200):
-    p = random.randint(20000, 59999)
+	python3 - "${T_DIR:?t_free_port needs t_init}/.ports" <<'PY'
+import random, socket, sys
+low = 32768
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+except (OSError, ValueError, IndexError):
+    pass
+hi = max(min(low, 65536) - 1, 11000)
+try:
+    with open(sys.argv[1]) as f:
+        given = {int(x) for x in f.read().split()}
+except OSError:
+    given = set()
+for _ in range(500):
+    p = random.randint(10000, hi)
+    if p in given:
+        continue
     try:
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM); t.bind(("127.0.0.1", p))
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", p))
-        t.close(); u.close(); print(p); break
+        t.close(); u.close()
     except OSError:
-        pass
+        continue
+    with open(sys.argv[1], "a") as f:
+        f.write("%d\n" % p)
+    print(p)
+    break
 PY
 }
 
