@@ -129,6 +129,19 @@ long cache_purge_key(struct cache *c, const char *key);     /* the key and its v
 long cache_purge_prefix(struct cache *c, const char *prefix);
 long cache_purge_tag(struct cache *c, const char *tag);
 
+/* What a purge matches (0 is never a kind). */
+enum cache_purge_kind { CACHE_PURGE_KEY = 1, CACHE_PURGE_PREFIX, CACHE_PURGE_TAG };
+
+/* The same purges without waiting: arg is copied, the purge is queued
+ * behind the stores already queued, and done(cls, n) runs once it is
+ * committed (n as above, -1 on failure) -- in the writer thread, so done
+ * must not block and must not purge or store synchronously; or before this
+ * returns when no writer runs, or when called from the writer itself.  A
+ * caller serving other requests (an MHD worker thread) uses this: waiting
+ * for the writer would stall every connection it serves. */
+void cache_purge_async(struct cache *c, enum cache_purge_kind kind, const char *arg,
+                       void (*done)(void *cls, long n), void *cls);
+
 /* Records an access for the LRU (cheap: queued, written by cache_maintain);
  * storage_key is copied. */
 void cache_touch(struct cache *c, const char *storage_key);

@@ -72,7 +72,7 @@ uint64_t cache_purge_seq(struct cache *c)
 }
 
 /* Remembers a purge (called inside its write transaction). */
-static void purge_remember(struct cache *c, enum purge_kind kind, const char *arg)
+static void purge_remember(struct cache *c, enum cache_purge_kind kind, const char *arg)
 {
 	pthread_mutex_lock(&c->recent_lock);
 	struct recent_purge *p = &c->recent[c->recent_next];
@@ -113,9 +113,9 @@ bool purge_covers(struct cache *c, const char *key, const char *tags, size_t tag
 		if (!p->kind || (m->purge_seq ? p->seq <= seen : p->at <= m->request_time))
 			continue;
 		switch (p->kind) {
-		case PURGE_KEY: hit = key_covers(key, p->arg); break;
-		case PURGE_PREFIX: hit = prefix_covers(key, p->arg); break;
-		case PURGE_TAG:
+		case CACHE_PURGE_KEY: hit = key_covers(key, p->arg); break;
+		case CACHE_PURGE_PREFIX: hit = prefix_covers(key, p->arg); break;
+		case CACHE_PURGE_TAG:
 			for (size_t j = 0; j < tags_len && !hit; j += strlen(tags + j) + 1)
 				hit = tag_covers(p->arg, key, tags + j);
 			break;
@@ -199,13 +199,13 @@ static long purge_tag_in(struct cache *c, MDB_txn *t, const char *arg)
 	return n;
 }
 
-long purge_in(struct cache *c, MDB_txn *t, enum purge_kind kind, const char *arg)
+long purge_in(struct cache *c, MDB_txn *t, enum cache_purge_kind kind, const char *arg)
 {
 	purge_remember(c, kind, arg);
 	switch (kind) {
-	case PURGE_KEY: return purge_key_in(c, t, arg);
-	case PURGE_PREFIX: return purge_prefix_in(c, t, arg);
-	case PURGE_TAG: return purge_tag_in(c, t, arg);
+	case CACHE_PURGE_KEY: return purge_key_in(c, t, arg);
+	case CACHE_PURGE_PREFIX: return purge_prefix_in(c, t, arg);
+	case CACHE_PURGE_TAG: return purge_tag_in(c, t, arg);
 	default: return 0;
 	}
 }

@@ -65,10 +65,6 @@ static const char ref_magic[4] = { 'M', 'C', 'R', '1' };
 #define STORE_FORMAT "MCS2"
 static const MDB_val m_bytes = { 5, "bytes" }, m_format = { 6, "format" }, m_clean = { 5, "clean" };
 
-/* What a purge matches: its key and variants, a prefix, or a tag.  0 is
- * never a kind (an unused slot of the recent purges). */
-enum purge_kind { PURGE_KEY = 1, PURGE_PREFIX, PURGE_TAG };
-
 struct cache_job; /* writer.c */
 struct check_read; /* check.c */
 
@@ -101,7 +97,7 @@ struct cache {
 	 * one of them is dropped (purge_covers); a ring, the oldest overwritten */
 	pthread_mutex_t recent_lock;
 	struct recent_purge {
-		int kind; /* enum purge_kind; 0 = unused slot */
+		int kind; /* enum cache_purge_kind; 0 = unused slot */
 		char *arg;
 		int64_t at;
 		uint64_t seq; /* 1, 2, ...: the purges so far, this one included */
@@ -269,7 +265,7 @@ void store_free(struct cache *c);
 /* ---------- purge.c: inside the writer's transaction ---------- */
 
 /* Remembers the purge, then deletes what it covers; returns the count. */
-long purge_in(struct cache *c, MDB_txn *t, enum purge_kind kind, const char *arg);
+long purge_in(struct cache *c, MDB_txn *t, enum cache_purge_kind kind, const char *arg);
 /* Whether a purge made after the request of this response covers it. */
 bool purge_covers(struct cache *c, const char *key, const char *tags, size_t tags_len,
                   const struct entry_meta *m);

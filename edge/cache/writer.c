@@ -3,7 +3,8 @@
  *
  * One thread commits up to WRITER_BATCH queued jobs per transaction; a
  * synchronous store or a purge with no writer running does the same work
- * in its own transaction.  Calls: purge.c (purges, recent purges),
+ * in its own transaction.  A synchronous purge's caller sleeps until the
+ * commit; an asynchronous one (cache_purge_async) gets a callback.  Calls: purge.c (purges, recent purges),
  * records.c (writing, updating and evicting), store.c (variant keys and
  * the synchronous update a job falls back to); of the files
  * above it, only check.c calls in (writer_call), and cache.c starts and
@@ -23,8 +24,9 @@ enum job_kind { JOB_STORE, JOB_UPDATE, JOB_PURGE, JOB_CALL };
 struct cache_job {
 	struct cache_job *next;
 	enum job_kind kind;
-	/* JOB_STORE and JOB_UPDATE (heap, freed by the writer; an update
-	 * uses key as the storage key, m and hdrs) */
+	bool heap; /* freed by the writer once finished; else on a waiting caller's stack */
+	/* JOB_STORE and JOB_UPDATE (always heap; an update uses key as the
+	 * storage key, m and hdrs) */
 	const char *key, *vary;
 	cache_header_fn hdr;
 	void *hcls;
@@ -37,11 +39,13 @@ struct cache_job {
 	void *cls;
 	bool skipped; /* a purge covered it, or the updated entry is gone: done(-1)
 	                 after a good commit */
-	/* JOB_PURGE and JOB_CALL (on the caller's stack: the writer must not
-	 * touch one once finished is set) */
-	enum purge_kind purge;
+	/* JOB_PURGE and JOB_CALL: on the caller's stack (the writer must not
+	 * touch one once finished is set), or a heap purge reporting to
+	 * purged(cls, result) with arg stored after the struct */
+	enum cache_purge_kind purge;
 	const char *arg;
 	long (*call)(struct cache *c, MDB_txn *t);
+	void (*purged)(void *cls, long n);
 	long result;
 	bool finished;
 };
@@ -194,12 +198,17 @@ static long job_txn(struct cache *c, const struct cache_job *j)
 	return n;
 }
 
-/* Reports a job's outcome: a store's done callback, or wakes a purge's
- * caller (after which the job, on that caller's stack, is gone). */
+/* Reports a job's outcome: a store's done callback, an asynchronous
+ * purge's, or wakes a purge's caller (after which the job, on that
+ * caller's stack, is gone). */
 static void job_finish(struct cache *c, struct cache_job *j, int rc)
 {
 	if (j->kind == JOB_STORE || j->kind == JOB_UPDATE) {
 		j->done(j->cls, rc ? -1 : j->skipped ? -1 : 0);
+		return;
+	}
+	if (j->purged) {
+		j->purged(j->cls, rc ? -1 : j->result);
 		return;
 	}
 	pthread_mutex_lock(&c->wq_lock);
@@ -295,11 +304,11 @@ static void *writer_main(void *arg)
 		/* Take up to WRITER_BATCH jobs: what queued while the last batch
 		 * was committing goes into one transaction. */
 		struct cache_job *jobs[WRITER_BATCH];
-		bool store[WRITER_BATCH]; /* a heap job: freed here */
+		bool heap[WRITER_BATCH]; /* freed here */
 		int n = 0;
 		while (n < WRITER_BATCH && c->wq_head) {
 			jobs[n] = c->wq_head;
-			store[n] = jobs[n]->kind == JOB_STORE || jobs[n]->kind == JOB_UPDATE;
+			heap[n] = jobs[n]->heap;
 			c->wq_head = jobs[n]->next;
 			n++;
 		}
@@ -308,7 +317,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&c->wq_lock);
 		writer_batch(c, jobs, n);
 		for (int i = 0; i < n; i++)
-			if (store[i]) /* a finished purge may already be gone */
+			if (heap[i]) /* a finished waiting purge may already be gone */
 				free(jobs[i]);
 		pthread_mutex_lock(&c->wq_lock);
 	}
@@ -332,7 +341,7 @@ static bool job_queue(struct cache *c, struct cache_job *j)
 		c->wq_head = j;
 	c->wq_tail = j;
 	pthread_cond_signal(&c->wq_cond);
-	if (j->kind == JOB_PURGE || j->kind == JOB_CALL)
+	if (!j->heap)
 		while (!j->finished)
 			pthread_cond_wait(&c->done_cond, &c->wq_lock);
 	pthread_mutex_unlock(&c->wq_lock);
@@ -345,8 +354,8 @@ void cache_store_async(struct cache *c, const char *key, const char *vary, cache
                        void (*done)(void *cls, int rc), void *cls)
 {
 	struct cache_job *j = xcalloc(1, sizeof *j);
-	*j = (struct cache_job){ .kind = JOB_STORE, .key = key, .vary = vary, .hdr = hdr,
-		                 .hcls = hcls, .m = *m, .hdrs = hdrs, .tags = tags,
+	*j = (struct cache_job){ .kind = JOB_STORE, .heap = true, .key = key, .vary = vary,
+		                 .hdr = hdr, .hcls = hcls, .m = *m, .hdrs = hdrs, .tags = tags,
 		                 .hdrs_len = hdrs_len, .tags_len = tags_len, .body = body,
 		                 .body_len = body_len, .done = done, .cls = cls };
 	if (!job_queue(c, j)) {
@@ -360,8 +369,8 @@ void cache_update_async(struct cache *c, const char *storage_key, const struct e
                         void *cls)
 {
 	struct cache_job *j = xcalloc(1, sizeof *j);
-	*j = (struct cache_job){ .kind = JOB_UPDATE, .key = storage_key, .m = *m, .hdrs = hdrs,
-		                 .hdrs_len = hdrs_len, .done = done, .cls = cls };
+	*j = (struct cache_job){ .kind = JOB_UPDATE, .heap = true, .key = storage_key, .m = *m,
+		                 .hdrs = hdrs, .hdrs_len = hdrs_len, .done = done, .cls = cls };
 	if (!job_queue(c, j)) {
 		job_run_alone(c, j); /* no writer: update synchronously */
 		free(j);
@@ -372,7 +381,7 @@ void cache_update_async(struct cache *c, const char *storage_key, const struct e
  * them: a store of a response fetched before the purge can then never be
  * committed after it (it would bring the purged content back).  The caller
  * waits for the purge's commit. */
-static long purge_queued(struct cache *c, enum purge_kind kind, const char *arg)
+static long purge_queued(struct cache *c, enum cache_purge_kind kind, const char *arg)
 {
 	struct cache_job j = { .kind = JOB_PURGE, .purge = kind, .arg = arg };
 	if (!job_queue(c, &j))
@@ -382,17 +391,31 @@ static long purge_queued(struct cache *c, enum purge_kind kind, const char *arg)
 
 long cache_purge_key(struct cache *c, const char *key)
 {
-	return purge_queued(c, PURGE_KEY, key);
+	return purge_queued(c, CACHE_PURGE_KEY, key);
 }
 
 long cache_purge_prefix(struct cache *c, const char *prefix)
 {
-	return purge_queued(c, PURGE_PREFIX, prefix);
+	return purge_queued(c, CACHE_PURGE_PREFIX, prefix);
 }
 
 long cache_purge_tag(struct cache *c, const char *tag)
 {
-	return purge_queued(c, PURGE_TAG, tag);
+	return purge_queued(c, CACHE_PURGE_TAG, tag);
+}
+
+void cache_purge_async(struct cache *c, enum cache_purge_kind kind, const char *arg,
+                       void (*done)(void *cls, long n), void *cls)
+{
+	size_t len = strlen(arg);
+	struct cache_job *j = xcalloc(1, sizeof *j + len + 1);
+	*j = (struct cache_job){ .kind = JOB_PURGE, .heap = true, .purge = kind,
+		                 .arg = memcpy((char *)(j + 1), arg, len + 1),
+		                 .purged = done, .cls = cls };
+	if (!job_queue(c, j)) {
+		job_run_alone(c, j); /* no writer: purge synchronously */
+		free(j);
+	}
 }
 
 long writer_call(struct cache *c, long (*fn)(struct cache *c, MDB_txn *t))

@@ -7,12 +7,15 @@
 #include "common/httpd.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "common/xmalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -136,13 +139,22 @@ static const struct edge_site *site_of(const struct edge_config *lc, const char 
 	                 site_by_name(lc->sites, lc->nsites, lc->default_site));
 }
 
+/* ---------- purges ---------- */
+
+/* What a purge request body asks for: arg is the cache's purge argument
+ * (owned), site the one whose counters the entries go to (NULL: none). */
+struct purge_order {
+	enum cache_purge_kind kind;
+	struct buf arg;
+	const struct edge_site *site;
+};
+
 /* {"prefix": P}: "http(s)://host/p" (that host's site) or "/p" (site, or
- * every host of the one-origin form). */
-static long purge_prefix(struct edge *e, const struct edge_config *lc, const char *prefix,
-                         const struct edge_site *site, char *err, size_t errlen)
+ * every host of the one-origin form), as the cache's prefix in out.
+ * Returns 0, or -1 with the reason in err. */
+static int prefix_arg(const struct edge_config *lc, const char *prefix,
+                      const struct edge_site *site, struct buf *out, char *err, size_t errlen)
 {
-	long n = -1;
-	struct buf p = BUF_INIT;
 	if (!strncasecmp(prefix, "http://", 7) || !strncasecmp(prefix, "https://", 8)) {
 		/* Normalise the host part only: a prefix may end mid-segment. */
 		const char *h = prefix + (prefix[4] == 's' || prefix[4] == 'S' ? 8 : 7);
@@ -151,33 +163,207 @@ static long purge_prefix(struct edge *e, const struct edge_config *lc, const cha
 		if (cachekey_normalize_host(h, slash ? (size_t)(slash - h) : strlen(h), &host) < 0) {
 			snprintf(err, errlen, "bad host in prefix");
 			buf_free(&host);
-			goto out;
+			return -1;
 		}
 		const struct edge_site *hs = site_of(lc, host.data);
 		if (!hs || (site && hs != site)) {
 			snprintf(err, errlen, "%s is not a host of %s", host.data, site ? site->name : "any site");
 			buf_free(&host);
-			goto out;
+			return -1;
 		}
-		buf_printf(&p, "%s://%s%s", hs->label, host.data, slash ? slash : "/");
+		buf_printf(out, "%s://%s%s", hs->label, host.data, slash ? slash : "/");
 		buf_free(&host);
-	} else if (prefix[0] == '/') {
-		if (!site && lc->nsites > 1) {
-			snprintf(err, errlen, "several sites: a path prefix needs \"site\"");
-			goto out;
-		}
-		/* "scope:///p": every host of the site, never another site's. */
-		if (site)
-			buf_printf(&p, "%s://", site->label);
-		buf_puts(&p, prefix);
-	} else {
+		return 0;
+	}
+	if (prefix[0] != '/') {
 		snprintf(err, errlen, "prefix must be http://host/path... or /path...");
+		return -1;
+	}
+	if (!site && lc->nsites > 1) {
+		snprintf(err, errlen, "several sites: a path prefix needs \"site\"");
+		return -1;
+	}
+	/* "scope:///p": every host of the site, never another site's. */
+	if (site)
+		buf_printf(out, "%s://", site->label);
+	buf_puts(out, prefix);
+	return 0;
+}
+
+/* {"url": U}: the key of U, normalised exactly like a request target so
+ * every spelling of it purges the one entry; *site becomes U's site.
+ * Returns 0, or -1 with the reason in err. */
+static int url_arg(const struct edge_config *lc, const char *url, const struct edge_site **site,
+                   struct buf *out, char *err, size_t errlen)
+{
+	struct buf path = BUF_INIT, host = BUF_INIT;
+	const struct edge_site *us = NULL;
+	int rc = -1;
+	if (cachekey_split(url, NULL, &path, &host) < 0 || url[0] == '/') {
+		snprintf(err, errlen, "url must be absolute: http://host/path");
+	} else if (!(us = site_of(lc, host.data)) || (*site && us != *site)) {
+		snprintf(err, errlen, "%s is not a host of %s", host.data, *site ? (*site)->name : "any site");
+	} else {
+		const struct query_rule *rules;
+		size_t nr;
+		edge_site_rules(lc, us, &rules, &nr);
+		cachekey_join(us->label, host.data, host.len, path.data, path.len, rules, nr, out);
+		*site = us;
+		rc = 0;
+	}
+	buf_free(&path);
+	buf_free(&host);
+	return rc;
+}
+
+/* Parses a purge request body ({"url":U} | {"prefix":P} | {"tag":T}, and
+ * "site":S to keep it to one site) into o.  URLs and "http://host/"
+ * prefixes purge in their host's site; with several sites a path prefix or
+ * a tag needs "site" -- a purge never reaches another site's entries.
+ * Returns 0 (o->arg to free), or -1 with the reason in err (400). */
+static int purge_parse(struct edge *e, const char *text, size_t len, struct purge_order *o,
+                       char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *j = json_loadb(text, len, 0, &je);
+	int rc = -1;
+	*o = (struct purge_order){ .arg = BUF_INIT };
+	if (!j || !json_is_object(j)) {
+		snprintf(err, errlen, "body must be a JSON object: {\"url\":U} | {\"prefix\":P} | {\"tag\":T}, "
+		         "optionally with \"site\":S");
 		goto out;
 	}
-	n = cache_purge_prefix(e->cache, p.data);
+	const char *url = json_string_value(json_object_get(j, "url"));
+	const char *prefix = json_string_value(json_object_get(j, "prefix"));
+	const char *tag = json_string_value(json_object_get(j, "tag"));
+	const char *sname = json_string_value(json_object_get(j, "site"));
+	if (!!url + !!prefix + !!tag != 1) {
+		snprintf(err, errlen, "exactly one of url, prefix, tag (strings) is required");
+		goto out;
+	}
+	const struct edge_config *lc = edge_live(e); /* one snapshot: sites, rules and counts agree */
+	if (sname && !(o->site = site_by_name(lc->sites, lc->nsites, sname))) {
+		snprintf(err, errlen, "no site named '%s'", sname);
+		goto out;
+	}
+	if (!o->site && lc->nsites == 1)
+		o->site = &lc->sites[0];
+	if (url) {
+		o->kind = CACHE_PURGE_KEY;
+		rc = url_arg(lc, url, &o->site, &o->arg, err, errlen);
+	} else if (prefix) {
+		o->kind = CACHE_PURGE_PREFIX;
+		rc = prefix_arg(lc, prefix, o->site, &o->arg, err, errlen);
+	} else if (o->site && lc->nsites > 1) {
+		/* The site's entries with that tag, never another site's. */
+		o->kind = CACHE_PURGE_TAG;
+		buf_printf(&o->arg, "%s://%c%s", o->site->label, CACHEKEY_VARY_SEP, tag);
+		rc = 0;
+	} else if (lc->nsites > 1) {
+		snprintf(err, errlen, "several sites: a tag purge needs \"site\"");
+	} else {
+		o->kind = CACHE_PURGE_TAG;
+		buf_puts(&o->arg, tag);
+		rc = 0;
+	}
 out:
-	buf_free(&p);
-	return n;
+	json_decref(j);
+	if (rc)
+		buf_free(&o->arg);
+	return rc;
+}
+
+/* A purge the request waits for, suspended: shared by the request (until
+ * it completes, control_release) and the writer's callback (until it ran);
+ * the last of the two frees it. */
+struct control_purge {
+	pthread_mutex_t lock;
+	struct MHD_Connection *conn; /* NULL once the request is gone */
+	const struct edge_site *site; /* borrowed from a config snapshot, valid until exit */
+	long n;                      /* entries removed, -1: storage error */
+	int refs;
+};
+
+static void purge_unref(struct control_purge *p)
+{
+	pthread_mutex_lock(&p->lock);
+	bool last = --p->refs == 0;
+	pthread_mutex_unlock(&p->lock);
+	if (last) {
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+	}
+}
+
+/* In the cache's writer thread once the purge is committed: the request
+ * is resumed (control_purge_resume answers it). */
+static void purge_done(void *cls, long n)
+{
+	struct control_purge *p = cls;
+	pthread_mutex_lock(&p->lock);
+	p->n = n;
+	if (p->conn)
+		MHD_resume_connection(p->conn);
+	pthread_mutex_unlock(&p->lock);
+	purge_unref(p);
+}
+
+/* Parses r's body and queues the purge; r waits suspended for its commit,
+ * so this MHD thread goes on serving its other connections meanwhile. */
+static enum MHD_Result purge_start(struct edge_req *r)
+{
+	char err[200];
+	struct purge_order o;
+	if (purge_parse(r->edge, r->body.data ? r->body.data : "", r->body.len, &o, err,
+	                sizeof err) < 0)
+		return httpd_reply_error(r->conn, 400, err);
+	struct control_purge *p = xcalloc(1, sizeof *p);
+	pthread_mutex_init(&p->lock, NULL);
+	p->conn = r->conn;
+	p->site = o.site;
+	p->refs = 2; /* r's, and the writer's callback's */
+	r->purge = p;
+	r->state = RS_PURGE;
+	/* Suspended before the purge is queued: its callback may resume r at
+	 * once, from the writer thread. */
+	MHD_suspend_connection(r->conn);
+	cache_purge_async(r->edge->cache, o.kind, o.arg.data, purge_done, p);
+	buf_free(&o.arg);
+	return MHD_YES;
+}
+
+enum MHD_Result control_purge_resume(struct edge_req *r)
+{
+	struct control_purge *p = r->purge;
+	r->state = RS_DONE;
+	pthread_mutex_lock(&p->lock); /* orders our read after purge_done's write */
+	long n = p->n;
+	pthread_mutex_unlock(&p->lock);
+	if (n < 0)
+		return httpd_reply_error(r->conn, 500, "storage error");
+	struct edge *e = r->edge;
+	counters_add(&e->n, C_PURGED, n);
+	if (p->site)
+		counters_add(&e->site_n[p->site->idx], C_PURGED, n);
+	log_info("control", "purge %.*s: %ld entries", (int)(r->body.len > 200 ? 200 : r->body.len),
+	         r->body.data ? r->body.data : "", n);
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "{\"purged\":%ld}\n", n);
+	enum MHD_Result ret = httpd_reply_json(r->conn, 200, &b);
+	buf_free(&b);
+	return ret;
+}
+
+void control_release(struct edge_req *r)
+{
+	struct control_purge *p = r->purge;
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->conn = NULL; /* a purge still running no longer resumes anything */
+	pthread_mutex_unlock(&p->lock);
+	r->purge = NULL;
+	purge_unref(p);
 }
 
 /* ---------- draining ---------- */
@@ -234,83 +420,6 @@ static enum MHD_Result drain_handle(struct edge_req *r, bool on)
 	return ret;
 }
 
-long control_purge(struct edge *e, const char *text, size_t len, char *err, size_t errlen)
-{
-	json_error_t je;
-	json_t *j = json_loadb(text, len, 0, &je);
-	long n = -1;
-	err[0] = '\0';
-	if (!j || !json_is_object(j)) {
-		snprintf(err, errlen, "body must be a JSON object: {\"url\":U} | {\"prefix\":P} | {\"tag\":T}, "
-		         "optionally with \"site\":S");
-		goto out;
-	}
-	const char *url = json_string_value(json_object_get(j, "url"));
-	const char *prefix = json_string_value(json_object_get(j, "prefix"));
-	const char *tag = json_string_value(json_object_get(j, "tag"));
-	const char *sname = json_string_value(json_object_get(j, "site"));
-	if (!!url + !!prefix + !!tag != 1) {
-		snprintf(err, errlen, "exactly one of url, prefix, tag (strings) is required");
-		goto out;
-	}
-	const struct edge_config *lc = edge_live(e); /* one snapshot: sites, rules and counts agree */
-	const struct edge_site *site = NULL;
-	if (sname && !(site = site_by_name(lc->sites, lc->nsites, sname))) {
-		snprintf(err, errlen, "no site named '%s'", sname);
-		goto out;
-	}
-	if (!site && lc->nsites == 1)
-		site = &lc->sites[0];
-	if (url) {
-		struct buf key = BUF_INIT, path = BUF_INIT, host = BUF_INIT;
-		/* A URL is normalised exactly like a request target, so every
-		 * spelling of it purges the one entry. */
-		const struct edge_site *us = NULL;
-		if (cachekey_split(url, NULL, &path, &host) < 0 || url[0] == '/')
-			snprintf(err, errlen, "url must be absolute: http://host/path");
-		else if (!(us = site_of(lc, host.data)) || (site && us != site))
-			snprintf(err, errlen, "%s is not a host of %s", host.data, site ? site->name : "any site");
-		bool ok = us && (!site || us == site);
-		if (ok) {
-			const struct query_rule *rules;
-			size_t nr;
-			edge_site_rules(lc, us, &rules, &nr);
-			cachekey_join(us->label, host.data, host.len, path.data, path.len, rules, nr, &key);
-			n = cache_purge_key(e->cache, key.data);
-			site = us;
-		}
-		buf_free(&key);
-		buf_free(&path);
-		buf_free(&host);
-		if (!ok)
-			goto out;
-	} else if (prefix) {
-		if ((n = purge_prefix(e, lc, prefix, site, err, errlen)) < 0 && err[0])
-			goto out;
-	} else if (site && lc->nsites > 1) {
-		/* The site's entries with that tag, never another site's. */
-		struct buf t = BUF_INIT;
-		buf_printf(&t, "%s://%c%s", site->label, CACHEKEY_VARY_SEP, tag);
-		n = cache_purge_tag(e->cache, t.data);
-		buf_free(&t);
-	} else if (lc->nsites > 1) {
-		snprintf(err, errlen, "several sites: a tag purge needs \"site\"");
-		goto out;
-	} else {
-		n = cache_purge_tag(e->cache, tag);
-	}
-	if (n < 0) {
-		snprintf(err, errlen, "storage error");
-	} else {
-		counters_add(&e->n, C_PURGED, n);
-		if (site)
-			counters_add(&e->site_n[site->idx], C_PURGED, n);
-	}
-out:
-	json_decref(j);
-	return n;
-}
-
 /* At most 10 refusal lines a second for the whole process, so that guessing
  * secrets cannot flood the log.  Static on purpose: the limit is the
  * process's (one log), whatever thread or request refuses. */
@@ -349,17 +458,7 @@ enum MHD_Result control_handle(struct edge_req *r)
 	if (!strcmp(p, "/.minicdn/purge")) {
 		if (strcmp(r->method, "POST"))
 			return httpd_reply_error(r->conn, 405, "use POST");
-		char err[200];
-		long n = control_purge(r->edge, r->body.data ? r->body.data : "", r->body.len, err, sizeof err);
-		if (n < 0)
-			return httpd_reply_error(r->conn, n == -1 && strcmp(err, "storage error") ? 400 : 500, err);
-		log_info("control", "purge %.*s: %ld entries", (int)(r->body.len > 200 ? 200 : r->body.len),
-		         r->body.data ? r->body.data : "", n);
-		struct buf b = BUF_INIT;
-		buf_printf(&b, "{\"purged\":%ld}\n", n);
-		enum MHD_Result ret = httpd_reply_json(r->conn, 200, &b);
-		buf_free(&b);
-		return ret;
+		return purge_start(r);
 	}
 	if (!strcmp(p, "/.minicdn/drain") || !strcmp(p, "/.minicdn/undrain"))
 		return drain_handle(r, p[10] == 'd');

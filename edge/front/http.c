@@ -551,6 +551,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->state == RS_SCRIPT)
 		return dispatch(r);
+	if (r->state == RS_PURGE)
+		return control_purge_resume(r);
 	return MHD_YES;
 }
 
@@ -622,6 +624,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r->method && toe == MHD_REQUEST_TERMINATED_WITH_ERROR)
 		atomic_fetch_add(&e->rejected[REQCHECK_PARSE], 1);
 	script_http_release(r);
+	control_release(r);
 	proxy_release(&r->pc);
 	if (r->body_held)
 		atomic_fetch_sub(&e->body_bytes, (long long)r->body_held);

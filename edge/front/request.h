@@ -18,7 +18,8 @@
 enum req_state { RS_NEW = 0, RS_BODY, RS_READY, RS_DONE,
 	         RS_WAIT,   /* suspended on the origin (proxy_call) */
 	         RS_SCRIPT, /* a script waits for a subrequest (script_http.c) */
-	         RS_STREAM  /* the body goes to the origin as it arrives (proxy_upload_*) */ };
+	         RS_STREAM, /* the body goes to the origin as it arrives (proxy_upload_*) */
+	         RS_PURGE   /* suspended until a purge commits (control.c) */ };
 
 /* One listening address: the handler's cls.  tls: HTTPS; control: the
  * control API's own listener (nothing else is served there). */
@@ -58,6 +59,7 @@ struct edge_req {
 	                                    (borrowed from MHD) */
 	struct proxy_call pc;            /* the origin side: edge_req_call() */
 	struct script_task *script;      /* waiting script (RS_SCRIPT), owned */
+	struct control_purge *purge;     /* the purge r waits for (RS_PURGE): control_release */
 	uint64_t purge_seq;              /* cache_purge_seq() as the script began: its stores
 	                                    lose to any purge made after that */
 	/* for the access log (only kept when it is on) */
