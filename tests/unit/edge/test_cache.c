@@ -1,5 +1,6 @@
 /* test_cache.c -- the LMDB store through its API: round trip, 304 update,
- * 304 updates through the writer, purges ordered with queued stores, clean-shutdown marker, body checksums
+ * 304 updates through the writer, purges ordered with queued stores, purges
+ * that do not wait for the writer, clean-shutdown marker, body checksums
  * after an unclean stop (at start-up, and in the background with bodies
  * verified on read meanwhile), refusal of an older store format, Vary
  * records leaving with their last variant, LRU eviction sparing an object
@@ -289,6 +290,104 @@ static void test_purge_after_queued_store(void **state)
 	                 0);
 	assert_int_equal(cache_purge_prefix(c, "http://h/ra"), 1);
 	assert_false(get(c, "http://h/race", b, sizeof b));
+	cache_close(c);
+}
+
+/* ---------- purges that do not wait ---------- */
+
+struct async_purge {
+	struct cache *c;
+	char arg[64];
+	struct gate *g;      /* its lock guards the fields below */
+	bool returned;
+	long n;
+	int calls;
+};
+
+static void async_purged(void *cls, long n)
+{
+	struct async_purge *a = cls;
+	pthread_mutex_lock(&a->g->lock);
+	a->n = n;
+	a->calls++;
+	pthread_cond_broadcast(&a->g->cond);
+	pthread_mutex_unlock(&a->g->lock);
+}
+
+static void *async_purge_thread(void *arg)
+{
+	struct async_purge *a = arg;
+	cache_purge_async(a->c, CACHE_PURGE_KEY, a->arg, async_purged, a);
+	/* The argument was copied: the caller may reuse its buffer at once. */
+	memset(a->arg, 'x', sizeof a->arg - 1);
+	pthread_mutex_lock(&a->g->lock);
+	a->returned = true;
+	pthread_cond_broadcast(&a->g->cond);
+	pthread_mutex_unlock(&a->g->lock);
+	return NULL;
+}
+
+/* cache_purge_async returns while the writer is busy (held here in a done
+ * callback, so a purge that waited for its commit could not return), runs
+ * its callback only after the commit, in queue order behind a store queued
+ * before it. */
+static void test_purge_async(void **state)
+{
+	struct cache *c = open_store();
+	char b[256];
+	put(c, "http://h/tagged", "t", "grp\0", 4);
+	struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, { 0 }, 0 };
+	cache_store_async(c, "http://h/other", NULL, NULL, NULL, &META, HDRS, sizeof HDRS - 1, "", 0,
+	                  "x", 1, blocker_done, &g);
+	pthread_mutex_lock(&g.lock);
+	while (!g.entered)
+		pthread_cond_wait(&g.cond, &g.lock);
+	pthread_mutex_unlock(&g.lock);
+	cache_store_async(c, "http://h/race", NULL, NULL, NULL, &META, HDRS, sizeof HDRS - 1, "", 0,
+	                  "fetched-before-purge", 20, plain_done, &g);
+	struct async_purge a = { .c = c, .g = &g, .n = -7 };
+	snprintf(a.arg, sizeof a.arg, "http://h/race");
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, async_purge_thread, &a), 0);
+	/* The writer stays held until the gate opens, so this wait ends only
+	 * if the purge did not wait for it; the deadline turns a purge that
+	 * blocks into a failure instead of a hang. */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	pthread_mutex_lock(&g.lock);
+	int rc = 0;
+	while (!a.returned && rc == 0)
+		rc = pthread_cond_timedwait(&g.cond, &g.lock, &until);
+	bool returned = a.returned;
+	int calls = a.calls;
+	g.open = true; /* let the writer go either way, so the test can end */
+	pthread_cond_broadcast(&g.cond);
+	pthread_mutex_unlock(&g.lock);
+	pthread_join(th, NULL);
+	assert_true(returned);        /* returned while the writer was busy */
+	assert_int_equal(calls, 0);   /* and reported nothing before its commit */
+	pthread_mutex_lock(&g.lock);
+	while (a.calls == 0)
+		pthread_cond_wait(&g.cond, &g.lock);
+	pthread_mutex_unlock(&g.lock);
+	wait_done(&g, 2);
+	assert_int_equal(a.calls, 1);
+	/* The store queued first was committed, then purged. */
+	assert_int_equal(a.n, 1);
+	assert_false(get(c, "http://h/race", b, sizeof b));
+	assert_true(get(c, "http://h/other", b, sizeof b));
+	/* Tags and prefixes too; a purge that matches nothing reports 0. */
+	struct async_purge t = { .c = c, .g = &g, .n = -7 };
+	cache_purge_async(c, CACHE_PURGE_TAG, "grp", async_purged, &t);
+	cache_purge_async(c, CACHE_PURGE_PREFIX, "http://h/nothing", async_purged, &a);
+	pthread_mutex_lock(&g.lock);
+	while (t.calls == 0 || a.calls < 2)
+		pthread_cond_wait(&g.cond, &g.lock);
+	pthread_mutex_unlock(&g.lock);
+	assert_int_equal(t.n, 1);
+	assert_int_equal(a.n, 0);
+	assert_false(get(c, "http://h/tagged", b, sizeof b));
 	cache_close(c);
 }
 
@@ -811,6 +910,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vary_records_evicted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lru_eviction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scoped_purges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge_async, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
