@@ -27,6 +27,27 @@ static int purge_usage(void)
 	return 2;
 }
 
+/* The count an edge's answer says it purged, or -1 with why in detail. */
+static long purge_answer(const struct fanout_req *r, char *detail, size_t len)
+{
+	long purged = -1;
+	json_t *j = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL);
+	if (r->status == 200) {
+		json_t *v = j ? json_object_get(j, "purged") : NULL;
+		if (json_is_integer(v))
+			purged = (long)json_integer_value(v);
+		else
+			snprintf(detail, len, "unexpected answer");
+	} else if (r->status == 0) {
+		snprintf(detail, len, "unreachable: %s", r->error);
+	} else {
+		const char *e = j ? json_string_value(json_object_get(j, "error")) : NULL;
+		snprintf(detail, len, "HTTP %ld%s%s", r->status, e ? ": " : "", e ? e : "");
+	}
+	json_decref(j);
+	return purged;
+}
+
 CTL_COMMAND(purge)
 {
 	const char *kind = NULL, *value = NULL, *site = NULL;
@@ -93,24 +114,8 @@ CTL_COMMAND(purge)
 	for (size_t i = 0; i < n; i++) {
 		const struct ctl_node *node = &ctl->cfg.nodes[idx[i]];
 		struct fanout_req *r = &reqs[i];
-		long purged = -1;
 		char detail[300] = "";
-		if (r->status == 200) {
-			json_t *j = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL);
-			json_t *v = j ? json_object_get(j, "purged") : NULL;
-			if (json_is_integer(v))
-				purged = (long)json_integer_value(v);
-			else
-				snprintf(detail, sizeof detail, "unexpected answer");
-			json_decref(j);
-		} else if (r->status == 0) {
-			snprintf(detail, sizeof detail, "unreachable: %s", r->error);
-		} else {
-			json_t *j = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL);
-			const char *e = j ? json_string_value(json_object_get(j, "error")) : NULL;
-			snprintf(detail, sizeof detail, "HTTP %ld%s%s", r->status, e ? ": " : "", e ? e : "");
-			json_decref(j);
-		}
+		long purged = purge_answer(r, detail, sizeof detail);
 		bool ok = purged >= 0;
 		if (!ok)
 			rc = 1;
