@@ -217,6 +217,42 @@ void proxy_fresh_fields_free(struct fresh_fields *ff)
 	buf_free(&ff->vary);
 }
 
+/* The fields freshness reads, in struct fresh_fields order. */
+enum { FF_CC, FF_CDN, FF_EXPIRES, FF_DATE, FF_LM, FF_AGE, FF_VARY, FF_N };
+static const char *const fresh_names[FF_N] = { "Cache-Control", "CDN-Cache-Control", "Expires",
+	                                       "Date", "Last-Modified", "Age", "Vary" };
+
+/* The values of fresh_names in hdrs, as headers_field gives them, in one
+ * pass over the lines instead of one per field (seven scans were a tenth
+ * of a revalidation's instructions in the edge's own code). */
+static void fresh_values(const struct buf *hdrs, struct fresh_fields *ff, const char **val)
+{
+	struct buf *tmp[FF_N] = { &ff->cc, &ff->cdn, &ff->expires, &ff->date, &ff->lm, &ff->age,
+		                  &ff->vary };
+	bool again[FF_N] = { false };
+	struct hdrlist_iter it;
+	const char *n, *v;
+	for (int i = 0; i < FF_N; i++)
+		val[i] = NULL;
+	hdrlist_init(&it, hdrs);
+	while (hdrlist_next(&it, &n, &v)) {
+		int c = n[0] | 0x20; /* most lines are none of these: one byte tells */
+		if (c != 'c' && c != 'e' && c != 'd' && c != 'l' && c != 'a' && c != 'v')
+			continue;
+		for (int i = 0; i < FF_N; i++) {
+			if (strcasecmp(n, fresh_names[i]))
+				continue;
+			again[i] = val[i] != NULL;
+			if (!val[i])
+				val[i] = v;
+			break;
+		}
+	}
+	for (int i = 0; i < FF_N; i++)
+		if (again[i]) /* rare: several lines, joined */
+			val[i] = headers_field(hdrs, fresh_names[i], tmp[i]);
+}
+
 void proxy_fresh_in(struct fresh_in *in, struct fresh_fields *ff, const struct edge *e,
                     unsigned status, const struct buf *hdrs, int64_t request_time,
                     int64_t response_time)
@@ -224,15 +260,17 @@ void proxy_fresh_in(struct fresh_in *in, struct fresh_fields *ff, const struct e
 	const struct edge_config *live = edge_live(e);
 	/* Every line of each field (RFC 9110 5.3): a second Cache-Control
 	 * line's no-store, or "Vary:" then "Vary: *", count. */
+	const char *val[FF_N];
+	fresh_values(hdrs, ff, val);
 	*in = (struct fresh_in){
 		.status = status,
-		.cache_control = headers_field(hdrs, "Cache-Control", &ff->cc),
-		.cdn_cache_control = headers_field(hdrs, "CDN-Cache-Control", &ff->cdn),
-		.expires = headers_field(hdrs, "Expires", &ff->expires),
-		.date = headers_field(hdrs, "Date", &ff->date),
-		.last_modified = headers_field(hdrs, "Last-Modified", &ff->lm),
-		.age = headers_field(hdrs, "Age", &ff->age),
-		.vary = headers_field(hdrs, "Vary", &ff->vary),
+		.cache_control = val[FF_CC],
+		.cdn_cache_control = val[FF_CDN],
+		.expires = val[FF_EXPIRES],
+		.date = val[FF_DATE],
+		.last_modified = val[FF_LM],
+		.age = val[FF_AGE],
+		.vary = val[FF_VARY],
 		.request_time = request_time,
 		.response_time = response_time,
 		.heuristic_fraction = live->cache.heuristic_fraction,
