@@ -1,5 +1,5 @@
 /* fetch.h -- asynchronous origin client: one thread drives libcurl's multi
- * interface; requests are submitted from any thread and observed through a
+ * interface (curl_multi_socket_action on an epoll set); requests are submitted from any thread and observed through a
  * shared, reference-counted struct fetch.
  *
  * A fetch is shared by every client connection collapsed onto it: each one
@@ -85,6 +85,7 @@ struct fetch {
 	CURL *easy;
 	struct fetcher *fr;
 	struct fetch *next_q;
+	struct fetch *act_next, *act_prev; /* the fetcher's running transfers (its thread only) */
 };
 
 /* Creates a fetch for origin URL path (the fetcher's base + path).  Takes
