@@ -35,9 +35,20 @@ struct fetcher {
 	int connect_timeout_ms, timeout_ms;
 	/* Easy handles of finished GETs, reused (fetch thread only): a fresh
 	 * handle costs a large calloc and a 256 KiB receive buffer per miss. */
-	CURL *idle[EASY_POOL];
+	struct fetch_easy *idle[EASY_POOL];
 	int nidle;
 	char *origin;
+};
+
+/* A GET handle and the parsed URL it fetches (CURLOPT_CURLU), kept
+ * together in the pool: a request to the origin the handle fetched from last
+ * sets only the URL's path and query, where CURLOPT_URL had libcurl parse the
+ * whole URL and print it back (about 12k instructions a miss). */
+struct fetch_easy {
+	CURL *e;
+	CURLU *u;
+	size_t base_len;         /* "scheme://authority" last set in u (0: none) */
+	char base[256];
 };
 
 /* A streamed request body (fetch.h); every field under the fetch's lock. */
@@ -346,6 +357,50 @@ static size_t on_body(char *p, size_t size, size_t n, void *cls)
 
 /* ---------- the thread ---------- */
 
+/* Points fe's handle at url: only its path and query when the scheme and
+ * authority are those fe fetched from last.  A URL libcurl's parser refuses
+ * goes through CURLOPT_URL, so the transfer fails with libcurl's own error. */
+static void easy_set_url(struct fetch_easy *fe, const char *url)
+{
+	const char *sep = strstr(url, "://");
+	const char *path = sep ? strchr(sep + 3, '/') : NULL;
+	size_t blen = path ? (size_t)(path - url) : 0;
+	const char *q = path ? strchr(path, '?') : NULL;
+	size_t plen = path ? (q ? (size_t)(q - path) : strlen(path)) : 0;
+	char pbuf[2048];
+	bool parts = blen && blen < sizeof fe->base && plen < sizeof pbuf && !strchr(url, '#') &&
+	             !memchr(url, '?', blen) && fe->base_len == blen && !memcmp(fe->base, url, blen);
+	if (parts) {
+		memcpy(pbuf, path, plen);
+		pbuf[plen] = '\0';
+		parts = curl_url_set(fe->u, CURLUPART_PATH, pbuf, 0) == CURLUE_OK &&
+		        curl_url_set(fe->u, CURLUPART_QUERY, q && q[1] ? q + 1 : NULL, 0) == CURLUE_OK;
+	}
+	if (!parts) {
+		fe->base_len = 0;
+		if (curl_url_set(fe->u, CURLUPART_URL, url, CURLU_PATH_AS_IS | CURLU_NON_SUPPORT_SCHEME) !=
+		    CURLUE_OK) {
+			curl_easy_setopt(fe->e, CURLOPT_CURLU, NULL);
+			curl_easy_setopt(fe->e, CURLOPT_URL, url);
+			return;
+		}
+		if (blen && blen < sizeof fe->base && !memchr(url, '?', blen)) {
+			memcpy(fe->base, url, blen);
+			fe->base_len = blen;
+		}
+	}
+	curl_easy_setopt(fe->e, CURLOPT_CURLU, fe->u);
+}
+
+static void easy_free(struct fetch_easy *fe, CURL *e)
+{
+	curl_easy_cleanup(e);
+	if (fe) {
+		curl_url_cleanup(fe->u);
+		free(fe);
+	}
+}
+
 /* Fetch thread: f is in multi from here to finish_one. */
 static void active_add(struct fetcher *fr, struct fetch *f)
 {
@@ -380,9 +435,11 @@ static void start_one(struct fetcher *fr, struct fetch *f)
 	long ctmo = tmo < fr->connect_timeout_ms ? tmo : fr->connect_timeout_ms;
 	if (get && fr->nidle) {
 		/* A pooled GET handle keeps every option below but the per-fetch ones. */
-		CURL *e = fr->idle[--fr->nidle];
+		struct fetch_easy *fe = fr->idle[--fr->nidle];
+		CURL *e = fe->e;
+		f->fe = fe;
 		f->easy = e;
-		curl_easy_setopt(e, CURLOPT_URL, f->url);
+		easy_set_url(fe, f->url);
 		curl_easy_setopt(e, CURLOPT_PRIVATE, f);
 		curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
 		curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
@@ -395,7 +452,14 @@ static void start_one(struct fetcher *fr, struct fetch *f)
 	}
 	CURL *e = curl_easy_init();
 	f->easy = e;
-	curl_easy_setopt(e, CURLOPT_URL, f->url);
+	if (get) {
+		f->fe = xcalloc(1, sizeof *f->fe);
+		f->fe->e = e;
+		f->fe->u = curl_url();
+		easy_set_url(f->fe, f->url);
+	} else {
+		curl_easy_setopt(e, CURLOPT_URL, f->url);
+	}
 	curl_easy_setopt(e, CURLOPT_PRIVATE, f);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -409,6 +473,10 @@ static void start_one(struct fetcher *fr, struct fetch *f)
 	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* we normalised already */
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+	/* The origin is reached directly: no proxy from the environment
+	 * (libcurl would read http_proxy and no_proxy for every transfer). */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
 	/* https origins: libcurl verifies the chain and the name by default
 	 * and sends SNI; say so anyway, a default is not a contract. */
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -437,10 +505,11 @@ static void start_one(struct fetcher *fr, struct fetch *f)
 static void finish_one(struct fetcher *fr, struct fetch *f, CURLcode res)
 {
 	active_remove(fr, f);
-	if (!strcmp(f->method, "GET") && fr->nidle < EASY_POOL)
-		fr->idle[fr->nidle++] = f->easy;
+	if (f->fe && fr->nidle < EASY_POOL)
+		fr->idle[fr->nidle++] = f->fe;
 	else
-		curl_easy_cleanup(f->easy);
+		easy_free(f->fe, f->easy);
+	f->fe = NULL;
 	f->easy = NULL;
 	pthread_mutex_lock(&f->lock);
 	if (res != CURLE_OK || f->status < 100) {
@@ -677,7 +746,7 @@ void fetcher_stop(struct fetcher *fr)
 	fetcher_wake(fr);
 	pthread_join(fr->thread, NULL);
 	for (int i = 0; i < fr->nidle; i++)
-		curl_easy_cleanup(fr->idle[i]);
+		easy_free(fr->idle[i], fr->idle[i]->e);
 	curl_multi_cleanup(fr->multi);
 	close(fr->evfd);
 	close(fr->epfd);

@@ -83,6 +83,7 @@ struct fetch {
 	int64_t request_time, response_time; /* seconds */
 	struct fetch_waiter *waiters;
 	CURL *easy;
+	struct fetch_easy *fe;       /* a poolable GET handle (fetch.c), or NULL */
 	struct fetcher *fr;
 	struct fetch *next_q;
 	struct fetch *act_next, *act_prev; /* the fetcher's running transfers (its thread only) */
