@@ -93,7 +93,10 @@ void fetch_unref(struct fetch *f)
 		return;
 	if (f->hooks && f->hooks->free_ctx)
 		f->hooks->free_ctx(f->ctx);
-	curl_slist_free_all(f->req_headers);
+	if (f->req_headers_flat)
+		free(f->req_headers);
+	else
+		curl_slist_free_all(f->req_headers);
 	free(f->req_body);
 	if (f->up) {
 		buf_free(&f->up->win);

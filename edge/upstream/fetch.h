@@ -57,6 +57,8 @@ struct fetch {
 	/* request, immutable after fetch_submit */
 	char *url, *method;
 	struct curl_slist *req_headers; /* owned */
+	bool req_headers_flat;       /* ... as one malloc'd block (free()d whole), not a
+	                                curl_slist_append list; set by the caller after fetch_new */
 	char *req_body; size_t req_body_len;
 	struct fetch_upload *up;     /* a body streamed from the client (fetch_upload_init), or NULL */
 	const struct fetch_hooks *hooks;
