@@ -119,7 +119,8 @@ struct curl_slist *origin_req_headers(struct proxy_call *pc, bool pass, const ch
 		line_cat(&b, "If-Modified-Since: ", lm, NULL);
 	if (!b.had_accept)
 		line_cat(&b, "Accept:", NULL); /* no curl default */
-	line_cat(&b, "Expect:", NULL);
+	if (pass) /* fills are GETs, which libcurl never sends an Expect with */
+		line_cat(&b, "Expect:", NULL); /* a body goes at once, no 100-continue round trip */
 	if (pc->upload_chunked && pass)
 		line_cat(&b, "Transfer-Encoding: chunked", NULL); /* length unknown */
 	return lines_block(&b);
