@@ -8,8 +8,15 @@
 #
 # Prints:  miss_ir total_ir=N misses=M ir_per_miss=R   and the top functions
 #          (inclusive-free "self" cost, all threads) to compare before/after.
+# MODE=native runs the edge without valgrind and prints instead
+#          miss_native misses=M cpu_us_per_miss=C ctxsw_per_miss=X (voluntary +
+#          involuntary switches of all the edge's threads; CPU time depends on
+#          the machine's load, the switches much less);
+# MODE=strace runs it under strace -f -c: miss_syscalls misses=M per_miss=S
+#          and the table of calls.
 # Env: N (default 3000), WARM (default 300), CONNS (default 64), TOP (default 25),
-#      KEEP=1 keeps the work folder (callgrind.out.* for callgrind_annotate).
+#      MODE (callgrind | native | strace), KEEP=1 keeps the work folder
+#      (callgrind.out.* for callgrind_annotate).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${MINICDN_BIN:-$ROOT/build/bin}
@@ -17,7 +24,13 @@ N=${N:-3000}
 WARM=${WARM:-300}
 CONNS=${CONNS:-64}
 TOP=${TOP:-25}
-command -v valgrind >/dev/null || { echo "miss-callgrind: needs valgrind" >&2; exit 1; }
+MODE=${MODE:-callgrind}
+case $MODE in
+callgrind) command -v valgrind >/dev/null || { echo "miss-callgrind: needs valgrind" >&2; exit 1; } ;;
+strace) command -v strace >/dev/null || { echo "miss-callgrind: needs strace" >&2; exit 1; } ;;
+native) ;;
+*) echo "miss-callgrind: MODE is callgrind, native or strace" >&2; exit 1 ;;
+esac
 D=$(mktemp -d /tmp/minicdn-miss-cg.XXXXXX)
 chmod 755 "$D"
 PIDS=()
@@ -73,8 +86,12 @@ cache = { path = "$D/cache"; map_size = "1G"; max_object_size = "16M"; };
 upstream = { max_connections = 64; };
 limits = { max_connections_per_client = 1024; };
 EOC
-valgrind --tool=callgrind --callgrind-out-file="$D/callgrind.out" \
-	"$BIN/minicdn-edge" -c "$D/edge.conf" 2>"$D/edge.log" &
+case $MODE in
+callgrind) valgrind --tool=callgrind --callgrind-out-file="$D/callgrind.out" \
+	"$BIN/minicdn-edge" -c "$D/edge.conf" 2>"$D/edge.log" & ;;
+native) "$BIN/minicdn-edge" -c "$D/edge.conf" 2>"$D/edge.log" & ;;
+strace) "$BIN/minicdn-edge" -c "$D/edge.conf" 2>"$D/edge.log" & ;;
+esac
 EPID=$!
 PIDS+=($EPID)
 wait_http "http://127.0.0.1:$EP/healthz" || { cat "$D/edge.log" >&2; exit 1; }
@@ -87,7 +104,35 @@ misses() { # PREFIX COUNT
 }
 logged() { wc -l <"$D/origin/gen.log"; }
 
+# utime+stime (ticks) and context switches of every thread of the edge.
+cpu_ticks() { cat /proc/"$EPID"/task/*/stat 2>/dev/null | awk '{t += $14 + $15} END {print t + 0}'; }
+ctxsw() { cat /proc/"$EPID"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {t += $2} END {print t + 0}'; }
+
 misses warm "$WARM"
+case $MODE in
+native)
+	c0=$(cpu_ticks); s0=$(ctxsw); n0=$(logged)
+	misses run "$N"
+	c1=$(cpu_ticks); s1=$(ctxsw); n1=$(logged)
+	m=$((n1 - n0)); [ "$m" -gt 0 ] || m=1
+	# the 2 s settling sleep is idle time: no CPU, few switches
+	echo "miss_native misses=$m cpu_us_per_miss=$(( (c1 - c0) * 1000000 / $(getconf CLK_TCK) / m ))" \
+		"ctxsw_per_miss=$(awk -v a="$s0" -v b="$s1" -v m="$m" 'BEGIN {printf "%.2f", (b - a) / m}')"
+	exit 0 ;;
+strace)
+	strace -f -c -o "$D/strace.out" -p "$EPID" 2>/dev/null &
+	SPID=$!
+	sleep 1
+	n0=$(logged)
+	misses run "$N"
+	n1=$(logged)
+	kill -INT "$SPID"; wait "$SPID" 2>/dev/null
+	m=$((n1 - n0)); [ "$m" -gt 0 ] || m=1
+	calls=$(awk '$NF == "total" {print $(NF-2)}' "$D/strace.out")
+	echo "miss_syscalls misses=$m per_miss=$(awk -v c="${calls:-0}" -v m="$m" 'BEGIN {printf "%.1f", c / m}')"
+	head -n $((TOP + 2)) "$D/strace.out"
+	exit 0 ;;
+esac
 callgrind_control -z "$EPID" >/dev/null 2>&1
 n0=$(logged)
 misses run "$N"
