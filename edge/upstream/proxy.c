@@ -217,60 +217,28 @@ void proxy_fresh_fields_free(struct fresh_fields *ff)
 	buf_free(&ff->vary);
 }
 
-/* The fields freshness reads, in struct fresh_fields order. */
-enum { FF_CC, FF_CDN, FF_EXPIRES, FF_DATE, FF_LM, FF_AGE, FF_VARY, FF_N };
-static const char *const fresh_names[FF_N] = { "Cache-Control", "CDN-Cache-Control", "Expires",
-	                                       "Date", "Last-Modified", "Age", "Vary" };
-
-/* The values of fresh_names in hdrs, as headers_field gives them, in one
- * pass over the lines instead of one per field (seven scans were a tenth
- * of a revalidation's instructions in the edge's own code). */
-static void fresh_values(const struct buf *hdrs, struct fresh_fields *ff, const char **val)
-{
-	struct buf *tmp[FF_N] = { &ff->cc, &ff->cdn, &ff->expires, &ff->date, &ff->lm, &ff->age,
-		                  &ff->vary };
-	bool again[FF_N] = { false };
-	struct hdrlist_iter it;
-	const char *n, *v;
-	for (int i = 0; i < FF_N; i++)
-		val[i] = NULL;
-	hdrlist_init(&it, hdrs);
-	while (hdrlist_next(&it, &n, &v)) {
-		int c = n[0] | 0x20; /* most lines are none of these: one byte tells */
-		if (c != 'c' && c != 'e' && c != 'd' && c != 'l' && c != 'a' && c != 'v')
-			continue;
-		for (int i = 0; i < FF_N; i++) {
-			if (strcasecmp(n, fresh_names[i]))
-				continue;
-			again[i] = val[i] != NULL;
-			if (!val[i])
-				val[i] = v;
-			break;
-		}
-	}
-	for (int i = 0; i < FF_N; i++)
-		if (again[i]) /* rare: several lines, joined */
-			val[i] = headers_field(hdrs, fresh_names[i], tmp[i]);
-}
-
 void proxy_fresh_in(struct fresh_in *in, struct fresh_fields *ff, const struct edge *e,
                     unsigned status, const struct buf *hdrs, int64_t request_time,
                     int64_t response_time)
 {
 	const struct edge_config *live = edge_live(e);
 	/* Every line of each field (RFC 9110 5.3): a second Cache-Control
-	 * line's no-store, or "Vary:" then "Vary: *", count. */
-	const char *val[FF_N];
-	fresh_values(hdrs, ff, val);
+	 * line's no-store, or "Vary:" then "Vary: *", count.  One walk over
+	 * the headers for all seven. */
+	static const char *const names[] = { "Cache-Control", "CDN-Cache-Control", "Expires", "Date",
+		                             "Last-Modified", "Age", "Vary" };
+	struct buf *const tmp[] = { &ff->cc, &ff->cdn, &ff->expires, &ff->date, &ff->lm, &ff->age, &ff->vary };
+	const char *v[7];
+	headers_fields(hdrs, 7, names, v, tmp);
 	*in = (struct fresh_in){
 		.status = status,
-		.cache_control = val[FF_CC],
-		.cdn_cache_control = val[FF_CDN],
-		.expires = val[FF_EXPIRES],
-		.date = val[FF_DATE],
-		.last_modified = val[FF_LM],
-		.age = val[FF_AGE],
-		.vary = val[FF_VARY],
+		.cache_control = v[0],
+		.cdn_cache_control = v[1],
+		.expires = v[2],
+		.date = v[3],
+		.last_modified = v[4],
+		.age = v[5],
+		.vary = v[6],
 		.request_time = request_time,
 		.response_time = response_time,
 		.heuristic_fraction = live->cache.heuristic_fraction,
@@ -506,7 +474,11 @@ static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const
 	log_debug("proxy", "fetch %s mode %d etag %s lm %s", pc->key, (int)mode, etag ? etag : "-",
 	          lm ? lm : "-");
 	const char *method = mode == PASS ? pc->method : "GET";
-	char *url = xasprintf("%s%s", pc->site->origin, pc->path);
+	/* origin + path without printf: one of the costs of every miss. */
+	size_t ol = strlen(pc->site->origin), pl = strlen(pc->path);
+	char *url = xmalloc(ol + pl + 1);
+	memcpy(url, pc->site->origin, ol);
+	memcpy(url + ol, pc->path, pl + 1);
 	char *body = NULL;
 	size_t blen = 0;
 	if (mode == PASS && pc->body && pc->body->len) {
@@ -515,6 +487,7 @@ static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const
 	}
 	struct fetch *f = fetch_new(method, url, origin_req_headers(pc, mode == PASS, etag, lm), body, blen,
 	                            &fill_hooks, x);
+	f->req_headers_flat = true; /* origin_req_headers' one block */
 	f->keep_limit = edge_site_max_object(edge_live(e), pc->site);
 	f->ca_file = pc->site->ca_file;
 	free(url);
