@@ -109,3 +109,17 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
 	ssize_t w = write(STDERR_FILENO, line, n);
 	(void)w;
 }
+
+bool log_limit_allow(struct log_limit *l, int per_sec, long long now_ms, unsigned *dropped)
+{
+	long long sec = now_ms / 1000;
+	long long w = atomic_load(&l->sec);
+	if (w != sec && atomic_compare_exchange_strong(&l->sec, &w, sec))
+		atomic_store(&l->count, 0);
+	if (atomic_fetch_add(&l->count, 1) >= per_sec) {
+		atomic_fetch_add(&l->dropped, 1);
+		return false;
+	}
+	*dropped = atomic_exchange(&l->dropped, 0);
+	return true;
+}

@@ -6,6 +6,8 @@
 #ifndef MINICDN_LOG_H
 #define MINICDN_LOG_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
@@ -31,6 +33,21 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
  * NUL-terminated.  Returns dst.  For foreign text whose length is known
  * (Lua strings may hold NULs); log_write escapes the rest. */
 char *log_escape(char *dst, size_t dstlen, const void *src, size_t len);
+
+/* A rate limit for one kind of line that a client can repeat at will
+ * (refused control requests): at most per_sec lines a second, so guessing
+ * secrets cannot flood the log.  Zero-initialised; owned by whoever owns the
+ * server that logs, shared by its threads. */
+struct log_limit {
+	_Atomic long long sec;     /* the current one-second window */
+	atomic_int count;          /* lines asked for in that window */
+	atomic_uint dropped;       /* left out since the last line allowed */
+};
+
+/* True when one more line may be written now (now_ms: a monotonic clock).
+ * *dropped gets the number of lines left out since the last one allowed, to
+ * be said in the line ("N more not logged"). */
+bool log_limit_allow(struct log_limit *l, int per_sec, long long now_ms, unsigned *dropped);
 
 #define LOG_AT(lvl, mod, ...) \
 	do { if ((lvl) <= log_current_level) log_write((lvl), (mod), __VA_ARGS__); } while (0)

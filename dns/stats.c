@@ -20,6 +20,9 @@ static struct MHD_Daemon *httpd;
 static const char *cfg_path;
 static struct server *server;
 static long long started_ms;
+/* Refused reloads logged at most 10 a second: one stats listener per
+ * process, so its limit lives with the listener's other state here. */
+static struct log_limit refusals;
 
 /* Health and identity of the current view's edges, read under view_lock. */
 struct edge_row {
@@ -200,7 +203,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		if (strcmp(url, "/reload"))
 			return httpd_reply_error(conn, 404, "not found");
 		if (!reload_authorized(conn)) {
-			log_warn("stats", "POST /reload refused: bad or missing control secret");
+			unsigned dropped;
+			if (log_limit_allow(&refusals, 10, daemon_now_ms(), &dropped))
+				log_warn("stats", "POST /reload refused: bad or missing control secret"
+				         " (%u more not logged)", dropped);
 			return httpd_reply_unauthorized(conn, "POST /reload needs Authorization: Bearer <control_secret>");
 		}
 		char err[1024];

@@ -5,6 +5,7 @@
 
 #include "common/addr.h"
 #include "common/cfg.h"
+#include "common/log.h"
 #include "common/reqcheck.h"
 #include "edge/cache/cachekey.h"
 #include "edge/counters.h"
@@ -104,6 +105,7 @@ struct edge {
 	struct conns *conns;              /* front/conns.h: client connection deadlines */
 	atomic_ulong rejected[REQCHECK_N];/* request heads refused by the strict checks, by reason */
 	atomic_llong body_bytes;          /* request bodies held in memory now (limits.bodies_memory) */
+	struct log_limit refusal_log;     /* refused control requests: lines a second (common/log.h) */
 	/* Set once a script response was stored in the cache: from then on
 	 * script routes first look for a fresh cached copy (one LMDB lookup),
 	 * before that they do not pay for it (front/script_http.c). */

@@ -96,6 +96,7 @@ struct server {
 	atomic_ullong body_bytes; /* file bytes queued in 200 responses to GET */
 	atomic_ulong reloads;
 	atomic_ulong rejected[REQCHECK_N]; /* heads refused by reqcheck, by reason */
+	struct log_limit refusal_log;     /* refused control requests: lines a second */
 };
 
 struct reqctx {
@@ -412,7 +413,10 @@ static enum MHD_Result handle_control(struct server *s, struct MHD_Connection *c
 		return reply_error(s, c, site, 404, "control API disabled (no control_secret / push key)", url);
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!httpd_bearer_any(auth, site->secrets, site->nsecrets)) {
-		log_warn("origin", "control request %s %s refused: bad or missing secret", method, url);
+		unsigned dropped;
+		if (log_limit_allow(&s->refusal_log, 10, daemon_now_ms(), &dropped))
+			log_warn("origin", "control request %s %s refused: bad or missing secret"
+			         " (%u more not logged)", method, url, dropped);
 		s->by_status[401]++;
 		return httpd_reply_unauthorized(c, "unauthorized");
 	}

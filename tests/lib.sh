@@ -114,6 +114,31 @@ for _ in range(500):
 PY
 }
 
+# Refused control requests are logged at most 10 a second, none lost from
+# the account: 100 guesses at URL, then one more once a second has turned.
+# Lines in the log must be at least 10 and at most 10 per second touched,
+# and lines plus their "(N more not logged)" must add up to all 101.
+# $1 label, $2 method, $3 URL, $4 log file, $5 the line's pattern (ERE).
+t_refusal_log_limited() {
+	local label=$1 method=$2 url=$3 log=$4 pat=$5 secs n0 n sum
+	local flood=$T_ROOT/tests/tools/guess_flood.py
+	# A fresh window, and no count left over from refusals before this:
+	# one guess in a new second takes what the earlier ones left out.
+	sleep 1.1
+	python3 "$flood" "$method" "$url" 1 >/dev/null || t_fail "$label: the first guess"
+	sleep 1.1
+	n0=$(grep -cE "$pat" "$log")
+	secs=$(python3 "$flood" "$method" "$url" 100 2>&1) || { t_fail "$label: $secs"; return; }
+	n=$(($(grep -cE "$pat" "$log") - n0))
+	t_check "$label: guesses logged ($n lines)" test "$n" -ge 10
+	t_check "$label: at most 10 a second ($n lines in $secs s)" test "$n" -le $((secs * 10))
+	sleep 1.1
+	python3 "$flood" "$method" "$url" 1 >/dev/null || t_fail "$label: the last guess"
+	sum=$(grep -E "$pat" "$log" | tail -n +$((n0 + 1)) |
+		sed -nE 's/.*\(([0-9]+) more not logged\).*/\1/p' | awk '{s += $1 + 1} END {print s + 0}')
+	t_eq "$label: lines plus those they say were not logged" 101 "$sum"
+}
+
 t_start() {
 	local name=$1 log n=1; shift
 	log=$T_DIR/$name.log

@@ -311,20 +311,6 @@ out:
 	return n;
 }
 
-/* At most 10 refusal lines a second for the whole process, so that guessing
- * secrets cannot flood the log.  Static on purpose: the limit is the
- * process's (one log), whatever thread or request refuses. */
-static bool refusal_log_allowed(void)
-{
-	static _Atomic long long window;
-	static atomic_int count;
-	long long sec = daemon_now_ms() / 1000;
-	long long w = atomic_load(&window);
-	if (w != sec && atomic_compare_exchange_strong(&window, &w, sec))
-		atomic_store(&count, 0);
-	return atomic_fetch_add(&count, 1) < 10;
-}
-
 enum MHD_Result control_handle(struct edge_req *r)
 {
 	const char *p = r->path.data;
@@ -337,12 +323,13 @@ enum MHD_Result control_handle(struct edge_req *r)
 		return script_http_control(r);
 	const struct edge_config *lc = edge_live(r->edge);
 	if (!httpd_bearer_any(edge_req_header(r, "Authorization"), lc->control_secret, lc->ncontrol_secret)) {
-		if (refusal_log_allowed()) {
+		unsigned dropped;
+		if (log_limit_allow(&r->edge->refusal_log, 10, daemon_now_ms(), &dropped)) {
 			char ip[ADDR_STRLEN] = "-";
 			if (r->client)
 				addr_format_ip(r->client, ip, sizeof ip);
-			log_warn("control", "control request %s %s from %s refused: bad or missing secret",
-			         r->method, r->target, ip);
+			log_warn("control", "control request %s %s from %s refused: bad or missing secret"
+			         " (%u more not logged)", r->method, r->target, ip, dropped);
 		}
 		return httpd_reply_unauthorized(r->conn, "control API needs Authorization: Bearer <secret>");
 	}

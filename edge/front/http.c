@@ -391,18 +391,31 @@ static bool hold_body(struct edge_req *r, size_t n)
  * (FETCH_UPLOAD_WINDOW) counted against limits.bodies_memory; r->site is
  * picked here as dispatch would.  Bodies the edge reads itself are
  * collected whole (bounded by limits.max_body): the control API's, and
- * every body while scripts are loaded, since a script gets the whole body
- * and whether one answers is known only once it ran. */
+ * those a script's route matches, since a script gets the whole body and
+ * whether it answers is known only once it ran.  A push between this
+ * choice and the dispatch leaves a streamed request on the origin path. */
 static bool streams_body(struct edge_req *r, const char *cl, bool chunked)
 {
 	if (r->is_get || r->is_head || (!chunked && (!cl || !strtoull(cl, NULL, 10))))
 		return false;
-	if (is_control(r) || r->lst->control || script_any(r->edge->scripts))
+	if (is_control(r) || r->lst->control)
 		return false;
 	/* No site (421) or a redirect to HTTPS: dispatch answers those. */
 	const struct edge_site *site = pick_site(r);
 	if (!site || (site->redirect_http && !r->lst->tls))
 		return false;
+	if (script_any(r->edge->scripts)) {
+		const char *q = strchr(r->path.data, '?');
+		struct script_req sr = {
+			.method = r->method,
+			.host = r->host.len ? r->host.data : NULL,
+			.site = site->name,
+			.path = r->path.data,
+			.path_len = q ? (size_t)(q - r->path.data) : r->path.len,
+		};
+		if (script_routes_match(r->edge->scripts, &sr))
+			return false;
+	}
 	r->site = site;
 	return true;
 }

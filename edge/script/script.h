@@ -59,6 +59,11 @@ struct script_task;
  * (a push meanwhile does not affect it).  Never blocks on the network. */
 enum script_result script_handle(struct scripts *s, const struct script_req *req,
                                  struct script_resp *resp, struct script_task **task);
+/* True when a route of an active bundle matches req's method, site, host
+ * and path (only those fields are read): script_handle would run a script
+ * for it.  Known from the request head, so a body that no script can see
+ * need not be held. */
+bool script_routes_match(struct scripts *s, const struct script_req *req);
 /* Continues t after its wake-up; returns as script_handle (SCRIPT_WAIT again:
  * t waits for another subrequest, or the wake-up was early).  Otherwise t is
  * gone. */

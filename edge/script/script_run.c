@@ -91,6 +91,32 @@ static enum script_result finish(struct script_ver *v, const struct bundle_route
 	return SCRIPT_RESPONSE;
 }
 
+/* The first route of s that matches req (and its version in *v), or NULL. */
+static const struct bundle_route *route_find(const struct script_snap *s,
+                                             const struct script_req *req,
+                                             struct script_ver **v)
+{
+	for (size_t i = 0; i < s->n; i++)
+		for (size_t r = 0; r < s->v[i]->b->nroutes; r++)
+			if (bundle_route_match(&s->v[i]->b->routes[r], req->method, req->site, req->host,
+			                       req->path, req->path_len)) {
+				*v = s->v[i];
+				return &s->v[i]->b->routes[r];
+			}
+	return NULL;
+}
+
+bool script_routes_match(struct scripts *sc, const struct script_req *req)
+{
+	if (!sc->ready)
+		return false;
+	struct script_snap *s = script_active_thread(&sc->active);
+	struct script_ver *v;
+	bool hit = s && route_find(s, req, &v);
+	script_active_thread_done(&sc->active, s);
+	return hit;
+}
+
 enum script_result script_handle(struct scripts *sc, const struct script_req *req,
                                  struct script_resp *resp, struct script_task **task)
 {
@@ -104,15 +130,7 @@ enum script_result script_handle(struct scripts *sc, const struct script_req *re
 		return SCRIPT_PASS;
 	}
 	struct script_ver *v = NULL;
-	const struct bundle_route *route = NULL;
-	for (size_t i = 0; i < s->n && !route; i++)
-		for (size_t r = 0; r < s->v[i]->b->nroutes; r++)
-			if (bundle_route_match(&s->v[i]->b->routes[r], req->method, req->site, req->host,
-			                       req->path, req->path_len)) {
-				v = s->v[i];
-				route = &v->b->routes[r];
-				break;
-			}
+	const struct bundle_route *route = route_find(s, req, &v);
 	if (!route) {
 		script_active_thread_done(&sc->active, s);
 		return SCRIPT_PASS;

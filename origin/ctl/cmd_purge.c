@@ -1,10 +1,12 @@
-/* cmd_purge.c -- `minicdnctl purge URL | --prefix P | --tag T`: asks every
- * edge in the configuration to purge, in parallel, and prints one line per
- * edge (purged count, or why it failed).  Exit 0 only if every edge purged;
- * 1 if any edge failed or was unreachable; 2 on bad usage.
+/* cmd_purge.c -- `minicdnctl purge [--site S] URL | --prefix P | --tag T`:
+ * asks every edge in the configuration to purge, in parallel, and prints one
+ * line per edge (purged count, or why it failed).  --site limits the purge to
+ * one site (alone: the whole site).  Exit 0 only if every edge purged; 1 if
+ * any edge failed or was unreachable; 2 on bad usage.
  *
  * Wire: POST <edge>/.minicdn/purge, Authorization: Bearer <control_secret>,
- * body {"url":U} | {"prefix":P} | {"tag":T} -> {"purged":N}. */
+ * body {"url":U} | {"prefix":P} | {"tag":T}, with "site":S when given,
+ * -> {"purged":N}. */
 #include "common/xmalloc.h"
 #include "origin/ctl/ctl.h"
 
@@ -15,20 +17,48 @@
 
 static int purge_usage(void)
 {
-	fprintf(stderr, "usage: minicdnctl purge [--json] URL | --prefix PREFIX | --tag TAG\n"
+	fprintf(stderr, "usage: minicdnctl purge [--json] [--site SITE] URL | --prefix PREFIX | --tag TAG\n"
+	                "       minicdnctl purge [--json] --site SITE   (everything of that site)\n"
 	                "  URL     http://host/path?query (normalised like a request, all variants)\n"
-	                "  PREFIX  http://host/path... or /path... (any host)\n"
-	                "  TAG     a Surrogate-Key / Cache-Tag value set by the origin\n");
+	                "  PREFIX  http://host/path... or /path... (every host of the site)\n"
+	                "  TAG     a Surrogate-Key / Cache-Tag value set by the origin\n"
+	                "  SITE    a site's name in the edges' config; required for a path prefix\n"
+	                "          or a tag when the edges serve several sites\n");
 	return 2;
+}
+
+/* The count an edge's answer says it purged, or -1 with why in detail. */
+static long purge_answer(const struct fanout_req *r, char *detail, size_t len)
+{
+	long purged = -1;
+	json_t *j = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL);
+	if (r->status == 200) {
+		json_t *v = j ? json_object_get(j, "purged") : NULL;
+		if (json_is_integer(v))
+			purged = (long)json_integer_value(v);
+		else
+			snprintf(detail, len, "unexpected answer");
+	} else if (r->status == 0) {
+		snprintf(detail, len, "unreachable: %s", r->error);
+	} else {
+		const char *e = j ? json_string_value(json_object_get(j, "error")) : NULL;
+		snprintf(detail, len, "HTTP %ld%s%s", r->status, e ? ": " : "", e ? e : "");
+	}
+	json_decref(j);
+	return purged;
 }
 
 CTL_COMMAND(purge)
 {
-	const char *kind = NULL, *value = NULL;
+	const char *kind = NULL, *value = NULL, *site = NULL;
 	bool json = ctl->json;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json")) {
 			json = true;
+		} else if (!strcmp(argv[i], "--site")) {
+			if (site || i + 1 >= argc || !*argv[i + 1])
+				return purge_usage();
+			site = argv[++i];
 		} else if (!strcmp(argv[i], "--prefix") || !strcmp(argv[i], "--tag")) {
 			if (kind || i + 1 >= argc)
 				return purge_usage();
@@ -40,6 +70,10 @@ CTL_COMMAND(purge)
 			kind = "url";
 			value = argv[i];
 		}
+	}
+	if (!kind && site) {
+		kind = "prefix";
+		value = "/";
 	}
 	if (!kind || !*value)
 		return purge_usage();
@@ -57,6 +91,8 @@ CTL_COMMAND(purge)
 	}
 	json_t *b = json_object();
 	json_object_set_new(b, kind, json_string(value));
+	if (site)
+		json_object_set_new(b, "site", json_string(site));
 	char *body = json_dumps(b, JSON_COMPACT);
 	json_decref(b);
 
@@ -78,24 +114,8 @@ CTL_COMMAND(purge)
 	for (size_t i = 0; i < n; i++) {
 		const struct ctl_node *node = &ctl->cfg.nodes[idx[i]];
 		struct fanout_req *r = &reqs[i];
-		long purged = -1;
 		char detail[300] = "";
-		if (r->status == 200) {
-			json_t *j = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL);
-			json_t *v = j ? json_object_get(j, "purged") : NULL;
-			if (json_is_integer(v))
-				purged = (long)json_integer_value(v);
-			else
-				snprintf(detail, sizeof detail, "unexpected answer");
-			json_decref(j);
-		} else if (r->status == 0) {
-			snprintf(detail, sizeof detail, "unreachable: %s", r->error);
-		} else {
-			json_t *j = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL);
-			const char *e = j ? json_string_value(json_object_get(j, "error")) : NULL;
-			snprintf(detail, sizeof detail, "HTTP %ld%s%s", r->status, e ? ": " : "", e ? e : "");
-			json_decref(j);
-		}
+		long purged = purge_answer(r, detail, sizeof detail);
 		bool ok = purged >= 0;
 		if (!ok)
 			rc = 1;
@@ -123,8 +143,9 @@ CTL_COMMAND(purge)
 		free(s);
 		json_decref(out);
 	} else {
-		printf("%s %s=%s: %ld entries purged on %zu edge(s)%s\n", rc ? "INCOMPLETE:" : "done:", kind,
-		       value, total, n, rc ? ", some edges failed" : "");
+		printf("%s %s=%s%s%s: %ld entries purged on %zu edge(s)%s\n", rc ? "INCOMPLETE:" : "done:",
+		       kind, value, site ? " site=" : "", site ? site : "", total, n,
+		       rc ? ", some edges failed" : "");
 	}
 	for (size_t i = 0; i < n; i++)
 		ctl_req_clear(&reqs[i]);

@@ -27,7 +27,7 @@
 	X(unpush,   "[--json] NAME",                "remove a bundle from every edge") \
 	X(explain,  "[--json] NAME ADDRESS [A|AAAA]", "which edge(s) the DNS server answers NAME (A or AAAA) with for a client at ADDRESS, and why") \
 	X(reload,   "",                             "make every DNS node reload config, zones and map (old data kept on error)") \
-	X(purge,    "[--json] URL|--prefix P|--tag T", "purge cached objects on every edge (exit 1 unless all edges purged)") \
+	X(purge,    "[--json] [--site S] URL|--prefix P|--tag T", "purge cached objects on every edge (exit 1 unless all edges purged)") \
 	X(drain,    "[--json] EDGE...",             "take edges out of DNS answers (they keep serving; survives restarts)") \
 	X(undrain,  "[--json] EDGE...",             "put drained edges back into DNS answers") \
 

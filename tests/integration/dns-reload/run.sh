@@ -83,6 +83,8 @@ t_eq "POST /reload with Basic auth: HTTP 401" 401 \
 	"$(curl -s -o /dev/null -w '%{http_code}' -u s3cret:s3cret -X POST "http://127.0.0.1:$SP/reload")"
 t_eq "refused reloads did not reload (generation unchanged)" "$G1" "$(gen)"
 t_check "refused reload logged" grep -q 'POST /reload refused' "$T_DIR/dns.log"
+t_refusal_log_limited "dns: refused reloads" POST "http://127.0.0.1:$SP/reload" "$T_DIR/dns.log" \
+	'POST /reload refused'
 printf 'control_secret = "wrong";\nnodes = ( { name = "dns"; role = "dns"; url = "http://127.0.0.1:%s"; } );\n' "$SP" > "$T_DIR/ctl-bad.conf"
 t_fails_with 1 "minicdnctl reload with the wrong secret: exit 1" "$BIN/minicdnctl" -c "$T_DIR/ctl-bad.conf" reload
 t_eq "minicdnctl reload with the wrong secret did not reload" "$G1" "$(gen)"

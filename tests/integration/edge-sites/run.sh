@@ -180,6 +180,37 @@ t_eq "per-site requests (a)" 6 "$(awk '/^minicdn_edge_site_requests_total\{site=
 t_eq "per-site hits (b)" 2 "$(awk '/^minicdn_edge_site_cache_hits_total\{site="b"\}/ {print $2}' "$T_DIR/metrics")"
 t_eq "per-site purged (a)" 2 "$(awk '/^minicdn_edge_site_purged_total\{site="a"\}/ {print $2}' "$T_DIR/metrics")"
 t_eq "421s counted" 2 "$(awk '/^minicdn_edge_misdirected_total / {print $2}' "$T_DIR/metrics")"
+# ---------- minicdnctl purge --site (after the counts above) ----------
+# The operator's tool speaks the same per-site purge. the operator's tool speaks the same per-site purge.
+cat >"$T_DIR/ctl.conf" <<EOC
+control_secret = "test-secret";
+origin = "http://127.0.0.1:9";
+timeout = "5s";
+nodes = ( { name = "e1"; role = "edge"; url = "$CTL"; } );
+EOC
+get /q -H 'Host: www.a.test'; get /q -H 'Host: x.b.test'
+get /q -H 'Host: www.a.test'; t_check "a's /q cached" cs_has hit
+out=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --site b --prefix /q 2>&1); rc=$?
+t_eq "minicdnctl purge --site b --prefix /q: exit 0" 0 "$rc"
+t_check "it purged b's one entry" grep -Eq '^e1 +ok +1' <<<"$out"
+t_check "its summary names the site" grep -q 'site=b' <<<"$out"
+get /q -H 'Host: www.a.test'
+t_check "a's /q untouched by b's purge" cs_has hit
+get /q -H 'Host: x.b.test'; get /q -H 'Host: x.b.test'
+t_check "b's /q cached again" cs_has hit
+t_fails_with 1 "a path prefix without --site, several sites: exit 1" \
+	"$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --prefix /q
+t_check "the edge's reason is shown" grep -q 'needs' <<<"$T_OUT"
+t_fails_with 1 "an unknown site: exit 1" "$BIN/minicdnctl" -c "$T_DIR/ctl.conf" purge --site nosuch
+t_check "named in the answer" grep -q "no site named 'nosuch'" <<<"$T_OUT"
+n_a=$("$BIN/minicdnctl" -c "$T_DIR/ctl.conf" --json purge --site a 2>&1)
+t_check "purge --site a alone empties site a (JSON: ok, purged >= 2)" python3 -c \
+	'import json,sys; d=json.loads(sys.argv[1]); sys.exit(not (d[0]["ok"] and d[0]["purged"] >= 2))' "$n_a"
+get /q -H 'Host: www.a.test'
+t_check "a's /q is a miss after the whole-site purge" cs_has uri-miss
+get /q -H 'Host: x.b.test'
+t_check "b's objects survive a's whole-site purge" cs_has hit
+
 t_stop edge # writes the access log out
 # (Workers write their lines in batches: count, do not rely on the order.)
 t_eq "the access log names the site of each /p request" "a=5 b=3" \

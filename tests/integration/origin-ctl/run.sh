@@ -132,6 +132,8 @@ t_check "origin's 401 names the scheme (WWW-Authenticate: Bearer)" bash -c "curl
 t_eq "wrong scheme -> 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Basic dGVzdA==' -d '{}' "$URL/.minicdn/push")"
 t_eq "prefix of the secret -> 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer test-secret' -d '{}' "$URL/.minicdn/push")"
 t_check "nothing stored after refused pushes" bash -c "[ -z \"\$(ls '$T_DIR/state/bundles')\" ]"
+t_refusal_log_limited "origin: refused pushes" POST "$URL/.minicdn/push" "$T_DIR/origin.log" \
+	'control request POST /.minicdn/push refused: bad or missing secret'
 AUTH='Authorization: Bearer test-secret-123'
 t_eq "malformed JSON -> 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTH" -d '{nope' "$URL/.minicdn/push")"
 t_eq "bundle not a string -> 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTH" -d '{"bundle":1}' "$URL/.minicdn/push")"

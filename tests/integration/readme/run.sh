@@ -108,6 +108,9 @@ t_eq "purge by URL exits 0" 0 "$RC"
 t_check "purge by URL removes both cached variants (identity, gzip)" has 'url=http://www.cdn.test:8080/: 2 entries purged on 3 edge'
 run "purge --tag css"
 t_eq "purge by tag exits 0" 0 "$RC"
+run "purge --site cdn --prefix /img/"
+t_eq "purge of one site's prefix exits 0" 0 "$RC"
+t_check "it names the site in its summary" has 'prefix=/img/ site=cdn: [0-9]+ entries purged on 3 edge'
 
 run "push deploy/scripts/geo-hello"
 t_eq "push geo-hello exits 0" 0 "$RC"
