@@ -42,11 +42,11 @@ struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t err
 	 * loop keeps a connection whose handshake waits for the client's next
 	 * flight on its ready list (a handshake's EAGAIN does not clear the
 	 * read-ready mark), so the worker calls recv() in a loop until the client
-	 * answers: about 20 failed recv() per handshake here, twice nginx's CPU
+	 * answers: dozens of failed recv() per handshake here, twice nginx's CPU
 	 * per full or resumed handshake.  poll() sleeps until the socket is
-	 * readable.  The price is a scan of the worker's connections per wake-up
-	 * (cheap at hundreds of connections per thread, not at tens of
-	 * thousands).
+	 * readable.  The price is a scan of all the worker's connections per
+	 * wake-up: with 1,000 idle TLS connections open, a keep-alive request
+	 * costs about 190 us of edge CPU instead of 45 (epoll).
 	 * TURBO stays off for TLS: without it libmicrohttpd ends a connection
 	 * with close_notify (gnutls_bye) before closing, and OpenSSL 3 clients
 	 * drop a session whose server closed without it, so their TLS 1.3
