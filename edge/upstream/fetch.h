@@ -1,5 +1,5 @@
 /* fetch.h -- asynchronous origin client: one thread drives libcurl's multi
- * interface; requests are submitted from any thread and observed through a
+ * interface (curl_multi_socket_action on an epoll set); requests are submitted from any thread and observed through a
  * shared, reference-counted struct fetch.
  *
  * A fetch is shared by every client connection collapsed onto it: each one
@@ -57,6 +57,8 @@ struct fetch {
 	/* request, immutable after fetch_submit */
 	char *url, *method;
 	struct curl_slist *req_headers; /* owned */
+	bool req_headers_flat;       /* ... as one malloc'd block (free()d whole), not a
+	                                curl_slist_append list; set by the caller after fetch_new */
 	char *req_body; size_t req_body_len;
 	struct fetch_upload *up;     /* a body streamed from the client (fetch_upload_init), or NULL */
 	const struct fetch_hooks *hooks;
@@ -83,8 +85,10 @@ struct fetch {
 	int64_t request_time, response_time; /* seconds */
 	struct fetch_waiter *waiters;
 	CURL *easy;
+	struct fetch_easy *fe;       /* a poolable GET handle (fetch.c), or NULL */
 	struct fetcher *fr;
 	struct fetch *next_q;
+	struct fetch *act_next, *act_prev; /* the fetcher's running transfers (its thread only) */
 };
 
 /* Creates a fetch for origin URL path (the fetcher's base + path).  Takes

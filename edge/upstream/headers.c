@@ -5,7 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
-bool headers_hop_by_hop(const char *n, const char *connection)
+/* headers_hop_by_hop for a name of len bytes. */
+static bool hop_by_hop(const char *n, size_t len, const char *connection)
 {
 	static const struct { const char *name; size_t len; } hop[] = {
 		{ "connection", 10 }, { "keep-alive", 10 }, { "proxy-connection", 16 }, { "te", 2 },
@@ -13,7 +14,6 @@ bool headers_hop_by_hop(const char *n, const char *connection)
 		{ "proxy-authenticate", 18 }, { "proxy-authorization", 19 },
 	};
 	/* Compared only where the length matches: most names match none. */
-	size_t len = strlen(n);
 	for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
 		if (hop[i].len == len && !strcasecmp(n, hop[i].name))
 			return true;
@@ -31,6 +31,11 @@ bool headers_hop_by_hop(const char *n, const char *connection)
 		}
 	}
 	return false;
+}
+
+bool headers_hop_by_hop(const char *n, const char *connection)
+{
+	return hop_by_hop(n, strlen(n), connection);
 }
 
 /* Surrogate-Key is space-separated, Cache-Tag comma-separated. */
@@ -57,15 +62,17 @@ void headers_filter(const struct buf *in, struct buf *out, struct buf *tags)
 	const char *n, *v;
 	hdrlist_init(&it, in);
 	while (hdrlist_next(&it, &n, &v)) {
-		if (headers_hop_by_hop(n, conn) || !strcasecmp(n, "Content-Length") || !strcasecmp(n, "Age"))
+		/* Lengths first: strcasecmp only where one could match. */
+		size_t nl = (size_t)(v - n - 1);
+		if (hop_by_hop(n, nl, conn) || (nl == 14 && !strcasecmp(n, "Content-Length")) ||
+		    (nl == 3 && !strcasecmp(n, "Age")))
 			continue;
-		if (!strcasecmp(n, "Surrogate-Key") || !strcasecmp(n, "Cache-Tag")) {
+		if ((nl == 13 && !strcasecmp(n, "Surrogate-Key")) || (nl == 9 && !strcasecmp(n, "Cache-Tag"))) {
 			if (tags)
 				add_tags(tags, v);
 			continue;
 		}
-		buf_append(out, n, strlen(n) + 1);
-		buf_append(out, v, strlen(v) + 1);
+		buf_append(out, n, nl + 1 + strlen(v) + 1); /* name\0value\0 are contiguous */
 	}
 }
 
@@ -82,6 +89,36 @@ const char *headers_field(const struct buf *hdrs, const char *name, struct buf *
 		first = v;
 	}
 	return first;
+}
+
+void headers_fields(const struct buf *hdrs, size_t n, const char *const *names, const char **out,
+                    struct buf *const *tmp)
+{
+	size_t len[HEADERS_FIELDS_MAX];
+	bool many[HEADERS_FIELDS_MAX];
+	for (size_t i = 0; i < n; i++) {
+		len[i] = strlen(names[i]);
+		many[i] = false;
+		out[i] = NULL;
+	}
+	struct hdrlist_iter it;
+	const char *k, *v;
+	hdrlist_init(&it, hdrs);
+	while (hdrlist_next(&it, &k, &v)) {
+		size_t kl = (size_t)(v - k - 1); /* the name ends with the \0 before v */
+		for (size_t i = 0; i < n; i++) {
+			if (len[i] != kl || strcasecmp(k, names[i]))
+				continue;
+			if (out[i])
+				many[i] = true;
+			else
+				out[i] = v;
+			break;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (many[i])
+			out[i] = hdrlist_get_all(hdrs, names[i], tmp[i]); /* rare: join them */
 }
 
 void headers_combine(const struct buf *in, struct buf *out)

@@ -24,6 +24,13 @@ void headers_filter(const struct buf *in, struct buf *out, struct buf *tags);
  * occurs once, else joined into tmp (the caller's).  NULL if absent. */
 const char *headers_field(const struct buf *hdrs, const char *name, struct buf *tmp);
 
+/* headers_field for n (at most HEADERS_FIELDS_MAX) distinct names in one walk
+ * over hdrs: out[i] is names[i]'s value, joined into *tmp[i] (the caller's)
+ * when it has several lines. */
+#define HEADERS_FIELDS_MAX 16
+void headers_fields(const struct buf *hdrs, size_t n, const char *const *names, const char **out,
+                    struct buf *const *tmp);
+
 /* Appends the packed list in to out with each field's repeated lines
  * combined into its first (RFC 9110 5.3).  O(n^2) in the number of lines,
  * which a request's bounded header size keeps small. */

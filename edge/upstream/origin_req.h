@@ -6,8 +6,10 @@
 #include <curl/curl.h>
 #include <stdbool.h>
 
-/* The headers for pc's request to the origin, as a curl list (the caller
- * owns it; fetch_new takes it): the client's, less hop-by-hop fields, Host,
+/* The headers for pc's request to the origin, as a curl list in one
+ * malloc'd block -- nodes and text together: free() it, never
+ * curl_slist_free_all or curl_slist_append (fetch_new takes it with
+ * req_headers_flat set).  They are the client's, less hop-by-hop fields, Host,
  * Content-Length, Expect, Via and X-Forwarded-For -- and, unless pass (a
  * request forwarded as it is, not a fill), its conditionals and ranges; an
  * Accept-Encoding normalised as the cache keys variants; then Host, Via and

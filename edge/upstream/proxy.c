@@ -223,16 +223,22 @@ void proxy_fresh_in(struct fresh_in *in, struct fresh_fields *ff, const struct e
 {
 	const struct edge_config *live = edge_live(e);
 	/* Every line of each field (RFC 9110 5.3): a second Cache-Control
-	 * line's no-store, or "Vary:" then "Vary: *", count. */
+	 * line's no-store, or "Vary:" then "Vary: *", count.  One walk over
+	 * the headers for all seven. */
+	static const char *const names[] = { "Cache-Control", "CDN-Cache-Control", "Expires", "Date",
+		                             "Last-Modified", "Age", "Vary" };
+	struct buf *const tmp[] = { &ff->cc, &ff->cdn, &ff->expires, &ff->date, &ff->lm, &ff->age, &ff->vary };
+	const char *v[7];
+	headers_fields(hdrs, 7, names, v, tmp);
 	*in = (struct fresh_in){
 		.status = status,
-		.cache_control = headers_field(hdrs, "Cache-Control", &ff->cc),
-		.cdn_cache_control = headers_field(hdrs, "CDN-Cache-Control", &ff->cdn),
-		.expires = headers_field(hdrs, "Expires", &ff->expires),
-		.date = headers_field(hdrs, "Date", &ff->date),
-		.last_modified = headers_field(hdrs, "Last-Modified", &ff->lm),
-		.age = headers_field(hdrs, "Age", &ff->age),
-		.vary = headers_field(hdrs, "Vary", &ff->vary),
+		.cache_control = v[0],
+		.cdn_cache_control = v[1],
+		.expires = v[2],
+		.date = v[3],
+		.last_modified = v[4],
+		.age = v[5],
+		.vary = v[6],
 		.request_time = request_time,
 		.response_time = response_time,
 		.heuristic_fraction = live->cache.heuristic_fraction,
@@ -468,7 +474,11 @@ static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const
 	log_debug("proxy", "fetch %s mode %d etag %s lm %s", pc->key, (int)mode, etag ? etag : "-",
 	          lm ? lm : "-");
 	const char *method = mode == PASS ? pc->method : "GET";
-	char *url = xasprintf("%s%s", pc->site->origin, pc->path);
+	/* origin + path without printf: one of the costs of every miss. */
+	size_t ol = strlen(pc->site->origin), pl = strlen(pc->path);
+	char *url = xmalloc(ol + pl + 1);
+	memcpy(url, pc->site->origin, ol);
+	memcpy(url + ol, pc->path, pl + 1);
 	char *body = NULL;
 	size_t blen = 0;
 	if (mode == PASS && pc->body && pc->body->len) {
@@ -477,6 +487,7 @@ static struct fetch *new_fetch(struct proxy_call *pc, enum fill_mode mode, const
 	}
 	struct fetch *f = fetch_new(method, url, origin_req_headers(pc, mode == PASS, etag, lm), body, blen,
 	                            &fill_hooks, x);
+	f->req_headers_flat = true; /* origin_req_headers' one block */
 	f->keep_limit = edge_site_max_object(edge_live(e), pc->site);
 	f->ca_file = pc->site->ca_file;
 	free(url);

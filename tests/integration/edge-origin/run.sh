@@ -150,4 +150,19 @@ t_eq "origin request: an empty header stays empty" "" "$(fwd x-empty)"
 t_eq "origin request: headers named by Connection dropped" "<none>" "$(fwd x-drop)"
 t_eq "origin request: Keep-Alive dropped" "<none>" "$(fwd keep-alive)"
 
+# --- the origin URL of each miss: the fetch thread reuses its GET handles and
+# updates only path and query while the origin stays the same, so a query
+# must neither linger into the next request nor be lost, and a path with
+# dot segments and escapes goes as the edge normalised it.
+get '/url1?a=1&b=%41'
+t_eq "origin URL: path and query" "hello from /url1?a=1&b=%41" "$(body)"
+get /url2
+t_eq "origin URL: no query left over from the previous miss" "hello from /url2" "$(body)"
+get '/url3?'
+t_eq "origin URL: an empty query" "1" "$(( $(ocount '/url3?') + $(ocount /url3) ))"
+get '/url4?z=9'
+t_eq "origin URL: a query after none" "hello from /url4?z=9" "$(body)"
+get '/url5/%7Euser/x%20y'
+t_eq "origin URL: escapes kept (the edge decodes unreserved ones)" "hello from /url5/~user/x%20y" "$(body)"
+
 t_done

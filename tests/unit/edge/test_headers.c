@@ -97,6 +97,42 @@ static void test_combine(void **state)
 	buf_free(&tmp);
 }
 
+/* headers_fields: several names in one walk, each as headers_field gives it;
+ * a name that is a prefix of another or differs only in length never matches. */
+static void test_fields(void **state)
+{
+	struct buf in = BUF_INIT, t0 = BUF_INIT, t1 = BUF_INIT, t2 = BUF_INIT, t3 = BUF_INIT;
+	pack(&in, "Cache-Control", "max-age=3600");
+	pack(&in, "CDN-Cache-Control", "max-age=5");
+	pack(&in, "Ages", "9");
+	pack(&in, "cache-control", "s-maxage=1");
+	pack(&in, "DATE", "Sun, 06 Dec 2026 16:00:00 GMT");
+	static const char *const names[] = { "Cache-Control", "Age", "Date", "CDN-Cache-Control" };
+	struct buf *const tmp[] = { &t0, &t1, &t2, &t3 };
+	const char *v[4];
+	headers_fields(&in, 4, names, v, tmp);
+	assert_string_equal(v[0], "max-age=3600, s-maxage=1");
+	assert_ptr_equal(v[0], t0.data);
+	assert_null(v[1]);
+	assert_string_equal(v[2], "Sun, 06 Dec 2026 16:00:00 GMT");
+	assert_null(t2.data); /* one line: borrowed, no copy */
+	assert_string_equal(v[3], "max-age=5");
+	for (int i = 0; i < 4; i++) {
+		struct buf one = BUF_INIT;
+		const char *w = headers_field(&in, names[i], &one);
+		if (w)
+			assert_string_equal(w, v[i]);
+		else
+			assert_null(v[i]);
+		buf_free(&one);
+	}
+	buf_free(&in);
+	buf_free(&t0);
+	buf_free(&t1);
+	buf_free(&t2);
+	buf_free(&t3);
+}
+
 /* headers_join_each reads lines through a callback (the client connection). */
 static void each_packed(void *cls, void (*cb)(void *, const char *, const char *), void *arg)
 {
@@ -127,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_hop_by_hop),
 		cmocka_unit_test(test_filter),
 		cmocka_unit_test(test_combine),
+		cmocka_unit_test(test_fields),
 		cmocka_unit_test(test_join_each),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
