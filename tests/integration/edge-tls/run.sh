@@ -2,6 +2,8 @@
 # edge-tls: HTTPS at the edge with certificates the test makes (a small CA and
 # a leaf per site): SNI picks each site's certificate, no SNI gets the default,
 # TLS 1.0/1.1 and weak suites are refused, sessions resume (TLS 1.2 and 1.3),
+# connections end with close_notify (so OpenSSL keeps TLS 1.3 sessions), handshakes
+# wait for the client in poll() rather than retrying recv(),
 # OCSP is stapled, IPv6 listens too, HTTP redirects to HTTPS with 308 and HSTS
 # is sent where configured; a SIGHUP with renewed certificates serves the new
 # one while a long download on an old connection completes; a wrong key is
@@ -112,6 +114,39 @@ resumed() { # tls version flag
 }
 t_eq "TLS 1.3 session resumes (ticket)" 1 "$(resumed -tls1_3)"
 t_eq "TLS 1.2 session resumes (ticket)" 1 "$(resumed -tls1_2)"
+
+# ---------- close_notify; sessions OpenSSL's own cache keeps ----------
+# OpenSSL 3 drops a session whose server closed without close_notify, so
+# without it a client's TLS 1.3 tickets (read after the request) never serve.
+healthz_close() { printf 'GET /healthz HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n'; }
+t_check "the edge ends a TLS connection with close_notify" \
+	sh -c "$(declare -f healthz_close); healthz_close | openssl s_client -connect 127.0.0.1:$SPORT -servername a.test \
+		-tls1_3 -ign_eof -msg 2>/dev/null | grep -aq '<<< TLS 1.3, Alert.*close_notify'"
+# s_time marks each new session '*' and each resumed one 'r'.
+openssl s_time -connect "127.0.0.1:$SPORT" -reuse -www /healthz -time 1 >"$T_DIR/stime" 2>&1
+t_check "TLS 1.3 with a request per connection resumes in OpenSSL's session cache (s_time -reuse)" \
+	sh -c "grep -aE '^[*r]+' '$T_DIR/stime' | grep -aq 'r'"
+
+# ---------- handshakes wait for the client, they do not spin ----------
+# An event loop that retries a handshake until the client's next flight
+# arrives shows as failed recv() calls: dozens per connection.  Waiting in
+# poll() leaves at most a few (a read that finds the handshake's next
+# flight not there yet).
+if command -v strace >/dev/null; then
+	strace -f -c -e trace=recvfrom -p "$(t_pid edge)" -o "$T_DIR/strace.out" 2>/dev/null &
+	st=$!
+	sleep 0.5
+	for _ in $(seq 20); do
+		curl -s -o /dev/null --max-time 5 --cacert "$C/ca.pem" --resolve "a.test:$SPORT:127.0.0.1" \
+			"https://a.test:$SPORT/healthz"
+	done
+	kill -INT "$st"; wait "$st" 2>/dev/null
+	eagain=$(awk '$NF == "recvfrom" {print ($5 ~ /^[0-9]+$/) ? $5 : 0}' "$T_DIR/strace.out")
+	t_check "20 TLS connections: at most 3 failed recv() each (got ${eagain:-none})" \
+		test -n "$eagain" -a "${eagain:-999}" -le 60
+else
+	t_skip "strace not installed: handshake spin check"
+fi
 
 # ---------- OCSP stapling ----------
 t_check "c.test staples its OCSP response" \
