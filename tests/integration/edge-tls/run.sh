@@ -147,6 +147,42 @@ if command -v strace >/dev/null; then
 else
 	t_skip "strace not installed: handshake spin check"
 fi
+# From the attacker's side: clients that send a ClientHello, read the
+# server's flight and never finish must cost the edge nothing while they
+# wait (an event loop that retries the handshake burns a whole core per
+# stalled client).  CPU is the edge's own (utime+stime), so other load on
+# the machine does not count.
+cat >"$T_DIR/stall.py" <<'PY'
+import socket, ssl, sys, time
+port, n, hold = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+    o = ctx.wrap_bio(inb, outb, server_hostname="a.test")
+    try:
+        o.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    s.sendall(outb.read())
+    if not s.recv(65536):
+        sys.exit("no server flight")
+    socks.append(s)
+print("stalled", flush=True)
+time.sleep(hold)
+PY
+ticks() { awk '{print $14 + $15}' "/proc/$(t_pid edge)/stat"; }
+python3 "$T_DIR/stall.py" "$SPORT" 4 3 >"$T_DIR/stall.out" 2>&1 &
+sp=$!
+for _ in $(seq 50); do grep -q stalled "$T_DIR/stall.out" && break; sleep 0.1; done
+t0=$(ticks); sleep 2; t1=$(ticks)
+wait "$sp"
+t_check "4 stalled handshakes held open" grep -q stalled "$T_DIR/stall.out"
+t_check "they cost the edge no CPU while they wait ($((t1 - t0)) ticks in 2 s; a spin is ~200 per core)" \
+	test $((t1 - t0)) -le 20
 
 # ---------- OCSP stapling ----------
 t_check "c.test staples its OCSP response" \
