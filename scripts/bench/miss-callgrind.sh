@@ -106,21 +106,27 @@ logged() { wc -l <"$D/origin/gen.log"; }
 
 # utime+stime (ticks) and context switches of every thread of the edge.
 cpu_ticks() { cat /proc/"$EPID"/task/*/stat 2>/dev/null | awk '{t += $14 + $15} END {print t + 0}'; }
+sys_ticks() { cat /proc/"$EPID"/task/*/stat 2>/dev/null | awk '{t += $15} END {print t + 0}'; }
 ctxsw() { cat /proc/"$EPID"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {t += $2} END {print t + 0}'; }
 
 misses warm "$WARM"
 case $MODE in
 native)
-	c0=$(cpu_ticks); s0=$(ctxsw); n0=$(logged)
+	c0=$(cpu_ticks); k0=$(sys_ticks); s0=$(ctxsw); n0=$(logged)
 	misses run "$N"
-	c1=$(cpu_ticks); s1=$(ctxsw); n1=$(logged)
+	c1=$(cpu_ticks); k1=$(sys_ticks); s1=$(ctxsw); n1=$(logged)
 	m=$((n1 - n0)); [ "$m" -gt 0 ] || m=1
 	# the 2 s settling sleep is idle time: no CPU, few switches
 	echo "miss_native misses=$m cpu_us_per_miss=$(( (c1 - c0) * 1000000 / $(getconf CLK_TCK) / m ))" \
+		"sys_us_per_miss=$(( (k1 - k0) * 1000000 / $(getconf CLK_TCK) / m ))" \
 		"ctxsw_per_miss=$(awk -v a="$s0" -v b="$s1" -v m="$m" 'BEGIN {printf "%.2f", (b - a) / m}')"
 	exit 0 ;;
 strace)
-	strace -f -c -o "$D/strace.out" -p "$EPID" 2>/dev/null &
+	if [ -n "${STRACE_LOG:-}" ]; then
+		strace -f -tt -o "$STRACE_LOG" -p "$EPID" 2>/dev/null &
+	else
+		strace -f -c -o "$D/strace.out" -p "$EPID" 2>/dev/null &
+	fi
 	SPID=$!
 	sleep 1
 	n0=$(logged)
