@@ -25,8 +25,7 @@ enum {
 	ST_ERROR,
 };
 
-/* Largest Content-Length taken: far beyond any object, and its decimal
- * accumulation cannot overflow 64 bits. */
+/* Largest Content-Length taken: far beyond any object, and an int64_t. */
 #define CL_MAX (UINT64_C(1) << 62)
 /* Hex digits in a chunk size: 2^60 - 1 at most, no overflow. */
 #define CHUNK_DIGITS 15
@@ -153,7 +152,7 @@ static const char *field_split(const char *s, size_t n, size_t *ne, size_t *vb, 
 		i++;
 	if (i == n || s[i] != ':') {
 		if (i < n && OWS(s[i]))
-			return i ? "whitespace before colon" : "obs-fold line";
+			return i ? "whitespace after field name" : "obs-fold line";
 		return "bad field name";
 	}
 	if (i == 0)
@@ -184,6 +183,8 @@ static const char *content_length(struct h1resp *p, const char *s, size_t n)
 		for (size_t k = b; k < e; k++) {
 			if (s[k] < '0' || s[k] > '9')
 				return "bad Content-Length";
+			if (v > CL_MAX / 10)
+				return "Content-Length too large";
 			v = v * 10 + (uint64_t)(s[k] - '0');
 			if (v > CL_MAX)
 				return "Content-Length too large";
@@ -473,11 +474,9 @@ enum h1resp_event h1resp_parse(struct h1resp *p, const char *in, size_t len, siz
 
 enum h1resp_event h1resp_eof(struct h1resp *p)
 {
-	if (p->state == ST_CLOSE) {
+	if (p->state == ST_CLOSE) /* keep_alive already false */
 		p->state = ST_DONE;
-		p->keep_alive = false;
-	} else if (p->state != ST_DONE && p->state != ST_ERROR) {
+	else if (p->state != ST_DONE && p->state != ST_ERROR)
 		fail(p, "truncated");
-	}
 	return p->state == ST_DONE ? H1R_DONE : H1R_ERROR;
 }
