@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/fuzz/targets.sh -- libFuzzer targets for the HTTP side (beside the DNS
 # one in run.sh): request-head checks, Cache-Control / CDN-Cache-Control,
-# Range, cache keys, HTTP dates, Vary matching, the origin's path resolution.
+# Range, cache keys, HTTP dates, Vary matching, the origin's path resolution,
+# the origin client's HTTP/1.1 response parser.
 #   tests/fuzz/targets.sh             each target 5 s (as part of `make test`)
 #   tests/fuzz/targets.sh SECONDS     each target SECONDS (`make fuzz`: 60)
 #   FUZZ_TARGETS="fuzz_range" ...     only these
@@ -17,7 +18,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SECS=${1:-5}
 OUT=build/fuzz
-TARGETS=${FUZZ_TARGETS:-fuzz_reqcheck fuzz_cachecontrol fuzz_range fuzz_cachekey fuzz_httpdate fuzz_vary fuzz_files}
+TARGETS=${FUZZ_TARGETS:-fuzz_reqcheck fuzz_cachecontrol fuzz_range fuzz_cachekey fuzz_httpdate fuzz_vary fuzz_files fuzz_h1resp}
 fails=0
 fail() { echo "FAIL: fuzz: $*"; fails=$((fails + 1)); }
 command -v clang >/dev/null || { fail "clang not installed"; exit 1; }
