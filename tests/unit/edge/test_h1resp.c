@@ -481,6 +481,47 @@ static void test_fields(void **state)
 #undef ST
 }
 
+/* Every byte in every position of values up to 40 bytes long (the check
+ * goes eight bytes at a time): controls and DEL refused, HTAB, SP, VCHAR and
+ * obs-text kept; the same for the reason phrase. */
+static void test_value_bytes(void **state)
+{
+	static const unsigned char bad[] = { 0x00, 0x01, 0x08, 0x0b, 0x0d, 0x1f, 0x7f };
+	static const unsigned char good[] = { 0x09, 0x20, 0x21, 0x7e, 0x80, 0xc3, 0xff };
+	char line[64];
+	struct h1resp p;
+	size_t used;
+	for (size_t len = 1; len <= 40; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (size_t k = 0; k < sizeof bad + sizeof good; k++) {
+				bool ok = k >= sizeof bad;
+				unsigned char c = ok ? good[k - sizeof bad] : bad[k];
+				/* a field line "X:a<len bytes>z\r\n" */
+				memcpy(line, "X:a", 3);
+				memset(line + 3, 'v', len);
+				line[3 + pos] = (char)c;
+				memcpy(line + 3 + len, "z\r\n", 3);
+				h1resp_init(&p, false);
+				assert_int_equal(h1resp_parse(&p, "HTTP/1.1 200 x\r\n", 16, &used), H1R_STATUS);
+				enum h1resp_event ev = h1resp_parse(&p, line, len + 6, &used);
+				assert_int_equal(ev, ok ? H1R_HEADER : H1R_ERROR);
+				if (ok) {
+					assert_int_equal(p.value_len, len + 2);
+					assert_memory_equal(p.value, line + 2, len + 2);
+				}
+				/* a status line "HTTP/1.1 200 a<len bytes>z\r\n" */
+				memcpy(line, "HTTP/1.1 200 a", 14);
+				memset(line + 14, 'v', len);
+				line[14 + pos] = (char)c;
+				memcpy(line + 14 + len, "z\r\n", 3);
+				h1resp_init(&p, false);
+				ev = h1resp_parse(&p, line, len + 17, &used);
+				assert_int_equal(ev, ok ? H1R_STATUS : H1R_ERROR);
+			}
+		}
+	}
+}
+
 static void test_content_length(void **state)
 {
 #define ST "HTTP/1.1 200 x\r\n"
@@ -683,6 +724,7 @@ int main(void)
 		cmocka_unit_test(test_keep_alive),
 		cmocka_unit_test(test_status_line),
 		cmocka_unit_test(test_fields),
+		cmocka_unit_test(test_value_bytes),
 		cmocka_unit_test(test_content_length),
 		cmocka_unit_test(test_transfer_encoding),
 		cmocka_unit_test(test_head_limit),
