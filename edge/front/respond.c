@@ -353,6 +353,11 @@ static void stream_free(void *cls)
 	proxy_stream_close(cls);
 }
 
+static void whole_free(void *cls)
+{
+	fetch_unref(cls);
+}
+
 /* The body of a streamed answer under plan p (MHD reads it through
  * upstream/stream.h, suspending r while bytes are on their way). */
 static struct MHD_Response *stream_body(struct edge_req *r, const struct proxy_answer *a,
@@ -364,6 +369,18 @@ static struct MHD_Response *stream_body(struct edge_req *r, const struct proxy_a
 	}
 	uint64_t len = p->len;
 	struct multipart *mp = NULL;
+	size_t wlen;
+	const char *whole = p->nranges > 1 ? NULL : proxy_stream_whole(a->f, p->off, p->len, &wlen);
+	if (whole) {
+		/* All there already (a small miss arrives in one read): one buffer,
+		 * so the head and body leave in one write. */
+		r->log_bytes = p->body ? (int64_t)wlen : 0;
+		struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
+			wlen, (void *)whole, whole_free, a->f);
+		if (!resp)
+			fetch_unref(a->f);
+		return resp;
+	}
 	if (p->nranges > 1) {
 		char boundary[33];
 		mp = xcalloc(1, sizeof *mp);

@@ -38,6 +38,10 @@ struct fetcher {
 	struct fetch_easy *idle[EASY_POOL];
 	int nidle;
 	char *origin;
+	/* Fetches whose waiters are woken once this round of events is handled
+	 * (fetch thread only): a small response's head, body and end arrive in
+	 * one read, and its clients should wake once, to all of it. */
+	struct fetch *wakes;
 };
 
 /* A GET handle and the parsed URL it fetches (CURLOPT_CURLU), kept
@@ -127,13 +131,39 @@ void fetch_remove_waiter(struct fetch *f, struct fetch_waiter *w)
 }
 
 /* Under lock. */
-static void wake_all(struct fetch *f)
+static void wake_now(struct fetch *f)
 {
 	for (struct fetch_waiter *w = f->waiters; w; w = w->next)
 		if (w->waiting) {
 			w->waiting = false;
 			w->wake(w);
 		}
+}
+
+/* Under lock, in the fetch thread: f's waiters are woken by flush_wakes at
+ * the end of the round (the queue holds a reference). */
+static void wake_all(struct fetch *f)
+{
+	if (f->wake_queued)
+		return;
+	f->wake_queued = true;
+	fetch_ref(f);
+	f->wake_next = f->fr->wakes;
+	f->fr->wakes = f;
+}
+
+static void flush_wakes(struct fetcher *fr)
+{
+	while (fr->wakes) {
+		struct fetch *f = fr->wakes;
+		fr->wakes = f->wake_next;
+		pthread_mutex_lock(&f->lock);
+		f->wake_queued = false;
+		f->wake_next = NULL;
+		wake_now(f);
+		pthread_mutex_unlock(&f->lock);
+		fetch_unref(f);
+	}
 }
 
 /* Wakes the fetch thread.  Callers wake it only when its queues go from
@@ -693,11 +723,13 @@ static void *fetcher_main(void *arg)
 			curl_multi_socket_action(fr->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 		}
 		reap_done(fr);
+		flush_wakes(fr);
 	}
 	/* At shutdown the HTTP side has drained its clients already; what is
 	 * left (background revalidations) is aborted rather than waited for. */
 	while (fr->active)
 		finish_one(fr, fr->active, CURLE_ABORTED_BY_CALLBACK);
+	flush_wakes(fr);
 	return NULL;
 }
 

@@ -126,6 +126,21 @@ static ssize_t read_multipart(struct proxy_stream *s, uint64_t pos, char *out, s
 	return done ? (ssize_t)done : PROXY_STREAM_END;
 }
 
+const char *proxy_stream_whole(struct fetch *f, uint64_t off, uint64_t len, size_t *len_out)
+{
+	const char *p = NULL;
+	pthread_mutex_lock(&f->lock);
+	/* After F_DONE nothing writes to or trims a kept body any more. */
+	if (f->state == F_DONE && f->complete && !f->discard && f->body_base == 0 &&
+	    off <= f->body.len && (len == UINT64_MAX || len <= f->body.len - off)) {
+		*len_out = (size_t)(len == UINT64_MAX ? f->body.len - off : len);
+		p = f->body.data ? f->body.data + off : "";
+		fetch_ref(f);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return p;
+}
+
 ssize_t proxy_stream_read(struct proxy_stream *s, uint64_t pos, char *out, size_t max)
 {
 	return s->mp ? read_multipart(s, pos, out, max) : read_plain(s, pos, out, max);

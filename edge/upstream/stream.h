@@ -24,6 +24,14 @@ struct proxy_stream *proxy_stream_open(struct fetch *f, uint64_t off, uint64_t l
                                        struct multipart *mp, const struct proxy_client_ops *ops,
                                        void *cls);
 
+/* If f's response is over and its whole body held (not dropped as read),
+ * takes a reference on f and returns the body's bytes [off, off + len)
+ * (len UINT64_MAX: to the end; *len_out their count): stable until the
+ * caller's fetch_unref, so it can be sent as one buffer, head and body in
+ * one write.  NULL when the body is still arriving, was cut short or does
+ * not cover the range. */
+const char *proxy_stream_whole(struct fetch *f, uint64_t off, uint64_t len, size_t *len_out);
+
 #define PROXY_STREAM_END ((ssize_t)-1)   /* all bytes read */
 #define PROXY_STREAM_ERROR ((ssize_t)-2) /* the body ended short or was dropped */
 
