@@ -345,8 +345,6 @@ static enum h1resp_event head_line(struct h1resp *p, const char *in, size_t len,
 
 static enum h1resp_event body_plain(struct h1resp *p, const char *in, size_t len, size_t *used)
 {
-	if (len == 0)
-		return H1R_NEED_MORE;
 	size_t n = len;
 	if (p->state == ST_LENGTH) {
 		if (n > p->left)
@@ -480,6 +478,12 @@ enum h1resp_event h1resp_parse(struct h1resp *p, const char *in, size_t len, siz
 {
 	enum h1resp_event ev;
 	*used = 0;
+	if (p->state == ST_DONE)
+		return H1R_DONE;
+	if (p->state == ST_ERROR)
+		return H1R_ERROR;
+	if (!len) /* every other state needs a byte; keeps (NULL, 0) from memchr */
+		return H1R_NEED_MORE;
 	switch (p->state) {
 	case ST_STATUS:
 	case ST_FIELDS:
@@ -489,10 +493,6 @@ enum h1resp_event h1resp_parse(struct h1resp *p, const char *in, size_t len, siz
 	case ST_CLOSE:
 		ev = body_plain(p, in, len, used);
 		break;
-	case ST_DONE:
-		return H1R_DONE;
-	case ST_ERROR:
-		return H1R_ERROR;
 	default:
 		ev = body_chunked(p, in, len, used);
 		break;

@@ -692,7 +692,11 @@ static void test_sticky_end(void **state)
 	assert_int_equal(used, 0);
 	assert_int_equal(h1resp_eof(&p), H1R_ERROR);
 	assert_string_equal(p.error, "whitespace after field name");
-	/* eof before any byte, in a head, in a length body: truncated */
+	/* no input at all (a caller with no buffer yet): more needed */
+	h1resp_init(&p, false);
+	assert_int_equal(h1resp_parse(&p, NULL, 0, &used), H1R_NEED_MORE);
+	assert_int_equal(used, 0);
+	/* eof before any byte: truncated */
 	h1resp_init(&p, false);
 	assert_int_equal(h1resp_eof(&p), H1R_ERROR);
 	assert_string_equal(p.error, "truncated");
