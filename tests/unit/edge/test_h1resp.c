@@ -413,6 +413,23 @@ static void test_keep_alive(void **state)
 	EXPECT("HTTP/1.0 204 x\r\nConnection: Keep-Alive\r\n\r\n", "S204\nHConnection:Keep-Alive\nEn-1\nDk\n");
 	EXPECT("HTTP/1.0 200 x\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n.",
 	       "S200\nHConnection:keep-alive\nHContent-Length:1\nEl1\nB.\nDk\n");
+	/* names and tokens that differ in one byte, at either end of a word */
+	EXPECT("HTTP/1.1 204 x\r\nConnectioN: Close\r\n\r\n", "S204\nHConnectioN:Close\nEn-1\nDc\n");
+	EXPECT("HTTP/1.1 204 x\r\nConnectiom: close\r\nXonnection: close\r\n\r\n",
+	       "S204\nHConnectiom:close\nHXonnection:close\nEn-1\nDk\n");
+	EXPECT("HTTP/1.1 204 x\r\nConnection: clos, closf, xlose, keep-alivx\r\n\r\n",
+	       "S204\nHConnection:clos, closf, xlose, keep-alivx\nEn-1\nDk\n");
+	EXPECT("HTTP/1.0 204 x\r\nConnection: keep-alivE\r\n\r\n", "S204\nHConnection:keep-alivE\nEn-1\nDk\n");
+	EXPECT("HTTP/1.0 204 x\r\nConnection: keep-alivf, Keep-Alive-\r\n\r\n",
+	       "S204\nHConnection:keep-alivf, Keep-Alive-\nEn-1\nDc\n");
+	EXPECT("HTTP/1.1 200 x\r\nContent-Lengtz: 1\r\nContent_Length: 1\r\n\r\nab",
+	       "S200\nHContent-Lengtz:1\nHContent_Length:1\nEx-1\nBab\nDc\n");
+	EXPECT("HTTP/1.1 200 x\r\nTransfer-EncodinG: chunked\r\n\r\n0\r\n\r\n",
+	       "S200\nHTransfer-EncodinG:chunked\nEc-1\nDk\n");
+	EXPECT("HTTP/1.1 200 x\r\nTransfer-Encodinh: chunked\r\nTransfer-Encoding: chunkeD\r\n\r\n0\r\n\r\n",
+	       "S200\nHTransfer-Encodinh:chunked\nHTransfer-Encoding:chunkeD\nEc-1\nDk\n");
+	EXPECT("HTTP/1.1 200 x\r\nTransfer-Encoding: chunkef\r\n\r\nab",
+	       "S200\nHTransfer-Encoding:chunkef\nEx-1\nBab\nDc\n");
 	/* close-delimited: never, whatever Connection says */
 	EXPECT("HTTP/1.0 200 x\r\nConnection: keep-alive\r\n\r\n.", "S200\nHConnection:keep-alive\nEx-1\nB.\nDc\n");
 }
