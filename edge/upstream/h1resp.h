@@ -7,7 +7,9 @@
  *
  * The head must arrive whole line by line: a line not yet terminated gives
  * H1R_NEED_MORE with nothing consumed, and the caller keeps the partial line
- * and reads more.  Body bytes are reported as soon as they are in. */
+ * and reads more; a line is refused as soon as the part in cannot fit the
+ * bounds below, so a buffer of H1RESP_MAX_HEAD bytes always makes progress.
+ * Body bytes are reported as soon as they are in. */
 #ifndef MINICDN_EDGE_H1RESP_H
 #define MINICDN_EDGE_H1RESP_H
 
