@@ -99,7 +99,8 @@ static bool ieq(const char *s, size_t n, const char *lit)
  * at a time: a word with no byte below 0x20 and none equal to 0x7F passes
  * whole (the "hasless"/"haszero" bit tricks: no false negatives); only a word
  * with a HTAB or a bad byte is looked at byte by byte.  Values are most of a
- * head's bytes: this halves the instructions per response head. */
+ * head's bytes: a third fewer instructions than a byte loop, 8 % fewer for a
+ * whole nginx-like head (callgrind). */
 static bool value_ok(const char *s, size_t n)
 {
 	const uint64_t ones = UINT64_C(0x0101010101010101), highs = ones << 7;
