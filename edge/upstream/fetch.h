@@ -1,6 +1,8 @@
-/* fetch.h -- asynchronous origin client: one thread drives libcurl's multi
- * interface (curl_multi_socket_action on an epoll set); requests are submitted from any thread and observed through a
- * shared, reference-counted struct fetch.
+/* fetch.h -- asynchronous origin client: one thread drives every transfer
+ * on its epoll set, GET and HEAD to plain-http origins through the edge's
+ * own HTTP/1.1 client and the rest through libcurl's multi interface;
+ * requests are submitted from any thread and observed through a shared,
+ * reference-counted struct fetch.
  *
  * A fetch is shared by every client connection collapsed onto it: each one
  * registers a fetch_waiter and is woken (its wake() runs in the fetch thread,
@@ -85,7 +87,8 @@ struct fetch {
 	int64_t request_time, response_time; /* seconds */
 	struct fetch_waiter *waiters;
 	CURL *easy;
-	struct fetch_easy *fe;       /* a poolable GET handle (fetch.c), or NULL */
+	struct fetch_easy *fe;       /* a poolable GET handle (fetch_curl.c), or NULL */
+	struct h1_conn *h1;          /* its connection in the own client (fetch_h1.c), or NULL */
 	struct fetcher *fr;
 	struct fetch *next_q;
 	struct fetch *act_next, *act_prev; /* the fetcher's running transfers (its thread only) */

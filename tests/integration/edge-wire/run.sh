@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# edge-wire: the edge's own HTTP/1.1 origin client (GET/HEAD misses to a
+# plain-http origin) against exact bytes from tests/tools/wire_origin.py --
+# every framing (length, chunked with extensions and trailers, close,
+# HTTP/1.0, LF-only lines, 1xx interims), hostile responses refused with 502
+# and never stored (two framings, duplicate lengths, bare CR, obs-fold,
+# whitespace before the colon, bad status, bad chunk size, a 70 KiB head),
+# a smuggled second response never served, a body cut short never stored,
+# kept-alive connections the origin drops (idle, or as a request arrives:
+# sent once more), and the per-origin connection limit.
+. "$(dirname "$0")/../../lib.sh"
+t_init edge-wire
+. "$T_ROOT/tests/integration/edge-common.sh"
+OPORT=$(t_free_port)
+EPORT=$(t_free_port)
+t_start origin python3 "$T_ROOT/tests/tools/wire_origin.py" "$OPORT"
+t_wait_http "http://127.0.0.1:$OPORT/__conns" 10 || { t_fail "origin did not start"; t_done; }
+EDGE_EXTRA='upstream = { connect_timeout = "1s"; timeout = "3s"; max_connections = 2; };'
+edge_write_conf
+# the common file's upstream line comes first; ours (later) must win: drop it
+sed -i '/^upstream = { connect_timeout = "1s"; timeout = "[0-9]*s"; };$/d' "$T_DIR/edge.conf"
+edge_start || { t_fail "edge did not start"; t_done; }
+E=http://127.0.0.1:$EPORT
+O=http://127.0.0.1:$OPORT
+wcount() { curl -s "$O/__count?path=$1"; }
+
+# --- framings: served whole, stored, a second request is a hit -------------
+check_ok() { # NAME PATH BODY
+	get "$2"
+	t_eq "$1: served" "200 $3" "$(status) $(body)"
+	get "$2"
+	t_eq "$1: stored (second request is a hit, origin saw one)" "200 $3 1" "$(status) $(body) $(wcount "$2")"
+	t_check "$1: second answer says hit" cs_has "hit"
+}
+check_ok "content-length" /ok/1 "plain body"
+check_ok "chunked with extension and trailer" /chunked/1 "hello world"
+check_ok "close-delimited" /close/1 "until the close"
+check_ok "HTTP/1.0 close-delimited" /http10/1 "old style body"
+check_ok "100 and 103 interims before the 200" /interim/1 "after interims"
+check_ok "LF-only line ends" /lf-only/1 "lf body"
+t_eq "the origin's trailer is not a response header" "" "$(get /chunked/1; hdr X-Trailer)"
+get /ok/head -I
+t_eq "HEAD: the origin's Content-Length, no body read" "200 10" "$(status) $(hdr Content-Length)"
+get /ok/after-head
+t_eq "the connection that carried the HEAD serves the next GET" "200 plain body" "$(status) $(body)"
+
+# --- hostile responses: 502, not stored, the next request is fine -----------
+for c in cl-te cl-dup bare-cr fold space-name bad-status bad-chunk big-head; do
+	get "/$c/1"
+	got=$(status)
+	get "/$c/1"
+	t_eq "$c: refused with 502, twice (never stored)" "502 502 2" "$got $(status) $(wcount "/$c/1")"
+	if grep -q "EVIL\|smugg" "$T_DIR/b"; then t_fail "$c: origin bytes leaked into the error"; fi
+done
+t_check "the edge logs why (malformed response)" grep -q "malformed response from the origin" "$T_DIR/edge.log"
+get /ok/after-hostile
+t_eq "after them an ordinary miss still works" "200 plain body" "$(status) $(body)"
+
+# --- a second response smuggled after a body ---------------------------------
+get /split/1
+t_eq "split: the first response's body only" "200 abc" "$(status) $(body)"
+for i in 1 2 3; do
+	get "/ok/after-split-$i"
+	t_eq "split: the next request ($i) gets its own answer, not the smuggled one" "200 plain body" \
+		"$(status) $(body)"
+done
+
+# --- a body cut short: the client's transfer fails, nothing stored ----------
+# (the origin sends it in one write: the edge knows before it answers)
+get /short/1
+got=$(status)
+get /short/1
+t_eq "short: 502 (never a 200 with a short body), twice: nothing stored" "502 502 2" \
+	"$got $(status) $(wcount /short/1)"
+get /nothing/1
+t_eq "a new connection closed with no answer: 502, asked once (no retry on a fresh one)" "502 1" \
+	"$(status) $(wcount /nothing/1)"
+
+# --- connections the origin drops ---------------------------------------------
+for i in 1 2 3 4; do
+	get "/idle-close/$i"
+	t_eq "idle-close $i: served" "200 then closed" "$(status) $(body)"
+	sleep 0.4 # the origin has closed that kept-alive connection by now
+done
+get /drop-next/1
+t_eq "drop-next: first answer" "200 first answer" "$(status) $(body)"
+get /ok/retried
+t_eq "a request the origin dropped on a reused connection is sent again and served" \
+	"200 plain body 2" "$(status) $(body) $(wcount /ok/retried)"
+
+# --- reuse and the connection limit (max_connections = 2) ---------------------
+c0=$(curl -s "$O/__conns")
+for i in $(seq 1 10); do curl -s -o /dev/null "$E/ok/seq-$i"; done
+c1=$(curl -s "$O/__conns")
+t_check "10 sequential misses on at most one new connection (kept alive; got $((c1 - c0 - 1)))" \
+	test $((c1 - c0 - 1)) -le 1
+pids=()
+for i in $(seq 1 8); do curl -s -o "$T_DIR/slow$i" --max-time 10 "$E/slow/$i" & pids+=($!); done
+wait "${pids[@]}"
+ok=0; for i in $(seq 1 8); do [ "$(cat "$T_DIR/slow$i")" = "slow one" ] && ok=$((ok + 1)); done
+t_eq "8 concurrent slow misses all served" 8 "$ok"
+t_eq "... through at most 2 connections at once (max_connections)" 2 "$(curl -s "$O/__maxbusy")"
+t_done
