@@ -59,6 +59,12 @@ CASES = {
     # as the request is on its way.
     "drop-next": (ok(b"first answer"), "drop-next"),
 }
+BIG = 32 << 20  # /big: this many bytes of a counting pattern, too big to store
+
+
+def big_body():
+    block = bytes(range(256)) * 256  # 64 KiB
+    return block * (BIG // len(block))
 
 
 def handle(conn):
@@ -97,6 +103,12 @@ def handle(conn):
                 STATE["busy"] += 1
                 STATE["maxbusy"] = max(STATE["maxbusy"], STATE["busy"])
             data, after = CASES.get(name, (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", "keep"))
+            if name == "big":
+                with LOCK:
+                    STATE["busy"] -= 1
+                conn.sendall(b"HTTP/1.1 200 OK\r\n" + CC + b"Content-Length: %d\r\n\r\n" % BIG)
+                conn.sendall(big_body())
+                continue
             if name == "slow":
                 time.sleep(0.4)
             if method == "HEAD" and name == "ok":

@@ -66,12 +66,16 @@ for i in 1 2 3; do
 done
 
 # --- a body cut short: the client's transfer fails, nothing stored ----------
-# (the origin sends it in one write: the edge knows before it answers)
-get /short/1
-got=$(status)
-get /short/1
-t_eq "short: 502 (never a 200 with a short body), twice: nothing stored" "502 502 2" \
-	"$got $(status) $(wcount /short/1)"
+# Either the edge learns of the cut before it answers (502), or the client
+# was answered already and its transfer is cut too (curl: 18, partial file):
+# never a complete-looking 200.
+short_try() { curl -s -o /dev/null --max-time 5 -w '%{http_code}' "$E/short/1"; echo " $?"; }
+a=$(short_try); b=$(short_try)
+for r in "$a" "$b"; do
+	case $r in "502 0" | "200 18") t_pass "short: '$r' (a 502, or a cut transfer)" ;;
+	*) t_fail "short: the client saw '$r': neither a 502 nor a cut transfer" ;; esac
+done
+t_eq "short: the origin was asked twice (nothing stored)" "2" "$(wcount /short/1)"
 get /nothing/1
 t_eq "a new connection closed with no answer: 502, asked once (no retry on a fresh one)" "502 1" \
 	"$(status) $(wcount /nothing/1)"
@@ -87,6 +91,24 @@ t_eq "drop-next: first answer" "200 first answer" "$(status) $(body)"
 get /ok/retried
 t_eq "a request the origin dropped on a reused connection is sent again and served" \
 	"200 plain body 2" "$(status) $(body) $(wcount /ok/retried)"
+
+# --- back-pressure: a 32 MiB object (not kept: over max_object_size) to a
+# client reading at 16 MiB/s; the origin sends it at loopback speed, so the
+# edge must stop reading it while 4 MiB are unread, and go on
+rss0=$(awk '/VmRSS/ {print int($2/1024)}' /proc/$(t_pid edge)/status)
+curl -s --limit-rate 16M --max-time 20 -o "$T_DIR/big" "$E/big/1" &
+cpid=$!
+peak=$rss0
+while kill -0 "$cpid" 2>/dev/null; do
+	r=$(awk '/VmRSS/ {print int($2/1024)}' /proc/$(t_pid edge)/status)
+	[ "$r" -gt "$peak" ] && peak=$r
+	sleep 0.1
+done
+wait "$cpid"
+want=$(python3 -c 'import sys, hashlib; b = bytes(range(256)) * 256; print(hashlib.sha256(b * 512).hexdigest())')
+t_eq "big: the slow client got all 32 MiB intact" "$want" "$(sha256sum <"$T_DIR/big" | cut -d' ' -f1)"
+t_check "big: edge RSS bounded while it streamed (${rss0} -> peak ${peak} MiB, < +20)" \
+	test "$peak" -lt $((rss0 + 20))
 
 # --- reuse and the connection limit (max_connections = 2) ---------------------
 c0=$(curl -s "$O/__conns")
