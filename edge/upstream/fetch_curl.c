@@ -30,6 +30,7 @@ struct fetch_curl {
 	struct fetcher *fr;
 	CURLM *multi;
 	int64_t timer_at;        /* libcurl's next timeout, monotonic ms (-1: none) */
+	int64_t last_run;        /* when its timer last ran (ms) */
 	struct fetch *active;    /* transfers added to multi */
 	/* Easy handles of finished GETs, reused: a fresh handle costs a large
 	 * calloc and a 256 KiB receive buffer per transfer. */
@@ -343,10 +344,12 @@ int fetch_curl_wait_ms(struct fetch_curl *fc)
 
 void fetch_curl_run_timer(struct fetch_curl *fc)
 {
-	if (fc->timer_at < 0 && !fc->active)
+	int64_t now = fetch_now_ms();
+	bool due = fc->timer_at >= 0 && fc->timer_at <= now;
+	bool nudge = fc->active && now - fc->last_run >= 1000; /* see fetch_curl_wait_ms */
+	if (!due && !nudge)
 		return;
-	if (fc->timer_at >= 0 && fc->timer_at > fetch_now_ms())
-		return;
+	fc->last_run = now;
 	fc->timer_at = -1; /* libcurl sets it again if it still wants one */
 	int running;
 	curl_multi_socket_action(fc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
