@@ -54,8 +54,11 @@
 # Prints:  # round K NAME CASE rps=N p99_ms=X r_per_cpu_s=N ...   (every run)
 #          NAME CASE rps=N p99_ms=X r_per_cpu_s=N ...             (medians)
 #          ratio CASE/best=R CASE_cpu/best=C CASE_p99/best=P ... (minicdn-edge
-#          against the best peer of each case, named in best=CASE:PEER;
-#          p99 ratio < 1 means lower latency than the best peer's)
+#          against the best peer of each case by rps, named in best=CASE:PEER;
+#          p99 ratio < 1 means lower latency than the best peer's), and
+#          CASE_cpu/bestcpu=C CASE_p99/bestp99=P against the peer with the
+#          most requests per CPU-second and the one with the lowest p99
+#          (named as CASE_cpu:PEER and CASE_p99:PEER on the best line)
 #
 # Env: DURATION (s per wrk run, default 6), ROUNDS (default 3), CONNS (default 64),
 #      ONLY (subset of: minicdn-edge nginx varnish ats), CASES (subset of the
@@ -751,10 +754,24 @@ for c in hit_1k hit_64k hit_1m miss_1k revalidate_1k purge_wave range_1m_of_64m;
 	[ -z "$best" ] && continue
 	bc=$(median <<<"${R_CPU[$best/$c]}")
 	bp=$(median <<<"${R_P99[$best/$c]}")
+	# The strictest peer on each axis too: the most requests per CPU-second
+	# and the lowest p99 of any peer (not necessarily the one with most rps).
+	cbest="" cb=0 pbest="" pb=0
+	for s in "${SERVERS[@]}"; do
+		[ "$s" = minicdn-edge ] && continue
+		v=$(median <<<"${R_CPU[$s/$c]:-}")
+		if awk -v v="$v" -v b="$cb" 'BEGIN {exit !(v > b)}'; then cb=$v; cbest=$s; fi
+		v=$(median <<<"${R_P99[$s/$c]:-}")
+		if awk -v v="$v" -v b="$pb" -v n="$pbest" 'BEGIN {exit !(v > 0 && (n == "" || v < b))}'; then
+			pb=$v; pbest=$s
+		fi
+	done
 	line+=" $c/best=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
 	line+=" ${c}_cpu/best=$(awk -v a="$ac" -v b="$bc" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
 	line+=" ${c}_p99/best=$(awk -v a="$ap" -v b="$bp" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
-	bestl+=" $c:$best"
+	line+=" ${c}_cpu/bestcpu=$(awk -v a="$ac" -v b="$cb" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
+	line+=" ${c}_p99/bestp99=$(awk -v a="$ap" -v b="$pb" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
+	bestl+=" $c:$best ${c}_cpu:$cbest ${c}_p99:$pbest"
 done
 if want rss; then
 	for s in varnish nginx ats; do
