@@ -109,6 +109,10 @@ want=$(python3 -c 'import sys, hashlib; b = bytes(range(256)) * 256; print(hashl
 t_eq "big: the slow client got all 32 MiB intact" "$want" "$(sha256sum <"$T_DIR/big" | cut -d' ' -f1)"
 t_check "big: edge RSS bounded while it streamed (${rss0} -> peak ${peak} MiB, < +20)" \
 	test "$peak" -lt $((rss0 + 20))
+# the same at full speed: read in shares of a round, then on (no edge event
+# says more is waiting), to the last byte
+curl -s --max-time 20 -o "$T_DIR/big2" "$E/big/2"
+t_eq "big at full speed: all 32 MiB intact" "$want" "$(sha256sum <"$T_DIR/big2" | cut -d' ' -f1)"
 
 # --- reuse and the connection limit (max_connections = 2) ---------------------
 c0=$(curl -s "$O/__conns")
