@@ -323,6 +323,9 @@ void fetch_end(struct fetch *f, const char *err, bool timed_out, bool tls_failed
 	if (f->up)
 		fetch_upload_unblock(f->up); /* over mid-body: a client waiting for room learns it */
 	pthread_mutex_unlock(&f->lock);
+	if (!failed && !f->complete)
+		log_info("fetch", "%s %s: body ended at %llu of %lld bytes", f->method, f->url,
+		         (unsigned long long)(f->body_base + f->body.len), (long long)f->content_length);
 	if (failed && f->tls_failed)
 		log_warn("fetch", "%s %s: origin TLS failed: %s", f->method, f->url, f->err);
 	else if (failed)

@@ -615,7 +615,9 @@ void fetch_h1_unpause(struct h1_pool *p, struct fetch *f)
 	memmove(c->in, c->in + rest, c->in_len - rest);
 	c->in_len -= rest;
 	c->pend_len = 0;
-	if (c->in_len && conn_parse(p, c) == STEP_STOP)
+	/* Parsed even with nothing left: the held bytes may have been the
+	 * body's last, and only the parser's next call says the response is done. */
+	if (conn_parse(p, c) == STEP_STOP)
 		return;
 	conn_read(p, c);
 }
