@@ -92,8 +92,6 @@ struct fetch {
 	struct fetcher *fr;
 	struct fetch *next_q;
 	struct fetch *act_next, *act_prev; /* the fetcher's running transfers (its thread only) */
-	struct fetch *wake_next;     /* the fetcher's wake queue (its thread only) */
-	bool wake_queued;            /* under lock: on that queue */
 };
 
 /* Creates a fetch for origin URL path (the fetcher's base + path).  Takes

@@ -40,10 +40,6 @@ struct fetcher {
 	bool stop;
 	int connect_timeout_ms, timeout_ms;
 	unsigned max_connections;
-	/* Fetches whose waiters are woken once this round of events is handled
-	 * (fetch thread only): a small response's head, body and end arrive in
-	 * one read, and its clients should wake once, to all of it. */
-	struct fetch *wakes;
 	struct fetch_curl *curl;
 	struct h1_pool *h1;
 };
