@@ -47,11 +47,17 @@ struct MHD_Daemon *httpd_start(const struct httpd_opts *o, char *err, size_t err
 	 * readable.  The price is a scan of all the worker's connections per
 	 * wake-up: with 1,000 idle TLS connections open, a keep-alive request
 	 * costs about 190 us of edge CPU instead of 45 (epoll).
-	 * TURBO stays off for TLS: without it libmicrohttpd ends a connection
-	 * with close_notify (gnutls_bye) before closing, and OpenSSL 3 clients
-	 * drop a session whose server closed without it, so their TLS 1.3
-	 * tickets would never be used. */
-	flags |= o->tls ? MHD_USE_POLL : MHD_USE_EPOLL | MHD_USE_TURBO;
+	 * MHD_USE_TURBO stays off.  Without it libmicrohttpd shuts a connection
+	 * down (TLS: close_notify, then shutdown) the moment it decides to end
+	 * it.  With it, 0.9.75 leaves that to the close(2) in its clean-up,
+	 * and a connection ended from its idle step -- a streamed body whose
+	 * origin failed mid-way, noticed as the client resumes -- is marked
+	 * closed without being queued for clean-up: under epoll nothing looks
+	 * at it again until another event or its timeout, so the client waited
+	 * for a transfer that was over.  OpenSSL 3 clients also drop a session
+	 * whose server closed without close_notify, so their TLS 1.3 tickets
+	 * would never be used. */
+	flags |= o->tls ? MHD_USE_POLL : MHD_USE_EPOLL;
 	if (o->listen->ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	struct MHD_OptionItem opts[16];

@@ -18,6 +18,7 @@ COUNT = {}
 STATE = {"conns": 0, "busy": 0, "maxbusy": 0}
 
 CC = b"Cache-Control: max-age=60\r\n"
+PAUSE = b"\0PAUSE\0"  # in a case's bytes: stop sending for 0.3 s there
 
 
 def ok(body, extra=b""):
@@ -50,6 +51,12 @@ CASES = {
     # A second response smuggled after the first one's body: never served.
     "split": (ok(b"abc") + b"HTTP/1.1 200 OK\r\n" + CC + b"Content-Length: 6\r\n\r\nEVIL!!", "keep"),
     "short": (b"HTTP/1.1 200 OK\r\n" + CC + b"Content-Length: 100\r\n\r\nonly part", "close"),
+    # The same failures after a pause (PAUSE: 0.3 s), once the client has
+    # its head and the first bytes and waits for more.
+    "late-bad-chunk": (b"HTTP/1.1 200 OK\r\n" + CC + b"Transfer-Encoding: chunked\r\n\r\n"
+                       b"5\r\nhello\r\n" + PAUSE + b"zz\r\nworld\r\n0\r\n\r\n", "keep"),
+    "late-short": (b"HTTP/1.1 200 OK\r\n" + CC + b"Content-Length: 100\r\n\r\nonly" + PAUSE
+                   + b" part", "close"),
     "nothing": (b"", "close"),
     # Answers, then drops the kept-alive connection a moment later.
     "idle-close": (ok(b"then closed"), "close-later"),
@@ -115,7 +122,10 @@ def handle(conn):
                 data = data[:data.index(b"\r\n\r\n") + 4]
             with LOCK:
                 STATE["busy"] -= 1
-            conn.sendall(data)
+            for i, part in enumerate(data.split(PAUSE)):
+                if i:
+                    time.sleep(0.3)
+                conn.sendall(part)
             if after == "close":
                 return
             drop = after == "drop-next"

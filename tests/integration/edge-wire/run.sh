@@ -85,6 +85,22 @@ for r in "$a" "$b"; do
 	*) t_fail "short: the client saw '$r': neither a 502 nor a cut transfer" ;; esac
 done
 t_eq "short: the origin was asked twice (nothing stored)" "2" "$(wcount /short/1)"
+# The same failures while the client, answered and given the first bytes,
+# waits for more: its transfer is cut at once -- the close must reach it, not
+# leave it waiting out a timeout (curl: 28) -- and its bytes are the first.
+# Idle connections opened first keep the client's from being the edge's
+# least recently active one, which the edge's event loop looks at anyway.
+for fd in 5 6 7 8; do eval "exec $fd<>/dev/tcp/127.0.0.1/$EPORT"; done
+for c in late-bad-chunk late-short; do
+	r=$(curl -s -o "$T_DIR/late" --max-time 3 -w '%{http_code} %{time_total}' "$E/$c/1"; echo " $?")
+	set -- $r
+	t_eq "$c: a cut transfer (200, curl 18), not a hang" "200 18" "$1 $3"
+	t_check "$c: cut within 1.5 s of the request (took $2 s; the origin fails at 0.3 s)" \
+		awk -v t="$2" 'BEGIN { exit !(t < 1.5) }'
+	t_check "$c: the bytes before the failure came through" grep -q "^hel\|^only" "$T_DIR/late"
+done
+t_eq "late failures: nothing stored" "1 1" "$(wcount /late-bad-chunk/1) $(wcount /late-short/1)"
+for fd in 5 6 7 8; do eval "exec $fd>&-"; done
 get /nothing/1
 t_eq "a new connection closed with no answer: 502, asked once (no retry on a fresh one)" "502 1" \
 	"$(status) $(wcount /nothing/1)"
