@@ -18,10 +18,10 @@
  * as libcurl does. */
 #include "edge/upstream/fetch_int.h"
 #include "edge/upstream/h1resp.h"
+#include "common/addr.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -45,8 +45,7 @@ struct h1_wait { /* a fetch waiting for a connection */
 };
 
 struct h1_origin {
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
+	struct addr addr;
 	char authority[H1_AUTH_MAX]; /* "host:port" as the URL has it (Host) */
 	size_t authlen;
 	struct h1_conn *idle;        /* most recently used first */
@@ -106,51 +105,23 @@ static struct h1_origin *origin_for(struct h1_pool *p, const char *url, const ch
 		}
 	if (p->norigin == H1_ORIGINS)
 		return NULL;
-	char host[H1_AUTH_MAX];
-	const char *port = NULL, *hend;
-	if (*a == '[') {
-		hend = memchr(a, ']', alen);
-		if (!hend)
-			return NULL;
-		memcpy(host, a + 1, (size_t)(hend - a - 1));
-		host[hend - a - 1] = '\0';
-		hend++;
-	} else {
-		hend = memchr(a, ':', alen);
-		if (!hend)
-			hend = slash;
-		memcpy(host, a, (size_t)(hend - a));
-		host[hend - a] = '\0';
-	}
-	if (hend < slash) {
-		if (*hend != ':')
-			return NULL;
-		port = hend + 1;
-	}
-	unsigned long pn = 80;
-	if (port) {
-		char *end;
-		if (port == slash || *port < '0' || *port > '9')
-			return NULL;
-		pn = strtoul(port, &end, 10);
-		if (end != slash || pn == 0 || pn > 65535)
-			return NULL;
-	}
+	/* "ip:port" or "[ip6]:port" for addr_parse; without a port, 80.  A
+	 * port must be digits only (addr_parse's strtol would take " +80"). */
+	const char *host_end = memchr(a, ']', alen);
+	if (!host_end)
+		host_end = a;
+	const char *colon = memchr(host_end, ':', (size_t)(slash - host_end));
+	if (colon && (colon + 1 == slash ||
+	              strspn(colon + 1, "0123456789") != (size_t)(slash - colon - 1)))
+		return NULL;
+	char hp[H1_AUTH_MAX + 4], err[96];
+	snprintf(hp, sizeof hp, "%.*s%s", (int)alen, a, colon ? "" : ":80");
+	struct addr ad;
+	if (addr_parse(hp, &ad, err, sizeof err) < 0)
+		return NULL; /* a host name: libcurl resolves it (and caches the answer) */
 	struct h1_origin *o = &p->origin[p->norigin];
 	memset(o, 0, sizeof *o);
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&o->addr;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&o->addr;
-	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)pn);
-		o->addrlen = sizeof *s4;
-	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)pn);
-		o->addrlen = sizeof *s6;
-	} else {
-		return NULL; /* a host name: libcurl resolves it (and caches the answer) */
-	}
+	o->addr = ad;
 	memcpy(o->authority, a, alen);
 	o->authlen = alen;
 	p->norigin++;
@@ -252,7 +223,7 @@ static void conn_close(struct h1_pool *p, struct h1_conn *c)
 
 static struct h1_conn *conn_open(struct h1_pool *p, struct h1_origin *o, int *err)
 {
-	int fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(o->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		*err = errno;
 		return NULL;
@@ -268,7 +239,7 @@ static struct h1_conn *conn_open(struct h1_pool *p, struct h1_origin *o, int *er
 	 * writing ever changes the registration. */
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
 	if (epoll_ctl(p->fr->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ||
-	    (connect(fd, (struct sockaddr *)&o->addr, o->addrlen) < 0 && errno != EINPROGRESS)) {
+	    (connect(fd, (struct sockaddr *)&o->addr.ss, o->addr.len) < 0 && errno != EINPROGRESS)) {
 		*err = errno;
 		close(fd);
 		free(c->in);
