@@ -408,7 +408,9 @@ static void *fetcher_main(void *arg)
 		int h1w = fetch_h1_wait_ms(fr->h1, fetch_now_ms());
 		if (h1w >= 0 && (wait < 0 || h1w < wait))
 			wait = h1w;
-		int n = wait == 0 ? 0 : epoll_wait(fr->epfd, evs, 64, wait > 60000 ? 60000 : wait);
+		/* With wait 0 too: a connection on fetch_h1's more list must not
+		 * keep the others' events from being seen. */
+		int n = epoll_wait(fr->epfd, evs, 64, wait > 60000 ? 60000 : wait);
 		for (int i = 0; i < n; i++) {
 			uint64_t d = evs[i].data.u64;
 			if (!FETCH_EV_IS_FD(d)) {

@@ -37,6 +37,10 @@
 /* Room for the largest head the parser accepts, and a line on top. */
 #define H1_IN_CAP (H1RESP_MAX_HEAD + 2 * H1RESP_MAX_LINE)
 #define H1_TICK_MS 100 /* deadlines are checked this often */
+/* Bytes read from one connection before the others get their turn: a large
+ * body at loopback speed would otherwise hold the fetch thread (and every
+ * other miss) until it is all in. */
+#define H1_READ_TURN (256u << 10)
 
 struct h1_wait { /* a fetch waiting for a connection */
 	struct fetch *f;
@@ -60,6 +64,8 @@ struct h1_conn {
 	struct h1_conn *next, *prev; /* the pool's busy list, o->idle, or the dead list */
 	bool connecting, reused, got_byte, paused, dead;
 	bool hup;                    /* the origin closed its side (seen on an edge) */
+	bool more;                   /* on the pool's more list */
+	struct h1_conn *more_next;
 	struct buf out;              /* the request */
 	size_t out_off;              /* ... sent so far */
 	char *in;                    /* received, not yet parsed */
@@ -76,6 +82,7 @@ struct h1_pool {
 	unsigned norigin;
 	struct h1_conn *busy;        /* connections with a transfer */
 	struct h1_conn *dead;        /* closed this round, freed after it */
+	struct h1_conn *more;        /* ended a turn with bytes left to read */
 	unsigned waiting;            /* fetches in the origins' queues */
 	int64_t next_tick;
 };
@@ -213,6 +220,13 @@ static void list_del(struct h1_conn **head, struct h1_conn *c)
 /* Closes c (off every list); freed after this round's events. */
 static void conn_close(struct h1_pool *p, struct h1_conn *c)
 {
+	if (c->more) { /* off the more list before it can be freed */
+		struct h1_conn **m = &p->more;
+		while (*m != c)
+			m = &(*m)->more_next;
+		*m = c->more_next;
+		c->more = false;
+	}
 	close(c->fd);
 	c->fd = -1;
 	c->dead = true;
@@ -453,15 +467,27 @@ static void conn_eof(struct h1_pool *p, struct h1_conn *c)
 	conn_fail(p, c, c->got_byte ? CURLE_PARTIAL_FILE : CURLE_GOT_NOTHING, true);
 }
 
-/* Reads until the socket is drained, the transfer is over or paused. */
+/* Reads until the socket is drained, the transfer is over or paused, or
+ * its turn is up: then it goes on the more list, read again next round
+ * (edge-triggered: the bytes left raise no new edge). */
 static void conn_read(struct h1_pool *p, struct h1_conn *c)
 {
+	size_t turn = 0;
 	while (c->f && !c->paused) {
+		if (turn >= H1_READ_TURN) {
+			if (!c->more) {
+				c->more = true;
+				c->more_next = p->more;
+				p->more = c;
+			}
+			return;
+		}
 		size_t room = H1_IN_CAP - c->in_len;
 		ssize_t n = recv(c->fd, c->in + c->in_len, room, 0);
 		if (n > 0) {
 			c->in_len += (size_t)n;
 			c->got_byte = true;
+			turn += (size_t)n;
 			if (conn_parse(p, c) == STEP_STOP)
 				return;
 			/* A short read drained the socket: more bytes (or the close)
@@ -595,6 +621,8 @@ void fetch_h1_unpause(struct h1_pool *p, struct fetch *f)
 
 int fetch_h1_wait_ms(struct h1_pool *p, int64_t now)
 {
+	if (p->more)
+		return 0;
 	if (!p->busy && !p->waiting)
 		return -1;
 	int64_t d = p->next_tick - now;
@@ -640,8 +668,24 @@ static void expire_due(struct h1_pool *p, int64_t now)
 	}
 }
 
+/* Another turn for each connection that ended its last one with bytes
+ * left; those that fill this turn too go on a new list. */
+static void read_more(struct h1_pool *p)
+{
+	struct h1_conn *list = p->more;
+	p->more = NULL;
+	for (struct h1_conn *c = list; c; c = c->more_next)
+		c->more = false; /* off the list: conn_close has nothing to unlink */
+	for (struct h1_conn *c = list, *next; c; c = next) {
+		next = c->more_next; /* conn_read may put c on the new list */
+		if (!c->dead) /* closed this round: freed after it, not before */
+			conn_read(p, c);
+	}
+}
+
 void fetch_h1_expire(struct h1_pool *p, int64_t now)
 {
+	read_more(p);
 	if (now >= p->next_tick) {
 		p->next_tick = now + H1_TICK_MS;
 		expire_due(p, now);

@@ -116,6 +116,13 @@ def handle(conn):
                 conn.sendall(b"HTTP/1.1 200 OK\r\n" + CC + b"Content-Length: %d\r\n\r\n" % BIG)
                 conn.sendall(big_body())
                 continue
+            if name == "endless":  # a body at full speed until the edge hangs up
+                with LOCK:
+                    STATE["busy"] -= 1
+                conn.sendall(b"HTTP/1.1 200 OK\r\n" + CC + b"Content-Length: %d\r\n\r\n" % (1 << 40))
+                block = b"e" * (4 << 20)
+                while True:
+                    conn.sendall(block)
             if name == "slow":
                 time.sleep(0.4)
             if method == "HEAD" and name == "ok":

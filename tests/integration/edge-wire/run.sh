@@ -139,6 +139,22 @@ t_check "big: edge RSS bounded while it streamed (${rss0} -> peak ${peak} MiB, <
 curl -s --max-time 20 -o "$T_DIR/big2" "$E/big/2"
 t_eq "big at full speed: all 32 MiB intact" "$want" "$(sha256sum <"$T_DIR/big2" | cut -d' ' -f1)"
 
+# --- turns: a body arriving at full speed for seconds (origin, edge and
+# client all at loopback speed) keeps flowing -- a connection whose turn is
+# up is read again next round though no edge says so -- and does not starve
+# a small miss beside it
+curl -s -o /dev/null --max-time 4 -w '%{size_download}' "$E/endless/1" >"$T_DIR/endless" &
+epid=$!
+sleep 1
+r=$(curl -s -o "$T_DIR/beside" --max-time 10 -w '%{http_code} %{time_total}' "$E/ok/beside-endless")
+wait "$epid"
+set -- $r
+t_eq "turns: the miss beside a full-speed transfer is served" "200 plain body" "$1 $(cat "$T_DIR/beside")"
+t_check "turns: ... within 1 s (took $2 s; the big transfer ran 4 s)" awk -v t="$2" 'BEGIN { exit !(t < 1) }'
+got=$(cat "$T_DIR/endless")
+t_check "turns: the big transfer was flowing meanwhile ($((got >> 20)) MiB in 4 s, > 256)" \
+	test "$got" -gt $((256 << 20))
+
 # --- reuse and the connection limit (max_connections = 2) ---------------------
 c0=$(curl -s "$O/__conns")
 for i in $(seq 1 10); do curl -s -o /dev/null "$E/ok/seq-$i"; done
