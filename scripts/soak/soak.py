@@ -256,7 +256,10 @@ health = { interval = "1s"; timeout = "1s"; fall = 2; rise = 2; up_statuses = "2
                 r = c.getresponse(); r.read(); c.close()
                 S.add("purges" if r.status == 200 else "purge_status_%d" % r.status)
             except OSError:
-                S.add("purge_failures")
+                with self.lock:
+                    planned = e.name in self.down
+                # an edge killed on purpose refuses the purge: not a failure of the CDN
+                S.add("purges_during_restart" if planned else "purge_failures")
 
     def pusher(self):
         v = 0
@@ -284,7 +287,9 @@ end
                     r = c.getresponse(); r.read(); c.close()
                     S.add("pushes" if r.status == 200 else "push_failures")
                 except OSError:
-                    S.add("push_failures")
+                    with self.lock:
+                        planned = e.name in self.down
+                    S.add("pushes_during_restart" if planned else "push_failures")
             time.sleep(15)
 
     def hostile(self, seed):
