@@ -80,24 +80,17 @@ void fetch_remove_waiter(struct fetch *f, struct fetch_waiter *w)
 	fetch_consumed(f);
 }
 
-/* Under lock. */
-static void wake_now(struct fetch *f)
+/* Under lock: every waiting client is resumed at once.  (Deferring the
+ * wake-ups to the end of a round of events, so a small response wakes its
+ * clients once, stalled a streamed large object now and then; the cause was
+ * not found.) */
+static void wake_all(struct fetch *f)
 {
 	for (struct fetch_waiter *w = f->waiters; w; w = w->next)
 		if (w->waiting) {
 			w->waiting = false;
 			w->wake(w);
 		}
-}
-
-/* Under lock.  The waiters are woken at once: deferring the wake-ups to
- * the end of a round of events (so a small response's head, body and end
- * wake its clients once) lost a wake-up now and then -- a client streaming
- * a large object through a paused transfer stalled in about 1 of 12 runs --
- * and the cause was not found, so it is not done. */
-static void wake_all(struct fetch *f)
-{
-	wake_now(f);
 }
 
 /* Wakes the fetch thread.  Callers wake it only when its queues go from

@@ -181,6 +181,11 @@ health = { interval = "1s"; timeout = "1s"; fall = 2; rise = 2; up_statuses = "2
     def edge(self):
         return random.choice(self.edges)
 
+    def is_down(self, e, origin_too=False):
+        """Whether e (or, with origin_too, the origin) is being restarted on purpose."""
+        with self.lock:
+            return e.name in self.down or (origin_too and "origin" in self.down)
+
     def fetch(self, e, path, headers=None, method="GET"):
         c = http.client.HTTPConnection(e.host, e.port, timeout=15)
         c.request(method, path, headers=headers or {})
@@ -231,15 +236,13 @@ health = { interval = "1s"; timeout = "1s"; fall = 2; rise = 2; up_statuses = "2
                     st, r, body = self.fetch(e, path)
                     self.check_body(path, st, r, body)
                 if st not in (200, 206):
-                    with self.lock:
-                        planned = e.name in self.down or "origin" in self.down
+                    planned = self.is_down(e, origin_too=True)
                     if planned and st in (502, 503, 504):
                         S.add("errors_during_restart")  # the origin was down on purpose
                     else:
                         S.add("errors"); S.add("status_%d" % st)
             except (OSError, http.client.HTTPException) as ex:
-                with self.lock:
-                    planned = e.name in self.down or "origin" in self.down
+                planned = self.is_down(e, origin_too=True)
                 S.add("errors_during_restart" if planned else "errors")
                 if not planned:
                     S.add("err_" + type(ex).__name__)
@@ -256,10 +259,8 @@ health = { interval = "1s"; timeout = "1s"; fall = 2; rise = 2; up_statuses = "2
                 r = c.getresponse(); r.read(); c.close()
                 S.add("purges" if r.status == 200 else "purge_status_%d" % r.status)
             except OSError:
-                with self.lock:
-                    planned = e.name in self.down
                 # an edge killed on purpose refuses the purge: not a failure of the CDN
-                S.add("purges_during_restart" if planned else "purge_failures")
+                S.add("purges_during_restart" if self.is_down(e) else "purge_failures")
 
     def pusher(self):
         v = 0
@@ -287,9 +288,7 @@ end
                     r = c.getresponse(); r.read(); c.close()
                     S.add("pushes" if r.status == 200 else "push_failures")
                 except OSError:
-                    with self.lock:
-                        planned = e.name in self.down
-                    S.add("pushes_during_restart" if planned else "push_failures")
+                    S.add("pushes_during_restart" if self.is_down(e) else "push_failures")
             time.sleep(15)
 
     def hostile(self, seed):
